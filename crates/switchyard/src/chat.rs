@@ -1,0 +1,327 @@
+//! The canonical chat model: the hub between every inbound dialect and every
+//! upstream dialect.
+//!
+//! Each wire format converts to and from these types, so N dialects need N
+//! converters, not N×M. The model is a superset of what the dialects can say;
+//! a converter that meets something its dialect cannot express refuses with a
+//! [`Untranslatable`] naming the field, it never drops it silently.
+//!
+//! This module does no IO, no async and no logging.
+
+use serde_json::value::RawValue;
+
+/// A JSON value kept as its text (schemas, cache_control): carried through
+/// untouched, compared by text.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct RawJson(pub Box<RawValue>);
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl std::ops::Deref for RawJson {
+    type Target = RawValue;
+    fn deref(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+/// Which wire format a caller or an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
+        }
+    }
+}
+
+/// One chat request, whatever dialect it arrived in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    /// The `model` as the caller wrote it: `provider/model` or a route name.
+    pub model: String,
+    /// System instructions, in order. OpenAI `system`/`developer` messages
+    /// that appear before the first turn land here; later ones stay in
+    /// `messages` with [`Role::System`].
+    pub system: Vec<SystemPart>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    pub parallel_tool_calls: Option<bool>,
+    pub response_format: Option<ResponseFormat>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<u32>,
+    pub stop: Vec<String>,
+    pub seed: Option<i64>,
+    pub n: Option<u32>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    /// OpenAI `user` / Anthropic `metadata.user_id`.
+    pub user: Option<String>,
+    pub thinking: Option<Thinking>,
+    pub reasoning_effort: Option<String>,
+    pub stream: bool,
+    /// The caller asked to see usage in the stream (OpenAI
+    /// `stream_options.include_usage`). Upstream usage is always requested;
+    /// this only decides whether the caller sees it.
+    pub include_usage: bool,
+    /// Paths of fields the decoder met but the canonical model has no place
+    /// for (`logprobs`, `messages[2].name`). A same-dialect call forwards the
+    /// caller's bytes, so these reach the upstream; a cross-dialect call
+    /// refuses the first of them by name.
+    pub unknown_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemPart {
+    pub text: String,
+    /// Anthropic `cache_control`, kept so an Anthropic upstream gets it back.
+    pub cache_control: Option<RawJson>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    /// The result of one tool call (OpenAI `role: tool`; Anthropic
+    /// `tool_result` blocks; Gemini `functionResponse` parts).
+    Tool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text {
+        text: String,
+        cache_control: Option<RawJson>,
+    },
+    Image(Image),
+    /// A call the assistant made. `arguments` is JSON text, as OpenAI sends it.
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    ToolResult {
+        tool_call_id: String,
+        content: Vec<ToolResultPart>,
+        is_error: bool,
+    },
+    /// Model reasoning, with the provider's signature when it has one.
+    Thinking {
+        text: String,
+        signature: Option<String>,
+    },
+    RedactedThinking {
+        data: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolResultPart {
+    Text(String),
+    Image(Image),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Image {
+    Url(String),
+    Base64 { media_type: String, data: String },
+}
+
+impl Image {
+    /// Parses an OpenAI `image_url.url`, which is either a URL or a
+    /// `data:<media type>;base64,<data>` URI.
+    pub fn from_url(url: &str) -> Image {
+        if let Some(rest) = url.strip_prefix("data:")
+            && let Some((media_type, data)) = rest.split_once(";base64,")
+        {
+            return Image::Base64 {
+                media_type: media_type.to_owned(),
+                data: data.to_owned(),
+            };
+        }
+        Image::Url(url.to_owned())
+    }
+
+    pub fn to_url(&self) -> String {
+        match self {
+            Image::Url(url) => url.clone(),
+            Image::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: Option<RawJson>,
+    pub strict: Option<bool>,
+    pub cache_control: Option<RawJson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    /// The model must call some tool (OpenAI `required`, Anthropic `any`).
+    Required,
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema {
+        name: String,
+        schema: RawJson,
+        strict: Option<bool>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thinking {
+    pub budget_tokens: u32,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ToolCalls,
+    ContentFilter,
+    /// A caller-supplied stop sequence matched.
+    StopSequence,
+    /// Anthropic `pause_turn`: a long server-tool turn was paused.
+    PauseTurn,
+    Refusal,
+}
+
+/// Token counts. `input_tokens` counts every prompt token, cached or not;
+/// `output_tokens` counts every generated token, reasoning included. The
+/// detail fields say how many of those were cached, written to the cache or
+/// spent on reasoning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+/// One complete (non-streamed) answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub id: String,
+    /// The model the upstream says served (often a dated snapshot).
+    pub model: String,
+    pub created: u64,
+    /// Text, tool calls and thinking, in the order the model produced them.
+    pub content: Vec<Part>,
+    pub finish: Option<FinishReason>,
+    pub stop_sequence: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+/// One step of a streamed answer. A stream is `Start`, then any number of
+/// deltas, `Usage` whenever the upstream reports it (the last one wins), and
+/// `Finish`; the end of the upstream body ends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Start {
+        id: String,
+        model: String,
+        created: u64,
+    },
+    TextDelta(String),
+    ThinkingDelta(String),
+    SignatureDelta(String),
+    /// A new tool call. `index` counts tool calls within this answer from 0.
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    ToolCallDelta {
+        index: u32,
+        arguments: String,
+    },
+    Usage(Usage),
+    Finish {
+        reason: FinishReason,
+        stop_sequence: Option<String>,
+    },
+}
+
+/// A request field the target dialect cannot express. The gateway answers
+/// 400 naming `field`; it never drops the field silently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` cannot be sent to {target}: {reason}")]
+pub struct Untranslatable {
+    pub field: String,
+    pub target: &'static str,
+    pub reason: String,
+}
+
+impl Untranslatable {
+    pub fn new(field: impl Into<String>, target: &'static str, reason: impl Into<String>) -> Self {
+        Untranslatable {
+            field: field.into(),
+            target,
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_become_base64_images_and_back() {
+        let img = Image::from_url("data:image/png;base64,AAAA");
+        assert_eq!(
+            img,
+            Image::Base64 {
+                media_type: "image/png".into(),
+                data: "AAAA".into()
+            }
+        );
+        assert_eq!(img.to_url(), "data:image/png;base64,AAAA");
+        assert_eq!(
+            Image::from_url("https://x/y.png"),
+            Image::Url("https://x/y.png".into())
+        );
+    }
+}

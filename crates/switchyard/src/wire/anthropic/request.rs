@@ -1,0 +1,593 @@
+//! Messages requests: decode what a caller sent, encode what an Anthropic
+//! upstream receives, and rewrite a caller's own bytes for the same-dialect
+//! fast path.
+
+use serde_json::value::RawValue;
+
+use super::types::*;
+use crate::chat::{
+    self, Image, Message, Part, ResponseFormat, Role, SystemPart, Thinking, Tool, ToolChoice, ToolResultPart,
+    Untranslatable,
+};
+use crate::wire::{DecodeError, Fields, field, is_neutral, opt_field};
+
+const TARGET: &str = "an Anthropic provider";
+
+/// Decodes a `/v1/messages` body.
+pub fn decode_request(body: &[u8]) -> Result<(chat::Request, Fields<'_>), DecodeError> {
+    let fields = Fields::parse(body)?;
+    let mut req = chat::Request::default();
+    let mut saw_model = false;
+    let mut saw_messages = false;
+    let mut disable_parallel = None;
+    for (key, raw) in &fields.0 {
+        let raw: &RawValue = raw;
+        match key.as_ref() {
+            "model" => {
+                req.model = field("model", raw)?;
+                saw_model = true;
+            }
+            "messages" => {
+                let msgs: Vec<MessageIn> = field("messages", raw)?;
+                decode_messages(msgs, &mut req)?;
+                saw_messages = true;
+            }
+            "system" => match opt_field::<SystemIn>("system", raw)? {
+                None => {}
+                Some(SystemIn::Text(t)) => req.system.push(SystemPart {
+                    text: t,
+                    cache_control: None,
+                }),
+                Some(SystemIn::Blocks(blocks)) => {
+                    for (i, b) in blocks.into_iter().enumerate() {
+                        let at = format!("system[{i}]");
+                        note_unknown(&b, &at, &mut req.unknown_fields);
+                        match (b.kind.as_str(), b.text) {
+                            ("text", Some(text)) => req.system.push(SystemPart {
+                                text,
+                                cache_control: b.cache_control,
+                            }),
+                            (kind, _) => {
+                                return Err(DecodeError::new(
+                                    format!("{at}.type"),
+                                    format!("system blocks must be text, not `{kind}`"),
+                                ));
+                            }
+                        }
+                    }
+                }
+            },
+            "max_tokens" => req.max_tokens = opt_field(key, raw)?,
+            "temperature" => req.temperature = opt_field(key, raw)?,
+            "top_p" => req.top_p = opt_field(key, raw)?,
+            "top_k" => req.top_k = opt_field(key, raw)?,
+            "stop_sequences" => req.stop = opt_field(key, raw)?.unwrap_or_default(),
+            "stream" => req.stream = opt_field(key, raw)?.unwrap_or(false),
+            "metadata" => {
+                if let Some(m) = opt_field::<MetadataIn>("metadata", raw)? {
+                    req.user = m.user_id;
+                    for k in m.unknown.0 {
+                        req.unknown_fields.push(format!("metadata.{k}"));
+                    }
+                }
+            }
+            "tools" => {
+                for (i, t) in opt_field::<Vec<ToolIn>>("tools", raw)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                {
+                    for k in t.unknown.0 {
+                        req.unknown_fields.push(format!("tools[{i}].{k}"));
+                    }
+                    match t.kind.as_deref() {
+                        None | Some("custom") => {}
+                        // Server tools (web search, code execution, bash...)
+                        // exist only at Anthropic.
+                        Some(_) => {
+                            req.unknown_fields.push(format!("tools[{i}].type"));
+                            continue;
+                        }
+                    }
+                    req.tools.push(Tool {
+                        name: t.name,
+                        description: t.description,
+                        parameters: t.input_schema,
+                        strict: t.strict,
+                        cache_control: t.cache_control,
+                    });
+                }
+            }
+            "tool_choice" => {
+                if let Some(tc) = opt_field::<ToolChoiceIn>("tool_choice", raw)? {
+                    disable_parallel = tc.disable_parallel_tool_use;
+                    req.tool_choice = Some(match tc.kind.as_str() {
+                        "auto" => ToolChoice::Auto,
+                        "any" => ToolChoice::Required,
+                        "none" => ToolChoice::None,
+                        "tool" => match tc.name {
+                            Some(n) => ToolChoice::Named(n),
+                            None => return Err(DecodeError::missing("tool_choice.name")),
+                        },
+                        other => {
+                            return Err(DecodeError::new(
+                                "tool_choice.type",
+                                format!("unknown tool_choice type `{other}`: expected auto, any, tool or none"),
+                            ));
+                        }
+                    });
+                }
+            }
+            "thinking" => {
+                if let Some(t) = opt_field::<ThinkingIn>("thinking", raw)? {
+                    match t.kind.as_str() {
+                        "enabled" => {
+                            let Some(budget_tokens) = t.budget_tokens else {
+                                return Err(DecodeError::missing("thinking.budget_tokens"));
+                            };
+                            req.thinking = Some(Thinking { budget_tokens });
+                        }
+                        "disabled" => {}
+                        _ => req.unknown_fields.push("thinking.type".into()),
+                    }
+                }
+            }
+            "output_config" => {
+                if let Some(oc) = opt_field::<OutputConfigIn>("output_config", raw)? {
+                    for k in oc.unknown.0 {
+                        req.unknown_fields.push(format!("output_config.{k}"));
+                    }
+                    req.reasoning_effort = oc.effort;
+                    if let Some(f) = oc.format {
+                        if f.kind != "json_schema" {
+                            return Err(DecodeError::new(
+                                "output_config.format.type",
+                                format!("unknown output format `{}`: expected json_schema", f.kind),
+                            ));
+                        }
+                        let Some(schema) = f.schema else {
+                            return Err(DecodeError::missing("output_config.format.schema"));
+                        };
+                        req.response_format = Some(ResponseFormat::JsonSchema {
+                            name: "response".into(),
+                            schema,
+                            strict: Some(true),
+                        });
+                    }
+                }
+            }
+            other => {
+                if !is_neutral(raw) {
+                    req.unknown_fields.push(other.to_owned());
+                }
+            }
+        }
+    }
+    if !saw_model {
+        return Err(DecodeError::missing("model"));
+    }
+    if req.model.is_empty() {
+        return Err(DecodeError::new("model", "`model` must not be empty"));
+    }
+    if !saw_messages {
+        return Err(DecodeError::missing("messages"));
+    }
+    if req.messages.is_empty() {
+        return Err(DecodeError::new("messages", "`messages` must not be empty"));
+    }
+    if disable_parallel == Some(true) {
+        req.parallel_tool_calls = Some(false);
+    }
+    // Anthropic streams always carry usage; its callers expect to see it.
+    req.include_usage = req.stream;
+    Ok((req, fields))
+}
+
+fn note_unknown(b: &BlockIn, at: &str, unknown: &mut Vec<String>) {
+    for k in &b.unknown.0 {
+        unknown.push(format!("{at}.{k}"));
+    }
+    if b.citations.as_deref().is_some_and(|c| !is_neutral(c)) {
+        unknown.push(format!("{at}.citations"));
+    }
+}
+
+fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), DecodeError> {
+    for (i, m) in msgs.into_iter().enumerate() {
+        for k in &m.unknown.0 {
+            req.unknown_fields.push(format!("messages[{i}].{k}"));
+        }
+        let role = match m.role.as_str() {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                return Err(DecodeError::new(
+                    format!("messages[{i}].role"),
+                    format!("unsupported role `{other}`: expected user or assistant"),
+                ));
+            }
+        };
+        let blocks = match m.content {
+            ContentIn::Text(t) => {
+                req.messages.push(Message {
+                    role,
+                    parts: vec![Part::Text {
+                        text: t,
+                        cache_control: None,
+                    }],
+                });
+                continue;
+            }
+            ContentIn::Blocks(b) => b,
+        };
+        let mut parts = Vec::with_capacity(blocks.len());
+        for (j, b) in blocks.into_iter().enumerate() {
+            let at = format!("messages[{i}].content[{j}]");
+            note_unknown(&b, &at, &mut req.unknown_fields);
+            match (role, b.kind.as_str()) {
+                (_, "text") => {
+                    let Some(text) = b.text else {
+                        return Err(DecodeError::missing(&format!("{at}.text")));
+                    };
+                    parts.push(Part::Text {
+                        text,
+                        cache_control: b.cache_control,
+                    });
+                }
+                (Role::User, "image") => parts.push(Part::Image(decode_image(b.source, &at)?)),
+                (Role::User, "tool_result") => {
+                    let Some(tool_call_id) = b.tool_use_id else {
+                        return Err(DecodeError::missing(&format!("{at}.tool_use_id")));
+                    };
+                    let content = decode_tool_result(b.content, &at, &mut req.unknown_fields)?;
+                    // Results leave the user turn as their own Tool message,
+                    // keeping their place in the conversation.
+                    flush(req, role, &mut parts);
+                    req.messages.push(Message {
+                        role: Role::Tool,
+                        parts: vec![Part::ToolResult {
+                            tool_call_id,
+                            content,
+                            is_error: b.is_error.unwrap_or(false),
+                        }],
+                    });
+                }
+                (Role::Assistant, "tool_use") => {
+                    let (Some(id), Some(name)) = (b.id, b.name) else {
+                        return Err(DecodeError::missing(&format!("{at}.id")));
+                    };
+                    let arguments = b.input.map(|r| r.get().to_owned()).unwrap_or_else(|| "{}".into());
+                    parts.push(Part::ToolCall { id, name, arguments });
+                }
+                (Role::Assistant, "thinking") => parts.push(Part::Thinking {
+                    text: b.thinking.unwrap_or_default(),
+                    signature: b.signature,
+                }),
+                (Role::Assistant, "redacted_thinking") => parts.push(Part::RedactedThinking {
+                    data: b.data.unwrap_or_default(),
+                }),
+                (_, other) => {
+                    // documents, search results, server tool blocks...: a
+                    // same-dialect call forwards them, others refuse.
+                    req.unknown_fields.push(format!("{at} (type {other})"));
+                }
+            }
+        }
+        flush(req, role, &mut parts);
+    }
+    Ok(())
+}
+
+/// Pushes the parts gathered so far as one message of `role`.
+fn flush(req: &mut chat::Request, role: Role, parts: &mut Vec<Part>) {
+    if !parts.is_empty() {
+        req.messages.push(Message {
+            role,
+            parts: std::mem::take(parts),
+        });
+    }
+}
+
+fn decode_image(source: Option<SourceIn>, at: &str) -> Result<Image, DecodeError> {
+    let Some(s) = source else {
+        return Err(DecodeError::missing(&format!("{at}.source")));
+    };
+    match s.kind.as_str() {
+        "base64" => match (s.media_type, s.data) {
+            (Some(media_type), Some(data)) => Ok(Image::Base64 { media_type, data }),
+            _ => Err(DecodeError::missing(&format!("{at}.source.data"))),
+        },
+        "url" => match s.url {
+            Some(url) => Ok(Image::Url(url)),
+            None => Err(DecodeError::missing(&format!("{at}.source.url"))),
+        },
+        other => Err(DecodeError::new(
+            format!("{at}.source.type"),
+            format!("unsupported image source `{other}`: expected base64 or url"),
+        )),
+    }
+}
+
+fn decode_tool_result(
+    content: Option<ContentIn>,
+    at: &str,
+    unknown: &mut Vec<String>,
+) -> Result<Vec<ToolResultPart>, DecodeError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(ContentIn::Text(t)) => Ok(vec![ToolResultPart::Text(t)]),
+        Some(ContentIn::Blocks(blocks)) => {
+            let mut out = Vec::with_capacity(blocks.len());
+            for (k, b) in blocks.into_iter().enumerate() {
+                let at = format!("{at}.content[{k}]");
+                note_unknown(&b, &at, unknown);
+                match b.kind.as_str() {
+                    "text" => out.push(ToolResultPart::Text(b.text.unwrap_or_default())),
+                    "image" => out.push(ToolResultPart::Image(decode_image(b.source, &at)?)),
+                    other => unknown.push(format!("{at} (type {other})")),
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Encodes a canonical request for an Anthropic upstream (the cross-dialect
+/// path). `default_max_tokens` fills the required `max_tokens`.
+pub fn encode_request(
+    req: &chat::Request,
+    upstream_model: &str,
+    default_max_tokens: u32,
+) -> Result<Vec<u8>, Untranslatable> {
+    if let Some(f) = req.unknown_fields.first() {
+        return Err(Untranslatable::new(f.clone(), TARGET, "the field has no equivalent there"));
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(Untranslatable::new("n", TARGET, "Messages returns one answer per call"));
+    }
+    if req.seed.is_some() {
+        return Err(Untranslatable::new("seed", TARGET, "Messages has no seed"));
+    }
+    if req.presence_penalty.is_some_and(|p| p != 0.0) {
+        return Err(Untranslatable::new("presence_penalty", TARGET, "Messages has no presence penalty"));
+    }
+    if req.frequency_penalty.is_some_and(|p| p != 0.0) {
+        return Err(Untranslatable::new("frequency_penalty", TARGET, "Messages has no frequency penalty"));
+    }
+    let mut output_config = None;
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            return Err(Untranslatable::new(
+                "response_format",
+                TARGET,
+                "Messages has no schemaless JSON mode; send a json_schema response_format",
+            ));
+        }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            output_config = Some(OutputConfigOut {
+                format: Some(OutputFormatOut {
+                    kind: "json_schema",
+                    schema,
+                }),
+                effort: None,
+            });
+        }
+    }
+    if let Some(effort) = req.reasoning_effort.as_deref() {
+        if !matches!(effort, "low" | "medium" | "high") {
+            return Err(Untranslatable::new(
+                "reasoning_effort",
+                TARGET,
+                format!("effort `{effort}` has no equivalent; use low, medium or high"),
+            ));
+        }
+        output_config.get_or_insert(OutputConfigOut {
+            format: None,
+            effort: None,
+        });
+        if let Some(oc) = output_config.as_mut() {
+            oc.effort = Some(effort);
+        }
+    }
+
+    let system = req
+        .system
+        .iter()
+        .map(|s| TextBlockOut {
+            kind: "text",
+            text: &s.text,
+            cache_control: s.cache_control.as_deref(),
+        })
+        .collect();
+    let messages = encode_messages(req)?;
+    let mut tools = Vec::with_capacity(req.tools.len());
+    for t in &req.tools {
+        tools.push(ToolOut {
+            name: &t.name,
+            description: t.description.as_deref(),
+            input_schema: t.parameters.as_deref().unwrap_or(empty_schema()),
+            strict: t.strict,
+            cache_control: t.cache_control.as_deref(),
+        });
+    }
+    let disable_parallel = (req.parallel_tool_calls == Some(false)).then_some(true);
+    let tool_choice = match &req.tool_choice {
+        None if disable_parallel.is_some() && !req.tools.is_empty() => Some(ToolChoiceOut {
+            kind: "auto",
+            name: None,
+            disable_parallel_tool_use: disable_parallel,
+        }),
+        None => None,
+        Some(ToolChoice::Auto) => Some(ToolChoiceOut {
+            kind: "auto",
+            name: None,
+            disable_parallel_tool_use: disable_parallel,
+        }),
+        Some(ToolChoice::Required) => Some(ToolChoiceOut {
+            kind: "any",
+            name: None,
+            disable_parallel_tool_use: disable_parallel,
+        }),
+        Some(ToolChoice::None) => Some(ToolChoiceOut {
+            kind: "none",
+            name: None,
+            disable_parallel_tool_use: None,
+        }),
+        Some(ToolChoice::Named(n)) => Some(ToolChoiceOut {
+            kind: "tool",
+            name: Some(n),
+            disable_parallel_tool_use: disable_parallel,
+        }),
+    };
+    let out = RequestOut {
+        model: upstream_model,
+        max_tokens: req.max_tokens.unwrap_or(default_max_tokens),
+        system,
+        messages,
+        tools,
+        tool_choice,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        stop_sequences: (!req.stop.is_empty()).then_some(req.stop.as_slice()),
+        metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+        thinking: req.thinking.map(|t| ThinkingOut {
+            kind: "enabled",
+            budget_tokens: t.budget_tokens,
+        }),
+        output_config,
+        stream: req.stream,
+    };
+    Ok(crate::wire::to_vec(&out))
+}
+
+fn empty_schema() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| crate::wire::to_raw(&serde_json::json!({"type": "object", "properties": {}})))
+}
+
+fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untranslatable> {
+    let mut out: Vec<MessageOut<'_>> = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        let role = match m.role {
+            Role::System => {
+                return Err(Untranslatable::new(
+                    format!("messages[{i}].role"),
+                    TARGET,
+                    "system text must come before the conversation; Messages has no system turns",
+                ));
+            }
+            Role::User | Role::Tool => "user",
+            Role::Assistant => "assistant",
+        };
+        let mut blocks = Vec::with_capacity(m.parts.len());
+        for (j, p) in m.parts.iter().enumerate() {
+            let at = || format!("messages[{i}].content[{j}]");
+            match p {
+                Part::Text { text, cache_control } => {
+                    // Empty text blocks are refused by Messages.
+                    if !text.is_empty() {
+                        blocks.push(BlockOut::Text {
+                            text,
+                            cache_control: cache_control.as_deref(),
+                        });
+                    }
+                }
+                Part::Image(img) => blocks.push(BlockOut::Image {
+                    source: image_source(img),
+                }),
+                Part::ToolCall { id, name, arguments } => blocks.push(BlockOut::ToolUse {
+                    id,
+                    name,
+                    input: tool_input(arguments).ok_or_else(|| {
+                        Untranslatable::new(
+                            format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                            TARGET,
+                            "tool call arguments must be a JSON object",
+                        )
+                    })?,
+                }),
+                Part::ToolResult {
+                    tool_call_id,
+                    content,
+                    is_error,
+                } => blocks.push(BlockOut::ToolResult {
+                    tool_use_id: tool_call_id,
+                    content: content
+                        .iter()
+                        .map(|c| match c {
+                            ToolResultPart::Text(t) => BlockOut::Text {
+                                text: t,
+                                cache_control: None,
+                            },
+                            ToolResultPart::Image(img) => BlockOut::Image {
+                                source: image_source(img),
+                            },
+                        })
+                        .collect(),
+                    is_error: *is_error,
+                }),
+                Part::Thinking { text, signature } => match signature {
+                    Some(sig) => blocks.push(BlockOut::Thinking {
+                        thinking: text,
+                        signature: sig,
+                    }),
+                    // Unsigned reasoning came from another provider; Messages
+                    // rejects thinking blocks without a signature.
+                    None => {}
+                },
+                Part::RedactedThinking { data } => blocks.push(BlockOut::RedactedThinking { data }),
+            }
+            let _ = at;
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        // Consecutive turns of one role merge: tool results and the user
+        // text after them form one user turn, results first.
+        match out.last_mut() {
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => out.push(MessageOut { role, content: blocks }),
+        }
+    }
+    Ok(out)
+}
+
+fn image_source(img: &Image) -> ImageSourceOut<'_> {
+    match img {
+        Image::Url(url) => ImageSourceOut::Url { url },
+        Image::Base64 { media_type, data } => ImageSourceOut::Base64 { media_type, data },
+    }
+}
+
+/// Tool-call arguments (JSON text) as a tool_use `input` object.
+pub fn tool_input(arguments: &str) -> Option<Box<RawValue>> {
+    if arguments.trim().is_empty() {
+        return RawValue::from_string("{}".to_owned()).ok();
+    }
+    let raw: Box<RawValue> = serde_json::from_str(arguments).ok()?;
+    raw.get().trim_start().starts_with('{').then_some(raw)
+}
+
+/// The same-dialect fast path: the caller's own fields with `model` set to
+/// the upstream's name for it. Anthropic streams always carry usage.
+pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
+    let len: usize = fields.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let mut out = Vec::with_capacity(len + upstream_model.len() + 16);
+    out.push(b'{');
+    for (n, (key, raw)) in fields.0.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, key.as_ref());
+        out.push(b':');
+        if key == "model" {
+            let _ = serde_json::to_writer(&mut out, upstream_model);
+        } else {
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    out
+}

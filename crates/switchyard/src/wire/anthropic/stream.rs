@@ -1,0 +1,695 @@
+//! Messages streams: upstream events to canonical events, canonical events
+//! to the full Messages event sequence, and the same-dialect relay.
+
+use serde::Deserialize;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::response::{decode_stop, decode_usage, encode_stop, encode_usage};
+use super::types::*;
+use crate::chat::{Event, FinishReason, Usage};
+use crate::wire::{StreamError, sse};
+
+#[derive(Deserialize)]
+struct EventIn<'a> {
+    #[serde(rename = "type")]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
+    message: Option<MessageStartIn>,
+    #[serde(default)]
+    content_block: Option<BlockStartIn>,
+    #[serde(default)]
+    delta: Option<DeltaIn>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct MessageStartIn {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+}
+
+#[derive(Deserialize)]
+struct BlockStartIn {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    partial_json: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    stop_sequence: Option<String>,
+}
+
+/// The status an Anthropic error type stands for.
+pub fn status_for_error_type(kind: &str) -> u16 {
+    match kind {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "timeout_error" => 504,
+        "overloaded_error" => 529,
+        _ => 500,
+    }
+}
+
+fn upstream_error(raw: &RawValue) -> StreamError {
+    let e: Option<ErrorIn> = serde_json::from_str(raw.get()).ok();
+    let (kind, message) = e.map(|e| (e.kind, e.message)).unwrap_or((None, None));
+    StreamError::Upstream {
+        status: status_for_error_type(kind.as_deref().unwrap_or("")),
+        kind,
+        message: message.unwrap_or_else(|| "the upstream reported an error in its stream".into()),
+    }
+}
+
+/// Reads an Anthropic upstream stream into canonical events.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    /// Content-block index → tool-call index, for tool_use blocks.
+    tool_blocks: Vec<(u32, u32)>,
+    usage: UsageIn,
+    pub done: bool,
+}
+
+impl StreamDecoder {
+    pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
+        let e: EventIn = serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        match e.kind.as_ref() {
+            "message_start" => {
+                let m = e.message.ok_or_else(|| StreamError::Malformed("message_start without message".into()))?;
+                out.push(Event::Start {
+                    id: m.id.unwrap_or_default(),
+                    model: m.model.unwrap_or_default(),
+                    created: 0,
+                });
+                if let Some(u) = m.usage {
+                    self.usage = u;
+                    out.push(Event::Usage(decode_usage(&self.usage)));
+                }
+            }
+            "content_block_start" => {
+                let b = e
+                    .content_block
+                    .ok_or_else(|| StreamError::Malformed("content_block_start without content_block".into()))?;
+                match b.kind.as_str() {
+                    "tool_use" => {
+                        let tool = self.tool_blocks.len() as u32;
+                        self.tool_blocks.push((e.index.unwrap_or(0), tool));
+                        out.push(Event::ToolCallStart {
+                            index: tool,
+                            id: b.id.unwrap_or_default(),
+                            name: b.name.unwrap_or_default(),
+                        });
+                    }
+                    "text" => {
+                        if let Some(t) = b.text.filter(|t| !t.is_empty()) {
+                            out.push(Event::TextDelta(t));
+                        }
+                    }
+                    "thinking" => {
+                        if let Some(t) = b.thinking.filter(|t| !t.is_empty()) {
+                            out.push(Event::ThinkingDelta(t));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let Some(d) = e.delta else { return Ok(()) };
+                match d.kind.as_deref() {
+                    Some("text_delta") => {
+                        if let Some(t) = d.text {
+                            out.push(Event::TextDelta(t));
+                        }
+                    }
+                    Some("input_json_delta") => {
+                        let block = e.index.unwrap_or(0);
+                        if let Some(&(_, tool)) = self.tool_blocks.iter().find(|(b, _)| *b == block)
+                            && let Some(p) = d.partial_json.filter(|p| !p.is_empty())
+                        {
+                            out.push(Event::ToolCallDelta {
+                                index: tool,
+                                arguments: p,
+                            });
+                        }
+                    }
+                    Some("thinking_delta") => {
+                        if let Some(t) = d.thinking {
+                            out.push(Event::ThinkingDelta(t));
+                        }
+                    }
+                    Some("signature_delta") => {
+                        if let Some(s) = d.signature {
+                            out.push(Event::SignatureDelta(s));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = e.usage {
+                    // Cumulative: each field present replaces the last.
+                    let cur = &mut self.usage;
+                    cur.output_tokens = u.output_tokens.or(cur.output_tokens);
+                    cur.input_tokens = u.input_tokens.or(cur.input_tokens);
+                    cur.cache_read_input_tokens = u.cache_read_input_tokens.or(cur.cache_read_input_tokens);
+                    cur.cache_creation_input_tokens =
+                        u.cache_creation_input_tokens.or(cur.cache_creation_input_tokens);
+                    out.push(Event::Usage(decode_usage(cur)));
+                }
+                if let Some(d) = e.delta
+                    && let Some(r) = d.stop_reason
+                {
+                    out.push(Event::Finish {
+                        reason: decode_stop(&r),
+                        stop_sequence: d.stop_sequence,
+                    });
+                }
+            }
+            "message_stop" => self.done = true,
+            "error" => {
+                return Err(match e.error {
+                    Some(raw) => upstream_error(raw),
+                    None => StreamError::Upstream {
+                        status: 500,
+                        kind: None,
+                        message: "the upstream reported an error in its stream".into(),
+                    },
+                });
+            }
+            // ping, content_block_stop, and event types yet to come.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct MessageStartOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: StartMessageOut<'a>,
+}
+
+#[derive(Serialize)]
+struct StartMessageOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: [(); 0],
+    stop_reason: Option<()>,
+    stop_sequence: Option<()>,
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct BlockStartOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+    content_block: BlockStartBody<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockStartBody<'a> {
+    Text {
+        text: &'static str,
+    },
+    Thinking {
+        thinking: &'static str,
+        signature: &'static str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: Empty,
+    },
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct BlockDeltaOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+    delta: DeltaBody<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum DeltaBody<'a> {
+    TextDelta { text: &'a str },
+    ThinkingDelta { thinking: &'a str },
+    SignatureDelta { signature: &'a str },
+    InputJsonDelta { partial_json: &'a str },
+}
+
+#[derive(Serialize)]
+struct BlockStopOut {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+}
+
+#[derive(Serialize)]
+struct MessageDeltaOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    delta: MessageDeltaBody<'a>,
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct MessageDeltaBody<'a> {
+    stop_reason: Option<&'static str>,
+    stop_sequence: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    Text,
+    Thinking,
+    Tool,
+}
+
+/// Writes canonical events as the Messages event sequence.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    id: String,
+    model: String,
+    started: bool,
+    usage: Usage,
+    /// Open content blocks: (block index, kind). Text and thinking close when
+    /// another block starts; tool blocks stay open until the message ends so
+    /// interleaved argument deltas still find their block.
+    open: Vec<(u32, BlockKind)>,
+    next_block: u32,
+    /// Tool-call index → block index.
+    tool_blocks: Vec<u32>,
+    finish: Option<(FinishReason, Option<String>)>,
+}
+
+impl StreamEncoder {
+    pub fn new(id: String, model: String) -> StreamEncoder {
+        StreamEncoder {
+            id,
+            model,
+            started: false,
+            usage: Usage::default(),
+            open: Vec::new(),
+            next_block: 0,
+            tool_blocks: Vec::new(),
+            finish: None,
+        }
+    }
+
+    /// `message_start` waits for the first content so that usage the upstream
+    /// sent with its first chunk (Gemini) is already in it.
+    fn ensure_started(&mut self, w: &mut sse::Writer) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let start = MessageStartOut {
+            kind: "message_start",
+            message: StartMessageOut {
+                id: &self.id,
+                kind: "message",
+                role: "assistant",
+                model: &self.model,
+                content: [],
+                stop_reason: None,
+                stop_sequence: None,
+                usage: encode_usage(&self.usage),
+            },
+        };
+        w.event(Some("message_start"), &crate::wire::to_vec(&start));
+    }
+
+    fn close(&mut self, w: &mut sse::Writer, keep_tools: bool) {
+        let mut i = 0;
+        while i < self.open.len() {
+            let (index, kind) = self.open[i];
+            if keep_tools && kind == BlockKind::Tool {
+                i += 1;
+                continue;
+            }
+            self.open.remove(i);
+            let stop = BlockStopOut {
+                kind: "content_block_stop",
+                index,
+            };
+            w.event(Some("content_block_stop"), &crate::wire::to_vec(&stop));
+        }
+    }
+
+    /// The block that continuous text or thinking goes into, opened if needed.
+    fn flowing_block(&mut self, kind: BlockKind, w: &mut sse::Writer) -> u32 {
+        if let Some(&(index, k)) = self.open.last()
+            && k == kind
+        {
+            return index;
+        }
+        self.close(w, false);
+        let index = self.next_block;
+        self.next_block += 1;
+        let body = match kind {
+            BlockKind::Thinking => BlockStartBody::Thinking {
+                thinking: "",
+                signature: "",
+            },
+            _ => BlockStartBody::Text { text: "" },
+        };
+        let start = BlockStartOut {
+            kind: "content_block_start",
+            index,
+            content_block: body,
+        };
+        w.event(Some("content_block_start"), &crate::wire::to_vec(&start));
+        self.open.push((index, kind));
+        index
+    }
+
+    fn delta(w: &mut sse::Writer, index: u32, delta: DeltaBody<'_>) {
+        let d = BlockDeltaOut {
+            kind: "content_block_delta",
+            index,
+            delta,
+        };
+        w.event(Some("content_block_delta"), &crate::wire::to_vec(&d));
+    }
+
+    pub fn encode(&mut self, ev: &Event, w: &mut sse::Writer) {
+        match ev {
+            Event::Start { id, model, .. } => {
+                if !id.is_empty() {
+                    self.id.clone_from(id);
+                }
+                if !model.is_empty() {
+                    self.model.clone_from(model);
+                }
+            }
+            Event::Usage(u) => self.usage = *u,
+            Event::TextDelta(t) => {
+                self.ensure_started(w);
+                let index = self.flowing_block(BlockKind::Text, w);
+                Self::delta(w, index, DeltaBody::TextDelta { text: t });
+            }
+            Event::ThinkingDelta(t) => {
+                self.ensure_started(w);
+                let index = self.flowing_block(BlockKind::Thinking, w);
+                Self::delta(w, index, DeltaBody::ThinkingDelta { thinking: t });
+            }
+            Event::SignatureDelta(s) => {
+                self.ensure_started(w);
+                let index = self.flowing_block(BlockKind::Thinking, w);
+                Self::delta(w, index, DeltaBody::SignatureDelta { signature: s });
+            }
+            Event::ToolCallStart { index: _, id, name } => {
+                self.ensure_started(w);
+                self.close(w, true);
+                let index = self.next_block;
+                self.next_block += 1;
+                let start = BlockStartOut {
+                    kind: "content_block_start",
+                    index,
+                    content_block: BlockStartBody::ToolUse { id, name, input: Empty {} },
+                };
+                w.event(Some("content_block_start"), &crate::wire::to_vec(&start));
+                self.open.push((index, BlockKind::Tool));
+                self.tool_blocks.push(index);
+            }
+            Event::ToolCallDelta { index, arguments } => {
+                if let Some(&block) = self.tool_blocks.get(*index as usize) {
+                    Self::delta(w, block, DeltaBody::InputJsonDelta { partial_json: arguments });
+                }
+            }
+            Event::Finish { reason, stop_sequence } => {
+                self.finish = Some((reason.clone(), stop_sequence.clone()));
+            }
+        }
+    }
+
+    /// The upstream ended normally: close blocks, `message_delta` with the
+    /// stop reason and final usage, `message_stop`.
+    pub fn finish(&mut self, w: &mut sse::Writer) {
+        self.ensure_started(w);
+        self.close(w, false);
+        let (reason, seq) = match &self.finish {
+            Some((r, s)) => (Some(encode_stop(r)), s.as_deref()),
+            None => (Some("end_turn"), None),
+        };
+        let d = MessageDeltaOut {
+            kind: "message_delta",
+            delta: MessageDeltaBody {
+                stop_reason: reason,
+                stop_sequence: seq,
+            },
+            usage: encode_usage(&self.usage),
+        };
+        w.event(Some("message_delta"), &crate::wire::to_vec(&d));
+        w.event(Some("message_stop"), br#"{"type":"message_stop"}"#);
+    }
+}
+
+/// Writes the terminal `event: error` of a stream that failed after its
+/// first byte.
+pub fn write_error(w: &mut sse::Writer, body: &[u8]) {
+    w.event(Some("error"), body);
+}
+
+/// Forwards an Anthropic upstream stream to an Anthropic caller event by
+/// event, reading usage and the stop reason on the way.
+#[derive(Debug, Default)]
+pub struct Relay {
+    usage: UsageIn,
+    pub saw_usage: bool,
+    pub finish: Option<FinishReason>,
+    pub done: bool,
+    pub first_id: Option<(String, String)>,
+}
+
+impl Relay {
+    pub fn usage(&self) -> Option<Usage> {
+        self.saw_usage.then(|| decode_usage(&self.usage))
+    }
+
+    pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
+        // Only a few event types carry what we record; deltas pass unparsed.
+        let name = ev.event.as_deref().unwrap_or("");
+        match name {
+            "message_start" | "message_delta" | "error" | "message_stop" | "" => {
+                let mut d = StreamDecoder {
+                    usage: self.usage,
+                    ..StreamDecoder::default()
+                };
+                let mut out = Vec::new();
+                d.decode(ev, &mut out)?;
+                self.usage = d.usage;
+                self.done |= d.done;
+                for e in out {
+                    match e {
+                        Event::Usage(_) => self.saw_usage = true,
+                        Event::Finish { reason, .. } => self.finish = Some(reason),
+                        Event::Start { id, model, .. } => self.first_id = Some((id, model)),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        w.event(ev.event.as_deref(), &ev.data);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: &str, data: &str) -> sse::Event {
+        sse::Event {
+            event: Some(name.into()),
+            data: data.as_bytes().to_vec(),
+            id: None,
+        }
+    }
+
+    #[test]
+    fn decodes_the_documented_tool_use_sequence() {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for (n, data) in [
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            ("ping", r#"{"type":"ping"}"#),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            ),
+            ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"get","input":{}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":1}"}}"#,
+            ),
+            ("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":20}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ] {
+            d.decode(&ev(n, data), &mut out).unwrap();
+        }
+        assert!(d.done);
+        let last_usage = out
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::Usage(u) => Some(*u),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(last_usage.input_tokens, 15);
+        assert_eq!(last_usage.cached_input_tokens, 5);
+        assert_eq!(last_usage.output_tokens, 20);
+        assert!(out.contains(&Event::ToolCallDelta {
+            index: 0,
+            arguments: "{\"a\":1}".into()
+        }));
+        assert!(out.contains(&Event::Finish {
+            reason: FinishReason::ToolCalls,
+            stop_sequence: None
+        }));
+    }
+
+    #[test]
+    fn overloaded_error_event_is_529() {
+        let mut d = StreamDecoder::default();
+        let e = d
+            .decode(
+                &ev(
+                    "error",
+                    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                ),
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(matches!(e, StreamError::Upstream { status: 529, .. }));
+    }
+
+    #[test]
+    fn encoder_writes_a_complete_sequence() {
+        let mut enc = StreamEncoder::new("msg_x".into(), "m".into());
+        let mut w = sse::Writer::new(0);
+        for e in [
+            Event::Start {
+                id: "c1".into(),
+                model: "gpt".into(),
+                created: 1,
+            },
+            Event::TextDelta("Hel".into()),
+            Event::TextDelta("lo".into()),
+            Event::ToolCallStart {
+                index: 0,
+                id: "call_1".into(),
+                name: "f".into(),
+            },
+            Event::ToolCallDelta {
+                index: 0,
+                arguments: "{}".into(),
+            },
+            Event::Finish {
+                reason: FinishReason::ToolCalls,
+                stop_sequence: None,
+            },
+            Event::Usage(Usage {
+                input_tokens: 7,
+                output_tokens: 3,
+                ..Usage::default()
+            }),
+        ] {
+            enc.encode(&e, &mut w);
+        }
+        enc.finish(&mut w);
+        let bytes = w.take();
+        let mut p = sse::Parser::new(0);
+        let mut evs = Vec::new();
+        p.feed(&bytes, &mut evs).unwrap();
+        let names: Vec<_> = evs.iter().map(|e| e.event.clone().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        let delta = evs[8].data_str();
+        assert!(delta.contains(r#""stop_reason":"tool_use""#), "{delta}");
+        assert!(delta.contains(r#""input_tokens":7"#), "{delta}");
+        assert!(delta.contains(r#""output_tokens":3"#), "{delta}");
+        // Every event carries an id, numbered from 0.
+        assert_eq!(evs[9].id.as_deref(), Some("9"));
+    }
+}

@@ -1,0 +1,235 @@
+//! `GenerateContentResponse` → canonical, and Gemini's error body.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::id_with_signature;
+use crate::chat::{self, FinishReason, Part, Usage};
+use crate::wire::DecodeError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseIn {
+    #[serde(default)]
+    pub candidates: Vec<CandidateIn>,
+    #[serde(default)]
+    pub usage_metadata: Option<UsageIn>,
+    #[serde(default)]
+    pub model_version: Option<String>,
+    #[serde(default)]
+    pub response_id: Option<String>,
+    #[serde(default)]
+    pub prompt_feedback: Option<PromptFeedbackIn>,
+    #[serde(default)]
+    pub error: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptFeedbackIn {
+    #[serde(default)]
+    pub block_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateIn {
+    #[serde(default)]
+    pub content: Option<ContentIn>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContentIn {
+    #[serde(default)]
+    pub parts: Vec<PartIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartIn {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub thought: Option<bool>,
+    #[serde(default)]
+    pub function_call: Option<FunctionCallIn>,
+    #[serde(default)]
+    pub thought_signature: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionCallIn {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub args: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageIn {
+    #[serde(default)]
+    pub prompt_token_count: u64,
+    #[serde(default)]
+    pub candidates_token_count: u64,
+    #[serde(default)]
+    pub thoughts_token_count: u64,
+    #[serde(default)]
+    pub cached_content_token_count: u64,
+    #[serde(default)]
+    pub tool_use_prompt_token_count: u64,
+}
+
+pub fn decode_usage(u: &UsageIn) -> Usage {
+    Usage {
+        input_tokens: u.prompt_token_count + u.tool_use_prompt_token_count,
+        output_tokens: u.candidates_token_count + u.thoughts_token_count,
+        cached_input_tokens: u.cached_content_token_count,
+        cache_write_tokens: 0,
+        reasoning_tokens: u.thoughts_token_count,
+    }
+}
+
+pub fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
+    match reason {
+        "MAX_TOKENS" => FinishReason::Length,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            FinishReason::ContentFilter
+        }
+        _ if called_tools => FinishReason::ToolCalls,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// One function-call part as a canonical tool call; `n` numbers calls
+/// without a Gemini id.
+pub fn tool_call(fc: FunctionCallIn, signature: Option<&str>, n: usize) -> (String, String, String) {
+    let plain = fc.id.filter(|i| !i.is_empty()).unwrap_or_else(|| format!("call_{n}"));
+    let id = match signature {
+        Some(sig) => id_with_signature(&plain, sig),
+        None => plain,
+    };
+    let args = fc.args.map(|a| a.get().to_owned()).unwrap_or_else(|| "{}".into());
+    (id, fc.name, args)
+}
+
+pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
+    let r: ResponseIn = serde_json::from_slice(body)
+        .map_err(|e| DecodeError::new("", format!("upstream response is not a GenerateContentResponse: {e}")))?;
+    let mut content = Vec::new();
+    let mut finish = None;
+    let mut calls = 0;
+    if let Some(c) = r.candidates.into_iter().next() {
+        for p in c.content.map(|c| c.parts).unwrap_or_default() {
+            if let Some(fc) = p.function_call {
+                let (id, name, arguments) = tool_call(fc, p.thought_signature.as_deref(), calls);
+                calls += 1;
+                content.push(Part::ToolCall { id, name, arguments });
+            } else if let Some(text) = p.text {
+                content.push(if p.thought == Some(true) {
+                    Part::Thinking { text, signature: None }
+                } else {
+                    Part::Text {
+                        text,
+                        cache_control: None,
+                    }
+                });
+            }
+        }
+        finish = c.finish_reason.as_deref().map(|f| decode_finish(f, calls > 0));
+    } else if r.prompt_feedback.and_then(|f| f.block_reason).is_some() {
+        finish = Some(FinishReason::ContentFilter);
+    }
+    Ok(chat::Response {
+        id: r.response_id.unwrap_or_default(),
+        model: r.model_version.unwrap_or_default(),
+        created: 0,
+        content,
+        finish,
+        stop_sequence: None,
+        usage: r.usage_metadata.as_ref().map(decode_usage),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelopeIn {
+    error: ErrorIn,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorIn {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    details: Vec<DetailIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DetailIn {
+    #[serde(rename = "@type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    retry_delay: Option<String>,
+}
+
+/// What a Gemini error body says: its most specific code (an ErrorInfo
+/// `reason` such as `API_KEY_INVALID`, else the canonical status), the
+/// message, and a RetryInfo delay in seconds.
+pub fn decode_error(body: &[u8]) -> Option<(Option<String>, Option<String>, Option<f64>)> {
+    let e: ErrorEnvelopeIn = serde_json::from_slice(body).ok()?;
+    let mut reason = None;
+    let mut retry = None;
+    for d in e.error.details {
+        let kind = d.kind.unwrap_or_default();
+        if kind.ends_with("ErrorInfo") {
+            reason = d.reason;
+        } else if kind.ends_with("RetryInfo") {
+            retry = d
+                .retry_delay
+                .and_then(|s| s.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()));
+        }
+    }
+    Some((reason.or(e.error.status), e.error.message, retry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thoughts_count_as_output_and_calls_set_the_finish() {
+        let body = br#"{"candidates":[{"content":{"role":"model","parts":[{"text":"plan","thought":true},{"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"AQID"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":83,"candidatesTokenCount":14,"totalTokenCount":201,"thoughtsTokenCount":104},"modelVersion":"gemini-2.5-flash","responseId":"r1"}"#;
+        let r = decode_response(body).unwrap();
+        assert_eq!(r.finish, Some(FinishReason::ToolCalls));
+        let u = r.usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens, u.reasoning_tokens), (83, 118, 104));
+        assert_eq!(u.total(), 201);
+        match &r.content[1] {
+            Part::ToolCall { id, name, arguments } => {
+                assert_eq!(name, "get_weather");
+                assert_eq!(arguments, r#"{"city":"Paris"}"#);
+                assert_eq!(super::super::split_signature(id), ("call_0", Some("AQID".into())));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_give_reason_and_retry_delay() {
+        let body = br#"{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"58s"}]}}"#;
+        assert_eq!(
+            decode_error(body),
+            Some((Some("RESOURCE_EXHAUSTED".into()), Some("Quota exceeded".into()), Some(58.0)))
+        );
+        let body = br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+        assert_eq!(decode_error(body).unwrap().0.as_deref(), Some("API_KEY_INVALID"));
+    }
+}

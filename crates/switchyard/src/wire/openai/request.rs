@@ -1,0 +1,633 @@
+//! Chat Completions requests: decode what a caller sent, encode what an
+//! OpenAI-dialect upstream receives, and rewrite a caller's own bytes for the
+//! same-dialect fast path.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+use super::types::*;
+use crate::chat::{
+    self, Image, Message, Part, ResponseFormat, Role, SystemPart, Tool, ToolChoice, ToolResultPart,
+    Untranslatable,
+};
+use crate::wire::{DecodeError, Fields, field, is_neutral, opt_field};
+
+const TARGET: &str = "an OpenAI-dialect provider";
+
+/// Decodes a `/v1/chat/completions` body. The returned [`Fields`] borrow the
+/// body so a same-dialect call can forward it with [`rewrite_request`].
+pub fn decode_request(body: &[u8]) -> Result<(chat::Request, Fields<'_>), DecodeError> {
+    let fields = Fields::parse(body)?;
+    let mut req = chat::Request::default();
+    let mut saw_model = false;
+    let mut saw_messages = false;
+    let mut max_tokens = None;
+    let mut max_completion_tokens = None;
+    for (key, raw) in &fields.0 {
+        let raw: &RawValue = raw;
+        match key.as_ref() {
+            "model" => {
+                req.model = field("model", raw)?;
+                saw_model = true;
+            }
+            "messages" => {
+                let msgs: Vec<MessageIn> = field("messages", raw)?;
+                decode_messages(msgs, &mut req)?;
+                saw_messages = true;
+            }
+            "tools" => {
+                if let Some(tools) = opt_field::<Vec<ToolIn>>("tools", raw)? {
+                    decode_tools(tools, &mut req)?;
+                }
+            }
+            "tool_choice" => {
+                if let Some(tc) = opt_field::<ToolChoiceIn>("tool_choice", raw)? {
+                    req.tool_choice = Some(decode_tool_choice(tc)?);
+                }
+            }
+            "parallel_tool_calls" => req.parallel_tool_calls = opt_field(key, raw)?,
+            "response_format" => {
+                if let Some(rf) = opt_field::<ResponseFormatIn>("response_format", raw)? {
+                    req.response_format = Some(decode_response_format(rf)?);
+                }
+            }
+            "max_tokens" => max_tokens = opt_field(key, raw)?,
+            "max_completion_tokens" => max_completion_tokens = opt_field(key, raw)?,
+            "temperature" => req.temperature = opt_field(key, raw)?,
+            "top_p" => req.top_p = opt_field(key, raw)?,
+            "stop" => {
+                req.stop = match opt_field::<StopIn>("stop", raw)? {
+                    None => Vec::new(),
+                    Some(StopIn::One(s)) => vec![s],
+                    Some(StopIn::Many(v)) => v,
+                }
+            }
+            "seed" => req.seed = opt_field(key, raw)?,
+            "n" => req.n = opt_field(key, raw)?,
+            "presence_penalty" => req.presence_penalty = opt_field(key, raw)?,
+            "frequency_penalty" => req.frequency_penalty = opt_field(key, raw)?,
+            "user" => req.user = opt_field(key, raw)?,
+            "reasoning_effort" => req.reasoning_effort = opt_field(key, raw)?,
+            "stream" => req.stream = opt_field(key, raw)?.unwrap_or(false),
+            "stream_options" => {
+                if let Some(so) = opt_field::<StreamOptionsIn>("stream_options", raw)? {
+                    req.include_usage = so.include_usage.unwrap_or(false);
+                    // `include_obfuscation` only pads chunks; nothing to carry.
+                    for k in so.unknown.0 {
+                        if k != "include_obfuscation" {
+                            req.unknown_fields.push(format!("stream_options.{k}"));
+                        }
+                    }
+                }
+            }
+            other => {
+                if !is_neutral(raw) {
+                    req.unknown_fields.push(other.to_owned());
+                }
+            }
+        }
+    }
+    if !saw_model {
+        return Err(DecodeError::missing("model"));
+    }
+    if req.model.is_empty() {
+        return Err(DecodeError::new("model", "`model` must not be empty"));
+    }
+    if !saw_messages {
+        return Err(DecodeError::missing("messages"));
+    }
+    if req.messages.is_empty() && req.system.is_empty() {
+        return Err(DecodeError::new("messages", "`messages` must not be empty"));
+    }
+    req.max_tokens = max_completion_tokens.or(max_tokens);
+    if !req.stream {
+        req.include_usage = false;
+    }
+    Ok((req, fields))
+}
+
+fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), DecodeError> {
+    for (i, m) in msgs.into_iter().enumerate() {
+        let at = |f: &str| format!("messages[{i}].{f}");
+        for k in &m.unknown.0 {
+            req.unknown_fields.push(at(k));
+        }
+        if m.name.is_some() {
+            req.unknown_fields.push(at("name"));
+        }
+        match m.role.as_str() {
+            "system" | "developer" => {
+                let text = text_only(m.content, &at("content"), &mut req.unknown_fields)?;
+                if req.messages.is_empty() {
+                    req.system.push(SystemPart {
+                        text,
+                        cache_control: None,
+                    });
+                } else {
+                    req.messages.push(Message {
+                        role: Role::System,
+                        parts: vec![Part::Text {
+                            text,
+                            cache_control: None,
+                        }],
+                    });
+                }
+            }
+            "user" => {
+                let Some(content) = m.content else {
+                    return Err(DecodeError::missing(&at("content")));
+                };
+                let parts = user_parts(content, i, &mut req.unknown_fields)?;
+                req.messages.push(Message {
+                    role: Role::User,
+                    parts,
+                });
+            }
+            "assistant" => {
+                let mut parts = Vec::new();
+                if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+                    parts.push(Part::Thinking {
+                        text: r,
+                        signature: None,
+                    });
+                }
+                match m.content {
+                    None => {}
+                    Some(ContentIn::Text(t)) => {
+                        if !t.is_empty() {
+                            parts.push(text_part(t));
+                        }
+                    }
+                    Some(ContentIn::Parts(ps)) => {
+                        for (j, p) in ps.into_iter().enumerate() {
+                            match (p.kind.as_str(), p.text, p.refusal) {
+                                ("text", Some(t), _) => parts.push(text_part(t)),
+                                ("refusal", _, Some(r)) => parts.push(text_part(r)),
+                                (kind, _, _) => {
+                                    return Err(DecodeError::new(
+                                        format!("messages[{i}].content[{j}].type"),
+                                        format!("assistant content parts must be text or refusal, not `{kind}`"),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some(r) = m.refusal {
+                    parts.push(text_part(r));
+                }
+                for (j, tc) in m.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                    if let Some(kind) = tc.kind.as_deref()
+                        && kind != "function"
+                    {
+                        req.unknown_fields.push(format!("messages[{i}].tool_calls[{j}].type"));
+                    }
+                    parts.push(Part::ToolCall {
+                        id: tc.id,
+                        name: tc.function.name,
+                        arguments: tc.function.arguments,
+                    });
+                }
+                req.messages.push(Message {
+                    role: Role::Assistant,
+                    parts,
+                });
+            }
+            "tool" => {
+                let Some(id) = m.tool_call_id else {
+                    return Err(DecodeError::missing(&at("tool_call_id")));
+                };
+                let text = text_only(m.content, &at("content"), &mut req.unknown_fields)?;
+                req.messages.push(Message {
+                    role: Role::Tool,
+                    parts: vec![Part::ToolResult {
+                        tool_call_id: id,
+                        content: vec![ToolResultPart::Text(text)],
+                        is_error: false,
+                    }],
+                });
+            }
+            other => {
+                return Err(DecodeError::new(
+                    at("role"),
+                    format!(
+                        "unsupported role `{other}`: expected system, developer, user, assistant or tool"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn text_part(text: String) -> Part {
+    Part::Text {
+        text,
+        cache_control: None,
+    }
+}
+
+/// Content that may only hold text (system, developer and tool messages).
+fn text_only(content: Option<ContentIn>, path: &str, unknown: &mut Vec<String>) -> Result<String, DecodeError> {
+    match content {
+        None => Err(DecodeError::missing(path)),
+        Some(ContentIn::Text(t)) => Ok(t),
+        Some(ContentIn::Parts(ps)) => {
+            let mut out = String::new();
+            for (j, p) in ps.into_iter().enumerate() {
+                for k in p.unknown.0 {
+                    unknown.push(format!("{path}[{j}].{k}"));
+                }
+                match (p.kind.as_str(), p.text) {
+                    ("text", Some(t)) => out.push_str(&t),
+                    (kind, _) => {
+                        return Err(DecodeError::new(
+                            format!("{path}[{j}].type"),
+                            format!("this message's content parts must be text, not `{kind}`"),
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn user_parts(content: ContentIn, i: usize, unknown: &mut Vec<String>) -> Result<Vec<Part>, DecodeError> {
+    match content {
+        ContentIn::Text(t) => Ok(vec![text_part(t)]),
+        ContentIn::Parts(ps) => {
+            let mut parts = Vec::with_capacity(ps.len());
+            for (j, p) in ps.into_iter().enumerate() {
+                let at = format!("messages[{i}].content[{j}]");
+                for k in p.unknown.0 {
+                    unknown.push(format!("{at}.{k}"));
+                }
+                match p.kind.as_str() {
+                    "text" => {
+                        let Some(t) = p.text else {
+                            return Err(DecodeError::missing(&format!("{at}.text")));
+                        };
+                        parts.push(text_part(t));
+                    }
+                    "image_url" => {
+                        let Some(img) = p.image_url else {
+                            return Err(DecodeError::missing(&format!("{at}.image_url")));
+                        };
+                        if img.detail.as_deref().is_some_and(|d| d != "auto") {
+                            unknown.push(format!("{at}.image_url.detail"));
+                        }
+                        parts.push(Part::Image(Image::from_url(&img.url)));
+                    }
+                    other => {
+                        // input_audio, file and whatever comes next: a
+                        // same-dialect call forwards them, others refuse.
+                        unknown.push(format!("{at}.{other}"));
+                    }
+                }
+            }
+            Ok(parts)
+        }
+    }
+}
+
+fn decode_tools(tools: Vec<ToolIn>, req: &mut chat::Request) -> Result<(), DecodeError> {
+    for (i, t) in tools.into_iter().enumerate() {
+        for k in t.unknown.0 {
+            req.unknown_fields.push(format!("tools[{i}].{k}"));
+        }
+        if t.kind != "function" {
+            req.unknown_fields.push(format!("tools[{i}].type"));
+            continue;
+        }
+        let Some(f) = t.function else {
+            return Err(DecodeError::missing(&format!("tools[{i}].function")));
+        };
+        for k in f.unknown.0 {
+            req.unknown_fields.push(format!("tools[{i}].function.{k}"));
+        }
+        req.tools.push(Tool {
+            name: f.name,
+            description: f.description,
+            parameters: f.parameters,
+            strict: f.strict,
+            cache_control: None,
+        });
+    }
+    Ok(())
+}
+
+fn decode_tool_choice(tc: ToolChoiceIn) -> Result<ToolChoice, DecodeError> {
+    match tc {
+        ToolChoiceIn::Mode(m) => match m.as_str() {
+            "auto" => Ok(ToolChoice::Auto),
+            "none" => Ok(ToolChoice::None),
+            "required" => Ok(ToolChoice::Required),
+            other => Err(DecodeError::new(
+                "tool_choice",
+                format!("unknown tool_choice `{other}`: expected auto, none, required or a named function"),
+            )),
+        },
+        ToolChoiceIn::Named(n) if n.kind == "function" => Ok(ToolChoice::Named(n.function.name)),
+        ToolChoiceIn::Named(n) => Err(DecodeError::new(
+            "tool_choice.type",
+            format!("unknown tool_choice type `{}`", n.kind),
+        )),
+    }
+}
+
+fn decode_response_format(rf: ResponseFormatIn) -> Result<ResponseFormat, DecodeError> {
+    match rf.kind.as_str() {
+        "text" => Ok(ResponseFormat::Text),
+        "json_object" => Ok(ResponseFormat::JsonObject),
+        "json_schema" => {
+            let Some(js) = rf.json_schema else {
+                return Err(DecodeError::missing("response_format.json_schema"));
+            };
+            let schema = js
+                .schema
+                .unwrap_or_else(|| chat::RawJson(crate::wire::to_raw(&serde_json::json!({"type": "object"}))));
+            let _ = js.description;
+            Ok(ResponseFormat::JsonSchema {
+                name: js.name,
+                schema,
+                strict: js.strict,
+            })
+        }
+        other => Err(DecodeError::new(
+            "response_format.type",
+            format!("unknown response_format type `{other}`: expected text, json_object or json_schema"),
+        )),
+    }
+}
+
+/// How the OpenAI-dialect upstream spells the output limit: OpenAI itself
+/// wants `max_completion_tokens` (reasoning models refuse `max_tokens`);
+/// compatible servers mostly know only `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxTokensField {
+    MaxCompletionTokens,
+    MaxTokens,
+}
+
+/// Encodes a canonical request for an OpenAI-dialect upstream (the
+/// cross-dialect path: a request that arrived in another dialect).
+pub fn encode_request(
+    req: &chat::Request,
+    upstream_model: &str,
+    max_field: MaxTokensField,
+) -> Result<Vec<u8>, Untranslatable> {
+    if let Some(f) = req.unknown_fields.first() {
+        return Err(Untranslatable::new(f.clone(), TARGET, "the field has no equivalent there"));
+    }
+    if req.top_k.is_some() {
+        return Err(Untranslatable::new("top_k", TARGET, "Chat Completions has no top_k"));
+    }
+    if req.thinking.is_some() {
+        return Err(Untranslatable::new(
+            "thinking",
+            TARGET,
+            "Chat Completions has no thinking budget; use reasoning_effort with an OpenAI-dialect client",
+        ));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if !req.system.is_empty() {
+        let content = if req.system.len() == 1 {
+            ContentOut::Text(Cow::Borrowed(&req.system[0].text))
+        } else {
+            ContentOut::Parts(req.system.iter().map(|s| PartOut::Text { text: &s.text }).collect())
+        };
+        messages.push(MessageOut {
+            role: "system",
+            content: Some(content),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        });
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        encode_message(m, i, &mut messages)?;
+    }
+    let tools = if req.tools.is_empty() {
+        None
+    } else {
+        Some(
+            req.tools
+                .iter()
+                .map(|t| ToolOut {
+                    kind: "function",
+                    function: FunctionDefOut {
+                        name: &t.name,
+                        description: t.description.as_deref(),
+                        parameters: t.parameters.as_deref(),
+                        strict: t.strict,
+                    },
+                })
+                .collect(),
+        )
+    };
+    let tool_choice = req.tool_choice.as_ref().map(|tc| match tc {
+        ToolChoice::Auto => serde_json::json!("auto"),
+        ToolChoice::None => serde_json::json!("none"),
+        ToolChoice::Required => serde_json::json!("required"),
+        ToolChoice::Named(n) => serde_json::json!({"type": "function", "function": {"name": n}}),
+    });
+    let response_format = req.response_format.as_ref().map(|rf| match rf {
+        ResponseFormat::Text => serde_json::json!({"type": "text"}),
+        ResponseFormat::JsonObject => serde_json::json!({"type": "json_object"}),
+        ResponseFormat::JsonSchema { name, schema, strict } => {
+            let mut js = serde_json::json!({"name": name, "schema": schema});
+            if let Some(s) = strict {
+                js["strict"] = serde_json::json!(s);
+            }
+            serde_json::json!({"type": "json_schema", "json_schema": js})
+        }
+    });
+    let out = RequestOut {
+        model: upstream_model,
+        messages,
+        tools,
+        tool_choice,
+        parallel_tool_calls: req.parallel_tool_calls,
+        response_format,
+        max_completion_tokens: req.max_tokens.filter(|_| max_field == MaxTokensField::MaxCompletionTokens),
+        max_tokens: req.max_tokens.filter(|_| max_field == MaxTokensField::MaxTokens),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop: (!req.stop.is_empty()).then_some(req.stop.as_slice()),
+        seed: req.seed,
+        n: req.n,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        user: req.user.as_deref(),
+        reasoning_effort: req.reasoning_effort.as_deref(),
+        stream: req.stream,
+        stream_options: req.stream.then_some(StreamOptionsOut { include_usage: true }),
+    };
+    Ok(crate::wire::to_vec(&out))
+}
+
+fn encode_message<'a>(m: &'a Message, i: usize, out: &mut Vec<MessageOut<'a>>) -> Result<(), Untranslatable> {
+    match m.role {
+        Role::System | Role::User => {
+            let mut parts = Vec::with_capacity(m.parts.len());
+            for (j, p) in m.parts.iter().enumerate() {
+                match p {
+                    Part::Text { text, .. } => parts.push(PartOut::Text { text }),
+                    Part::Image(img) => {
+                        if m.role == Role::System {
+                            return Err(Untranslatable::new(
+                                format!("messages[{i}].content[{j}]"),
+                                TARGET,
+                                "system messages hold text only",
+                            ));
+                        }
+                        parts.push(PartOut::ImageUrl {
+                            image_url: ImageUrlOut { url: img.to_url() },
+                        })
+                    }
+                    _ => {
+                        return Err(Untranslatable::new(
+                            format!("messages[{i}].content[{j}]"),
+                            TARGET,
+                            "this block cannot appear in a user turn there",
+                        ));
+                    }
+                }
+            }
+            let content = match parts.as_slice() {
+                [PartOut::Text { text }] => ContentOut::Text(Cow::Borrowed(text)),
+                _ => ContentOut::Parts(parts),
+            };
+            out.push(MessageOut {
+                role: if m.role == Role::System { "system" } else { "user" },
+                content: Some(content),
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            });
+        }
+        Role::Assistant => {
+            let mut texts: Vec<&str> = Vec::new();
+            let mut tool_calls = Vec::new();
+            for p in &m.parts {
+                match p {
+                    Part::Text { text, .. } => texts.push(text),
+                    Part::ToolCall { id, name, arguments } => tool_calls.push(ToolCallOut {
+                        id,
+                        kind: "function",
+                        function: FunctionCallOut { name, arguments },
+                    }),
+                    // Earlier reasoning is the previous model's own, signed by
+                    // its provider; Chat Completions takes no reasoning input.
+                    Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+                    Part::Image(_) | Part::ToolResult { .. } => {
+                        return Err(Untranslatable::new(
+                            format!("messages[{i}].content"),
+                            TARGET,
+                            "assistant turns hold text and tool calls only",
+                        ));
+                    }
+                }
+            }
+            let content = match texts.as_slice() {
+                [] => None,
+                [one] => Some(ContentOut::Text(Cow::Borrowed(one))),
+                many => Some(ContentOut::Text(Cow::Owned(many.concat()))),
+            };
+            out.push(MessageOut {
+                role: "assistant",
+                content,
+                tool_calls,
+                tool_call_id: None,
+            });
+        }
+        Role::Tool => {
+            for (j, p) in m.parts.iter().enumerate() {
+                let Part::ToolResult {
+                    tool_call_id,
+                    content,
+                    is_error,
+                } = p
+                else {
+                    return Err(Untranslatable::new(
+                        format!("messages[{i}].content[{j}]"),
+                        TARGET,
+                        "tool turns hold tool results only",
+                    ));
+                };
+                let mut text = String::new();
+                if *is_error {
+                    // Chat Completions has no error flag on tool results; the
+                    // model reads the flag as words instead (documented).
+                    text.push_str("Error: ");
+                }
+                for part in content {
+                    match part {
+                        ToolResultPart::Text(t) => text.push_str(t),
+                        ToolResultPart::Image(_) => {
+                            return Err(Untranslatable::new(
+                                format!("messages[{i}].content[{j}].content"),
+                                TARGET,
+                                "tool results there hold text only, not images",
+                            ));
+                        }
+                    }
+                }
+                out.push(MessageOut {
+                    role: "tool",
+                    content: Some(ContentOut::Text(Cow::Owned(text))),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(tool_call_id),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The same-dialect fast path: the caller's own top-level fields, verbatim,
+/// with `model` set to the upstream's name for it and, on streams,
+/// `stream_options.include_usage` forced on so usage can be recorded.
+pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str, stream: bool) -> Vec<u8> {
+    let len: usize = fields.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let mut out = Vec::with_capacity(len + upstream_model.len() + 48);
+    out.push(b'{');
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+    };
+    let mut wrote_options = false;
+    for (key, raw) in &fields.0 {
+        sep(&mut out);
+        write_key(&mut out, key);
+        match key.as_ref() {
+            "model" => write_json_str(&mut out, upstream_model),
+            "stream_options" if stream => {
+                let mut opts: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(raw.get()).unwrap_or_default();
+                opts.insert("include_usage".into(), serde_json::Value::Bool(true));
+                out.extend_from_slice(&crate::wire::to_vec(&opts));
+                wrote_options = true;
+            }
+            _ => out.extend_from_slice(raw.get().as_bytes()),
+        }
+    }
+    if stream && !wrote_options {
+        sep(&mut out);
+        out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+    }
+    out.push(b'}');
+    out
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    write_json_str(out, key);
+    out.push(b':');
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}

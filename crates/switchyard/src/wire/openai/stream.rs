@@ -1,0 +1,436 @@
+//! Chat Completions streams: upstream chunks to canonical events, canonical
+//! events to chunks, and the same-dialect relay that forwards chunks as they
+//! came while reading usage from them.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::response::{decode_finish, decode_usage, encode_finish, encode_usage};
+use super::types::*;
+use crate::chat::{Event, FinishReason, Usage};
+use crate::wire::{StreamError, sse};
+
+/// Reads an OpenAI-dialect upstream stream into canonical events.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    started: bool,
+    /// Upstream tool-call index → ours, in order of first appearance.
+    tool_index: Vec<u32>,
+    pub done: bool,
+}
+
+impl StreamDecoder {
+    pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
+        let data = ev.data.as_slice();
+        if data == b"[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let chunk: ChunkIn = serde_json::from_slice(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        if let Some(err) = chunk.error {
+            return Err(upstream_error(&err));
+        }
+        if !self.started {
+            self.started = true;
+            out.push(Event::Start {
+                id: chunk.id.unwrap_or_default(),
+                model: chunk.model.unwrap_or_default(),
+                created: chunk.created.unwrap_or(0),
+            });
+        }
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            let delta = choice.delta.unwrap_or_default();
+            if let Some(r) = delta.reasoning_content.filter(|s| !s.is_empty()) {
+                out.push(Event::ThinkingDelta(r));
+            }
+            if let Some(t) = delta.content.filter(|s| !s.is_empty()) {
+                out.push(Event::TextDelta(t));
+            }
+            if let Some(t) = delta.refusal.filter(|s| !s.is_empty()) {
+                out.push(Event::TextDelta(t));
+            }
+            for (pos, tc) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                let upstream = tc.index.unwrap_or(pos as u32);
+                let (name, args) = match tc.function {
+                    Some(f) => (f.name, f.arguments),
+                    None => (None, None),
+                };
+                let ours = match self.tool_index.iter().position(|&u| u == upstream) {
+                    Some(i) => i as u32,
+                    None => {
+                        let i = self.tool_index.len() as u32;
+                        self.tool_index.push(upstream);
+                        out.push(Event::ToolCallStart {
+                            index: i,
+                            id: tc.id.unwrap_or_else(|| format!("call_{i}")),
+                            name: name.unwrap_or_default(),
+                        });
+                        i
+                    }
+                };
+                if let Some(a) = args.filter(|a| !a.is_empty()) {
+                    out.push(Event::ToolCallDelta {
+                        index: ours,
+                        arguments: a,
+                    });
+                }
+            }
+            if let Some(f) = choice.finish_reason {
+                out.push(Event::Finish {
+                    reason: decode_finish(&f),
+                    stop_sequence: None,
+                });
+            }
+        }
+        if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|g| g.usage)) {
+            out.push(Event::Usage(decode_usage(&u)));
+        }
+        Ok(())
+    }
+}
+
+fn upstream_error(raw: &RawValue) -> StreamError {
+    let err: Option<ErrorIn> = serde_json::from_str(raw.get()).ok();
+    let (kind, message, code) = match err {
+        Some(e) => (e.kind, e.message, e.code),
+        None => (None, None, None),
+    };
+    let status = code
+        .as_ref()
+        .and_then(|c| c.as_u64())
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (400..600).contains(c))
+        .unwrap_or(match kind.as_deref() {
+            Some("rate_limit_exceeded" | "rate_limit_error") => 429,
+            Some("overloaded_error") => 529,
+            Some("invalid_request_error") => 400,
+            _ => 500,
+        });
+    StreamError::Upstream {
+        status,
+        kind: kind.or_else(|| code.and_then(|c| c.as_str().map(str::to_owned))),
+        message: message.unwrap_or_else(|| "the upstream reported an error in its stream".into()),
+    }
+}
+
+/// Writes canonical events as Chat Completions chunks.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    usage: Option<Usage>,
+}
+
+impl StreamEncoder {
+    /// `id` and `model` name the answer until the upstream's `Start` says
+    /// otherwise; `include_usage` is whether the caller asked for usage.
+    pub fn new(id: String, model: String, created: u64, include_usage: bool) -> StreamEncoder {
+        StreamEncoder {
+            id,
+            model,
+            created,
+            include_usage,
+            usage: None,
+        }
+    }
+
+    fn chunk(&self, w: &mut sse::Writer, delta: DeltaOut<'_>, finish: Option<&FinishReason>) {
+        let c = ChunkOut {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![ChunkChoiceOut {
+                index: 0,
+                delta,
+                finish_reason: finish.map(encode_finish),
+                logprobs: None,
+            }],
+            usage: self.include_usage.then_some(None),
+        };
+        w.event(None, &crate::wire::to_vec(&c));
+    }
+
+    pub fn encode(&mut self, ev: &Event, w: &mut sse::Writer) {
+        match ev {
+            Event::Start { id, model, created } => {
+                if !id.is_empty() {
+                    self.id.clone_from(id);
+                }
+                if !model.is_empty() {
+                    self.model.clone_from(model);
+                }
+                if *created != 0 {
+                    self.created = *created;
+                }
+                let delta = DeltaOut {
+                    role: Some("assistant"),
+                    content: Some(""),
+                    ..DeltaOut::default()
+                };
+                self.chunk(w, delta, None);
+            }
+            Event::TextDelta(t) => self.chunk(
+                w,
+                DeltaOut {
+                    content: Some(t),
+                    ..DeltaOut::default()
+                },
+                None,
+            ),
+            Event::ThinkingDelta(t) => self.chunk(
+                w,
+                DeltaOut {
+                    reasoning_content: Some(t),
+                    ..DeltaOut::default()
+                },
+                None,
+            ),
+            // Signatures only mean something to the provider that made them.
+            Event::SignatureDelta(_) => {}
+            Event::ToolCallStart { index, id, name } => self.chunk(
+                w,
+                DeltaOut {
+                    tool_calls: vec![ToolCallDeltaOut {
+                        index: *index,
+                        id: Some(id),
+                        kind: Some("function"),
+                        function: FunctionDeltaOut {
+                            name: Some(name),
+                            arguments: "",
+                        },
+                    }],
+                    ..DeltaOut::default()
+                },
+                None,
+            ),
+            Event::ToolCallDelta { index, arguments } => self.chunk(
+                w,
+                DeltaOut {
+                    tool_calls: vec![ToolCallDeltaOut {
+                        index: *index,
+                        id: None,
+                        kind: None,
+                        function: FunctionDeltaOut {
+                            name: None,
+                            arguments,
+                        },
+                    }],
+                    ..DeltaOut::default()
+                },
+                None,
+            ),
+            Event::Usage(u) => self.usage = Some(*u),
+            Event::Finish { reason, .. } => self.chunk(w, DeltaOut::default(), Some(reason)),
+        }
+    }
+
+    /// The upstream ended normally: the usage chunk if asked for, then `[DONE]`.
+    pub fn finish(&mut self, w: &mut sse::Writer) {
+        if self.include_usage
+            && let Some(u) = &self.usage
+        {
+            let c = ChunkOut {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.model,
+                choices: Vec::new(),
+                usage: Some(Some(encode_usage(u))),
+            };
+            w.event(None, &crate::wire::to_vec(&c));
+        }
+        w.event(None, b"[DONE]");
+    }
+}
+
+/// Writes the terminal error chunk of a stream that failed after its first
+/// byte. No `[DONE]` follows: the error is the end.
+pub fn write_error(w: &mut sse::Writer, body: &[u8]) {
+    w.event(None, body);
+}
+
+/// Forwards an OpenAI-dialect upstream stream to an OpenAI-dialect caller
+/// chunk by chunk, reading usage and finish on the way. Only the usage chunk
+/// the gateway asked for on its own account is held back.
+#[derive(Debug, Default)]
+pub struct Relay {
+    include_usage: bool,
+    pub usage: Option<Usage>,
+    pub finish: Option<FinishReason>,
+    pub done: bool,
+    pub first_id: Option<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    choices: Vec<PeekChoice>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+    #[serde(default)]
+    x_groq: Option<GroqIn>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct PeekChoice {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+impl Relay {
+    pub fn new(include_usage: bool) -> Relay {
+        Relay {
+            include_usage,
+            ..Relay::default()
+        }
+    }
+
+    pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
+        if ev.data == b"[DONE]" {
+            self.done = true;
+            w.event(None, b"[DONE]");
+            return Ok(());
+        }
+        let peek: Peek = serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        if let Some(err) = peek.error {
+            return Err(upstream_error(err));
+        }
+        if self.first_id.is_none() {
+            self.first_id = Some((
+                peek.id.as_deref().unwrap_or_default().to_owned(),
+                peek.model.as_deref().unwrap_or_default().to_owned(),
+            ));
+        }
+        if let Some(f) = peek.choices.first().and_then(|c| c.finish_reason.as_deref()) {
+            self.finish = Some(decode_finish(f));
+        }
+        let usage = peek.usage.or(peek.x_groq.and_then(|g| g.usage));
+        if let Some(u) = &usage {
+            self.usage = Some(decode_usage(u));
+        }
+        if peek.choices.is_empty() && usage.is_some() && !self.include_usage {
+            return Ok(());
+        }
+        w.event(None, &ev.data);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sse(data: &str) -> sse::Event {
+        sse::Event {
+            event: None,
+            data: data.as_bytes().to_vec(),
+            id: None,
+        }
+    }
+
+    #[test]
+    fn tool_call_deltas_decode_in_order() {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in [
+            r#"{"id":"c1","model":"m","created":5,"choices":[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":"}}]}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"g","arguments":"{}"}}]}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"usage":null}"#,
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#,
+            "[DONE]",
+        ] {
+            d.decode(&sse(c), &mut out).unwrap();
+        }
+        assert!(d.done);
+        assert_eq!(
+            out,
+            vec![
+                Event::Start {
+                    id: "c1".into(),
+                    model: "m".into(),
+                    created: 5
+                },
+                Event::ToolCallStart {
+                    index: 0,
+                    id: "call_a".into(),
+                    name: "f".into()
+                },
+                Event::ToolCallDelta {
+                    index: 0,
+                    arguments: "{\"x\":".into()
+                },
+                Event::ToolCallStart {
+                    index: 1,
+                    id: "call_b".into(),
+                    name: "g".into()
+                },
+                Event::ToolCallDelta {
+                    index: 1,
+                    arguments: "{}".into()
+                },
+                Event::ToolCallDelta {
+                    index: 0,
+                    arguments: "1}".into()
+                },
+                Event::Finish {
+                    reason: FinishReason::ToolCalls,
+                    stop_sequence: None
+                },
+                Event::Usage(Usage {
+                    input_tokens: 3,
+                    output_tokens: 4,
+                    ..Usage::default()
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn error_chunks_become_stream_errors() {
+        let mut d = StreamDecoder::default();
+        let e = d
+            .decode(
+                &sse(r#"{"error":{"message":"boom","type":"server_error"}}"#),
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            e,
+            StreamError::Upstream {
+                status: 500,
+                kind: Some("server_error".into()),
+                message: "boom".into()
+            }
+        );
+    }
+
+    #[test]
+    fn relay_holds_back_only_the_usage_chunk_nobody_asked_for() {
+        let mut r = Relay::new(false);
+        let mut w = sse::Writer::new(0);
+        r.relay(&sse(r#"{"id":"a","choices":[{"delta":{"content":"hi"}}]}"#), &mut w)
+            .unwrap();
+        r.relay(
+            &sse(r#"{"id":"a","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#),
+            &mut w,
+        )
+        .unwrap();
+        r.relay(&sse("[DONE]"), &mut w).unwrap();
+        let text = String::from_utf8(w.take().to_vec()).unwrap();
+        assert!(!text.contains("prompt_tokens"), "{text}");
+        assert!(text.contains("data: [DONE]"));
+        assert_eq!(r.usage.unwrap().output_tokens, 2);
+    }
+}

@@ -1,0 +1,309 @@
+//! Server-sent events: an incremental parser for upstream streams and a
+//! writer for the streams we send.
+//!
+//! The parser follows the WHATWG event-stream rules that matter here: lines
+//! end in LF, CRLF or a lone CR (even split across reads); `:` starts a
+//! comment; `data` lines join with LF; a blank line dispatches. It yields the
+//! same events however the bytes are split into reads.
+
+use bytes::{BufMut, BytesMut};
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    /// The `event:` name, when the stream names its events (Anthropic).
+    pub event: Option<String>,
+    /// The joined `data:` lines.
+    pub data: Vec<u8>,
+    pub id: Option<String>,
+}
+
+impl Event {
+    pub fn data_str(&self) -> &str {
+        std::str::from_utf8(&self.data).unwrap_or("")
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// Bytes of a line not yet terminated.
+    line: Vec<u8>,
+    /// The previous read ended in CR: a LF at the start of the next read
+    /// belongs to that line ending.
+    after_cr: bool,
+    event: Option<String>,
+    data: Vec<u8>,
+    has_data: bool,
+    id: Option<String>,
+    /// Total bytes buffered in `line` and `data`, checked against `limit`.
+    limit: usize,
+}
+
+/// An event grew past the parser's limit: the upstream is misbehaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an upstream SSE event exceeded {0} bytes")]
+pub struct TooLarge(pub usize);
+
+impl Parser {
+    /// A parser that refuses events larger than `limit` bytes.
+    pub fn new(limit: usize) -> Parser {
+        Parser {
+            limit,
+            ..Parser::default()
+        }
+    }
+
+    /// Feeds one read; complete events are appended to `out`.
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
+        if self.after_cr {
+            self.after_cr = false;
+            if let [b'\n', rest @ ..] = chunk {
+                chunk = rest;
+            }
+        }
+        while !chunk.is_empty() {
+            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(i) => {
+                    let ending = chunk[i];
+                    if self.line.is_empty() {
+                        self.line_done(&chunk[..i], out);
+                    } else {
+                        self.line.extend_from_slice(&chunk[..i]);
+                        let line = std::mem::take(&mut self.line);
+                        self.line_done(&line, out);
+                        self.line = line;
+                        self.line.clear();
+                    }
+                    chunk = &chunk[i + 1..];
+                    if ending == b'\r' {
+                        match chunk.first() {
+                            Some(b'\n') => chunk = &chunk[1..],
+                            Some(_) => {}
+                            None => self.after_cr = true,
+                        }
+                    }
+                }
+                None => {
+                    self.line.extend_from_slice(chunk);
+                    chunk = &[];
+                }
+            }
+            if self.limit > 0 && self.line.len() + self.data.len() > self.limit {
+                return Err(TooLarge(self.limit));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream ended. An event with data but no closing blank line is
+    /// still dispatched: some servers end the body right after the last
+    /// `data:` line.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.line_done(&line, out);
+        }
+        self.dispatch(out);
+    }
+
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<Event>) {
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let (name, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match name {
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+            b"id" => {
+                if !value.contains(&0) {
+                    self.id = Some(String::from_utf8_lossy(value).into_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<Event>) {
+        if !self.has_data {
+            // An event with no data is not dispatched, but its name is
+            // forgotten with it.
+            self.event = None;
+            return;
+        }
+        out.push(Event {
+            event: self.event.take(),
+            data: std::mem::take(&mut self.data),
+            id: self.id.clone(),
+        });
+        self.has_data = false;
+    }
+}
+
+/// Writes outgoing events, numbering each with an `id:` so a client can
+/// resume after the last one it saw.
+#[derive(Debug, Default)]
+pub struct Writer {
+    pub buf: BytesMut,
+    /// The id the next event gets.
+    pub next_id: u64,
+}
+
+impl Writer {
+    pub fn new(first_id: u64) -> Writer {
+        Writer {
+            buf: BytesMut::with_capacity(1024),
+            next_id: first_id,
+        }
+    }
+
+    pub fn event(&mut self, name: Option<&str>, data: &[u8]) {
+        write_event(&mut self.buf, Some(self.next_id), name, data);
+        self.next_id += 1;
+    }
+
+    /// Takes what has been written so far.
+    pub fn take(&mut self) -> bytes::Bytes {
+        self.buf.split().freeze()
+    }
+}
+
+/// Appends one event in wire form. `data` must not contain newlines (JSON
+/// from serde never does).
+pub fn write_event(buf: &mut BytesMut, id: Option<u64>, event: Option<&str>, data: &[u8]) {
+    if let Some(id) = id {
+        buf.put_slice(b"id: ");
+        let mut ibuf = itoa_buf(id);
+        buf.put_slice(ibuf.as_bytes_mut());
+        buf.put_u8(b'\n');
+    }
+    if let Some(event) = event {
+        buf.put_slice(b"event: ");
+        buf.put_slice(event.as_bytes());
+        buf.put_u8(b'\n');
+    }
+    buf.put_slice(b"data: ");
+    buf.put_slice(data);
+    buf.put_slice(b"\n\n");
+}
+
+struct Digits {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+fn itoa_buf(mut n: u64) -> Digits {
+    let mut bytes = [0u8; 20];
+    let mut i = bytes.len();
+    loop {
+        i -= 1;
+        bytes[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { bytes, start: i }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut p = Parser::new(1 << 20);
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c, &mut out).unwrap();
+        }
+        p.finish(&mut out);
+        out
+    }
+
+    const SAMPLE: &[u8] = b"event: message_start\r\ndata: {\"a\":1}\r\n\r\n: comment\n\nevent: ping\ndata: {}\n\ndata: line1\ndata: line2\nid: 7\n\ndata:[DONE]\r\rdata: x";
+
+    #[test]
+    fn parses_named_events_comments_multiline_and_mixed_endings() {
+        let out = parse_all(&[SAMPLE]);
+        let got: Vec<_> = out
+            .iter()
+            .map(|e| (e.event.as_deref(), e.data_str(), e.id.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("message_start"), "{\"a\":1}", None),
+                (Some("ping"), "{}", None),
+                (None, "line1\nline2", Some("7")),
+                (None, "[DONE]", Some("7")),
+                (None, "x", Some("7")),
+            ]
+        );
+    }
+
+    #[test]
+    fn writes_events_that_parse_back() {
+        let mut buf = BytesMut::new();
+        write_event(&mut buf, Some(42), Some("message_stop"), b"{\"type\":\"message_stop\"}");
+        write_event(&mut buf, None, None, b"[DONE]");
+        assert_eq!(
+            &buf[..],
+            b"id: 42\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\ndata: [DONE]\n\n"
+        );
+        let out = parse_all(&[&buf]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].id.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn oversized_events_are_refused() {
+        let mut p = Parser::new(16);
+        let mut out = Vec::new();
+        assert_eq!(p.feed(&[b'x'; 64], &mut out), Err(TooLarge(16)));
+    }
+
+    proptest! {
+        #[test]
+        fn same_events_however_the_bytes_are_split(cuts in proptest::collection::vec(0usize..SAMPLE.len(), 0..12)) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for c in cuts {
+                chunks.push(&SAMPLE[last..c]);
+                last = c;
+            }
+            chunks.push(&SAMPLE[last..]);
+            prop_assert_eq!(parse_all(&chunks), parse_all(&[SAMPLE]));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_split_invariantly(bytes in proptest::collection::vec(any::<u8>(), 0..256), cut in 0usize..256) {
+            let cut = cut.min(bytes.len());
+            prop_assert_eq!(parse_all(&[&bytes[..cut], &bytes[cut..]]), parse_all(&[&bytes]));
+        }
+    }
+}
