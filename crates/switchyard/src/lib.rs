@@ -2,9 +2,33 @@
 //!
 //! Modules in the order a request meets them:
 //!
-//! - [`wire`]: the providers' wire formats and the conversions between them
-//!   and the canonical model, pure (no IO).
-//! - [`chat`]: the canonical chat model every dialect converts to and from.
+//! - [`config`]: `switchyard.toml` + environment → validated [`config::Config`].
+//! - [`server`]: listeners, connections, graceful shutdown.
+//! - [`api`]: the data plane, one file per surface (OpenAI, Anthropic,
+//!   passthrough, health); [`admin`]: the operator's listener.
+//! - [`auth`]: credentials → caller.
+//! - [`pipeline`]: the journey of one request, as one readable function.
+//! - [`wire`] and [`chat`]: the providers' wire formats and the canonical
+//!   model between them; pure, no IO.
+//! - [`routing`]: `model` → the targets to try.
+//! - [`providers`]: adapters (URL, auth, body, error meaning) and
+//!   [`providers::client`], the one HTTP client that calls upstreams.
+//! - [`stream`]: upstream SSE → caller SSE through a buffer the caller follows.
+//! - [`storage`]: the SQLite or Postgres pool.
+//! - [`error`]: every failure, rendered in the caller's dialect.
+//! - [`gateway`]: the shared state handlers receive.
 
+pub mod admin;
+pub mod api;
+pub mod auth;
 pub mod chat;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod pipeline;
+pub mod providers;
+pub mod routing;
+pub mod server;
+pub mod storage;
+pub mod stream;
 pub mod wire;

@@ -66,6 +66,43 @@ impl DecodeError {
     }
 }
 
+/// Content that is either a string or a list of parts, read without
+/// serde's untagged buffering (which cannot carry raw JSON values inside).
+#[derive(Debug)]
+pub enum TextOrList<T> {
+    Text(String),
+    List(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for TextOrList<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = TextOrList<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(TextOrList::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(TextOrList::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(TextOrList::List(out))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// What can go wrong while reading an upstream stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError {
@@ -156,7 +193,10 @@ pub fn field<T: DeserializeOwned>(name: &str, raw: &RawValue) -> Result<T, Decod
 }
 
 /// Like [`field`], but JSON `null` reads as absent.
-pub fn opt_field<T: DeserializeOwned>(name: &str, raw: &RawValue) -> Result<Option<T>, DecodeError> {
+pub fn opt_field<T: DeserializeOwned>(
+    name: &str,
+    raw: &RawValue,
+) -> Result<Option<T>, DecodeError> {
     if raw.get() == "null" {
         return Ok(None);
     }
@@ -209,9 +249,17 @@ mod tests {
     #[test]
     fn body_errors_say_what_is_wrong() {
         let e = Fields::parse(b"{not json").err().unwrap();
-        assert!(e.message.starts_with("request body is not valid JSON"), "{}", e.message);
+        assert!(
+            e.message.starts_with("request body is not valid JSON"),
+            "{}",
+            e.message
+        );
         let e = Fields::parse(b"[1,2]").err().unwrap();
-        assert!(e.message.starts_with("request body must be a JSON object"), "{}", e.message);
+        assert!(
+            e.message.starts_with("request body must be a JSON object"),
+            "{}",
+            e.message
+        );
         assert!(Fields::parse(b"{} x").is_err());
     }
 

@@ -59,7 +59,10 @@ pub fn split_signature(id: &str) -> (&str, Option<String>) {
     }
     let (sig, plain) = rest.split_at(len);
     match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) {
-        Ok(bytes) => (plain, Some(base64::engine::general_purpose::STANDARD.encode(bytes))),
+        Ok(bytes) => (
+            plain,
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
         Err(_) => (id, None),
     }
 }
@@ -78,7 +81,11 @@ mod tests {
         );
         let id = id_with_signature("call_0", &sig);
         assert!(id.starts_with("gts_"));
-        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'), "{id}");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{id}"
+        );
         assert_eq!(split_signature(&id), ("call_0", Some(sig)));
         assert_eq!(split_signature("call_0"), ("call_0", None));
         assert_eq!(split_signature("gts_zz_x"), ("gts_zz_x", None));

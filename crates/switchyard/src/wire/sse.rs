@@ -130,10 +130,8 @@ impl Parser {
                 self.has_data = true;
             }
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
-            b"id" => {
-                if !value.contains(&0) {
-                    self.id = Some(String::from_utf8_lossy(value).into_owned());
-                }
+            b"id" if !value.contains(&0) => {
+                self.id = Some(String::from_utf8_lossy(value).into_owned());
             }
             _ => {}
         }
@@ -266,7 +264,12 @@ mod tests {
     #[test]
     fn writes_events_that_parse_back() {
         let mut buf = BytesMut::new();
-        write_event(&mut buf, Some(42), Some("message_stop"), b"{\"type\":\"message_stop\"}");
+        write_event(
+            &mut buf,
+            Some(42),
+            Some("message_stop"),
+            b"{\"type\":\"message_stop\"}",
+        );
         write_event(&mut buf, None, None, b"[DONE]");
         assert_eq!(
             &buf[..],

@@ -6,10 +6,10 @@ use serde_json::value::RawValue;
 
 use super::types::*;
 use crate::chat::{
-    self, Image, Message, Part, ResponseFormat, Role, SystemPart, Thinking, Tool, ToolChoice, ToolResultPart,
-    Untranslatable,
+    self, Image, Message, Part, ResponseFormat, Role, SystemPart, Thinking, Tool, ToolChoice,
+    ToolResultPart, Untranslatable,
 };
-use crate::wire::{DecodeError, Fields, field, is_neutral, opt_field};
+use crate::wire::{DecodeError, Fields, TextOrList, field, is_neutral, opt_field};
 
 const TARGET: &str = "an Anthropic provider";
 
@@ -34,11 +34,11 @@ pub fn decode_request(body: &[u8]) -> Result<(chat::Request, Fields<'_>), Decode
             }
             "system" => match opt_field::<SystemIn>("system", raw)? {
                 None => {}
-                Some(SystemIn::Text(t)) => req.system.push(SystemPart {
+                Some(TextOrList::Text(t)) => req.system.push(SystemPart {
                     text: t,
                     cache_control: None,
                 }),
-                Some(SystemIn::Blocks(blocks)) => {
+                Some(TextOrList::List(blocks)) => {
                     for (i, b) in blocks.into_iter().enumerate() {
                         let at = format!("system[{i}]");
                         note_unknown(&b, &at, &mut req.unknown_fields);
@@ -112,7 +112,9 @@ pub fn decode_request(body: &[u8]) -> Result<(chat::Request, Fields<'_>), Decode
                         other => {
                             return Err(DecodeError::new(
                                 "tool_choice.type",
-                                format!("unknown tool_choice type `{other}`: expected auto, any, tool or none"),
+                                format!(
+                                    "unknown tool_choice type `{other}`: expected auto, any, tool or none"
+                                ),
                             ));
                         }
                     });
@@ -208,7 +210,7 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
             }
         };
         let blocks = match m.content {
-            ContentIn::Text(t) => {
+            TextOrList::Text(t) => {
                 req.messages.push(Message {
                     role,
                     parts: vec![Part::Text {
@@ -218,7 +220,7 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                 });
                 continue;
             }
-            ContentIn::Blocks(b) => b,
+            TextOrList::List(b) => b,
         };
         let mut parts = Vec::with_capacity(blocks.len());
         for (j, b) in blocks.into_iter().enumerate() {
@@ -256,8 +258,15 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                     let (Some(id), Some(name)) = (b.id, b.name) else {
                         return Err(DecodeError::missing(&format!("{at}.id")));
                     };
-                    let arguments = b.input.map(|r| r.get().to_owned()).unwrap_or_else(|| "{}".into());
-                    parts.push(Part::ToolCall { id, name, arguments });
+                    let arguments = b
+                        .input
+                        .map(|r| r.get().to_owned())
+                        .unwrap_or_else(|| "{}".into());
+                    parts.push(Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    });
                 }
                 (Role::Assistant, "thinking") => parts.push(Part::Thinking {
                     text: b.thinking.unwrap_or_default(),
@@ -315,8 +324,8 @@ fn decode_tool_result(
 ) -> Result<Vec<ToolResultPart>, DecodeError> {
     match content {
         None => Ok(Vec::new()),
-        Some(ContentIn::Text(t)) => Ok(vec![ToolResultPart::Text(t)]),
-        Some(ContentIn::Blocks(blocks)) => {
+        Some(TextOrList::Text(t)) => Ok(vec![ToolResultPart::Text(t)]),
+        Some(TextOrList::List(blocks)) => {
             let mut out = Vec::with_capacity(blocks.len());
             for (k, b) in blocks.into_iter().enumerate() {
                 let at = format!("{at}.content[{k}]");
@@ -340,19 +349,35 @@ pub fn encode_request(
     default_max_tokens: u32,
 ) -> Result<Vec<u8>, Untranslatable> {
     if let Some(f) = req.unknown_fields.first() {
-        return Err(Untranslatable::new(f.clone(), TARGET, "the field has no equivalent there"));
+        return Err(Untranslatable::new(
+            f.clone(),
+            TARGET,
+            "the field has no equivalent there",
+        ));
     }
     if req.n.is_some_and(|n| n != 1) {
-        return Err(Untranslatable::new("n", TARGET, "Messages returns one answer per call"));
+        return Err(Untranslatable::new(
+            "n",
+            TARGET,
+            "Messages returns one answer per call",
+        ));
     }
     if req.seed.is_some() {
         return Err(Untranslatable::new("seed", TARGET, "Messages has no seed"));
     }
     if req.presence_penalty.is_some_and(|p| p != 0.0) {
-        return Err(Untranslatable::new("presence_penalty", TARGET, "Messages has no presence penalty"));
+        return Err(Untranslatable::new(
+            "presence_penalty",
+            TARGET,
+            "Messages has no presence penalty",
+        ));
     }
     if req.frequency_penalty.is_some_and(|p| p != 0.0) {
-        return Err(Untranslatable::new("frequency_penalty", TARGET, "Messages has no frequency penalty"));
+        return Err(Untranslatable::new(
+            "frequency_penalty",
+            TARGET,
+            "Messages has no frequency penalty",
+        ));
     }
     let mut output_config = None;
     match &req.response_format {
@@ -464,7 +489,9 @@ pub fn encode_request(
 
 fn empty_schema() -> &'static RawValue {
     static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| crate::wire::to_raw(&serde_json::json!({"type": "object", "properties": {}})))
+    EMPTY.get_or_init(|| {
+        crate::wire::to_raw(&serde_json::json!({"type": "object", "properties": {}}))
+    })
 }
 
 fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untranslatable> {
@@ -485,7 +512,10 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
         for (j, p) in m.parts.iter().enumerate() {
             let at = || format!("messages[{i}].content[{j}]");
             match p {
-                Part::Text { text, cache_control } => {
+                Part::Text {
+                    text,
+                    cache_control,
+                } => {
                     // Empty text blocks are refused by Messages.
                     if !text.is_empty() {
                         blocks.push(BlockOut::Text {
@@ -497,7 +527,11 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                 Part::Image(img) => blocks.push(BlockOut::Image {
                     source: image_source(img),
                 }),
-                Part::ToolCall { id, name, arguments } => blocks.push(BlockOut::ToolUse {
+                Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => blocks.push(BlockOut::ToolUse {
                     id,
                     name,
                     input: tool_input(arguments).ok_or_else(|| {
@@ -528,15 +562,16 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                         .collect(),
                     is_error: *is_error,
                 }),
-                Part::Thinking { text, signature } => match signature {
-                    Some(sig) => blocks.push(BlockOut::Thinking {
-                        thinking: text,
-                        signature: sig,
-                    }),
-                    // Unsigned reasoning came from another provider; Messages
-                    // rejects thinking blocks without a signature.
-                    None => {}
-                },
+                // Unsigned reasoning came from another provider; Messages
+                // rejects thinking blocks without a signature.
+                Part::Thinking { text, signature } => {
+                    if let Some(sig) = signature {
+                        blocks.push(BlockOut::Thinking {
+                            thinking: text,
+                            signature: sig,
+                        });
+                    }
+                }
                 Part::RedactedThinking { data } => blocks.push(BlockOut::RedactedThinking { data }),
             }
             let _ = at;
@@ -548,7 +583,10 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
         // text after them form one user turn, results first.
         match out.last_mut() {
             Some(last) if last.role == role => last.content.extend(blocks),
-            _ => out.push(MessageOut { role, content: blocks }),
+            _ => out.push(MessageOut {
+                role,
+                content: blocks,
+            }),
         }
     }
     Ok(out)
@@ -573,7 +611,11 @@ pub fn tool_input(arguments: &str) -> Option<Box<RawValue>> {
 /// The same-dialect fast path: the caller's own fields with `model` set to
 /// the upstream's name for it. Anthropic streams always carry usage.
 pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
-    let len: usize = fields.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let len: usize = fields
+        .0
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
     let mut out = Vec::with_capacity(len + upstream_model.len() + 16);
     out.push(b'{');
     for (n, (key, raw)) in fields.0.iter().enumerate() {
@@ -590,4 +632,65 @@ pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
     }
     out.push(b'}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raw JSON (tool inputs, cache_control) inside content blocks must
+    /// survive decoding; serde's untagged buffering would lose it.
+    #[test]
+    fn raw_values_inside_blocks_decode() {
+        let b = br#"{"model":"a/b","max_tokens":5,"tools":[{"name":"n","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"n","input":{"city":"Paris"}}]}]}"#;
+        let (r, _) = decode_request(b).unwrap();
+        assert_eq!(
+            r.messages[1].parts[0],
+            Part::ToolCall {
+                id: "t".into(),
+                name: "n".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }
+        );
+        assert!(r.unknown_fields.is_empty());
+        assert_eq!(
+            r.tools[0].parameters.as_ref().unwrap().get(),
+            r#"{"type":"object"}"#
+        );
+    }
+
+    #[test]
+    fn tool_results_leave_the_user_turn_in_order() {
+        let b = br#"{"model":"a/b","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"r1"},{"type":"tool_result","tool_use_id":"t2","content":[{"type":"text","text":"r2"}],"is_error":true},{"type":"text","text":"and?"}]}]}"#;
+        let (r, _) = decode_request(b).unwrap();
+        let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::Tool, Role::Tool, Role::User]);
+        // Encoding back merges them into one user turn, results first.
+        let out: serde_json::Value =
+            serde_json::from_slice(&encode_request(&r, "m", 10).unwrap()).unwrap();
+        let content = out["messages"][0]["content"].as_array().unwrap();
+        assert_eq!(out["messages"].as_array().unwrap().len(), 1);
+        assert_eq!(content[0]["type"], "tool_result");
+        assert_eq!(content[1]["is_error"], true);
+        assert_eq!(content[2]["text"], "and?");
+    }
+
+    #[test]
+    fn what_messages_cannot_say_is_refused_by_name() {
+        let mut r = chat::Request {
+            model: "m".into(),
+            seed: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(encode_request(&r, "m", 10).unwrap_err().field, "seed");
+        r.seed = None;
+        r.response_format = Some(ResponseFormat::JsonObject);
+        assert_eq!(
+            encode_request(&r, "m", 10).unwrap_err().field,
+            "response_format"
+        );
+        r.response_format = None;
+        r.unknown_fields.push("logprobs".into());
+        assert_eq!(encode_request(&r, "m", 10).unwrap_err().field, "logprobs");
+    }
 }

@@ -80,7 +80,10 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
             "tool_use" => content.push(Part::ToolCall {
                 id: b.id.unwrap_or_default(),
                 name: b.name.unwrap_or_default(),
-                arguments: b.input.map(|r| r.get().to_owned()).unwrap_or_else(|| "{}".into()),
+                arguments: b
+                    .input
+                    .map(|r| r.get().to_owned())
+                    .unwrap_or_else(|| "{}".into()),
             }),
             "thinking" => content.push(Part::Thinking {
                 text: b.thinking.unwrap_or_default(),
@@ -133,7 +136,9 @@ pub fn encode_response(r: &chat::Response) -> Result<Vec<u8>, DecodeError> {
                 thinking: text,
                 signature: signature.as_deref().unwrap_or(""),
             }),
-            (Part::RedactedThinking { data }, _) => content.push(ResponseBlockOut::RedactedThinking { data }),
+            (Part::RedactedThinking { data }, _) => {
+                content.push(ResponseBlockOut::RedactedThinking { data })
+            }
             _ => {}
         }
     }

@@ -107,10 +107,13 @@ pub struct StreamDecoder {
 
 impl StreamDecoder {
     pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
-        let e: EventIn = serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        let e: EventIn =
+            serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         match e.kind.as_ref() {
             "message_start" => {
-                let m = e.message.ok_or_else(|| StreamError::Malformed("message_start without message".into()))?;
+                let m = e.message.ok_or_else(|| {
+                    StreamError::Malformed("message_start without message".into())
+                })?;
                 out.push(Event::Start {
                     id: m.id.unwrap_or_default(),
                     model: m.model.unwrap_or_default(),
@@ -122,9 +125,9 @@ impl StreamDecoder {
                 }
             }
             "content_block_start" => {
-                let b = e
-                    .content_block
-                    .ok_or_else(|| StreamError::Malformed("content_block_start without content_block".into()))?;
+                let b = e.content_block.ok_or_else(|| {
+                    StreamError::Malformed("content_block_start without content_block".into())
+                })?;
                 match b.kind.as_str() {
                     "tool_use" => {
                         let tool = self.tool_blocks.len() as u32;
@@ -186,9 +189,11 @@ impl StreamDecoder {
                     let cur = &mut self.usage;
                     cur.output_tokens = u.output_tokens.or(cur.output_tokens);
                     cur.input_tokens = u.input_tokens.or(cur.input_tokens);
-                    cur.cache_read_input_tokens = u.cache_read_input_tokens.or(cur.cache_read_input_tokens);
-                    cur.cache_creation_input_tokens =
-                        u.cache_creation_input_tokens.or(cur.cache_creation_input_tokens);
+                    cur.cache_read_input_tokens =
+                        u.cache_read_input_tokens.or(cur.cache_read_input_tokens);
+                    cur.cache_creation_input_tokens = u
+                        .cache_creation_input_tokens
+                        .or(cur.cache_creation_input_tokens);
                     out.push(Event::Usage(decode_usage(cur)));
                 }
                 if let Some(d) = e.delta
@@ -276,6 +281,7 @@ struct BlockDeltaOut<'a> {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // Anthropic's own names.
 enum DeltaBody<'a> {
     TextDelta { text: &'a str },
     ThinkingDelta { thinking: &'a str },
@@ -452,7 +458,11 @@ impl StreamEncoder {
                 let start = BlockStartOut {
                     kind: "content_block_start",
                     index,
-                    content_block: BlockStartBody::ToolUse { id, name, input: Empty {} },
+                    content_block: BlockStartBody::ToolUse {
+                        id,
+                        name,
+                        input: Empty {},
+                    },
                 };
                 w.event(Some("content_block_start"), &crate::wire::to_vec(&start));
                 self.open.push((index, BlockKind::Tool));
@@ -460,10 +470,19 @@ impl StreamEncoder {
             }
             Event::ToolCallDelta { index, arguments } => {
                 if let Some(&block) = self.tool_blocks.get(*index as usize) {
-                    Self::delta(w, block, DeltaBody::InputJsonDelta { partial_json: arguments });
+                    Self::delta(
+                        w,
+                        block,
+                        DeltaBody::InputJsonDelta {
+                            partial_json: arguments,
+                        },
+                    );
                 }
             }
-            Event::Finish { reason, stop_sequence } => {
+            Event::Finish {
+                reason,
+                stop_sequence,
+            } => {
                 self.finish = Some((reason.clone(), stop_sequence.clone()));
             }
         }
@@ -572,7 +591,10 @@ mod tests {
                 "content_block_delta",
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
             ),
-            ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
             (
                 "content_block_start",
                 r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"get","input":{}}}"#,
@@ -585,7 +607,10 @@ mod tests {
                 "content_block_delta",
                 r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":1}"}}"#,
             ),
-            ("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
             (
                 "message_delta",
                 r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":20}}"#,

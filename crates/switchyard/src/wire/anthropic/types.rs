@@ -7,12 +7,7 @@ pub use crate::wire::UnknownKeys;
 
 // ---------------------------------------------------------------- requests
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum SystemIn {
-    Text(String),
-    Blocks(Vec<BlockIn>),
-}
+pub type SystemIn = crate::wire::TextOrList<BlockIn>;
 
 #[derive(Debug, Deserialize)]
 pub struct MessageIn {
@@ -22,12 +17,7 @@ pub struct MessageIn {
     pub unknown: UnknownKeys,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum ContentIn {
-    Text(String),
-    Blocks(Vec<BlockIn>),
-}
+pub type ContentIn = crate::wire::TextOrList<BlockIn>;
 
 /// Every block type in one struct: which fields matter depends on `type`.
 #[derive(Debug, Deserialize)]

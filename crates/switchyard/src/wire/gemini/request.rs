@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::split_signature;
-use crate::chat::{self, Image, Part, ResponseFormat, Role, ToolChoice, ToolResultPart, Untranslatable};
+use crate::chat::{
+    self, Image, Part, ResponseFormat, Role, ToolChoice, ToolResultPart, Untranslatable,
+};
 
 const TARGET: &str = "a Gemini provider";
 
@@ -41,7 +43,9 @@ struct ContentOut<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum PartOut<'a> {
-    Text { text: &'a str },
+    Text {
+        text: &'a str,
+    },
     InlineData {
         #[serde(rename = "inlineData")]
         inline_data: InlineDataOut<'a>,
@@ -164,13 +168,25 @@ struct ThinkingConfigOut {
 /// the URL, not the body).
 pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
     if let Some(f) = req.unknown_fields.first() {
-        return Err(Untranslatable::new(f.clone(), TARGET, "the field has no equivalent there"));
+        return Err(Untranslatable::new(
+            f.clone(),
+            TARGET,
+            "the field has no equivalent there",
+        ));
     }
     if req.n.is_some_and(|n| n != 1) {
-        return Err(Untranslatable::new("n", TARGET, "the gateway asks Gemini for one candidate"));
+        return Err(Untranslatable::new(
+            "n",
+            TARGET,
+            "the gateway asks Gemini for one candidate",
+        ));
     }
     if req.user.is_some() {
-        return Err(Untranslatable::new("user", TARGET, "generateContent has no end-user id"));
+        return Err(Untranslatable::new(
+            "user",
+            TARGET,
+            "generateContent has no end-user id",
+        ));
     }
     if req.parallel_tool_calls == Some(false) {
         return Err(Untranslatable::new(
@@ -180,7 +196,11 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
         ));
     }
     let system_instruction = (!req.system.is_empty()).then(|| SystemOut {
-        parts: req.system.iter().map(|s| TextOut { text: &s.text }).collect(),
+        parts: req
+            .system
+            .iter()
+            .map(|s| TextOut { text: &s.text })
+            .collect(),
     });
     let contents = encode_contents(req)?;
     let strict = req.tools.iter().any(|t| t.strict == Some(true));
@@ -218,7 +238,9 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
     let (response_mime_type, response_json_schema) = match &req.response_format {
         None | Some(ResponseFormat::Text) => (None, None),
         Some(ResponseFormat::JsonObject) => (Some("application/json"), None),
-        Some(ResponseFormat::JsonSchema { schema, .. }) => (Some("application/json"), Some(&**schema)),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            (Some("application/json"), Some(&**schema))
+        }
     };
     let thinking_budget = match (&req.thinking, req.reasoning_effort.as_deref()) {
         (Some(t), _) => Some(t.budget_tokens),
@@ -280,15 +302,21 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
             match p {
                 Part::Text { text, .. } => parts.push(PartOut::Text { text }),
                 Part::Image(img) => parts.push(inline_image(img, at)?),
-                Part::ToolCall { id, name, arguments } => {
+                Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => {
                     let (plain, signature) = split_signature(id);
-                    let args = crate::wire::anthropic::request::tool_input(arguments).ok_or_else(|| {
-                        Untranslatable::new(
-                            format!("{}.arguments", at()),
-                            TARGET,
-                            "tool call arguments must be a JSON object",
-                        )
-                    })?;
+                    let args = crate::wire::anthropic::request::tool_input(arguments).ok_or_else(
+                        || {
+                            Untranslatable::new(
+                                format!("{}.arguments", at()),
+                                TARGET,
+                                "tool call arguments must be a JSON object",
+                            )
+                        },
+                    )?;
                     parts.push(PartOut::FunctionCall {
                         function_call: FunctionCallOut {
                             id: gemini_id(plain),
@@ -307,7 +335,9 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
                         return Err(Untranslatable::new(
                             format!("messages[{i}].tool_call_id"),
                             TARGET,
-                            format!("no earlier tool call has id `{tool_call_id}`; Gemini matches results to calls by name"),
+                            format!(
+                                "no earlier tool call has id `{tool_call_id}`; Gemini matches results to calls by name"
+                            ),
                         ));
                     };
                     let mut text = String::new();
@@ -364,7 +394,10 @@ fn call_name<'a>(req: &'a chat::Request, i: usize, id: &str) -> Option<&'a str> 
     })
 }
 
-fn inline_image<'a>(img: &'a Image, at: impl Fn() -> String) -> Result<PartOut<'a>, Untranslatable> {
+fn inline_image<'a>(
+    img: &'a Image,
+    at: impl Fn() -> String,
+) -> Result<PartOut<'a>, Untranslatable> {
     match img {
         Image::Base64 { media_type, data } => Ok(PartOut::InlineData {
             inline_data: InlineDataOut {

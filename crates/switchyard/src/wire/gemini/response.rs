@@ -106,19 +106,33 @@ pub fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
 
 /// One function-call part as a canonical tool call; `n` numbers calls
 /// without a Gemini id.
-pub fn tool_call(fc: FunctionCallIn, signature: Option<&str>, n: usize) -> (String, String, String) {
-    let plain = fc.id.filter(|i| !i.is_empty()).unwrap_or_else(|| format!("call_{n}"));
+pub fn tool_call(
+    fc: FunctionCallIn,
+    signature: Option<&str>,
+    n: usize,
+) -> (String, String, String) {
+    let plain = fc
+        .id
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| format!("call_{n}"));
     let id = match signature {
         Some(sig) => id_with_signature(&plain, sig),
         None => plain,
     };
-    let args = fc.args.map(|a| a.get().to_owned()).unwrap_or_else(|| "{}".into());
+    let args = fc
+        .args
+        .map(|a| a.get().to_owned())
+        .unwrap_or_else(|| "{}".into());
     (id, fc.name, args)
 }
 
 pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
-    let r: ResponseIn = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::new("", format!("upstream response is not a GenerateContentResponse: {e}")))?;
+    let r: ResponseIn = serde_json::from_slice(body).map_err(|e| {
+        DecodeError::new(
+            "",
+            format!("upstream response is not a GenerateContentResponse: {e}"),
+        )
+    })?;
     let mut content = Vec::new();
     let mut finish = None;
     let mut calls = 0;
@@ -127,10 +141,17 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
             if let Some(fc) = p.function_call {
                 let (id, name, arguments) = tool_call(fc, p.thought_signature.as_deref(), calls);
                 calls += 1;
-                content.push(Part::ToolCall { id, name, arguments });
+                content.push(Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                });
             } else if let Some(text) = p.text {
                 content.push(if p.thought == Some(true) {
-                    Part::Thinking { text, signature: None }
+                    Part::Thinking {
+                        text,
+                        signature: None,
+                    }
                 } else {
                     Part::Text {
                         text,
@@ -139,7 +160,10 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
                 });
             }
         }
-        finish = c.finish_reason.as_deref().map(|f| decode_finish(f, calls > 0));
+        finish = c
+            .finish_reason
+            .as_deref()
+            .map(|f| decode_finish(f, calls > 0));
     } else if r.prompt_feedback.and_then(|f| f.block_reason).is_some() {
         finish = Some(FinishReason::ContentFilter);
     }
@@ -210,13 +234,23 @@ mod tests {
         let r = decode_response(body).unwrap();
         assert_eq!(r.finish, Some(FinishReason::ToolCalls));
         let u = r.usage.unwrap();
-        assert_eq!((u.input_tokens, u.output_tokens, u.reasoning_tokens), (83, 118, 104));
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.reasoning_tokens),
+            (83, 118, 104)
+        );
         assert_eq!(u.total(), 201);
         match &r.content[1] {
-            Part::ToolCall { id, name, arguments } => {
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => {
                 assert_eq!(name, "get_weather");
                 assert_eq!(arguments, r#"{"city":"Paris"}"#);
-                assert_eq!(super::super::split_signature(id), ("call_0", Some("AQID".into())));
+                assert_eq!(
+                    super::super::split_signature(id),
+                    ("call_0", Some("AQID".into()))
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -227,9 +261,16 @@ mod tests {
         let body = br#"{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"58s"}]}}"#;
         assert_eq!(
             decode_error(body),
-            Some((Some("RESOURCE_EXHAUSTED".into()), Some("Quota exceeded".into()), Some(58.0)))
+            Some((
+                Some("RESOURCE_EXHAUSTED".into()),
+                Some("Quota exceeded".into()),
+                Some(58.0)
+            ))
         );
         let body = br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
-        assert_eq!(decode_error(body).unwrap().0.as_deref(), Some("API_KEY_INVALID"));
+        assert_eq!(
+            decode_error(body).unwrap().0.as_deref(),
+            Some("API_KEY_INVALID")
+        );
     }
 }

@@ -14,10 +14,12 @@ pub struct StreamDecoder {
 
 impl StreamDecoder {
     pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
-        let r: ResponseIn = serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        let r: ResponseIn =
+            serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(raw) = r.error {
-            let (kind, message, _) = super::decode_error(format!("{{\"error\":{}}}", raw.get()).as_bytes())
-                .unwrap_or((None, None, None));
+            let (kind, message, _) =
+                super::decode_error(format!("{{\"error\":{}}}", raw.get()).as_bytes())
+                    .unwrap_or((None, None, None));
             let status = match kind.as_deref() {
                 Some("RESOURCE_EXHAUSTED") => 429,
                 Some("UNAVAILABLE") => 503,
@@ -28,7 +30,8 @@ impl StreamDecoder {
             return Err(StreamError::Upstream {
                 status,
                 kind,
-                message: message.unwrap_or_else(|| "the upstream reported an error in its stream".into()),
+                message: message
+                    .unwrap_or_else(|| "the upstream reported an error in its stream".into()),
             });
         }
         if !self.started {
@@ -45,7 +48,8 @@ impl StreamDecoder {
         if let Some(c) = r.candidates.into_iter().next() {
             for p in c.content.map(|c| c.parts).unwrap_or_default() {
                 if let Some(fc) = p.function_call {
-                    let (id, name, arguments) = tool_call(fc, p.thought_signature.as_deref(), self.calls);
+                    let (id, name, arguments) =
+                        tool_call(fc, p.thought_signature.as_deref(), self.calls);
                     let index = self.calls as u32;
                     self.calls += 1;
                     out.push(Event::ToolCallStart { index, id, name });

@@ -48,7 +48,9 @@ impl EmbeddingInput {
     }
 }
 
-pub fn decode_embeddings_request(body: &[u8]) -> Result<(EmbeddingsRequest, Fields<'_>), DecodeError> {
+pub fn decode_embeddings_request(
+    body: &[u8],
+) -> Result<(EmbeddingsRequest, Fields<'_>), DecodeError> {
     let fields = Fields::parse(body)?;
     let mut model = None;
     let mut input = None;
@@ -127,7 +129,12 @@ struct UsageOut {
 
 /// An OpenAI embeddings answer. With `base64`, each vector is its
 /// little-endian f32 bytes in base64, as OpenAI sends them.
-pub fn encode_embeddings_response(vectors: Vec<Vec<f32>>, model: &str, base64: bool, prompt_tokens: u64) -> Vec<u8> {
+pub fn encode_embeddings_response(
+    vectors: Vec<Vec<f32>>,
+    model: &str,
+    base64: bool,
+    prompt_tokens: u64,
+) -> Vec<u8> {
     let data = vectors
         .into_iter()
         .enumerate()
@@ -164,7 +171,10 @@ pub fn peek_embedding_tokens(body: &[u8]) -> Option<u64> {
         #[serde(default)]
         prompt_tokens: u64,
     }
-    serde_json::from_slice::<Peek>(body).ok()?.usage.map(|u| u.prompt_tokens)
+    serde_json::from_slice::<Peek>(body)
+        .ok()?
+        .usage
+        .map(|u| u.prompt_tokens)
 }
 
 #[cfg(test)]
@@ -176,7 +186,9 @@ mod tests {
         let out = encode_embeddings_response(vec![vec![1.0, -2.5]], "m", true, 3);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let b64 = v["data"][0]["embedding"].as_str().unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         assert_eq!(bytes.len(), 8);
         assert_eq!(f32::from_le_bytes(bytes[4..8].try_into().unwrap()), -2.5);
         assert_eq!(v["usage"]["prompt_tokens"], 3);
@@ -184,7 +196,10 @@ mod tests {
 
     #[test]
     fn inputs_and_formats_are_checked() {
-        let (r, _) = decode_embeddings_request(br#"{"model":"a/b","input":["x","y"],"encoding_format":"base64"}"#).unwrap();
+        let (r, _) = decode_embeddings_request(
+            br#"{"model":"a/b","input":["x","y"],"encoding_format":"base64"}"#,
+        )
+        .unwrap();
         assert!(r.base64);
         assert_eq!(r.input.texts().unwrap().len(), 2);
         let e = decode_embeddings_request(br#"{"model":"a/b","input":{"x":1}}"#).unwrap_err();

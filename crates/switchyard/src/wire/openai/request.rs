@@ -11,7 +11,7 @@ use crate::chat::{
     self, Image, Message, Part, ResponseFormat, Role, SystemPart, Tool, ToolChoice, ToolResultPart,
     Untranslatable,
 };
-use crate::wire::{DecodeError, Fields, field, is_neutral, opt_field};
+use crate::wire::{DecodeError, Fields, TextOrList, field, is_neutral, opt_field};
 
 const TARGET: &str = "an OpenAI-dialect provider";
 
@@ -154,12 +154,9 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                 }
                 match m.content {
                     None => {}
-                    Some(ContentIn::Text(t)) => {
-                        if !t.is_empty() {
-                            parts.push(text_part(t));
-                        }
-                    }
-                    Some(ContentIn::Parts(ps)) => {
+                    Some(TextOrList::Text(t)) if t.is_empty() => {}
+                    Some(TextOrList::Text(t)) => parts.push(text_part(t)),
+                    Some(TextOrList::List(ps)) => {
                         for (j, p) in ps.into_iter().enumerate() {
                             match (p.kind.as_str(), p.text, p.refusal) {
                                 ("text", Some(t), _) => parts.push(text_part(t)),
@@ -167,7 +164,9 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                                 (kind, _, _) => {
                                     return Err(DecodeError::new(
                                         format!("messages[{i}].content[{j}].type"),
-                                        format!("assistant content parts must be text or refusal, not `{kind}`"),
+                                        format!(
+                                            "assistant content parts must be text or refusal, not `{kind}`"
+                                        ),
                                     ));
                                 }
                             }
@@ -181,7 +180,8 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                     if let Some(kind) = tc.kind.as_deref()
                         && kind != "function"
                     {
-                        req.unknown_fields.push(format!("messages[{i}].tool_calls[{j}].type"));
+                        req.unknown_fields
+                            .push(format!("messages[{i}].tool_calls[{j}].type"));
                     }
                     parts.push(Part::ToolCall {
                         id: tc.id,
@@ -229,11 +229,15 @@ fn text_part(text: String) -> Part {
 }
 
 /// Content that may only hold text (system, developer and tool messages).
-fn text_only(content: Option<ContentIn>, path: &str, unknown: &mut Vec<String>) -> Result<String, DecodeError> {
+fn text_only(
+    content: Option<ContentIn>,
+    path: &str,
+    unknown: &mut Vec<String>,
+) -> Result<String, DecodeError> {
     match content {
         None => Err(DecodeError::missing(path)),
-        Some(ContentIn::Text(t)) => Ok(t),
-        Some(ContentIn::Parts(ps)) => {
+        Some(TextOrList::Text(t)) => Ok(t),
+        Some(TextOrList::List(ps)) => {
             let mut out = String::new();
             for (j, p) in ps.into_iter().enumerate() {
                 for k in p.unknown.0 {
@@ -254,10 +258,14 @@ fn text_only(content: Option<ContentIn>, path: &str, unknown: &mut Vec<String>) 
     }
 }
 
-fn user_parts(content: ContentIn, i: usize, unknown: &mut Vec<String>) -> Result<Vec<Part>, DecodeError> {
+fn user_parts(
+    content: ContentIn,
+    i: usize,
+    unknown: &mut Vec<String>,
+) -> Result<Vec<Part>, DecodeError> {
     match content {
-        ContentIn::Text(t) => Ok(vec![text_part(t)]),
-        ContentIn::Parts(ps) => {
+        TextOrList::Text(t) => Ok(vec![text_part(t)]),
+        TextOrList::List(ps) => {
             let mut parts = Vec::with_capacity(ps.len());
             for (j, p) in ps.into_iter().enumerate() {
                 let at = format!("messages[{i}].content[{j}]");
@@ -326,7 +334,9 @@ fn decode_tool_choice(tc: ToolChoiceIn) -> Result<ToolChoice, DecodeError> {
             "required" => Ok(ToolChoice::Required),
             other => Err(DecodeError::new(
                 "tool_choice",
-                format!("unknown tool_choice `{other}`: expected auto, none, required or a named function"),
+                format!(
+                    "unknown tool_choice `{other}`: expected auto, none, required or a named function"
+                ),
             )),
         },
         ToolChoiceIn::Named(n) if n.kind == "function" => Ok(ToolChoice::Named(n.function.name)),
@@ -345,9 +355,9 @@ fn decode_response_format(rf: ResponseFormatIn) -> Result<ResponseFormat, Decode
             let Some(js) = rf.json_schema else {
                 return Err(DecodeError::missing("response_format.json_schema"));
             };
-            let schema = js
-                .schema
-                .unwrap_or_else(|| chat::RawJson(crate::wire::to_raw(&serde_json::json!({"type": "object"}))));
+            let schema = js.schema.unwrap_or_else(|| {
+                chat::RawJson(crate::wire::to_raw(&serde_json::json!({"type": "object"})))
+            });
             let _ = js.description;
             Ok(ResponseFormat::JsonSchema {
                 name: js.name,
@@ -357,7 +367,9 @@ fn decode_response_format(rf: ResponseFormatIn) -> Result<ResponseFormat, Decode
         }
         other => Err(DecodeError::new(
             "response_format.type",
-            format!("unknown response_format type `{other}`: expected text, json_object or json_schema"),
+            format!(
+                "unknown response_format type `{other}`: expected text, json_object or json_schema"
+            ),
         )),
     }
 }
@@ -379,10 +391,18 @@ pub fn encode_request(
     max_field: MaxTokensField,
 ) -> Result<Vec<u8>, Untranslatable> {
     if let Some(f) = req.unknown_fields.first() {
-        return Err(Untranslatable::new(f.clone(), TARGET, "the field has no equivalent there"));
+        return Err(Untranslatable::new(
+            f.clone(),
+            TARGET,
+            "the field has no equivalent there",
+        ));
     }
     if req.top_k.is_some() {
-        return Err(Untranslatable::new("top_k", TARGET, "Chat Completions has no top_k"));
+        return Err(Untranslatable::new(
+            "top_k",
+            TARGET,
+            "Chat Completions has no top_k",
+        ));
     }
     if req.thinking.is_some() {
         return Err(Untranslatable::new(
@@ -396,7 +416,12 @@ pub fn encode_request(
         let content = if req.system.len() == 1 {
             ContentOut::Text(Cow::Borrowed(&req.system[0].text))
         } else {
-            ContentOut::Parts(req.system.iter().map(|s| PartOut::Text { text: &s.text }).collect())
+            ContentOut::Parts(
+                req.system
+                    .iter()
+                    .map(|s| PartOut::Text { text: &s.text })
+                    .collect(),
+            )
         };
         messages.push(MessageOut {
             role: "system",
@@ -435,7 +460,11 @@ pub fn encode_request(
     let response_format = req.response_format.as_ref().map(|rf| match rf {
         ResponseFormat::Text => serde_json::json!({"type": "text"}),
         ResponseFormat::JsonObject => serde_json::json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema { name, schema, strict } => {
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => {
             let mut js = serde_json::json!({"name": name, "schema": schema});
             if let Some(s) = strict {
                 js["strict"] = serde_json::json!(s);
@@ -450,8 +479,12 @@ pub fn encode_request(
         tool_choice,
         parallel_tool_calls: req.parallel_tool_calls,
         response_format,
-        max_completion_tokens: req.max_tokens.filter(|_| max_field == MaxTokensField::MaxCompletionTokens),
-        max_tokens: req.max_tokens.filter(|_| max_field == MaxTokensField::MaxTokens),
+        max_completion_tokens: req
+            .max_tokens
+            .filter(|_| max_field == MaxTokensField::MaxCompletionTokens),
+        max_tokens: req
+            .max_tokens
+            .filter(|_| max_field == MaxTokensField::MaxTokens),
         temperature: req.temperature,
         top_p: req.top_p,
         stop: (!req.stop.is_empty()).then_some(req.stop.as_slice()),
@@ -462,12 +495,18 @@ pub fn encode_request(
         user: req.user.as_deref(),
         reasoning_effort: req.reasoning_effort.as_deref(),
         stream: req.stream,
-        stream_options: req.stream.then_some(StreamOptionsOut { include_usage: true }),
+        stream_options: req.stream.then_some(StreamOptionsOut {
+            include_usage: true,
+        }),
     };
     Ok(crate::wire::to_vec(&out))
 }
 
-fn encode_message<'a>(m: &'a Message, i: usize, out: &mut Vec<MessageOut<'a>>) -> Result<(), Untranslatable> {
+fn encode_message<'a>(
+    m: &'a Message,
+    i: usize,
+    out: &mut Vec<MessageOut<'a>>,
+) -> Result<(), Untranslatable> {
     match m.role {
         Role::System | Role::User => {
             let mut parts = Vec::with_capacity(m.parts.len());
@@ -500,7 +539,11 @@ fn encode_message<'a>(m: &'a Message, i: usize, out: &mut Vec<MessageOut<'a>>) -
                 _ => ContentOut::Parts(parts),
             };
             out.push(MessageOut {
-                role: if m.role == Role::System { "system" } else { "user" },
+                role: if m.role == Role::System {
+                    "system"
+                } else {
+                    "user"
+                },
                 content: Some(content),
                 tool_calls: Vec::new(),
                 tool_call_id: None,
@@ -512,7 +555,11 @@ fn encode_message<'a>(m: &'a Message, i: usize, out: &mut Vec<MessageOut<'a>>) -
             for p in &m.parts {
                 match p {
                     Part::Text { text, .. } => texts.push(text),
-                    Part::ToolCall { id, name, arguments } => tool_calls.push(ToolCallOut {
+                    Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    } => tool_calls.push(ToolCallOut {
                         id,
                         kind: "function",
                         function: FunctionCallOut { name, arguments },
@@ -589,7 +636,11 @@ fn encode_message<'a>(m: &'a Message, i: usize, out: &mut Vec<MessageOut<'a>>) -
 /// with `model` set to the upstream's name for it and, on streams,
 /// `stream_options.include_usage` forced on so usage can be recorded.
 pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str, stream: bool) -> Vec<u8> {
-    let len: usize = fields.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let len: usize = fields
+        .0
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
     let mut out = Vec::with_capacity(len + upstream_model.len() + 48);
     out.push(b'{');
     let mut first = true;

@@ -3,7 +3,7 @@
 
 use super::types::*;
 use crate::chat::{self, FinishReason, Part, Usage};
-use crate::wire::DecodeError;
+use crate::wire::{DecodeError, TextOrList};
 
 pub fn decode_usage(u: &UsageIn) -> Usage {
     Usage {
@@ -71,10 +71,17 @@ pub fn peek_usage(body: &[u8]) -> Option<Usage> {
 }
 
 pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
-    let r: ResponseIn = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::new("", format!("upstream response is not a chat completion: {e}")))?;
+    let r: ResponseIn = serde_json::from_slice(body).map_err(|e| {
+        DecodeError::new(
+            "",
+            format!("upstream response is not a chat completion: {e}"),
+        )
+    })?;
     let Some(choice) = r.choices.into_iter().next() else {
-        return Err(DecodeError::new("choices", "upstream response has no choices"));
+        return Err(DecodeError::new(
+            "choices",
+            "upstream response has no choices",
+        ));
     };
     let mut content = Vec::new();
     let msg = choice.message;
@@ -85,11 +92,11 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
         });
     }
     match msg.content {
-        Some(ContentIn::Text(t)) if !t.is_empty() => content.push(Part::Text {
+        Some(TextOrList::Text(t)) if !t.is_empty() => content.push(Part::Text {
             text: t,
             cache_control: None,
         }),
-        Some(ContentIn::Parts(ps)) => {
+        Some(TextOrList::List(ps)) => {
             for p in ps {
                 if let Some(t) = p.text {
                     content.push(Part::Text {
@@ -139,7 +146,11 @@ pub fn encode_response(r: &chat::Response) -> Vec<u8> {
         match p {
             Part::Text { text: t, .. } => text.get_or_insert_with(String::new).push_str(t),
             Part::Thinking { text: t, .. } => reasoning.get_or_insert_with(String::new).push_str(t),
-            Part::ToolCall { id, name, arguments } => tool_calls.push(ToolCallOut {
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => tool_calls.push(ToolCallOut {
                 id,
                 kind: "function",
                 function: FunctionCallOut { name, arguments },

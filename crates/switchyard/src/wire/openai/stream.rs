@@ -26,7 +26,8 @@ impl StreamDecoder {
             self.done = true;
             return Ok(());
         }
-        let chunk: ChunkIn = serde_json::from_slice(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        let chunk: ChunkIn =
+            serde_json::from_slice(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(err) = chunk.error {
             return Err(upstream_error(&err));
         }
@@ -300,7 +301,8 @@ impl Relay {
             w.event(None, b"[DONE]");
             return Ok(());
         }
-        let peek: Peek = serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        let peek: Peek =
+            serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(err) = peek.error {
             return Err(upstream_error(err));
         }
@@ -310,7 +312,11 @@ impl Relay {
                 peek.model.as_deref().unwrap_or_default().to_owned(),
             ));
         }
-        if let Some(f) = peek.choices.first().and_then(|c| c.finish_reason.as_deref()) {
+        if let Some(f) = peek
+            .choices
+            .first()
+            .and_then(|c| c.finish_reason.as_deref())
+        {
             self.finish = Some(decode_finish(f));
         }
         let usage = peek.usage.or(peek.x_groq.and_then(|g| g.usage));
@@ -420,8 +426,11 @@ mod tests {
     fn relay_holds_back_only_the_usage_chunk_nobody_asked_for() {
         let mut r = Relay::new(false);
         let mut w = sse::Writer::new(0);
-        r.relay(&sse(r#"{"id":"a","choices":[{"delta":{"content":"hi"}}]}"#), &mut w)
-            .unwrap();
+        r.relay(
+            &sse(r#"{"id":"a","choices":[{"delta":{"content":"hi"}}]}"#),
+            &mut w,
+        )
+        .unwrap();
         r.relay(
             &sse(r#"{"id":"a","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#),
             &mut w,

@@ -27,12 +27,7 @@ pub struct MessageIn {
     pub unknown: UnknownKeys,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum ContentIn {
-    Text(String),
-    Parts(Vec<PartIn>),
-}
+pub type ContentIn = crate::wire::TextOrList<PartIn>;
 
 #[derive(Debug, Deserialize)]
 pub struct PartIn {

@@ -1,0 +1,174 @@
+//! The admin listener: the operator's API (and, later, the dashboard).
+//!
+//! Every route here needs the admin token as `Authorization: Bearer`. The
+//! token comes from the variable `auth.admin_token_env` names; when that is
+//! unset the gateway makes one, stores it with mode 0600 next to the
+//! database, and prints where. Agent keys never open these routes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use subtle::ConstantTimeEq;
+
+use crate::config::{Config, Env};
+use crate::gateway::Gateway;
+use crate::providers::Secret;
+
+/// The admin token, and the file it was stored in when generated.
+#[derive(Debug)]
+pub struct AdminToken {
+    token: Secret,
+    pub file: Option<PathBuf>,
+}
+
+impl AdminToken {
+    pub fn resolve(config: &Config, env: &Env) -> anyhow::Result<AdminToken> {
+        if let Some(t) = env.get(&config.auth.admin_token_env) {
+            if t.len() < 16 {
+                anyhow::bail!(
+                    "${} holds an admin token shorter than 16 characters; use a long random value",
+                    config.auth.admin_token_env
+                );
+            }
+            return Ok(AdminToken {
+                token: Secret::new(t.to_owned()),
+                file: None,
+            });
+        }
+        let dir = config.storage.data_dir();
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("switchyard-admin-token");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let t = existing.trim();
+            if t.len() >= 16 {
+                return Ok(AdminToken {
+                    token: Secret::new(t.to_owned()),
+                    file: Some(path),
+                });
+            }
+        }
+        let token = format!("sy-admin-{}", random_hex(32));
+        write_private(&path, &token)?;
+        Ok(AdminToken {
+            token: Secret::new(token),
+            file: Some(path),
+        })
+    }
+
+    pub fn matches(&self, presented: &str) -> bool {
+        let a = presented.as_bytes();
+        let b = self.token.expose().as_bytes();
+        a.len() == b.len() && bool::from(a.ct_eq(b))
+    }
+}
+
+/// `n` random bytes from the operating system, as hex.
+fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+/// The admin router; every route behind the token check.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/admin/v1/config", get(config))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(gw.clone(), require_admin))
+        .with_state(gw)
+}
+
+async fn require_admin(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        Some(t) if gw.admin_token.matches(t) => next.run(req).await,
+        _ => admin_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "the admin token is required",
+        ),
+    }
+}
+
+pub fn admin_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = crate::wire::openai::encode_error(message, kind, None, None);
+    let mut resp = (status, Body::from(body)).into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    admin_error(
+        StatusCode::NOT_FOUND,
+        "not_found_error",
+        &format!("no admin route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// `GET /admin/v1/config`: the resolved configuration. Provider keys show as
+/// the variable that holds them and whether it is set, never the value.
+async fn config(State(gw): State<Arc<Gateway>>) -> Response {
+    let mut v = serde_json::to_value(&*gw.config).unwrap_or_default();
+    if let Some(list) = v.get_mut("providers").and_then(|p| p.as_array_mut()) {
+        for p in list.iter_mut() {
+            let name = p
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_owned();
+            let set = gw.providers.get(&name).is_some_and(|p| p.secret.is_some());
+            if let Some(obj) = p.as_object_mut() {
+                let env = obj.remove("api_key_env");
+                obj.insert(
+                    "api_key".into(),
+                    serde_json::json!({"env": env, "set": set}),
+                );
+            }
+        }
+    }
+    if let Some(s) = v.get_mut("storage").and_then(|s| s.get_mut("url"))
+        && let Some(url) = s.as_str()
+    {
+        *s = serde_json::Value::String(crate::config::redact_url(url));
+    }
+    if let Some(s) = v.get_mut("redis").and_then(|s| s.get_mut("url"))
+        && let Some(url) = s.as_str()
+    {
+        *s = serde_json::Value::String(crate::config::redact_url(url));
+    }
+    axum::Json(v).into_response()
+}

@@ -1,0 +1,187 @@
+//! `GatewayError`: every way a request can fail, and the one place that
+//! knows the HTTP status and the error body in the caller's dialect.
+//!
+//! Rendering has no side effects: logging happens where the request ends.
+//! Messages never hold a credential, a key secret, or an upstream body.
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+
+use crate::chat::{Dialect, Untranslatable};
+use crate::providers::UpstreamError;
+use crate::wire::{self, DecodeError};
+
+pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    BadRequest(#[from] DecodeError),
+    #[error("{0}")]
+    Untranslatable(#[from] Untranslatable),
+    /// A header the gateway reads has a value it cannot use.
+    #[error("invalid header `{header}`: {message}")]
+    BadHeader {
+        header: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    UnknownModel { model: String, message: String },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("invalid or missing API key")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("the request did not finish within its deadline of {0}")]
+    DeadlineExceeded(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest(_)
+            | GatewayError::Untranslatable(_)
+            | GatewayError::BadHeader { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::UnknownModel { .. } | GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::Upstream(e) => {
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            GatewayError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The field at fault, for OpenAI's `param`.
+    fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::BadRequest(e) if !e.field.is_empty() => Some(&e.field),
+            GatewayError::Untranslatable(e) => Some(&e.field),
+            GatewayError::BadHeader { header, .. } => Some(header),
+            GatewayError::UnknownModel { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &str {
+        match self {
+            GatewayError::BadRequest(_) => "invalid_request",
+            GatewayError::Untranslatable(_) => "untranslatable_field",
+            GatewayError::BadHeader { .. } => "invalid_header",
+            GatewayError::UnknownModel { .. } => "model_not_found",
+            GatewayError::PayloadTooLarge { .. } => "request_too_large",
+            GatewayError::Unauthorized => "invalid_api_key",
+            GatewayError::Forbidden(_) => "forbidden",
+            GatewayError::NotFound(_) => "not_found",
+            GatewayError::Upstream(e) => e.class.as_str(),
+            GatewayError::DeadlineExceeded(_) => "deadline_exceeded",
+            GatewayError::Unavailable(_) => "unavailable",
+            GatewayError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn class(&self) -> &str {
+        match self {
+            GatewayError::Upstream(e) => e.class.as_str(),
+            other => other.code(),
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            _ => "server_error",
+        }
+    }
+
+    /// The error body in `dialect`.
+    pub fn body(&self, dialect: Dialect) -> Vec<u8> {
+        let message = self.to_string();
+        match dialect {
+            Dialect::Anthropic => {
+                let kind = match self {
+                    GatewayError::Upstream(e)
+                        if e.class == crate::providers::ErrorClass::Overloaded =>
+                    {
+                        "overloaded_error"
+                    }
+                    _ => wire::anthropic::error_type_for_status(self.status().as_u16()),
+                };
+                wire::anthropic::encode_error(kind, &message)
+            }
+            Dialect::OpenAi | Dialect::Gemini => wire::openai::encode_error(
+                &message,
+                self.openai_type(),
+                self.param(),
+                Some(self.code()),
+            ),
+        }
+    }
+
+    /// The full HTTP response in `dialect`.
+    pub fn into_response_in(self, dialect: Dialect) -> Response {
+        let status = self.status();
+        let retry_after = match &self {
+            GatewayError::Upstream(e) => e.retry_after,
+            _ => None,
+        };
+        let mut resp = (
+            status,
+            [(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            Bytes::from(self.body(dialect)),
+        )
+            .into_response();
+        if let Some(after) = retry_after {
+            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        if status == StatusCode::UNAUTHORIZED && dialect == Dialect::OpenAi {
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_render_in_the_callers_dialect() {
+        let e = GatewayError::BadRequest(DecodeError::new("messages[0].role", "bad role"));
+        let v: serde_json::Value = serde_json::from_slice(&e.body(Dialect::OpenAi)).unwrap();
+        assert_eq!(v["error"]["param"], "messages[0].role");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        let v: serde_json::Value = serde_json::from_slice(&e.body(Dialect::Anthropic)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["message"], "bad role");
+    }
+}

@@ -1,0 +1,287 @@
+//! Provider adapters: for each configured provider, where a call goes, how it
+//! authenticates, what body it carries, and what its errors mean.
+//!
+//! The adapter is chosen by [`ProviderKind`], a closed set matched in one
+//! place; vendors that speak OpenAI's dialect are configuration (base URL,
+//! key variable), not code. Building a call is pure: [`client`] is the only
+//! code that talks to an upstream, and it adds the credential only once the
+//! destination is fixed.
+
+pub mod client;
+pub mod errors;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+pub use errors::{ErrorClass, UpstreamError};
+
+use crate::chat::{self, Dialect, Untranslatable};
+use crate::config::{Config, Env, ProviderConfig, ProviderKind};
+use crate::wire::{self, Fields};
+
+/// A credential read from the environment. It has no `Serialize`, and its
+/// `Debug` shows nothing, so it cannot leak through a log or a response.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A provider ready to take calls.
+#[derive(Debug)]
+pub struct Provider {
+    pub config: ProviderConfig,
+    pub secret: Option<Secret>,
+}
+
+impl Provider {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.config.kind
+    }
+
+    /// The dialect this provider's API speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self.config.kind {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Dialect::OpenAi,
+            ProviderKind::Anthropic => Dialect::Anthropic,
+            ProviderKind::Gemini => Dialect::Gemini,
+        }
+    }
+}
+
+/// Every configured provider, by name.
+#[derive(Debug, Default)]
+pub struct Providers {
+    pub list: Vec<Arc<Provider>>,
+    by_name: HashMap<String, Arc<Provider>>,
+}
+
+impl Providers {
+    /// Reads each provider's key from the environment snapshot.
+    pub fn new(config: &Config, env: &Env) -> Providers {
+        let mut out = Providers::default();
+        for pc in &config.providers {
+            let secret = pc
+                .api_key_env
+                .as_deref()
+                .and_then(|var| env.get(var))
+                .map(|v| Secret(v.to_owned()));
+            let p = Arc::new(Provider {
+                config: pc.clone(),
+                secret,
+            });
+            out.by_name.insert(pc.name.clone(), p.clone());
+            out.list.push(p);
+        }
+        out
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.by_name.get(name)
+    }
+
+    /// Every credential in use, for scrubbing text that must not hold one.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.list
+            .iter()
+            .filter_map(|p| p.secret.as_ref().map(Secret::expose))
+    }
+}
+
+/// A chat request as it arrived: its dialect, the canonical form, and the
+/// caller's own top-level fields for the same-dialect fast path.
+pub struct Inbound<'a> {
+    pub dialect: Dialect,
+    pub request: &'a chat::Request,
+    pub fields: &'a Fields<'a>,
+    /// Anthropic callers' `anthropic-version` and `anthropic-beta`, passed on
+    /// when the upstream is Anthropic too.
+    pub anthropic_version: Option<&'a HeaderValue>,
+    pub anthropic_beta: Option<&'a HeaderValue>,
+}
+
+/// One upstream HTTP call, built but not sent. Holds no credential.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub url: String,
+    pub body: Bytes,
+    pub stream: bool,
+    /// The dialect of the answer.
+    pub dialect: Dialect,
+    pub headers: Vec<(&'static str, HeaderValue)>,
+    /// Whether the body is the caller's own, forwarded (same dialect).
+    pub passthrough: bool,
+}
+
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Builds the call that sends `inbound` to `provider` as `upstream_model`.
+pub fn chat_call(
+    provider: &Provider,
+    inbound: &Inbound<'_>,
+    upstream_model: &str,
+) -> Result<Call, Untranslatable> {
+    let base = &provider.config.base_url;
+    let req = inbound.request;
+    let stream = req.stream;
+    let mut headers = Vec::new();
+    let same = inbound.dialect == provider.dialect();
+    let body: Vec<u8> = match provider.config.kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+            if same {
+                wire::openai::rewrite_request(inbound.fields, upstream_model, stream)
+            } else {
+                let field = if provider.config.kind == ProviderKind::Openai {
+                    wire::openai::request::MaxTokensField::MaxCompletionTokens
+                } else {
+                    wire::openai::request::MaxTokensField::MaxTokens
+                };
+                wire::openai::encode_request(req, upstream_model, field)?
+            }
+        }
+        ProviderKind::Anthropic => {
+            let version = match (same, inbound.anthropic_version) {
+                (true, Some(v)) => v.clone(),
+                _ => HeaderValue::from_static(ANTHROPIC_VERSION),
+            };
+            headers.push(("anthropic-version", version));
+            if same && let Some(beta) = inbound.anthropic_beta {
+                headers.push(("anthropic-beta", beta.clone()));
+            }
+            if same {
+                wire::anthropic::rewrite_request(inbound.fields, upstream_model)
+            } else {
+                wire::anthropic::encode_request(
+                    req,
+                    upstream_model,
+                    provider.config.default_max_tokens,
+                )?
+            }
+        }
+        ProviderKind::Gemini => wire::gemini::encode_request(req)?,
+    };
+    let url = match provider.config.kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => format!("{base}/chat/completions"),
+        ProviderKind::Anthropic => format!("{base}/messages"),
+        ProviderKind::Gemini => {
+            let model = encode_path_segment(upstream_model);
+            if stream {
+                format!("{base}/models/{model}:streamGenerateContent?alt=sse")
+            } else {
+                format!("{base}/models/{model}:generateContent")
+            }
+        }
+    };
+    Ok(Call {
+        url,
+        body: Bytes::from(body),
+        stream,
+        dialect: provider.dialect(),
+        headers,
+        passthrough: same,
+    })
+}
+
+/// Builds an embeddings call. Anthropic has no embeddings API.
+pub fn embeddings_call(
+    provider: &Provider,
+    req: &wire::openai::embeddings::EmbeddingsRequest,
+    fields: &Fields<'_>,
+    upstream_model: &str,
+) -> Result<Call, Untranslatable> {
+    let base = &provider.config.base_url;
+    match provider.config.kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => Ok(Call {
+            url: format!("{base}/embeddings"),
+            body: Bytes::from(wire::openai::rewrite_request(fields, upstream_model, false)),
+            stream: false,
+            dialect: Dialect::OpenAi,
+            headers: Vec::new(),
+            passthrough: true,
+        }),
+        ProviderKind::Gemini => {
+            if let Some(f) = req.unknown_fields.first() {
+                return Err(Untranslatable::new(
+                    f.clone(),
+                    "a Gemini provider",
+                    "the field has no equivalent there",
+                ));
+            }
+            let Some(texts) = req.input.texts() else {
+                return Err(Untranslatable::new(
+                    "input",
+                    "a Gemini provider",
+                    "token-id input only makes sense to the tokenizer that made it; send text",
+                ));
+            };
+            let model_path = format!("models/{upstream_model}");
+            let body = wire::gemini::encode_embeddings(&texts, &model_path, req.dimensions)?;
+            Ok(Call {
+                url: format!(
+                    "{base}/models/{}:batchEmbedContents",
+                    encode_path_segment(upstream_model)
+                ),
+                body: Bytes::from(body),
+                stream: false,
+                dialect: Dialect::Gemini,
+                headers: Vec::new(),
+                passthrough: false,
+            })
+        }
+        ProviderKind::Anthropic => Err(Untranslatable::new(
+            "model",
+            "an Anthropic provider",
+            "Anthropic offers no embeddings API",
+        )),
+    }
+}
+
+/// Percent-encodes what may not appear raw in one URL path segment, so a
+/// model name cannot add segments or a query to the destination.
+pub fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_cannot_escape_their_path_segment() {
+        assert_eq!(encode_path_segment("gemini-2.5-pro"), "gemini-2.5-pro");
+        assert_eq!(encode_path_segment("../x?y#z"), "..%2Fx%3Fy%23z");
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        assert_eq!(format!("{:?}", Secret("sk-canary".into())), "Secret(***)");
+    }
+}

@@ -1,0 +1,146 @@
+//! Listeners, connections and shutdown.
+//!
+//! Our own accept loop rather than `axum::serve`, for the knobs it hides:
+//! `TCP_NODELAY` on every accepted socket (without it keep-alive requests
+//! stall on Nagle against the client's delayed ACK), a header read timeout,
+//! and graceful shutdown that drains connections and tracked tasks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Env};
+use crate::gateway::Gateway;
+
+/// A started gateway.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests and tracked work finish
+    /// within the grace period, then closes storage.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let grace = self.gateway.config.server.shutdown_grace;
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        self.gateway.tasks.close();
+        if tokio::time::timeout(grace, self.gateway.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Tracked tasks still running after the grace period; stopping anyway");
+        }
+        self.gateway.storage.close().await;
+    }
+
+    /// Resolves once shutdown has been requested.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.shutdown.cancelled()
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds both listeners and starts serving.
+pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
+    let gateway = Gateway::new(config, env).await?;
+    let cfg = gateway.config.clone();
+    let data = TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
+    let admin = TcpListener::bind(cfg.server.admin_listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (admin): {e}", cfg.server.admin_listen)
+        })?;
+    let addr = data.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let header_timeout = cfg.server.header_read_timeout;
+    let listeners = vec![
+        tokio::spawn(serve(
+            data,
+            crate::api::router(gateway.clone()),
+            header_timeout,
+            shutdown.clone(),
+            cfg.server.shutdown_grace,
+        )),
+        tokio::spawn(serve(
+            admin,
+            crate::admin::router(gateway.clone()),
+            header_timeout,
+            shutdown.clone(),
+            cfg.server.shutdown_grace,
+        )),
+    ];
+    Ok(Running {
+        addr,
+        admin_addr,
+        gateway,
+        shutdown,
+        listeners,
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, _) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep going.
+                tracing::warn!(error = %e, "Accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(router.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Connections still open after the grace period; closing them");
+    }
+}

@@ -1,0 +1,494 @@
+//! Streams: an upstream SSE body read incrementally, translated into the
+//! caller's dialect, and written to a [`Buffer`] that the caller's response
+//! follows.
+//!
+//! The split matters: the upstream read runs in a tracked task that fills
+//! the buffer, and the client only follows the buffer. A disconnect drops
+//! the follower, not the generation, and whatever the upstream already sent
+//! is coalesced into one write when the client catches up.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio::sync::Notify;
+
+use crate::chat::{Dialect, Event, FinishReason, Usage};
+use crate::providers::{Provider, UpstreamError};
+use crate::wire::{self, StreamError, sse};
+
+/// Largest single upstream SSE event accepted.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Turns upstream events into caller-dialect bytes.
+#[derive(Debug)]
+pub enum Translator {
+    /// OpenAI upstream, OpenAI caller: chunks pass as they came.
+    OpenAiRelay(wire::openai::stream::Relay),
+    /// Anthropic upstream, Anthropic caller: events pass as they came.
+    AnthropicRelay(wire::anthropic::stream::Relay),
+    /// Different dialects: decode to canonical events, encode again.
+    Cross(Box<Cross>),
+}
+
+#[derive(Debug)]
+pub struct Cross {
+    decoder: Decoder,
+    encoder: Encoder,
+    events: Vec<Event>,
+    usage: Option<Usage>,
+    finish: Option<FinishReason>,
+    started: Option<(String, String)>,
+}
+
+#[derive(Debug)]
+pub enum Decoder {
+    OpenAi(wire::openai::StreamDecoder),
+    Anthropic(wire::anthropic::StreamDecoder),
+    Gemini(wire::gemini::StreamDecoder),
+}
+
+#[derive(Debug)]
+pub enum Encoder {
+    OpenAi(wire::openai::StreamEncoder),
+    Anthropic(wire::anthropic::StreamEncoder),
+}
+
+impl Translator {
+    /// `id` and `model` name the answer until the upstream names it.
+    pub fn new(
+        caller: Dialect,
+        upstream: Dialect,
+        include_usage: bool,
+        id: String,
+        model: String,
+        created: u64,
+    ) -> Translator {
+        match (caller, upstream) {
+            (Dialect::OpenAi, Dialect::OpenAi) => {
+                Translator::OpenAiRelay(wire::openai::stream::Relay::new(include_usage))
+            }
+            (Dialect::Anthropic, Dialect::Anthropic) => {
+                Translator::AnthropicRelay(wire::anthropic::stream::Relay::default())
+            }
+            (caller, upstream) => Translator::Cross(Box::new(Cross {
+                decoder: match upstream {
+                    Dialect::OpenAi => Decoder::OpenAi(Default::default()),
+                    Dialect::Anthropic => Decoder::Anthropic(Default::default()),
+                    Dialect::Gemini => Decoder::Gemini(Default::default()),
+                },
+                encoder: match caller {
+                    Dialect::Anthropic => {
+                        Encoder::Anthropic(wire::anthropic::StreamEncoder::new(id, model))
+                    }
+                    _ => Encoder::OpenAi(wire::openai::StreamEncoder::new(
+                        id,
+                        model,
+                        created,
+                        include_usage,
+                    )),
+                },
+                events: Vec::new(),
+                usage: None,
+                finish: None,
+                started: None,
+            })),
+        }
+    }
+
+    pub fn feed(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
+        match self {
+            Translator::OpenAiRelay(r) => r.relay(ev, w),
+            Translator::AnthropicRelay(r) => r.relay(ev, w),
+            Translator::Cross(c) => {
+                let Cross {
+                    decoder,
+                    encoder,
+                    events,
+                    usage,
+                    finish,
+                    started,
+                } = &mut **c;
+                events.clear();
+                match decoder {
+                    Decoder::OpenAi(d) => d.decode(ev, events)?,
+                    Decoder::Anthropic(d) => d.decode(ev, events)?,
+                    Decoder::Gemini(d) => d.decode(ev, events)?,
+                }
+                for e in events.iter() {
+                    match e {
+                        Event::Usage(u) => *usage = Some(*u),
+                        Event::Finish { reason, .. } => *finish = Some(reason.clone()),
+                        Event::Start { id, model, .. } if started.is_none() => {
+                            *started = Some((id.clone(), model.clone()))
+                        }
+                        _ => {}
+                    }
+                    match encoder {
+                        Encoder::OpenAi(enc) => enc.encode(e, w),
+                        Encoder::Anthropic(enc) => enc.encode(e, w),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the upstream said its answer is complete: a terminal marker
+    /// (`[DONE]`, `message_stop`) or a finish reason.
+    pub fn complete(&self) -> bool {
+        match self {
+            Translator::OpenAiRelay(r) => r.done || r.finish.is_some(),
+            Translator::AnthropicRelay(r) => r.done || r.finish.is_some(),
+            Translator::Cross(c) => {
+                c.finish.is_some()
+                    || match &c.decoder {
+                        Decoder::OpenAi(d) => d.done,
+                        Decoder::Anthropic(d) => d.done,
+                        Decoder::Gemini(_) => false,
+                    }
+            }
+        }
+    }
+
+    /// The upstream body ended after a complete answer: write the caller's
+    /// closing events.
+    pub fn finish(&mut self, w: &mut sse::Writer) {
+        match self {
+            Translator::OpenAiRelay(r) => {
+                if !r.done {
+                    w.event(None, b"[DONE]");
+                }
+            }
+            Translator::AnthropicRelay(r) => {
+                if !r.done {
+                    w.event(Some("message_stop"), br#"{"type":"message_stop"}"#);
+                }
+            }
+            Translator::Cross(c) => match &mut c.encoder {
+                Encoder::OpenAi(enc) => enc.finish(w),
+                Encoder::Anthropic(enc) => enc.finish(w),
+            },
+        }
+    }
+
+    pub fn caller_dialect(&self) -> Dialect {
+        match self {
+            Translator::OpenAiRelay(_) => Dialect::OpenAi,
+            Translator::AnthropicRelay(_) => Dialect::Anthropic,
+            Translator::Cross(c) => match &c.encoder {
+                Encoder::OpenAi(_) => Dialect::OpenAi,
+                Encoder::Anthropic(_) => Dialect::Anthropic,
+            },
+        }
+    }
+
+    /// Ends the stream with a terminal error in the caller's dialect.
+    pub fn fail(&mut self, w: &mut sse::Writer, error_body: &[u8]) {
+        match self.caller_dialect() {
+            Dialect::Anthropic => wire::anthropic::stream::write_error(w, error_body),
+            _ => wire::openai::stream::write_error(w, error_body),
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            Translator::OpenAiRelay(r) => r.usage,
+            Translator::AnthropicRelay(r) => r.usage(),
+            Translator::Cross(c) => c.usage,
+        }
+    }
+
+    pub fn finish_reason(&self) -> Option<&FinishReason> {
+        match self {
+            Translator::OpenAiRelay(r) => r.finish.as_ref(),
+            Translator::AnthropicRelay(r) => r.finish.as_ref(),
+            Translator::Cross(c) => c.finish.as_ref(),
+        }
+    }
+}
+
+/// An upstream stream being read: body, SSE parser, translator, writer.
+pub struct Live {
+    pub provider: Arc<Provider>,
+    body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    parser: sse::Parser,
+    pub translator: Translator,
+    writer: sse::Writer,
+    events: Vec<sse::Event>,
+    /// Set once the stream has ended, normally or not.
+    pub outcome: Option<StreamOutcome>,
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamOutcome {
+    Complete,
+    Failed(UpstreamError),
+}
+
+impl Live {
+    pub fn new(provider: Arc<Provider>, resp: reqwest::Response, translator: Translator) -> Live {
+        Live {
+            provider,
+            body: resp.bytes_stream().boxed(),
+            parser: sse::Parser::new(MAX_EVENT_BYTES),
+            translator,
+            writer: sse::Writer::new(0),
+            events: Vec::new(),
+            outcome: None,
+        }
+    }
+
+    /// Reads until the translator has written something for the caller, the
+    /// stream fails, or `timeout` passes. Nothing has reached the caller yet,
+    /// so a failure here may still fail over.
+    pub async fn first_output(&mut self, timeout: Duration) -> Result<Bytes, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => {
+                    return Err(UpstreamError::timeout(
+                        self.provider.name(),
+                        "stream event",
+                        timeout,
+                    ));
+                }
+                Ok(n) => n,
+            };
+            match next {
+                Some(Ok(bytes)) => {
+                    self.ingest(&bytes)
+                        .map_err(|e| UpstreamError::in_stream(&self.provider, &e))?;
+                    if !self.writer.buf.is_empty() {
+                        return Ok(self.writer.take());
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(UpstreamError::broken_stream(
+                        self.provider.name(),
+                        &e.to_string(),
+                    ));
+                }
+                None => {
+                    self.parser.finish(&mut self.events);
+                    self.translate()
+                        .map_err(|e| UpstreamError::in_stream(&self.provider, &e))?;
+                    if self.translator.complete() {
+                        self.translator.finish(&mut self.writer);
+                        self.outcome = Some(StreamOutcome::Complete);
+                        return Ok(self.writer.take());
+                    }
+                    return Err(UpstreamError::broken_stream(
+                        self.provider.name(),
+                        "the stream ended before any event",
+                    ));
+                }
+            }
+        }
+    }
+
+    fn ingest(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+        self.parser
+            .feed(bytes, &mut self.events)
+            .map_err(|e| StreamError::Malformed(e.to_string()))?;
+        self.translate()
+    }
+
+    fn translate(&mut self) -> Result<(), StreamError> {
+        let mut result = Ok(());
+        for ev in self.events.drain(..) {
+            if result.is_ok() {
+                result = self.translator.feed(&ev, &mut self.writer);
+            }
+        }
+        result
+    }
+
+    /// The next bytes for the caller, coalescing every upstream read that is
+    /// already available. `None` once the stream has ended. Failures become
+    /// a terminal error event rendered by `render_error`.
+    pub async fn next_output(
+        &mut self,
+        deadline: tokio::time::Instant,
+        render_error: &(dyn Fn(&UpstreamError) -> Vec<u8> + Send + Sync),
+    ) -> Option<Bytes> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    let err = UpstreamError::timeout(
+                        self.provider.name(),
+                        "end of stream before the deadline",
+                        Duration::ZERO,
+                    );
+                    return Some(self.end_with(err, render_error));
+                }
+            };
+            let mut next = next;
+            loop {
+                match next {
+                    Some(Ok(bytes)) => {
+                        if let Err(e) = self.ingest(&bytes) {
+                            let err = UpstreamError::in_stream(&self.provider, &e);
+                            return Some(self.end_with(err, render_error));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let err =
+                            UpstreamError::broken_stream(self.provider.name(), &e.to_string());
+                        return Some(self.end_with(err, render_error));
+                    }
+                    None => {
+                        self.parser.finish(&mut self.events);
+                        if let Err(e) = self.translate() {
+                            let err = UpstreamError::in_stream(&self.provider, &e);
+                            return Some(self.end_with(err, render_error));
+                        }
+                        if self.translator.complete() {
+                            self.translator.finish(&mut self.writer);
+                            self.outcome = Some(StreamOutcome::Complete);
+                            return Some(self.writer.take());
+                        }
+                        let err = UpstreamError::broken_stream(
+                            self.provider.name(),
+                            "the upstream ended the stream before its answer was complete",
+                        );
+                        return Some(self.end_with(err, render_error));
+                    }
+                }
+                // Coalesce: take whatever else is already readable.
+                match self.body.next().now_or_never() {
+                    Some(more) => next = more,
+                    None => break,
+                }
+            }
+            if !self.writer.buf.is_empty() {
+                return Some(self.writer.take());
+            }
+        }
+    }
+
+    fn end_with(
+        &mut self,
+        err: UpstreamError,
+        render_error: &(dyn Fn(&UpstreamError) -> Vec<u8> + Send + Sync),
+    ) -> Bytes {
+        let body = render_error(&err);
+        self.translator.fail(&mut self.writer, &body);
+        self.outcome = Some(StreamOutcome::Failed(err));
+        self.writer.take()
+    }
+}
+
+/// What a stream has produced so far, for its followers.
+#[derive(Debug, Default)]
+pub struct Buffer {
+    state: Mutex<BufferState>,
+    notify: Notify,
+    followers: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct BufferState {
+    chunks: Vec<Bytes>,
+    bytes: usize,
+    done: bool,
+}
+
+impl Buffer {
+    pub fn new() -> Arc<Buffer> {
+        Arc::new(Buffer::default())
+    }
+
+    pub fn push(&self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.bytes += chunk.len();
+            s.chunks.push(chunk);
+        }
+        self.notify.notify_waiters();
+    }
+
+    pub fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).done = true;
+        self.notify.notify_waiters();
+    }
+
+    pub fn followers(&self) -> usize {
+        self.followers.load(Ordering::Acquire)
+    }
+
+    /// A stream of everything from chunk `from` on, following live until the
+    /// buffer closes. Chunks already written are joined into one.
+    pub fn follow(
+        self: Arc<Self>,
+        from: usize,
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+        self.followers.fetch_add(1, Ordering::AcqRel);
+        let guard = FollowerGuard(self);
+        futures_util::stream::unfold((guard, from), |(guard, mut cursor)| async move {
+            let next = loop {
+                let notified = guard.0.notify.notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a push between the check
+                // and the await still wakes us.
+                notified.as_mut().enable();
+                match guard.0.read_from(&mut cursor) {
+                    Read::Wait => notified.await,
+                    ready => break ready,
+                }
+            };
+            match next {
+                Read::Data(out) => Some((Ok(out), (guard, cursor))),
+                _ => None,
+            }
+        })
+    }
+
+    /// Everything from `cursor` on, joined; advances `cursor`.
+    fn read_from(&self, cursor: &mut usize) -> Read {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if *cursor < s.chunks.len() {
+            let out = if s.chunks.len() - *cursor == 1 {
+                s.chunks[*cursor].clone()
+            } else {
+                let len = s.chunks[*cursor..].iter().map(Bytes::len).sum();
+                let mut joined = BytesMut::with_capacity(len);
+                for c in &s.chunks[*cursor..] {
+                    joined.extend_from_slice(c);
+                }
+                joined.freeze()
+            };
+            *cursor = s.chunks.len();
+            Read::Data(out)
+        } else if s.done {
+            Read::Done
+        } else {
+            Read::Wait
+        }
+    }
+}
+
+enum Read {
+    Data(Bytes),
+    Done,
+    Wait,
+}
+
+struct FollowerGuard(Arc<Buffer>);
+
+impl Drop for FollowerGuard {
+    fn drop(&mut self) {
+        self.0.followers.fetch_sub(1, Ordering::AcqRel);
+    }
+}

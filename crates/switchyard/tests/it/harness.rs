@@ -1,0 +1,254 @@
+//! Starts a real gateway in this process, on port 0, in front of the mock
+//! upstreams, with canary provider keys; plus HTTP helpers and a log capture
+//! shared by every test in the binary.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::Value;
+use switchyard::config::{Config, Env};
+use switchyard::server::Running;
+
+use crate::mock::{Kind, Mock};
+
+/// Canary provider keys: they must never appear in a response, a header or
+/// a log line.
+pub const OPENAI_KEY: &str = "sk-canary-openai-7f3a9c1e5b2d4680";
+pub const ANTHROPIC_KEY: &str = "sk-ant-canary-anthropic-9e8d7c6b5a";
+pub const GEMINI_KEY: &str = "AIzaCanaryGemini0123456789abcdef";
+pub const COMPAT_KEY: &str = "canary-compat-key-31415926535";
+pub const CANARIES: [&str; 4] = [OPENAI_KEY, ANTHROPIC_KEY, GEMINI_KEY, COMPAT_KEY];
+
+pub struct Mocks {
+    pub openai: Mock,
+    pub anthropic: Mock,
+    pub gemini: Mock,
+    pub compat: Mock,
+}
+
+pub struct Gw {
+    pub running: Running,
+    pub base: String,
+    pub admin: String,
+    pub mocks: Mocks,
+    pub http: reqwest::Client,
+    pub admin_token: String,
+    pub dir: tempfile::TempDir,
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything every in-process gateway has logged so far.
+pub fn logs() -> String {
+    init_logs();
+    String::from_utf8_lossy(&LOGS.get().unwrap().lock().unwrap()).into_owned()
+}
+
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,hyper=debug,hyper_util=debug,h2=info,sqlx=debug,tokio=info,runtime=info",
+            ))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .try_init();
+        buf
+    });
+}
+
+pub fn env() -> Env {
+    Env::default()
+        .with("MOCK_OPENAI_KEY", OPENAI_KEY)
+        .with("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY)
+        .with("MOCK_GEMINI_KEY", GEMINI_KEY)
+        .with("MOCK_COMPAT_KEY", COMPAT_KEY)
+        .with(
+            "SWITCHYARD_ADMIN_TOKEN",
+            "test-admin-token-0123456789abcdef",
+        )
+}
+
+pub async fn start_mocks() -> Mocks {
+    Mocks {
+        openai: Mock::start(Kind::OpenAi).await,
+        anthropic: Mock::start(Kind::Anthropic).await,
+        gemini: Mock::start(Kind::Gemini).await,
+        compat: Mock::start(Kind::OpenAi).await,
+    }
+}
+
+/// The provider section pointing at `mocks`: providers `openai`,
+/// `anthropic`, `google` (gemini) and `compat` (openai-compatible).
+pub fn providers_toml(m: &Mocks) -> String {
+    format!(
+        r#"
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "{}"
+api_key_env = "MOCK_OPENAI_KEY"
+jurisdiction = "us"
+timeout_ms = 5000
+models = ["gpt-test"]
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "{}"
+api_key_env = "MOCK_ANTHROPIC_KEY"
+jurisdiction = "us"
+timeout_ms = 5000
+models = ["claude-test"]
+
+[[providers]]
+name = "google"
+kind = "gemini"
+base_url = "{}"
+api_key_env = "MOCK_GEMINI_KEY"
+jurisdiction = "eu"
+timeout_ms = 5000
+models = ["gemini-test"]
+
+[[providers]]
+name = "compat"
+kind = "openai-compatible"
+base_url = "{}"
+api_key_env = "MOCK_COMPAT_KEY"
+jurisdiction = "eu"
+timeout_ms = 5000
+models = ["local-test"]
+"#,
+        m.openai.base_url(),
+        m.anthropic.base_url(),
+        m.gemini.base_url(),
+        m.compat.base_url()
+    )
+}
+
+impl Gw {
+    /// A gateway in front of fresh mocks, with `extra` appended to the config.
+    pub async fn start(extra: &str) -> Gw {
+        let mocks = start_mocks().await;
+        Gw::start_with(mocks, extra).await
+    }
+
+    pub async fn start_with(mocks: Mocks, extra: &str) -> Gw {
+        init_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[storage]
+url = "sqlite://{}/switchyard.db"
+{}
+{}"#,
+            dir.path().display(),
+            providers_toml(&mocks),
+            extra
+        );
+        let config = Config::parse(&text, None, &env()).unwrap_or_else(|e| panic!("{e}"));
+        let running = switchyard::server::start(config, &env()).await.unwrap();
+        Gw {
+            base: format!("http://{}", running.addr),
+            admin: format!("http://{}", running.admin_addr),
+            running,
+            mocks,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            admin_token: "test-admin-token-0123456789abcdef".into(),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs JSON; returns status, headers and the body as JSON.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, http::HeaderMap, Value) {
+        self.post_with(path, body, &[]).await
+    }
+
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, http::HeaderMap, Value) {
+        let (s, h, text) = self
+            .post_raw(path, body.to_string().into_bytes(), headers)
+            .await;
+        let v = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+        (s, h, v)
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, http::HeaderMap, String) {
+        let mut rb = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let resp = rb.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        assert_no_canary(&text);
+        assert_no_canary(&format!("{headers:?}"));
+        (status, headers, text)
+    }
+
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+}
+
+pub fn assert_no_canary(text: &str) {
+    for c in CANARIES {
+        assert!(!text.contains(c), "a provider key leaked: {text}");
+    }
+}
+
+/// Parses an SSE body into (event name, data) pairs.
+pub fn sse(text: &str) -> Vec<(Option<String>, String)> {
+    let mut p = switchyard::wire::sse::Parser::new(0);
+    let mut out = Vec::new();
+    p.feed(text.as_bytes(), &mut out).unwrap();
+    p.finish(&mut out);
+    out.into_iter()
+        .map(|e| (e.event.clone(), e.data_str().to_owned()))
+        .collect()
+}
+
+/// The JSON data of each event, skipping `[DONE]`.
+pub fn sse_json(text: &str) -> Vec<Value> {
+    sse(text)
+        .into_iter()
+        .filter(|(_, d)| d != "[DONE]")
+        .map(|(_, d)| serde_json::from_str(&d).unwrap_or_else(|e| panic!("bad SSE JSON {d}: {e}")))
+        .collect()
+}

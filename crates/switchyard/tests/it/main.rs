@@ -1,0 +1,8 @@
+#![allow(unreachable_pub, dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+//! The one integration-test binary: a real gateway over real sockets, in
+//! front of mock upstreams that speak each provider's wire format.
+
+mod core;
+mod harness;
+mod mock;
