@@ -3,6 +3,8 @@
 //! The one integration-test binary: a real gateway over real sockets, in
 //! front of mock upstreams that speak each provider's wire format.
 
+mod binary;
 mod core;
 mod harness;
 mod mock;
+mod sdk;

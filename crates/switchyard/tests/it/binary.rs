@@ -1,0 +1,102 @@
+//! Runs the real `switchyard` binary as a child process, for the tests that
+//! must exercise what a user runs (SDK conformance, CLI, crash recovery).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+pub struct Binary {
+    pub child: Child,
+    pub base: String,
+    pub admin: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Binary {
+    /// Starts `switchyard serve --config <file>` with `env` added to the
+    /// environment, and waits until it says where it listens.
+    pub fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Binary {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", "trace,hyper=debug,hyper_util=debug,h2=info,sqlx=debug,tokio=info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the switchyard binary");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let started = Instant::now();
+        loop {
+            let text = stderr.lock().unwrap().clone();
+            if let Some(line) = text.lines().find(|l| l.starts_with("serving on ")) {
+                let mut words = line.split_whitespace();
+                let base = words.nth(2).unwrap().to_owned();
+                let admin = words.nth(2).unwrap().to_owned();
+                return Binary { child, base, admin, stderr };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("switchyard exited with {status}:\n{text}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "switchyard did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        self.stderr()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tool the test needs: present, or (under CI) a failure, never a skip.
+pub fn required_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{name} is not set; under CI=true this test must run (use scripts/test)")
+        }
+        _ => {
+            eprintln!("skipping: {name} is not set (scripts/test sets it)");
+            None
+        }
+    }
+}
