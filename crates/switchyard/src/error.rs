@@ -182,6 +182,6 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&e.body(Dialect::Anthropic)).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "invalid_request_error");
-        assert_eq!(v["error"]["message"], "bad role");
+        assert_eq!(v["error"]["message"], "`messages[0].role`: bad role");
     }
 }

@@ -164,8 +164,7 @@ async fn attempt_chat(
 ) -> Result<Response> {
     let provider = &target.provider;
     let call = providers::chat_call(provider, inbound, &target.model)?;
-    let timeout = provider.config.timeout.min(ctx.remaining());
-    let resp = gw.client.send(provider, &call, timeout).await?;
+    let resp = send(gw, ctx, provider, &call).await?;
     if call.stream {
         let translator = Translator::new(
             ctx.dialect,
@@ -207,6 +206,32 @@ async fn attempt_chat(
     );
     served_headers(ctx, h, target, attempt);
     Ok(resp)
+}
+
+/// Sends one attempt, bounded by the provider's timeout and the caller's
+/// deadline; running out of the latter is the caller's 504, not the
+/// provider's fault.
+async fn send(
+    gw: &Gateway,
+    ctx: &Ctx,
+    provider: &providers::Provider,
+    call: &providers::Call,
+) -> Result<reqwest::Response> {
+    let remaining = ctx.remaining();
+    let bounded_by_deadline = remaining < provider.config.timeout;
+    let timeout = provider.config.timeout.min(remaining);
+    match gw.client.send(provider, call, timeout).await {
+        Err(e)
+            if bounded_by_deadline
+                && e.class == providers::ErrorClass::Timeout
+                && e.status == 504 =>
+        {
+            Err(GatewayError::DeadlineExceeded(crate::config::fmt_duration(
+                ctx.timeout,
+            )))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Reads the rest of a stream into its buffer, in a tracked task: the
@@ -353,8 +378,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
         let target = &plan.targets[0];
         let provider = &target.provider;
         let call = providers::embeddings_call(provider, &req, &fields, &target.model)?;
-        let timeout = provider.config.timeout.min(ctx.remaining());
-        let resp = gw.client.send(provider, &call, timeout).await?;
+        let resp = send(&gw, &ctx, provider, &call).await?;
         let upstream_body = read_body(provider, resp).await?;
         let out = if call.passthrough {
             upstream_body

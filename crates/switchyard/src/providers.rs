@@ -48,6 +48,9 @@ impl std::fmt::Debug for Secret {
 pub struct Provider {
     pub config: ProviderConfig,
     pub secret: Option<Secret>,
+    /// Every credential the gateway holds, to scrub from upstream text: an
+    /// upstream that echoes any key must not get it to a caller.
+    pub all_secrets: Arc<[Secret]>,
 }
 
 impl Provider {
@@ -80,15 +83,18 @@ impl Providers {
     /// Reads each provider's key from the environment snapshot.
     pub fn new(config: &Config, env: &Env) -> Providers {
         let mut out = Providers::default();
-        for pc in &config.providers {
-            let secret = pc
-                .api_key_env
+        let secret_of = |pc: &ProviderConfig| {
+            pc.api_key_env
                 .as_deref()
                 .and_then(|var| env.get(var))
-                .map(|v| Secret(v.to_owned()));
+                .map(|v| Secret(v.to_owned()))
+        };
+        let all_secrets: Arc<[Secret]> = config.providers.iter().filter_map(secret_of).collect();
+        for pc in &config.providers {
             let p = Arc::new(Provider {
                 config: pc.clone(),
-                secret,
+                secret: secret_of(pc),
+                all_secrets: all_secrets.clone(),
             });
             out.by_name.insert(pc.name.clone(), p.clone());
             out.list.push(p);

@@ -54,11 +54,14 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
+    /// The message names the field when it does not already.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        DecodeError {
-            field: field.into(),
-            message: message.into(),
+        let field = field.into();
+        let mut message = message.into();
+        if !field.is_empty() && !message.contains(&format!("`{field}`")) {
+            message = format!("`{field}`: {message}");
         }
+        DecodeError { field, message }
     }
 
     pub fn missing(field: &str) -> Self {

@@ -298,7 +298,7 @@ fn httpdate_to_unix(s: &str) -> Option<u64> {
 /// from text that came from upstream; caps its length.
 pub fn scrub(text: &str, provider: &Provider) -> String {
     let mut out = text.to_owned();
-    if let Some(secret) = &provider.secret {
+    for secret in provider.secret.iter().chain(provider.all_secrets.iter()) {
         let s = secret.expose();
         if s.len() >= 4 {
             out = out.replace(s, "[redacted]");
@@ -348,6 +348,9 @@ mod tests {
                 default_max_tokens: 1,
             },
             secret: Some(super::super::Secret("sk-canary-123456789".into())),
+            all_secrets: std::sync::Arc::from(vec![super::super::Secret(
+                "other-provider-secret".into(),
+            )]),
         }
     }
 
@@ -381,9 +384,14 @@ mod tests {
     #[test]
     fn messages_never_carry_keys() {
         let o = provider(ProviderKind::Openai);
-        let body = br#"{"error":{"message":"bad thing near sk-canary-123456789 and sk-proj-abcdefghijklmnop.","type":"server_error"}}"#;
+        let body = br#"{"error":{"message":"bad thing near sk-canary-123456789 and sk-proj-abcdefghijklmnop. other-provider-secret","type":"server_error"}}"#;
         let e = classify(&o, 500, &HeaderMap::new(), body);
         assert!(!e.message.contains("canary"), "{}", e.message);
+        assert!(
+            !e.message.contains("other-provider-secret"),
+            "{}",
+            e.message
+        );
         assert!(!e.message.contains("sk-proj"), "{}", e.message);
         let e = classify(
             &o,

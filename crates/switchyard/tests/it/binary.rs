@@ -25,7 +25,10 @@ impl Binary {
             .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .env("RUST_LOG", "trace,hyper=debug,hyper_util=debug,h2=info,sqlx=debug,tokio=info");
+            .env(
+                "RUST_LOG",
+                "trace,hyper=debug,hyper_util=debug,h2=info,sqlx=debug,tokio=info",
+            );
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -47,12 +50,20 @@ impl Binary {
                 let mut words = line.split_whitespace();
                 let base = words.nth(2).unwrap().to_owned();
                 let admin = words.nth(2).unwrap().to_owned();
-                return Binary { child, base, admin, stderr };
+                return Binary {
+                    child,
+                    base,
+                    admin,
+                    stderr,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("switchyard exited with {status}:\n{text}");
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "switchyard did not start:\n{text}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "switchyard did not start:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -148,6 +148,11 @@ impl Gw {
     }
 
     pub async fn start_with(mocks: Mocks, extra: &str) -> Gw {
+        Gw::start_full(mocks, "", extra).await
+    }
+
+    /// `server` goes inside the `[server]` table, `extra` after providers.
+    pub async fn start_full(mocks: Mocks, server: &str, extra: &str) -> Gw {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
@@ -155,11 +160,13 @@ impl Gw {
 [server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
+{}
 
 [storage]
 url = "sqlite://{}/switchyard.db"
 {}
 {}"#,
+            server,
             dir.path().display(),
             providers_toml(&mocks),
             extra

@@ -5,6 +5,10 @@
 
 mod binary;
 mod core;
+mod errors;
+mod fixtures;
 mod harness;
 mod mock;
 mod sdk;
+mod secrets;
+mod surface;

@@ -37,7 +37,10 @@ async fn official_sdks_against_the_binary() {
         Command::new(python)
             .arg(script)
             .args(["--base-url", &base])
-            .args(["--models", "openai/gpt-test,anthropic/claude-test,google/gemini-test,compat/local-test"])
+            .args([
+                "--models",
+                "openai/gpt-test,anthropic/claude-test,google/gemini-test,compat/local-test",
+            ])
             .output()
             .unwrap()
     })
@@ -48,7 +51,11 @@ async fn official_sdks_against_the_binary() {
     let summary = stdout.lines().last().unwrap_or("");
     println!("SDK conformance: {summary}");
     let logs = bin.stop();
-    assert!(out.status.success(), "SDK conformance failed:\n{stdout}\n{stderr}\n--- gateway log tail ---\n{}", tail(&logs));
+    assert!(
+        out.status.success(),
+        "SDK conformance failed:\n{stdout}\n{stderr}\n--- gateway log tail ---\n{}",
+        tail(&logs)
+    );
     assert_no_canary(&stdout);
     assert_no_canary(&logs);
     let v: serde_json::Value = serde_json::from_str(summary).unwrap();

@@ -66,11 +66,11 @@ struct BatchIn {
 #[derive(Deserialize)]
 struct EmbeddingIn {
     #[serde(default)]
-    values: Vec<f32>,
+    values: Vec<f64>,
 }
 
 /// The vectors, in request order.
-pub fn decode_embeddings(body: &[u8]) -> Option<Vec<Vec<f32>>> {
+pub fn decode_embeddings(body: &[u8]) -> Option<Vec<Vec<f64>>> {
     let b: BatchIn = serde_json::from_slice(body).ok()?;
     Some(b.embeddings.into_iter().map(|e| e.values).collect())
 }

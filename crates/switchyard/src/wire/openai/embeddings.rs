@@ -117,7 +117,7 @@ struct EmbeddingOut {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum VectorOut {
-    Floats(Vec<f32>),
+    Floats(Vec<f64>),
     Base64(String),
 }
 
@@ -130,7 +130,7 @@ struct UsageOut {
 /// An OpenAI embeddings answer. With `base64`, each vector is its
 /// little-endian f32 bytes in base64, as OpenAI sends them.
 pub fn encode_embeddings_response(
-    vectors: Vec<Vec<f32>>,
+    vectors: Vec<Vec<f64>>,
     model: &str,
     base64: bool,
     prompt_tokens: u64,
@@ -142,7 +142,7 @@ pub fn encode_embeddings_response(
             object: "embedding",
             index,
             embedding: if base64 {
-                let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                let bytes: Vec<u8> = v.iter().flat_map(|f| (*f as f32).to_le_bytes()).collect();
                 VectorOut::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
             } else {
                 VectorOut::Floats(v)
