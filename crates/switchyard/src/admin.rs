@@ -96,6 +96,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/admin/v1/config", get(config))
+        .route("/admin/v1/providers", get(providers))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(gw.clone(), require_admin))
         .with_state(gw)
@@ -171,4 +172,35 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
         *s = serde_json::Value::String(crate::config::redact_url(url));
     }
     axum::Json(v).into_response()
+}
+
+/// `GET /admin/v1/providers`: each provider with its circuit, error rate,
+/// latency and last error, and the same for each provider/model target seen.
+async fn providers(State(gw): State<Arc<Gateway>>) -> Response {
+    let now = tokio::time::Instant::now();
+    let snapshot = gw.health.snapshot(now);
+    let list: Vec<serde_json::Value> = gw
+        .providers
+        .list
+        .iter()
+        .map(|p| {
+            let name = p.name();
+            let own = snapshot.iter().find(|s| s.key == name);
+            let prefix = format!("{name}/");
+            let targets: Vec<&crate::routing::health::Snapshot> = snapshot
+                .iter()
+                .filter(|s| s.key.starts_with(&prefix))
+                .collect();
+            serde_json::json!({
+                "name": name,
+                "kind": p.kind().as_str(),
+                "base_url": p.config.base_url,
+                "jurisdiction": p.config.jurisdiction,
+                "key_set": p.secret.is_some(),
+                "health": own,
+                "targets": targets,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "providers": list })).into_response()
 }

@@ -87,6 +87,16 @@ pub struct RawConfig {
     pub logs: RawLogs,
     #[serde(default)]
     pub pricing: BTreeMap<String, RawPrice>,
+    #[serde(default)]
+    pub circuit: RawCircuit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuit {
+    pub failures: Option<u32>,
+    pub cooldown_ms: Option<Millis>,
+    pub max_cooldown_ms: Option<Millis>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +370,19 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub logs: LogsConfig,
     pub pricing: BTreeMap<String, RawPrice>,
+    pub circuit: CircuitConfig,
+}
+
+/// Circuit breakers: `failures` consecutive failures (connect failures and
+/// upstream errors counted apart) open a provider or a provider/model for
+/// `cooldown`, doubling with each repeated ejection up to `max_cooldown`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CircuitConfig {
+    pub failures: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub cooldown: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_cooldown: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1043,6 +1066,28 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             ),
         ));
     }
+    let circuit = CircuitConfig {
+        failures: raw.circuit.failures.unwrap_or(5),
+        cooldown: raw
+            .circuit
+            .cooldown_ms
+            .map(|m| m.0)
+            .unwrap_or(Duration::from_secs(5)),
+        max_cooldown: raw
+            .circuit
+            .max_cooldown_ms
+            .map(|m| m.0)
+            .unwrap_or(Duration::from_secs(300)),
+    };
+    if circuit.failures == 0 {
+        return Err(err("circuit.failures", "must be at least 1".into()));
+    }
+    if circuit.max_cooldown < circuit.cooldown {
+        return Err(err(
+            "circuit.max_cooldown_ms",
+            "must not be shorter than circuit.cooldown_ms".into(),
+        ));
+    }
     Ok(Config {
         source: file,
         server,
@@ -1058,6 +1103,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         streams,
         logs,
         pricing: raw.pricing,
+        circuit,
     })
 }
 

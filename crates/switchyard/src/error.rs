@@ -34,6 +34,12 @@ pub enum GatewayError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// Jurisdiction rules left no target: fail closed, with the evidence.
+    #[error("no provider may serve this request: allowed jurisdictions [{}]; excluded: {}", allowed.join(", "), excluded.join("; "))]
+    NoCompliantProvider {
+        allowed: Vec<String>,
+        excluded: Vec<String>,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -55,7 +61,9 @@ impl GatewayError {
             GatewayError::UnknownModel { .. } | GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
-            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::Forbidden(_) | GatewayError::NoCompliantProvider { .. } => {
+                StatusCode::FORBIDDEN
+            }
             GatewayError::Upstream(e) => {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
@@ -86,6 +94,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => "request_too_large",
             GatewayError::Unauthorized => "invalid_api_key",
             GatewayError::Forbidden(_) => "forbidden",
+            GatewayError::NoCompliantProvider { .. } => "no_compliant_provider",
             GatewayError::NotFound(_) => "not_found",
             GatewayError::Upstream(e) => e.class.as_str(),
             GatewayError::DeadlineExceeded(_) => "deadline_exceeded",

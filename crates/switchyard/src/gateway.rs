@@ -19,6 +19,8 @@ pub struct Gateway {
     /// (stream pumps, log writes). Shutdown waits for it.
     pub tasks: TaskTracker,
     pub admin_token: crate::admin::AdminToken,
+    pub health: crate::routing::health::Health,
+    pub prices: crate::pricing::PriceTable,
 }
 
 impl Gateway {
@@ -27,7 +29,11 @@ impl Gateway {
         let client = Client::new()?;
         let storage = Storage::connect(&config.storage.url).await?;
         let admin_token = crate::admin::AdminToken::resolve(&config, env)?;
+        let health = crate::routing::health::Health::new(config.circuit.clone());
+        let prices = crate::pricing::PriceTable::load(&config.pricing);
         Ok(Arc::new(Gateway {
+            health,
+            prices,
             config: Arc::new(config),
             providers,
             client,

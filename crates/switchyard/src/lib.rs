@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod pipeline;
+pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod server;

@@ -18,7 +18,8 @@ use crate::chat::{self, Dialect, Usage};
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::providers::{self, Inbound, UpstreamError};
-use crate::routing::{self, Target};
+use crate::routing::health::Readiness;
+use crate::routing::{self, Attempt, Constraints, Evidence, Target};
 use crate::stream::{Buffer, Live, StreamOutcome, Translator};
 use crate::wire;
 
@@ -130,7 +131,8 @@ async fn chat_attempts(
         Dialect::Anthropic => wire::anthropic::decode_request(body)?,
         _ => wire::openai::decode_request(body)?,
     };
-    let plan = routing::plan(gw, &request.model)?;
+    let constraints = constraints(&parts.headers, None)?;
+    let plan = routing::plan(gw, &request.model, &constraints)?;
     let inbound = Inbound {
         dialect: ctx.dialect,
         request: &request,
@@ -138,21 +140,144 @@ async fn chat_attempts(
         anthropic_version: parts.headers.get("anthropic-version"),
         anthropic_beta: parts.headers.get("anthropic-beta"),
     };
-    let mut last_error = None;
-    for (n, target) in plan.targets.iter().enumerate() {
-        let attempt = n as u32 + 1;
-        match attempt_chat(gw, ctx, &inbound, target, attempt).await {
-            Ok(resp) => return Ok(resp),
-            Err(GatewayError::Upstream(e)) if e.class.retryable() && n + 1 < plan.targets.len() => {
-                tracing::info!(request_id = %ctx.id, provider = %e.provider, class = e.class.as_str(), "Attempt failed; trying the next target");
-                last_error = Some(e);
+    let mut evidence = Evidence {
+        route: plan.route.clone(),
+        attempts: Vec::with_capacity(plan.attempts.len()),
+        excluded: plan.excluded.clone(),
+    };
+    let mut last_error: Option<GatewayError> = None;
+    let mut tries: Vec<(&str, u32)> = Vec::new();
+    for target in &plan.attempts {
+        let provider = target.provider.name();
+        // Backoff with jitter before trying a provider again.
+        let n = match tries.iter_mut().find(|(p, _)| *p == provider) {
+            Some((_, n)) => {
+                *n += 1;
+                *n - 1
             }
-            Err(e) => return Err(e),
+            None => {
+                tries.push((provider, 1));
+                0
+            }
+        };
+        if n > 0 {
+            let wait = routing::backoff::delay(n, &mut rand::thread_rng());
+            if wait >= ctx.remaining() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        // A provider that said Retry-After during this request is not asked
+        // again before then.
+        if !evidence.attempts.is_empty()
+            && let Readiness::NotUntil(_) =
+                gw.health.readiness(provider, &target.key, Instant::now())
+        {
+            continue;
+        }
+        let started = Instant::now();
+        gw.health.begin(provider, &target.key, started);
+        let attempt = evidence.attempts.len() as u32 + 1;
+        let result = attempt_chat(gw, ctx, &inbound, target, attempt).await;
+        let took = started.elapsed();
+        let mut record = |outcome, class: Option<&'static str>, status| {
+            evidence.attempts.push(Attempt {
+                target: target.key.to_string(),
+                jurisdiction: target.jurisdiction().map(str::to_owned),
+                start_ms: ms(started.saturating_duration_since(ctx.started)),
+                duration_ms: ms(took),
+                outcome,
+                error_class: class,
+                status,
+            })
+        };
+        match result {
+            Ok(mut resp) => {
+                gw.health
+                    .success(provider, &target.key, took, Instant::now());
+                record("ok", None, Some(resp.status().as_u16()));
+                resp.extensions_mut().insert(evidence);
+                return Ok(resp);
+            }
+            Err(GatewayError::Upstream(e)) => {
+                gw.health.failure(
+                    provider,
+                    &target.key,
+                    e.class,
+                    e.retry_after,
+                    Instant::now(),
+                );
+                record("error", Some(e.class.as_str()), Some(e.status));
+                tracing::info!(request_id = %ctx.id, target = %target.key, class = e.class.as_str(), status = e.status, "Attempt failed");
+                let retryable = e.class.retryable();
+                last_error = Some(GatewayError::Upstream(e));
+                if !retryable {
+                    break;
+                }
+            }
+            // This target cannot express the request; another may.
+            Err(GatewayError::Untranslatable(u)) => {
+                evidence.excluded.push(routing::Excluded {
+                    target: target.key.to_string(),
+                    jurisdiction: target.jurisdiction().map(str::to_owned),
+                    reason: u.to_string(),
+                });
+                if last_error.is_none() {
+                    last_error = Some(GatewayError::Untranslatable(u));
+                }
+            }
+            Err(other) => return Err(other),
         }
     }
-    Err(last_error
-        .map(GatewayError::Upstream)
-        .unwrap_or_else(|| GatewayError::Internal("the plan had no targets".into())))
+    tracing::debug!(request_id = %ctx.id, evidence = ?evidence, "No attempt succeeded");
+    Err(last_error.unwrap_or_else(|| {
+        GatewayError::DeadlineExceeded(crate::config::fmt_duration(ctx.timeout))
+    }))
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// What the request's headers (and, with keys, the caller's key) allow:
+/// jurisdictions and an attempt cap.
+pub fn constraints(
+    headers: &HeaderMap,
+    key_jurisdictions: Option<&[String]>,
+) -> Result<Constraints> {
+    let header = match headers.get("x-switchyard-jurisdiction") {
+        None => None,
+        Some(v) => {
+            let list = v
+                .to_str()
+                .map(routing::parse_jurisdictions)
+                .unwrap_or_default();
+            if list.is_empty() {
+                return Err(GatewayError::BadHeader {
+                    header: "x-switchyard-jurisdiction",
+                    message: "expected a comma-separated list such as `eu` or `eu,us`".into(),
+                });
+            }
+            Some(list)
+        }
+    };
+    let max_attempts = match headers.get("x-switchyard-max-attempts") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| GatewayError::BadHeader {
+                    header: "x-switchyard-max-attempts",
+                    message: "expected a whole number of at least 1".into(),
+                })?,
+        ),
+    };
+    Ok(Constraints {
+        jurisdictions: routing::intersect(header, key_jurisdictions),
+        max_attempts,
+    })
 }
 
 async fn attempt_chat(
@@ -374,8 +499,8 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
         ctx.apply_headers(&parts.headers)?;
         let _caller = crate::auth::authenticate(&gw, &parts.headers).await?;
         let (req, fields) = wire::openai::embeddings::decode_embeddings_request(&body)?;
-        let plan = routing::plan(&gw, &req.model)?;
-        let target = &plan.targets[0];
+        let plan = routing::plan(&gw, &req.model, &constraints(&parts.headers, None)?)?;
+        let target = &plan.attempts[0];
         let provider = &target.provider;
         let call = providers::embeddings_call(provider, &req, &fields, &target.model)?;
         let resp = send(&gw, &ctx, provider, &call).await?;

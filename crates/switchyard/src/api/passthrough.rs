@@ -76,6 +76,17 @@ async fn passthrough(
             )));
         };
         check_rest(&rest)?;
+        let c = pipeline::constraints(&parts.headers, None)?;
+        if !crate::routing::permits(c.jurisdictions.as_deref(), p) {
+            return Err(GatewayError::NoCompliantProvider {
+                allowed: c.jurisdictions.unwrap_or_default(),
+                excluded: vec![format!(
+                    "{} ({})",
+                    p.name(),
+                    p.config.jurisdiction.as_deref().unwrap_or("unspecified")
+                )],
+            });
+        }
         let mut url = format!("{}/{}", p.config.base_url, rest);
         if let Some(q) = &query {
             url.push('?');

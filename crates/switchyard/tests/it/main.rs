@@ -9,6 +9,7 @@ mod errors;
 mod fixtures;
 mod harness;
 mod mock;
+mod routing;
 mod sdk;
 mod secrets;
 mod surface;

@@ -116,6 +116,11 @@ impl Mock {
         self.state.script.lock().unwrap().extend(replies);
     }
 
+    /// Drops replies still queued.
+    pub fn clear_script(&self) {
+        self.state.script.lock().unwrap().clear();
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
     }
@@ -192,9 +197,14 @@ fn sse_response(pieces: Vec<(Duration, String)>, abort: bool) -> Response {
             }
             Ok::<_, std::io::Error>(Bytes::from(s))
         })
-        .chain(futures_util::stream::iter(
-            abort.then(|| Err(std::io::Error::other("mock abort"))),
-        ));
+        .chain(
+            futures_util::stream::iter(abort.then_some(())).then(|()| async {
+                // Let what was written reach the client before the connection
+                // breaks: a reset can discard data the peer has not read yet.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(std::io::Error::other("mock abort"))
+            }),
+        );
     let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut()
         .insert("content-type", "text/event-stream".parse().unwrap());

@@ -1,0 +1,175 @@
+//! Prices: the shipped table (`data/prices.toml`, USD per million tokens,
+//! generated from public sources by `scripts/gen-prices.py`) with the
+//! configuration's `[pricing."provider/model"]` overrides on top.
+//!
+//! A model without a price has no cost (`None`), never a cost of zero.
+//! Cached input tokens are priced once, at the cached rate.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::chat::Usage;
+use crate::config::RawPrice;
+
+/// USD per million tokens for one model.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
+}
+
+impl Price {
+    /// What `usage` costs. Input tokens split into uncached, cache reads and
+    /// cache writes, each priced once at its own rate (a missing rate falls
+    /// back to the input rate).
+    pub fn cost(&self, u: &Usage) -> f64 {
+        let cached = u.cached_input_tokens.min(u.input_tokens);
+        let written = u.cache_write_tokens.min(u.input_tokens - cached);
+        let plain = u.input_tokens - cached - written;
+        let per = |tokens: u64, rate: f64| tokens as f64 * rate / 1_000_000.0;
+        per(plain, self.input)
+            + per(cached, self.cached_input.unwrap_or(self.input))
+            + per(written, self.cache_write.unwrap_or(self.input))
+            + per(u.output_tokens, self.output)
+    }
+
+    /// Input and output rates together, for ordering targets by price.
+    pub fn rank(&self) -> f64 {
+        self.input + self.output
+    }
+}
+
+impl From<RawPrice> for Price {
+    fn from(r: RawPrice) -> Price {
+        Price {
+            input: r.input_per_mtok_usd,
+            output: r.output_per_mtok_usd,
+            cached_input: r.cached_input_per_mtok_usd,
+            cache_write: r.cache_write_per_mtok_usd,
+            max_output_tokens: r.max_output_tokens,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PriceTable {
+    /// The shipped table's version, recorded with each cost.
+    pub version: String,
+    prices: HashMap<String, Price>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    version: String,
+    models: HashMap<String, Price>,
+}
+
+impl PriceTable {
+    /// The shipped table with `overrides` applied.
+    pub fn load<'a>(overrides: impl IntoIterator<Item = (&'a String, &'a RawPrice)>) -> PriceTable {
+        let file: File = toml::from_str(include_str!("../data/prices.toml"))
+            .expect("data/prices.toml is valid (checked by a unit test)");
+        let mut prices = file.models;
+        let mut version = file.version;
+        let mut overridden = false;
+        for (k, v) in overrides {
+            prices.insert(k.clone(), Price::from(*v));
+            overridden = true;
+        }
+        if overridden {
+            version.push_str("+config");
+        }
+        PriceTable { version, prices }
+    }
+
+    /// The price of `provider/model`, if known.
+    pub fn get(&self, provider: &str, model: &str) -> Option<&Price> {
+        self.prices.get(&format!("{provider}/{model}"))
+    }
+
+    pub fn len(&self) -> usize {
+        self.prices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prices.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_table_parses_and_covers_every_vendor() {
+        let t = PriceTable::load([]);
+        assert!(t.len() > 300, "{}", t.len());
+        for p in [
+            "openai",
+            "anthropic",
+            "google",
+            "mistral",
+            "deepseek",
+            "groq",
+            "xai",
+            "moonshot",
+            "dashscope",
+        ] {
+            assert!(
+                t.prices.keys().any(|k| k.starts_with(&format!("{p}/"))),
+                "no prices for {p}"
+            );
+        }
+        let gpt4o = t.get("openai", "gpt-4o").unwrap();
+        assert_eq!(
+            (gpt4o.input, gpt4o.output, gpt4o.cached_input),
+            (2.5, 10.0, Some(1.25))
+        );
+    }
+
+    #[test]
+    fn cached_tokens_are_priced_once_at_the_cached_rate() {
+        let p = Price {
+            input: 3.0,
+            output: 15.0,
+            cached_input: Some(0.3),
+            cache_write: Some(3.75),
+            max_output_tokens: None,
+        };
+        let u = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 100_000,
+            cached_input_tokens: 400_000,
+            cache_write_tokens: 100_000,
+            reasoning_tokens: 50_000,
+        };
+        // 500k plain at 3.0, 400k cached at 0.3, 100k written at 3.75,
+        // 100k output (reasoning included) at 15.0.
+        let want = 1.5 + 0.12 + 0.375 + 1.5;
+        assert!((p.cost(&u) - want).abs() < 1e-9, "{}", p.cost(&u));
+    }
+
+    #[test]
+    fn overrides_replace_and_extend() {
+        let raw = RawPrice {
+            input_per_mtok_usd: 1.0,
+            output_per_mtok_usd: 2.0,
+            cached_input_per_mtok_usd: None,
+            cache_write_per_mtok_usd: None,
+            max_output_tokens: None,
+        };
+        let key = "local/qwen3-8b".to_string();
+        let t = PriceTable::load([(&key, &raw)]);
+        assert_eq!(t.get("local", "qwen3-8b").unwrap().output, 2.0);
+        assert!(t.version.ends_with("+config"));
+        assert!(t.get("local", "nope").is_none());
+    }
+}
