@@ -107,6 +107,42 @@ pub enum Role {
 pub struct Message {
     pub role: Role,
     pub parts: Vec<Part>,
+    /// Where the caller put this message, so errors name the caller's own
+    /// field even after system text and tool results were moved around.
+    pub origin: Origin,
+}
+
+/// A message's place in the caller's request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The caller's index in `messages`.
+    pub message: usize,
+    /// The caller's content index of each part; empty when they are the same.
+    pub parts: Vec<usize>,
+}
+
+impl Message {
+    pub fn new(role: Role, parts: Vec<Part>, message: usize) -> Message {
+        Message {
+            role,
+            parts,
+            origin: Origin {
+                message,
+                parts: Vec::new(),
+            },
+        }
+    }
+
+    /// `messages[i]` as the caller numbered it.
+    pub fn path(&self) -> String {
+        format!("messages[{}]", self.origin.message)
+    }
+
+    /// `messages[i].content[j]` as the caller numbered it, for part `j`.
+    pub fn part_path(&self, j: usize) -> String {
+        let c = self.origin.parts.get(j).copied().unwrap_or(j);
+        format!("messages[{}].content[{c}]", self.origin.message)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -147,6 +147,17 @@ pub fn chat_call(
     inbound: &Inbound<'_>,
     upstream_model: &str,
 ) -> Result<Call, Untranslatable> {
+    build_chat_call(provider, inbound, upstream_model).map_err(|mut u| {
+        u.field = wire::caller_field(inbound.dialect, &u.field);
+        u
+    })
+}
+
+fn build_chat_call(
+    provider: &Provider,
+    inbound: &Inbound<'_>,
+    upstream_model: &str,
+) -> Result<Call, Untranslatable> {
     let base = &provider.config.base_url;
     let req = inbound.request;
     let stream = req.stream;

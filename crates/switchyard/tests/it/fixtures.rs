@@ -263,7 +263,18 @@ fn translate_stream(upstream: Dialect, caller: Dialect, include_usage: bool, raw
     let mut w = wire::sse::Writer::new(0);
     for ev in &events {
         if let Err(e) = t.feed(ev, &mut w) {
-            let body = wire::openai::encode_error(&e.to_string(), "server_error", None, None);
+            // Rendered as the gateway renders it: in the caller's dialect.
+            let status = match &e {
+                wire::StreamError::Upstream { status, .. } => *status,
+                wire::StreamError::Malformed(_) => 502,
+            };
+            let body = match caller {
+                Dialect::Anthropic => wire::anthropic::encode_error(
+                    wire::anthropic::error_type_for_status(status),
+                    &e.to_string(),
+                ),
+                _ => wire::openai::encode_error(&e.to_string(), "server_error", None, None),
+            };
             t.fail(&mut w, &body);
             return list(&w.take());
         }

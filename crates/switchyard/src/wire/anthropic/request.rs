@@ -6,8 +6,8 @@ use serde_json::value::RawValue;
 
 use super::types::*;
 use crate::chat::{
-    self, Image, Message, Part, ResponseFormat, Role, SystemPart, Thinking, Tool, ToolChoice,
-    ToolResultPart, Untranslatable,
+    self, Image, Message, Origin, Part, ResponseFormat, Role, SystemPart, Thinking, Tool,
+    ToolChoice, ToolResultPart, Untranslatable,
 };
 use crate::wire::{DecodeError, Fields, TextOrList, field, is_neutral, opt_field};
 
@@ -211,32 +211,41 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
         };
         let blocks = match m.content {
             TextOrList::Text(t) => {
-                req.messages.push(Message {
+                req.messages.push(Message::new(
                     role,
-                    parts: vec![Part::Text {
+                    vec![Part::Text {
                         text: t,
                         cache_control: None,
                     }],
-                });
+                    i,
+                ));
                 continue;
             }
             TextOrList::List(b) => b,
         };
+        // Parts gathered for the current message, with each one's index in
+        // the caller's content list.
         let mut parts = Vec::with_capacity(blocks.len());
+        let mut origins = Vec::with_capacity(blocks.len());
         for (j, b) in blocks.into_iter().enumerate() {
             let at = format!("messages[{i}].content[{j}]");
             note_unknown(&b, &at, &mut req.unknown_fields);
-            match (role, b.kind.as_str()) {
+            let part = match (role, b.kind.as_str()) {
                 (_, "text") => {
                     let Some(text) = b.text else {
                         return Err(DecodeError::missing(&format!("{at}.text")));
                     };
-                    parts.push(Part::Text {
+                    Part::Text {
                         text,
                         cache_control: b.cache_control,
-                    });
+                    }
                 }
-                (Role::User, "image") => parts.push(Part::Image(decode_image(b.source, &at)?)),
+                (Role::User, "image") => {
+                    match decode_image(b.source, &at, &mut req.unknown_fields)? {
+                        Some(img) => Part::Image(img),
+                        None => continue,
+                    }
+                }
                 (Role::User, "tool_result") => {
                     let Some(tool_call_id) = b.tool_use_id else {
                         return Err(DecodeError::missing(&format!("{at}.tool_use_id")));
@@ -244,7 +253,7 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                     let content = decode_tool_result(b.content, &at, &mut req.unknown_fields)?;
                     // Results leave the user turn as their own Tool message,
                     // keeping their place in the conversation.
-                    flush(req, role, &mut parts);
+                    flush(req, role, i, &mut parts, &mut origins);
                     req.messages.push(Message {
                         role: Role::Tool,
                         parts: vec![Part::ToolResult {
@@ -252,7 +261,12 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                             content,
                             is_error: b.is_error.unwrap_or(false),
                         }],
+                        origin: Origin {
+                            message: i,
+                            parts: vec![j],
+                        },
                     });
+                    continue;
                 }
                 (Role::Assistant, "tool_use") => {
                     let (Some(id), Some(name)) = (b.id, b.name) else {
@@ -262,58 +276,78 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                         .input
                         .map(|r| r.get().to_owned())
                         .unwrap_or_else(|| "{}".into());
-                    parts.push(Part::ToolCall {
+                    Part::ToolCall {
                         id,
                         name,
                         arguments,
-                    });
+                    }
                 }
-                (Role::Assistant, "thinking") => parts.push(Part::Thinking {
+                (Role::Assistant, "thinking") => Part::Thinking {
                     text: b.thinking.unwrap_or_default(),
-                    signature: b.signature,
-                }),
-                (Role::Assistant, "redacted_thinking") => parts.push(Part::RedactedThinking {
+                    // An empty signature is no signature: nothing can verify it.
+                    signature: b.signature.filter(|s| !s.is_empty()),
+                },
+                (Role::Assistant, "redacted_thinking") => Part::RedactedThinking {
                     data: b.data.unwrap_or_default(),
-                }),
+                },
                 (_, other) => {
                     // documents, search results, server tool blocks...: a
                     // same-dialect call forwards them, others refuse.
                     req.unknown_fields.push(format!("{at} (type {other})"));
+                    continue;
                 }
-            }
+            };
+            parts.push(part);
+            origins.push(j);
         }
-        flush(req, role, &mut parts);
+        flush(req, role, i, &mut parts, &mut origins);
     }
     Ok(())
 }
 
 /// Pushes the parts gathered so far as one message of `role`.
-fn flush(req: &mut chat::Request, role: Role, parts: &mut Vec<Part>) {
+fn flush(
+    req: &mut chat::Request,
+    role: Role,
+    i: usize,
+    parts: &mut Vec<Part>,
+    origins: &mut Vec<usize>,
+) {
     if !parts.is_empty() {
         req.messages.push(Message {
             role,
             parts: std::mem::take(parts),
+            origin: Origin {
+                message: i,
+                parts: std::mem::take(origins),
+            },
         });
     }
 }
 
-fn decode_image(source: Option<SourceIn>, at: &str) -> Result<Image, DecodeError> {
+/// An image block's source. Sources other than base64 and URL (Files API
+/// `file` ids...) pass through same-dialect and are refused elsewhere.
+fn decode_image(
+    source: Option<SourceIn>,
+    at: &str,
+    unknown: &mut Vec<String>,
+) -> Result<Option<Image>, DecodeError> {
     let Some(s) = source else {
         return Err(DecodeError::missing(&format!("{at}.source")));
     };
     match s.kind.as_str() {
         "base64" => match (s.media_type, s.data) {
-            (Some(media_type), Some(data)) => Ok(Image::Base64 { media_type, data }),
+            (Some(media_type), Some(data)) => Ok(Some(Image::Base64 { media_type, data })),
             _ => Err(DecodeError::missing(&format!("{at}.source.data"))),
         },
         "url" => match s.url {
-            Some(url) => Ok(Image::Url(url)),
+            Some(url) => Ok(Some(Image::Url(url))),
             None => Err(DecodeError::missing(&format!("{at}.source.url"))),
         },
-        other => Err(DecodeError::new(
-            format!("{at}.source.type"),
-            format!("unsupported image source `{other}`: expected base64 or url"),
-        )),
+        _ => {
+            unknown.push(format!("{at}.source.type"));
+            Ok(None)
+        }
     }
 }
 
@@ -332,7 +366,11 @@ fn decode_tool_result(
                 note_unknown(&b, &at, unknown);
                 match b.kind.as_str() {
                     "text" => out.push(ToolResultPart::Text(b.text.unwrap_or_default())),
-                    "image" => out.push(ToolResultPart::Image(decode_image(b.source, &at)?)),
+                    "image" => {
+                        if let Some(img) = decode_image(b.source, &at, unknown)? {
+                            out.push(ToolResultPart::Image(img));
+                        }
+                    }
                     other => unknown.push(format!("{at} (type {other})")),
                 }
             }
@@ -370,6 +408,20 @@ pub fn encode_request(
             "presence_penalty",
             TARGET,
             "Messages has no presence penalty",
+        ));
+    }
+    if req.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+        return Err(Untranslatable::new(
+            "temperature",
+            TARGET,
+            "Messages takes a temperature from 0 to 1",
+        ));
+    }
+    if req.stop.iter().any(|s| s.trim().is_empty()) {
+        return Err(Untranslatable::new(
+            "stop",
+            TARGET,
+            "Messages refuses stop sequences made only of whitespace",
         ));
     }
     if req.frequency_penalty.is_some_and(|p| p != 0.0) {
@@ -496,11 +548,11 @@ fn empty_schema() -> &'static RawValue {
 
 fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untranslatable> {
     let mut out: Vec<MessageOut<'_>> = Vec::with_capacity(req.messages.len());
-    for (i, m) in req.messages.iter().enumerate() {
+    for m in &req.messages {
         let role = match m.role {
             Role::System => {
                 return Err(Untranslatable::new(
-                    format!("messages[{i}].role"),
+                    format!("{}.role", m.path()),
                     TARGET,
                     "system text must come before the conversation; Messages has no system turns",
                 ));
@@ -510,7 +562,6 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
         };
         let mut blocks = Vec::with_capacity(m.parts.len());
         for (j, p) in m.parts.iter().enumerate() {
-            let at = || format!("messages[{i}].content[{j}]");
             match p {
                 Part::Text {
                     text,
@@ -532,11 +583,12 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                     name,
                     arguments,
                 } => blocks.push(BlockOut::ToolUse {
-                    id,
+                    // A Gemini thought signature means nothing here.
+                    id: crate::wire::gemini::split_signature(id).0,
                     name,
                     input: tool_input(arguments).ok_or_else(|| {
                         Untranslatable::new(
-                            format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                            m.part_path(j),
                             TARGET,
                             "tool call arguments must be a JSON object",
                         )
@@ -547,17 +599,20 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                     content,
                     is_error,
                 } => blocks.push(BlockOut::ToolResult {
-                    tool_use_id: tool_call_id,
+                    tool_use_id: crate::wire::gemini::split_signature(tool_call_id).0,
+                    // Empty text blocks are refused; an empty result is
+                    // simply a result without content.
                     content: content
                         .iter()
-                        .map(|c| match c {
-                            ToolResultPart::Text(t) => BlockOut::Text {
+                        .filter_map(|c| match c {
+                            ToolResultPart::Text(t) if t.is_empty() => None,
+                            ToolResultPart::Text(t) => Some(BlockOut::Text {
                                 text: t,
                                 cache_control: None,
-                            },
-                            ToolResultPart::Image(img) => BlockOut::Image {
+                            }),
+                            ToolResultPart::Image(img) => Some(BlockOut::Image {
                                 source: image_source(img),
-                            },
+                            }),
                         })
                         .collect(),
                     is_error: *is_error,
@@ -574,7 +629,6 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                 }
                 Part::RedactedThinking { data } => blocks.push(BlockOut::RedactedThinking { data }),
             }
-            let _ = at;
         }
         if blocks.is_empty() {
             continue;

@@ -324,9 +324,10 @@ pub struct StreamEncoder {
     model: String,
     started: bool,
     usage: Usage,
-    /// Open content blocks: (block index, kind). Text and thinking close when
-    /// another block starts; tool blocks stay open until the message ends so
-    /// interleaved argument deltas still find their block.
+    /// Open content blocks: (block index, kind); a block closes when the
+    /// next one starts, as Anthropic's own streams do. (An upstream that
+    /// interleaves argument deltas of parallel calls still gets each delta
+    /// delivered under its block's index.)
     open: Vec<(u32, BlockKind)>,
     next_block: u32,
     /// Tool-call index → block index.
@@ -371,15 +372,8 @@ impl StreamEncoder {
         w.event(Some("message_start"), &crate::wire::to_vec(&start));
     }
 
-    fn close(&mut self, w: &mut sse::Writer, keep_tools: bool) {
-        let mut i = 0;
-        while i < self.open.len() {
-            let (index, kind) = self.open[i];
-            if keep_tools && kind == BlockKind::Tool {
-                i += 1;
-                continue;
-            }
-            self.open.remove(i);
+    fn close(&mut self, w: &mut sse::Writer) {
+        for (index, _) in self.open.drain(..) {
             let stop = BlockStopOut {
                 kind: "content_block_stop",
                 index,
@@ -395,7 +389,7 @@ impl StreamEncoder {
         {
             return index;
         }
-        self.close(w, false);
+        self.close(w);
         let index = self.next_block;
         self.next_block += 1;
         let body = match kind {
@@ -452,7 +446,7 @@ impl StreamEncoder {
             }
             Event::ToolCallStart { index: _, id, name } => {
                 self.ensure_started(w);
-                self.close(w, true);
+                self.close(w);
                 let index = self.next_block;
                 self.next_block += 1;
                 let start = BlockStartOut {
@@ -492,7 +486,7 @@ impl StreamEncoder {
     /// stop reason and final usage, `message_stop`.
     pub fn finish(&mut self, w: &mut sse::Writer) {
         self.ensure_started(w);
-        self.close(w, false);
+        self.close(w);
         let (reason, seq) = match &self.finish {
             Some((r, s)) => (Some(encode_stop(r)), s.as_deref()),
             None => (Some("end_turn"), None),

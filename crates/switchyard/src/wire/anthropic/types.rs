@@ -189,6 +189,7 @@ pub enum BlockOut<'a> {
     },
     ToolResult {
         tool_use_id: &'a str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         content: Vec<BlockOut<'a>>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         is_error: bool,

@@ -288,7 +288,7 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
         let role = match m.role {
             Role::System => {
                 return Err(Untranslatable::new(
-                    format!("messages[{i}].role"),
+                    format!("{}.role", m.path()),
                     TARGET,
                     "system text must come before the conversation; Gemini has no system turns",
                 ));
@@ -298,7 +298,7 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
         };
         let mut parts = Vec::with_capacity(m.parts.len());
         for (j, p) in m.parts.iter().enumerate() {
-            let at = || format!("messages[{i}].content[{j}]");
+            let at = || m.part_path(j);
             match p {
                 Part::Text { text, .. } => parts.push(PartOut::Text { text }),
                 Part::Image(img) => parts.push(inline_image(img, at)?),
@@ -333,7 +333,7 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
                 } => {
                     let Some(name) = call_name(req, i, tool_call_id) else {
                         return Err(Untranslatable::new(
-                            format!("messages[{i}].tool_call_id"),
+                            format!("{}.tool_call_id", m.path()),
                             TARGET,
                             format!(
                                 "no earlier tool call has id `{tool_call_id}`; Gemini matches results to calls by name"

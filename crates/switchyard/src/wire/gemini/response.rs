@@ -110,11 +110,23 @@ pub fn tool_call(
     fc: FunctionCallIn,
     signature: Option<&str>,
     n: usize,
+    response_id: Option<&str>,
 ) -> (String, String, String) {
-    let plain = fc
-        .id
-        .filter(|i| !i.is_empty())
-        .unwrap_or_else(|| format!("call_{n}"));
+    // Ids we make up carry part of the response id, so calls from different
+    // turns of one conversation do not share an id.
+    let plain = fc.id.filter(|i| !i.is_empty()).unwrap_or_else(|| {
+        let tag: String = response_id
+            .unwrap_or("")
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        if tag.is_empty() {
+            format!("call_{n}")
+        } else {
+            format!("call_{tag}_{n}")
+        }
+    });
     let id = match signature {
         Some(sig) => id_with_signature(&plain, sig),
         None => plain,
@@ -139,7 +151,12 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
     if let Some(c) = r.candidates.into_iter().next() {
         for p in c.content.map(|c| c.parts).unwrap_or_default() {
             if let Some(fc) = p.function_call {
-                let (id, name, arguments) = tool_call(fc, p.thought_signature.as_deref(), calls);
+                let (id, name, arguments) = tool_call(
+                    fc,
+                    p.thought_signature.as_deref(),
+                    calls,
+                    r.response_id.as_deref(),
+                );
                 calls += 1;
                 content.push(Part::ToolCall {
                     id,
@@ -249,7 +266,8 @@ mod tests {
                 assert_eq!(arguments, r#"{"city":"Paris"}"#);
                 assert_eq!(
                     super::super::split_signature(id),
-                    ("call_0", Some("AQID".into()))
+                    ("call_r1_0", Some("AQID".into())),
+                    "made-up ids carry the response id"
                 );
             }
             other => panic!("{other:?}"),

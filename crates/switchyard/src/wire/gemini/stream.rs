@@ -48,8 +48,12 @@ impl StreamDecoder {
         if let Some(c) = r.candidates.into_iter().next() {
             for p in c.content.map(|c| c.parts).unwrap_or_default() {
                 if let Some(fc) = p.function_call {
-                    let (id, name, arguments) =
-                        tool_call(fc, p.thought_signature.as_deref(), self.calls);
+                    let (id, name, arguments) = tool_call(
+                        fc,
+                        p.thought_signature.as_deref(),
+                        self.calls,
+                        r.response_id.as_deref(),
+                    );
                     let index = self.calls as u32;
                     self.calls += 1;
                     out.push(Event::ToolCallStart { index, id, name });

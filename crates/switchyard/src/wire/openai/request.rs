@@ -125,13 +125,14 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                         cache_control: None,
                     });
                 } else {
-                    req.messages.push(Message {
-                        role: Role::System,
-                        parts: vec![Part::Text {
+                    req.messages.push(Message::new(
+                        Role::System,
+                        vec![Part::Text {
                             text,
                             cache_control: None,
                         }],
-                    });
+                        i,
+                    ));
                 }
             }
             "user" => {
@@ -139,10 +140,7 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                     return Err(DecodeError::missing(&at("content")));
                 };
                 let parts = user_parts(content, i, &mut req.unknown_fields)?;
-                req.messages.push(Message {
-                    role: Role::User,
-                    parts,
-                });
+                req.messages.push(Message::new(Role::User, parts, i));
             }
             "assistant" => {
                 let mut parts = Vec::new();
@@ -189,24 +187,22 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                         arguments: tc.function.arguments,
                     });
                 }
-                req.messages.push(Message {
-                    role: Role::Assistant,
-                    parts,
-                });
+                req.messages.push(Message::new(Role::Assistant, parts, i));
             }
             "tool" => {
                 let Some(id) = m.tool_call_id else {
                     return Err(DecodeError::missing(&at("tool_call_id")));
                 };
                 let text = text_only(m.content, &at("content"), &mut req.unknown_fields)?;
-                req.messages.push(Message {
-                    role: Role::Tool,
-                    parts: vec![Part::ToolResult {
+                req.messages.push(Message::new(
+                    Role::Tool,
+                    vec![Part::ToolResult {
                         tool_call_id: id,
                         content: vec![ToolResultPart::Text(text)],
                         is_error: false,
                     }],
-                });
+                    i,
+                ));
             }
             other => {
                 return Err(DecodeError::new(
@@ -404,6 +400,20 @@ pub fn encode_request(
             "Chat Completions has no top_k",
         ));
     }
+    if let Some(effort) = req.reasoning_effort.as_deref()
+        && !matches!(
+            effort,
+            "none" | "minimal" | "low" | "medium" | "high" | "xhigh"
+        )
+    {
+        return Err(Untranslatable::new(
+            "reasoning_effort",
+            TARGET,
+            format!(
+                "effort `{effort}` has no equivalent; use none, minimal, low, medium, high or xhigh"
+            ),
+        ));
+    }
     if req.thinking.is_some() {
         return Err(Untranslatable::new(
             "thinking",
@@ -430,8 +440,8 @@ pub fn encode_request(
             tool_call_id: None,
         });
     }
-    for (i, m) in req.messages.iter().enumerate() {
-        encode_message(m, i, &mut messages)?;
+    for m in &req.messages {
+        encode_message(m, &mut messages)?;
     }
     let tools = if req.tools.is_empty() {
         None
@@ -502,11 +512,7 @@ pub fn encode_request(
     Ok(crate::wire::to_vec(&out))
 }
 
-fn encode_message<'a>(
-    m: &'a Message,
-    i: usize,
-    out: &mut Vec<MessageOut<'a>>,
-) -> Result<(), Untranslatable> {
+fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(), Untranslatable> {
     match m.role {
         Role::System | Role::User => {
             let mut parts = Vec::with_capacity(m.parts.len());
@@ -516,7 +522,7 @@ fn encode_message<'a>(
                     Part::Image(img) => {
                         if m.role == Role::System {
                             return Err(Untranslatable::new(
-                                format!("messages[{i}].content[{j}]"),
+                                m.part_path(j),
                                 TARGET,
                                 "system messages hold text only",
                             ));
@@ -527,7 +533,7 @@ fn encode_message<'a>(
                     }
                     _ => {
                         return Err(Untranslatable::new(
-                            format!("messages[{i}].content[{j}]"),
+                            m.part_path(j),
                             TARGET,
                             "this block cannot appear in a user turn there",
                         ));
@@ -560,7 +566,9 @@ fn encode_message<'a>(
                         name,
                         arguments,
                     } => tool_calls.push(ToolCallOut {
-                        id,
+                        // A Gemini thought signature means nothing here, and
+                        // OpenAI bounds the length of ids.
+                        id: crate::wire::gemini::split_signature(id).0,
                         kind: "function",
                         function: FunctionCallOut { name, arguments },
                     }),
@@ -569,7 +577,7 @@ fn encode_message<'a>(
                     Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
                     Part::Image(_) | Part::ToolResult { .. } => {
                         return Err(Untranslatable::new(
-                            format!("messages[{i}].content"),
+                            format!("{}.content", m.path()),
                             TARGET,
                             "assistant turns hold text and tool calls only",
                         ));
@@ -597,7 +605,7 @@ fn encode_message<'a>(
                 } = p
                 else {
                     return Err(Untranslatable::new(
-                        format!("messages[{i}].content[{j}]"),
+                        m.part_path(j),
                         TARGET,
                         "tool turns hold tool results only",
                     ));
@@ -613,7 +621,7 @@ fn encode_message<'a>(
                         ToolResultPart::Text(t) => text.push_str(t),
                         ToolResultPart::Image(_) => {
                             return Err(Untranslatable::new(
-                                format!("messages[{i}].content[{j}].content"),
+                                format!("{}.content", m.part_path(j)),
                                 TARGET,
                                 "tool results there hold text only, not images",
                             ));
@@ -624,7 +632,7 @@ fn encode_message<'a>(
                     role: "tool",
                     content: Some(ContentOut::Text(Cow::Owned(text))),
                     tool_calls: Vec::new(),
-                    tool_call_id: Some(tool_call_id),
+                    tool_call_id: Some(crate::wire::gemini::split_signature(tool_call_id).0),
                 });
             }
         }

@@ -122,9 +122,10 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
             arguments: tc.function.arguments,
         });
     }
+    // A refusal arrives with finish_reason "stop"; say what it was.
     let finish = match choice.finish_reason.as_deref() {
+        _ if refused => Some(FinishReason::Refusal),
         Some(f) => Some(decode_finish(f)),
-        None if refused => Some(FinishReason::Refusal),
         None => None,
     };
     Ok(chat::Response {
