@@ -316,7 +316,7 @@ fn serve_runs_on_embedded_defaults() {
     let started = std::time::Instant::now();
     use std::io::Read;
     let mut buf = [0u8; 4096];
-    while !seen.contains("admin token:") && started.elapsed() < std::time::Duration::from_secs(20) {
+    while !seen.contains("(mode 0600)") && started.elapsed() < std::time::Duration::from_secs(20) {
         let n = stderr.read(&mut buf).unwrap();
         if n == 0 {
             break;
