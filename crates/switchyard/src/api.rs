@@ -14,6 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::response::Response;
+use axum::routing::{MethodRouter, any, get, post};
 use bytes::Bytes;
 use http::Request;
 use http::request::Parts;
@@ -24,12 +25,44 @@ use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::pipeline::Ctx;
 
-/// The data-plane router.
+/// Every data-plane route that needs a caller, as (method, path). The
+/// router is built from this table, so it is the complete list; a test
+/// checks each one refuses a request without a key.
+pub const PROTECTED: &[(&str, &str)] = &[
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/embeddings"),
+    ("GET", "/v1/models"),
+    ("POST", "/v1/messages"),
+    ("ANY", "/passthrough/{provider}/{*rest}"),
+];
+
+fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
+    Some(match (method, path) {
+        ("POST", "/v1/chat/completions") => post(openai::chat_completions),
+        ("POST", "/v1/embeddings") => post(openai::embeddings),
+        ("GET", "/v1/models") => get(openai::models),
+        ("POST", "/v1/messages") => post(anthropic::messages),
+        ("ANY", "/passthrough/{provider}/{*rest}") => any(passthrough::passthrough),
+        _ => return None,
+    })
+}
+
+/// The data-plane router: [`PROTECTED`] behind the auth layer, and the
+/// public routes of [`health`] beside it.
 pub fn router(gw: Arc<Gateway>) -> Router {
+    let mut protected = Router::new();
+    for (method, path) in PROTECTED {
+        match handler(method, path) {
+            Some(h) => protected = protected.route(path, h),
+            None => tracing::error!(method, path, "No handler for a protected route"),
+        }
+    }
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        gw.clone(),
+        crate::auth::layer,
+    ));
     Router::new()
-        .merge(openai::routes())
-        .merge(anthropic::routes())
-        .merge(passthrough::routes())
+        .merge(protected)
         .merge(health::routes())
         .fallback(not_found)
         .with_state(gw)
@@ -83,5 +116,17 @@ pub async fn read_request(
         Err(_) => Err(Ctx::new(gw, dialect).error(GatewayError::BadRequest(
             crate::wire::DecodeError::new("", "the request body could not be read"),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protected_route_has_a_handler() {
+        for (method, path) in PROTECTED {
+            assert!(handler(method, path).is_some(), "{method} {path}");
+        }
     }
 }

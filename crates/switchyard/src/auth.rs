@@ -1,24 +1,49 @@
 //! Credentials → [`Caller`]: who is asking.
 //!
-//! With `require_keys = false` (loopback only) every request is served as
-//! the anonymous caller. With keys required, a request without a valid
-//! Switchyard key gets one generic 401 that says nothing about why.
+//! A layer in front of every data-plane route except those in
+//! `api/health.rs`. With `require_keys = true`, a request needs a valid
+//! Switchyard key (`Authorization: Bearer` or `x-api-key`); every way of
+//! failing that gets the same 401, in the caller's dialect, saying nothing
+//! about why and echoing nothing. With `require_keys = false` (loopback
+//! only) a request without a Switchyard key is served as the anonymous
+//! caller; SDKs insist on sending *some* key, so a value that is not shaped
+//! like ours is ignored, but one that is must be valid.
 
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use http::HeaderMap;
 
+use crate::chat::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::keys::{KeyRecord, SECRET_PREFIX};
+use crate::pipeline::Ctx;
 
 /// Who a request comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Caller {
-    /// The key's id; `None` for the anonymous caller.
-    pub key_id: Option<String>,
+    /// The key presented; `None` for the anonymous caller.
+    pub key: Option<Arc<KeyRecord>>,
 }
 
 impl Caller {
     pub fn anonymous() -> Caller {
-        Caller { key_id: None }
+        Caller { key: None }
+    }
+
+    pub fn key_id(&self) -> Option<&str> {
+        self.key.as_ref().map(|k| k.id.as_str())
+    }
+
+    /// The cache and stream-buffer namespace: the key's, or the anonymous one.
+    pub fn namespace(&self) -> &str {
+        self.key
+            .as_ref()
+            .map(|k| k.namespace())
+            .unwrap_or("anonymous")
     }
 }
 
@@ -42,9 +67,41 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, GatewayError> {
-    if !gw.config.auth.require_keys {
-        return Ok(Caller::anonymous());
+    let presented = presented_key(headers);
+    match presented {
+        Some(secret) if secret.starts_with(SECRET_PREFIX) => {
+            match gw.keys.authenticate(secret).await {
+                Some(key) => Ok(Caller { key: Some(key) }),
+                None => Err(GatewayError::Unauthorized),
+            }
+        }
+        _ if gw.config.auth.require_keys => Err(GatewayError::Unauthorized),
+        _ => Ok(Caller::anonymous()),
     }
-    let _ = presented_key(headers);
-    Err(GatewayError::Unauthorized)
+}
+
+/// The dialect a path's errors are written in.
+pub fn dialect_of_path(gw: &Gateway, path: &str) -> Dialect {
+    if path.starts_with("/v1/messages") {
+        return Dialect::Anthropic;
+    }
+    if let Some(rest) = path.strip_prefix("/passthrough/") {
+        let provider = rest.split('/').next().unwrap_or("");
+        if gw.providers.get(provider).map(|p| p.dialect()) == Some(Dialect::Anthropic) {
+            return Dialect::Anthropic;
+        }
+    }
+    Dialect::OpenAi
+}
+
+/// The auth layer: puts the [`Caller`] in the request's extensions, or
+/// answers 401.
+pub async fn layer(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
+    match authenticate(&gw, req.headers()).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => Ctx::new(&gw, dialect_of_path(&gw, req.uri().path())).error(e),
+    }
 }

@@ -89,6 +89,14 @@ pub struct RawConfig {
     pub pricing: BTreeMap<String, RawPrice>,
     #[serde(default)]
     pub circuit: RawCircuit,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_output_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +379,15 @@ pub struct Config {
     pub logs: LogsConfig,
     pub pricing: BTreeMap<String, RawPrice>,
     pub circuit: CircuitConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Sizing of rate-limit and budget holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitsConfig {
+    /// Output tokens assumed for a call that sets no max_tokens, when the
+    /// price table does not know the model's own limit.
+    pub max_output_tokens: u32,
 }
 
 /// Circuit breakers: `failures` consecutive failures (connect failures and
@@ -1104,6 +1121,9 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         logs,
         pricing: raw.pricing,
         circuit,
+        limits: LimitsConfig {
+            max_output_tokens: raw.limits.max_output_tokens.unwrap_or(32_768),
+        },
     })
 }
 

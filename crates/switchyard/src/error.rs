@@ -42,6 +42,14 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     NotFound(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_s: u64,
+        headers: crate::limits::RateHeaders,
+    },
+    #[error("{0}")]
+    BudgetExceeded(String),
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
     #[error("the request did not finish within its deadline of {0}")]
@@ -64,6 +72,8 @@ impl GatewayError {
             GatewayError::Forbidden(_) | GatewayError::NoCompliantProvider { .. } => {
                 StatusCode::FORBIDDEN
             }
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             GatewayError::Upstream(e) => {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
@@ -96,6 +106,8 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::NoCompliantProvider { .. } => "no_compliant_provider",
             GatewayError::NotFound(_) => "not_found",
+            GatewayError::RateLimited { .. } => "rate_limit_exceeded",
+            GatewayError::BudgetExceeded(_) => "budget_exceeded",
             GatewayError::Upstream(e) => e.class.as_str(),
             GatewayError::DeadlineExceeded(_) => "deadline_exceeded",
             GatewayError::Unavailable(_) => "unavailable",
@@ -114,6 +126,7 @@ impl GatewayError {
     fn openai_type(&self) -> &'static str {
         match self.status().as_u16() {
             401 => "authentication_error",
+            402 => "insufficient_quota",
             403 => "permission_error",
             404 => "not_found_error",
             429 => "rate_limit_error",
@@ -151,6 +164,13 @@ impl GatewayError {
         let status = self.status();
         let retry_after = match &self {
             GatewayError::Upstream(e) => e.retry_after,
+            GatewayError::RateLimited { retry_after_s, .. } => {
+                Some(std::time::Duration::from_secs(*retry_after_s))
+            }
+            _ => None,
+        };
+        let rate = match &self {
+            GatewayError::RateLimited { headers, .. } => Some(*headers),
             _ => None,
         };
         let mut resp = (
@@ -167,6 +187,9 @@ impl GatewayError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
+        }
+        if let Some(h) = rate {
+            crate::limits::write_headers(resp.headers_mut(), &h);
         }
         if status == StatusCode::UNAUTHORIZED && dialect == Dialect::OpenAi {
             resp.headers_mut().insert(

@@ -21,6 +21,9 @@ pub struct Gateway {
     pub admin_token: crate::admin::AdminToken,
     pub health: crate::routing::health::Health,
     pub prices: crate::pricing::PriceTable,
+    pub keys: crate::keys::Keys,
+    pub limiter: crate::limits::Limiter,
+    pub redis: Option<redis::aio::ConnectionManager>,
 }
 
 impl Gateway {
@@ -28,12 +31,25 @@ impl Gateway {
         let providers = Providers::new(&config, env);
         let client = Client::new()?;
         let storage = Storage::connect(&config.storage.url).await?;
+        storage.migrate().await?;
         let admin_token = crate::admin::AdminToken::resolve(&config, env)?;
         let health = crate::routing::health::Health::new(config.circuit.clone());
         let prices = crate::pricing::PriceTable::load(&config.pricing);
+        let keys = crate::keys::Keys::load(storage.clone()).await?;
+        let redis = match &config.redis {
+            Some(r) => Some(connect_redis(&r.url).await?),
+            None => None,
+        };
+        let limiter = match &redis {
+            Some(c) => crate::limits::Limiter::redis(c.clone()),
+            None => crate::limits::Limiter::memory(),
+        };
         Ok(Arc::new(Gateway {
             health,
             prices,
+            keys,
+            limiter,
+            redis,
             config: Arc::new(config),
             providers,
             client,
@@ -49,5 +65,21 @@ impl Gateway {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.tasks.spawn(fut);
+    }
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        redis::aio::ConnectionManager::new(client),
+    )
+    .await
+    {
+        Ok(conn) => Ok(conn?),
+        Err(_) => anyhow::bail!(
+            "Redis at {} did not answer within 5s",
+            crate::config::redact_url(url)
+        ),
     }
 }

@@ -21,11 +21,16 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod keys;
+pub mod limits;
 pub mod pipeline;
+pub mod policy;
 pub mod pricing;
 pub mod providers;
 pub mod routing;

@@ -14,9 +14,11 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::chat::{self, Dialect, Usage};
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
+use crate::policy::{self, Permit};
 use crate::providers::{self, Inbound, UpstreamError};
 use crate::routing::health::Readiness;
 use crate::routing::{self, Attempt, Constraints, Evidence, Target};
@@ -31,6 +33,7 @@ pub const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider"
 pub const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 pub const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+pub const COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
 
 /// Per-request state, passed along by reference.
 #[derive(Debug, Clone)]
@@ -97,14 +100,37 @@ impl Ctx {
     }
 }
 
+/// What a caller holds for the length of a request: who it is and what
+/// policy granted. Taken from the extensions the auth layer filled.
+fn caller(parts: &Parts) -> Result<Caller> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or(GatewayError::Unauthorized)
+}
+
+/// Input tokens, estimated from the body's size for holds made before the
+/// provider has counted: 3 bytes a token, on the high side on purpose.
+fn estimate_tokens(body: &[u8]) -> u64 {
+    (body.len() as u64).div_ceil(3)
+}
+
+/// How long a budget hold outlives the request's deadline before it counts
+/// as abandoned.
+fn hold_ms(ctx: &Ctx) -> i64 {
+    ctx.timeout.as_millis() as i64 + 60_000
+}
+
 /// `POST /v1/chat/completions` and `POST /v1/messages`.
 pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes) -> Response {
     let mut ctx = Ctx::new(&gw, dialect);
+    let mut rate = None;
     let result = async {
         ctx.apply_headers(&parts.headers)?;
-        let _caller = crate::auth::authenticate(&gw, &parts.headers).await?;
         let ctx = ctx.clone();
-        match tokio::time::timeout_at(ctx.deadline, chat_attempts(&gw, &ctx, &parts, &body)).await {
+        let work = chat_planned(&gw, &ctx, &parts, &body, &mut rate);
+        match tokio::time::timeout_at(ctx.deadline, work).await {
             Ok(r) => r,
             Err(_) => Err(GatewayError::DeadlineExceeded(crate::config::fmt_duration(
                 ctx.timeout,
@@ -112,27 +138,46 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
         }
     }
     .await;
-    match result {
+    let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(request_id = %ctx.id, status = e.status().as_u16(), error = e.class(), "Request failed");
             ctx.error(e)
         }
+    };
+    if let Some(h) = rate {
+        crate::limits::write_headers(resp.headers_mut(), &h);
     }
+    resp
 }
 
-async fn chat_attempts(
+/// Decode, policy, plan, admission; then the attempts.
+async fn chat_planned(
     gw: &Arc<Gateway>,
     ctx: &Ctx,
     parts: &Parts,
     body: &Bytes,
+    rate: &mut Option<crate::limits::RateHeaders>,
 ) -> Result<Response> {
+    let caller = caller(parts)?;
     let (request, fields) = match ctx.dialect {
         Dialect::Anthropic => wire::anthropic::decode_request(body)?,
         _ => wire::openai::decode_request(body)?,
     };
-    let constraints = constraints(&parts.headers, None)?;
+    let constraints = policy::constraints(&caller, &parts.headers, &request.model)?;
+    let log_mode = policy::log_mode(gw, &caller, &parts.headers)?;
     let plan = routing::plan(gw, &request.model, &constraints)?;
+    let permit = policy::admit(
+        gw,
+        caller,
+        log_mode,
+        &plan,
+        estimate_tokens(body),
+        request.max_tokens,
+        hold_ms(ctx),
+    )
+    .await?;
+    *rate = permit.rate_headers();
     let inbound = Inbound {
         dialect: ctx.dialect,
         request: &request,
@@ -140,6 +185,32 @@ async fn chat_attempts(
         anthropic_version: parts.headers.get("anthropic-version"),
         anthropic_beta: parts.headers.get("anthropic-beta"),
     };
+    chat_attempts(gw, ctx, &inbound, &plan, permit).await
+}
+
+/// What a successful attempt produced.
+enum Served {
+    /// A complete answer, already in the caller's dialect.
+    Whole {
+        response: Response,
+        usage: Option<Usage>,
+    },
+    /// A stream whose first bytes are in `buffer`; `live` reads the rest.
+    Stream {
+        response: Response,
+        live: Box<Live>,
+        buffer: Arc<Buffer>,
+    },
+}
+
+async fn chat_attempts(
+    gw: &Arc<Gateway>,
+    ctx: &Ctx,
+    inbound: &Inbound<'_>,
+    plan: &routing::Plan,
+    permit: Permit,
+) -> Result<Response> {
+    let mut permit = Some(permit);
     let mut evidence = Evidence {
         route: plan.route.clone(),
         attempts: Vec::with_capacity(plan.attempts.len()),
@@ -178,7 +249,7 @@ async fn chat_attempts(
         let started = Instant::now();
         gw.health.begin(provider, &target.key, started);
         let attempt = evidence.attempts.len() as u32 + 1;
-        let result = attempt_chat(gw, ctx, &inbound, target, attempt).await;
+        let result = attempt_chat(gw, ctx, inbound, target, attempt).await;
         let took = started.elapsed();
         let mut record = |outcome, class: Option<&'static str>, status| {
             evidence.attempts.push(Attempt {
@@ -192,12 +263,52 @@ async fn chat_attempts(
             })
         };
         match result {
-            Ok(mut resp) => {
+            Ok(served) => {
                 gw.health
                     .success(provider, &target.key, took, Instant::now());
-                record("ok", None, Some(resp.status().as_u16()));
-                resp.extensions_mut().insert(evidence);
-                return Ok(resp);
+                record("ok", None, Some(200));
+                let permit = permit
+                    .take()
+                    .ok_or_else(|| GatewayError::Internal("permit used twice".into()))?;
+                return Ok(match served {
+                    Served::Whole {
+                        mut response,
+                        usage,
+                    } => {
+                        let cost = cost(gw, target, usage.as_ref());
+                        if let Some(c) = cost
+                            && let Ok(v) = HeaderValue::from_str(&format!("{c:.8}"))
+                        {
+                            response.headers_mut().insert(COST, v);
+                        }
+                        log_finished(ctx, target, 200, usage.as_ref());
+                        gw.spawn(policy::settle(
+                            gw.clone(),
+                            permit,
+                            usage.map(|u| u.total()),
+                            cost,
+                            true,
+                        ));
+                        response.extensions_mut().insert(evidence);
+                        response
+                    }
+                    Served::Stream {
+                        response,
+                        live,
+                        buffer,
+                    } => {
+                        gw.spawn(pump(
+                            gw.clone(),
+                            ctx.clone(),
+                            target.clone(),
+                            live,
+                            buffer,
+                            permit,
+                            evidence,
+                        ));
+                        response
+                    }
+                });
             }
             Err(GatewayError::Upstream(e)) => {
                 gw.health.failure(
@@ -226,8 +337,14 @@ async fn chat_attempts(
                     last_error = Some(GatewayError::Untranslatable(u));
                 }
             }
-            Err(other) => return Err(other),
+            Err(other) => {
+                last_error = Some(other);
+                break;
+            }
         }
+    }
+    if let Some(p) = permit.take() {
+        gw.spawn(policy::settle(gw.clone(), p, None, None, false));
     }
     tracing::debug!(request_id = %ctx.id, evidence = ?evidence, "No attempt succeeded");
     Err(last_error.unwrap_or_else(|| {
@@ -237,6 +354,12 @@ async fn chat_attempts(
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// What `usage` cost at `target`'s price; `None` when either is unknown.
+pub fn cost(gw: &Gateway, target: &Target, usage: Option<&Usage>) -> Option<f64> {
+    let p = gw.prices.get(target.provider.name(), &target.model)?;
+    usage.map(|u| p.cost(u))
 }
 
 /// What the request's headers (and, with keys, the caller's key) allow:
@@ -286,7 +409,7 @@ async fn attempt_chat(
     inbound: &Inbound<'_>,
     target: &Target,
     attempt: u32,
-) -> Result<Response> {
+) -> Result<Served> {
     let provider = &target.provider;
     let call = providers::chat_call(provider, inbound, &target.model)?;
     let resp = send(gw, ctx, provider, &call).await?;
@@ -305,9 +428,8 @@ async fn attempt_chat(
         let buffer = Buffer::new();
         buffer.push(first);
         let follower = buffer.clone().follow(0);
-        gw.spawn(pump(gw.clone(), ctx.clone(), target.clone(), live, buffer));
-        let mut resp = Response::new(Body::from_stream(follower));
-        let h = resp.headers_mut();
+        let mut response = Response::new(Body::from_stream(follower));
+        let h = response.headers_mut();
         h.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),
@@ -317,20 +439,23 @@ async fn attempt_chat(
             HeaderValue::from_static("no-cache"),
         );
         served_headers(ctx, h, target, attempt);
-        return Ok(resp);
+        return Ok(Served::Stream {
+            response,
+            live: Box::new(live),
+            buffer,
+        });
     }
     let upstream_body = read_body(provider, resp).await?;
     let (out, usage) =
         translate_response(ctx, call.dialect, call.passthrough, upstream_body, target)?;
-    log_finished(ctx, target, 200, usage.as_ref());
-    let mut resp = Response::new(Body::from(out));
-    let h = resp.headers_mut();
+    let mut response = Response::new(Body::from(out));
+    let h = response.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     served_headers(ctx, h, target, attempt);
-    Ok(resp)
+    Ok(Served::Whole { response, usage })
 }
 
 /// Sends one attempt, bounded by the provider's timeout and the caller's
@@ -361,7 +486,15 @@ async fn send(
 
 /// Reads the rest of a stream into its buffer, in a tracked task: the
 /// caller may go away, the generation (and its record) still completes.
-async fn pump(gw: Arc<Gateway>, ctx: Ctx, target: Target, mut live: Live, buffer: Arc<Buffer>) {
+async fn pump(
+    gw: Arc<Gateway>,
+    ctx: Ctx,
+    target: Target,
+    mut live: Box<Live>,
+    buffer: Arc<Buffer>,
+    permit: Permit,
+    evidence: Evidence,
+) {
     let dialect = ctx.dialect;
     let render = move |e: &UpstreamError| GatewayError::Upstream(e.clone()).body(dialect);
     let continue_on_disconnect = gw.config.streams.continue_on_disconnect;
@@ -376,12 +509,33 @@ async fn pump(gw: Arc<Gateway>, ctx: Ctx, target: Target, mut live: Live, buffer
         }
     }
     buffer.close();
-    let status = match &live.outcome {
-        Some(StreamOutcome::Complete) => 200,
-        Some(StreamOutcome::Failed(e)) => e.status,
-        None => 499,
+    let (status, ok) = match &live.outcome {
+        Some(StreamOutcome::Complete) => (200, true),
+        Some(StreamOutcome::Failed(e)) => {
+            gw.health.failure(
+                target.provider.name(),
+                &target.key,
+                e.class,
+                None,
+                Instant::now(),
+            );
+            (e.status, false)
+        }
+        None => (499, false),
     };
-    log_finished(&ctx, &target, status, live.translator.usage().as_ref());
+    let usage = live.translator.usage();
+    // A stream cut short after generating still cost what it used.
+    let cost = cost(&gw, &target, usage.as_ref());
+    log_finished(&ctx, &target, status, usage.as_ref());
+    tracing::debug!(request_id = %ctx.id, evidence = ?evidence, "Stream finished");
+    policy::settle(
+        gw,
+        permit,
+        usage.map(|u| u.total()),
+        cost,
+        ok || usage.is_some(),
+    )
+    .await;
 }
 
 fn log_finished(ctx: &Ctx, target: &Target, status: u16, usage: Option<&Usage>) {
@@ -417,10 +571,7 @@ fn default_id(ctx: &Ctx) -> String {
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::clock::unix_s()
 }
 
 /// Reads a 2xx upstream body, bounded.
@@ -492,43 +643,91 @@ fn translate_response(
     Ok((Bytes::from(out), usage))
 }
 
-/// `POST /v1/embeddings`.
+/// `POST /v1/embeddings`: policy and failover as for chat; no streams.
 pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response {
     let mut ctx = Ctx::new(&gw, Dialect::OpenAi);
+    let mut rate = None;
     let result = async {
         ctx.apply_headers(&parts.headers)?;
-        let _caller = crate::auth::authenticate(&gw, &parts.headers).await?;
+        let caller = caller(&parts)?;
         let (req, fields) = wire::openai::embeddings::decode_embeddings_request(&body)?;
-        let plan = routing::plan(&gw, &req.model, &constraints(&parts.headers, None)?)?;
-        let target = &plan.attempts[0];
-        let provider = &target.provider;
-        let call = providers::embeddings_call(provider, &req, &fields, &target.model)?;
-        let resp = send(&gw, &ctx, provider, &call).await?;
-        let upstream_body = read_body(provider, resp).await?;
-        let out = if call.passthrough {
-            upstream_body
-        } else {
-            let vectors = wire::gemini::decode_embeddings(&upstream_body).ok_or_else(|| {
-                UpstreamError::protocol(provider.name(), "not a batchEmbedContents answer")
-            })?;
-            // Gemini reports no token counts: estimate about 4 bytes a token.
-            let estimate = (req.input.byte_len() as u64).div_ceil(4);
-            Bytes::from(wire::openai::embeddings::encode_embeddings_response(
-                vectors,
-                &target.model,
-                req.base64,
-                estimate,
-            ))
-        };
-        let mut resp = Response::new(Body::from(out));
-        let h = resp.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        served_headers(&ctx, h, target, 1);
-        Ok::<_, GatewayError>(resp)
+        let constraints = policy::constraints(&caller, &parts.headers, &req.model)?;
+        let log_mode = policy::log_mode(&gw, &caller, &parts.headers)?;
+        let plan = routing::plan(&gw, &req.model, &constraints)?;
+        let permit = policy::admit(
+            &gw,
+            caller,
+            log_mode,
+            &plan,
+            estimate_tokens(&body),
+            Some(0),
+            hold_ms(&ctx),
+        )
+        .await?;
+        rate = permit.rate_headers();
+        let mut last = None;
+        for (n, target) in plan.attempts.iter().enumerate() {
+            let provider = &target.provider;
+            let call = providers::embeddings_call(provider, &req, &fields, &target.model)?;
+            let sent = match send(&gw, &ctx, provider, &call).await {
+                Ok(resp) => read_body(provider, resp).await,
+                Err(e) => Err(e),
+            };
+            let upstream_body = match sent {
+                Ok(b) => b,
+                Err(GatewayError::Upstream(e)) if e.class.retryable() => {
+                    last = Some(GatewayError::Upstream(e));
+                    continue;
+                }
+                Err(e) => {
+                    gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+                    return Err(e);
+                }
+            };
+            let (out, tokens) = if call.passthrough {
+                let tokens = wire::openai::embeddings::peek_embedding_tokens(&upstream_body);
+                (upstream_body, tokens)
+            } else {
+                let vectors = wire::gemini::decode_embeddings(&upstream_body).ok_or_else(|| {
+                    UpstreamError::protocol(provider.name(), "not a batchEmbedContents answer")
+                })?;
+                // Gemini reports no token counts: estimate about 4 bytes a token.
+                let estimate = (req.input.byte_len() as u64).div_ceil(4);
+                let out = wire::openai::embeddings::encode_embeddings_response(
+                    vectors,
+                    &target.model,
+                    req.base64,
+                    estimate,
+                );
+                (Bytes::from(out), Some(estimate))
+            };
+            let usage = tokens.map(|t| Usage {
+                input_tokens: t,
+                ..Usage::default()
+            });
+            let cost = cost(&gw, target, usage.as_ref());
+            gw.spawn(policy::settle(gw.clone(), permit, tokens, cost, true));
+            let mut resp = Response::new(Body::from(out));
+            let h = resp.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            served_headers(&ctx, h, target, n as u32 + 1);
+            if let Some(c) = cost
+                && let Ok(v) = HeaderValue::from_str(&format!("{c:.8}"))
+            {
+                h.insert(COST, v);
+            }
+            return Ok::<_, GatewayError>(resp);
+        }
+        gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+        Err(last.unwrap_or_else(|| GatewayError::Internal("no embeddings target".into())))
     }
     .await;
-    result.unwrap_or_else(|e| ctx.error(e))
+    let mut resp = result.unwrap_or_else(|e| ctx.error(e));
+    if let Some(h) = rate {
+        crate::limits::write_headers(resp.headers_mut(), &h);
+    }
+    resp
 }

@@ -12,6 +12,31 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+/// Numbers `?` placeholders for Postgres (`$1`, `$2`, ...). The SQL we
+/// write never has a `?` inside a string literal.
+pub fn pg(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Embedded migrations: (version, name, SQLite SQL, Postgres SQL).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "keys",
+    include_str!("../migrations/sqlite/0001_keys.sql"),
+    include_str!("../migrations/postgres/0001_keys.sql"),
+)];
+
 #[derive(Debug, Clone)]
 pub enum Storage {
     Sqlite(SqlitePool),
@@ -46,6 +71,74 @@ impl Storage {
                 })?;
             Ok(Storage::Postgres(pool))
         }
+    }
+
+    /// Applies the embedded migrations this database has not seen yet, in
+    /// order, each in its own transaction. On Postgres an advisory lock keeps
+    /// replicas that start together from racing.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        const TABLE: &str = "CREATE TABLE IF NOT EXISTS switchyard_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+        let now = crate::clock::unix_ms();
+        match self {
+            Storage::Sqlite(pool) => {
+                sqlx::query(TABLE).execute(pool).await?;
+                for (version, name, sql, _) in MIGRATIONS {
+                    let done: Option<(i64,)> = sqlx::query_as(
+                        "SELECT version FROM switchyard_migrations WHERE version = ?",
+                    )
+                    .bind(version)
+                    .fetch_optional(pool)
+                    .await?;
+                    if done.is_some() {
+                        continue;
+                    }
+                    let mut tx = pool.begin().await?;
+                    sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO switchyard_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+                        .bind(version)
+                        .bind(name)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+            }
+            Storage::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock(7421001)")
+                    .execute(&mut *conn)
+                    .await?;
+                let result = async {
+                    sqlx::query(TABLE).execute(&mut *conn).await?;
+                    for (version, name, _, sql) in MIGRATIONS {
+                        let done: Option<(i64,)> =
+                            sqlx::query_as("SELECT version FROM switchyard_migrations WHERE version = $1")
+                                .bind(version)
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                        if done.is_some() {
+                            continue;
+                        }
+                        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO switchyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                            .bind(version)
+                            .bind(name)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                    }
+                    Ok::<_, sqlx::Error>(())
+                }
+                .await;
+                let _ = sqlx::query("SELECT pg_advisory_unlock(7421001)")
+                    .execute(&mut *conn)
+                    .await;
+                result?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the database answers.

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, Request};
 use serde::Serialize;
 
@@ -16,21 +14,17 @@ use crate::chat::Dialect;
 use crate::gateway::Gateway;
 use crate::pipeline::{self, Ctx};
 
-pub fn routes() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/models", get(models))
-}
-
-async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+pub(super) async fn chat_completions(
+    State(gw): State<Arc<Gateway>>,
+    req: Request<Body>,
+) -> Response {
     match read_request(&gw, req, Dialect::OpenAi).await {
         Ok((parts, body)) => pipeline::chat(gw, Dialect::OpenAi, parts, body).await,
         Err(resp) => resp,
     }
 }
 
-async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+pub(super) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
     match read_request(&gw, req, Dialect::OpenAi).await {
         Ok((parts, body)) => pipeline::embeddings(gw, parts, body).await,
         Err(resp) => resp,
@@ -71,7 +65,7 @@ struct AnthropicModel {
 /// Every routable `provider/model` a provider lists in `models`, and every
 /// route name. An Anthropic SDK (it sends `anthropic-version`) gets
 /// Anthropic's list shape.
-async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let anthropic = headers.contains_key("anthropic-version");
     let ctx = Ctx::new(
         &gw,

@@ -8,11 +8,9 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::any;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, Request};
 
@@ -21,10 +19,6 @@ use crate::chat::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::pipeline::{self, Ctx};
-
-pub fn routes() -> Router<Arc<Gateway>> {
-    Router::new().route("/passthrough/{provider}/{*rest}", any(passthrough))
-}
 
 /// Request headers that may go upstream.
 const FORWARDED: &[&str] = &[
@@ -51,7 +45,7 @@ const DROPPED: &[&str] = &[
     "content-length",
 ];
 
-async fn passthrough(
+pub(super) async fn passthrough(
     State(gw): State<Arc<Gateway>>,
     Path((provider, rest)): Path<(String, String)>,
     req: Request<Body>,
