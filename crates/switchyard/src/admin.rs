@@ -5,6 +5,8 @@
 //! unset the gateway makes one, stores it with mode 0600 next to the
 //! database, and prints where. Agent keys never open these routes.
 
+mod keys;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use http::StatusCode;
 use subtle::ConstantTimeEq;
 
@@ -92,12 +94,59 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     Ok(())
 }
 
-/// The admin router; every route behind the token check.
+/// Every admin route, as (method, path). The router is built from this
+/// table; a test checks each refuses a request without the admin token.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/admin/v1/config"),
+    ("GET", "/admin/v1/providers"),
+    ("GET", "/admin/v1/keys"),
+    ("POST", "/admin/v1/keys"),
+    ("GET", "/admin/v1/keys/{id}"),
+    ("PATCH", "/admin/v1/keys/{id}"),
+    ("DELETE", "/admin/v1/keys/{id}"),
+];
+
+fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
+    Some(match (method, path) {
+        ("GET", "/admin/v1/config") => get(config),
+        ("GET", "/admin/v1/providers") => get(providers),
+        ("GET", "/admin/v1/keys") => get(keys::list),
+        ("POST", "/admin/v1/keys") => post(keys::create),
+        ("GET", "/admin/v1/keys/{id}") => get(keys::show),
+        ("PATCH", "/admin/v1/keys/{id}") => patch(keys::update),
+        ("DELETE", "/admin/v1/keys/{id}") => delete(keys::revoke),
+        _ => return None,
+    })
+}
+
+/// The admin router; every route behind the token check (a layer over the
+/// whole router, fallback included, so nothing escapes it).
 pub fn router(gw: Arc<Gateway>) -> Router {
-    Router::new()
-        .route("/admin/v1/config", get(config))
-        .route("/admin/v1/providers", get(providers))
-        .fallback(not_found)
+    let mut r: Router<Arc<Gateway>> = Router::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (_, path) in ROUTES {
+        if seen.contains(path) {
+            continue;
+        }
+        seen.push(path);
+        // One MethodRouter per path, merging the methods the table lists.
+        let mut mr: Option<MethodRouter<Arc<Gateway>>> = None;
+        for (m, p) in ROUTES.iter().filter(|(_, p)| p == path) {
+            match handler(m, p) {
+                Some(h) => {
+                    mr = Some(match mr {
+                        Some(prev) => prev.merge(h),
+                        None => h,
+                    })
+                }
+                None => tracing::error!(method = m, path = p, "No handler for an admin route"),
+            }
+        }
+        if let Some(mr) = mr {
+            r = r.route(path, mr);
+        }
+    }
+    r.fallback(not_found)
         .layer(middleware::from_fn_with_state(gw.clone(), require_admin))
         .with_state(gw)
 }
@@ -203,4 +252,16 @@ async fn providers(State(gw): State<Arc<Gateway>>) -> Response {
         })
         .collect();
     axum::Json(serde_json::json!({ "providers": list })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_admin_route_has_a_handler() {
+        for (method, path) in ROUTES {
+            assert!(handler(method, path).is_some(), "{method} {path}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! a poll of the keys table's change stamp every [`REFRESH`] reloads it, so a
 //! revocation made on any replica takes effect everywhere within a second.
 
+pub mod manage;
 pub mod store;
 
 use std::collections::HashMap;

@@ -30,6 +30,134 @@ enum Command {
         /// The configuration file to check.
         file: PathBuf,
     },
+    /// Manage Switchyard keys in the configured storage.
+    Keys {
+        /// The configuration file naming the storage (embedded defaults
+        /// without one).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Box<KeysCommand>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its secret is printed once and never stored.
+    Create {
+        #[command(flatten)]
+        settings: KeyFlags,
+    },
+    /// List keys (without secrets).
+    List {
+        /// Include revoked keys.
+        #[arg(long)]
+        include_revoked: bool,
+    },
+    /// Change a key's settings; `--clear FIELD` removes one.
+    Update {
+        /// The key's id (key_...).
+        id: String,
+        #[command(flatten)]
+        settings: KeyFlags,
+        /// Fields to clear (rpm, tpm, budget_usd, models, ...).
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id (key_...).
+        id: String,
+    },
+}
+
+/// The same settings, and the same names, as the admin API's body.
+#[derive(clap::Args)]
+struct KeyFlags {
+    #[arg(long)]
+    name: Option<String>,
+    /// Comma-separated model and route globs (`openai/*,smart`).
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    #[arg(long)]
+    rpm: Option<u32>,
+    #[arg(long)]
+    tpm: Option<u64>,
+    #[arg(long)]
+    budget_usd: Option<f64>,
+    /// day, month or total.
+    #[arg(long)]
+    budget_period: Option<String>,
+    /// A default tag, `key=value`; repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    metadata: Vec<String>,
+    /// Log mode ceiling: full, metadata or none.
+    #[arg(long)]
+    log: Option<String>,
+    /// Comma-separated jurisdictions (`eu,us`).
+    #[arg(long, value_delimiter = ',')]
+    jurisdictions: Option<Vec<String>>,
+    #[arg(long)]
+    cache_namespace: Option<String>,
+    #[arg(long)]
+    cache_ttl_s: Option<u64>,
+}
+
+impl KeyFlags {
+    /// The flags as the admin API's JSON body, so both share validation.
+    fn to_json(&self, clear: &[String]) -> Result<serde_json::Value, String> {
+        let mut o = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            o.insert(k.to_owned(), v);
+        };
+        if let Some(v) = &self.name {
+            put("name", v.clone().into());
+        }
+        if let Some(v) = &self.models {
+            put("models", v.clone().into());
+        }
+        if let Some(v) = self.rpm {
+            put("rpm", v.into());
+        }
+        if let Some(v) = self.tpm {
+            put("tpm", v.into());
+        }
+        if let Some(v) = self.budget_usd {
+            put("budget_usd", v.into());
+        }
+        if let Some(v) = &self.budget_period {
+            put("budget_period", v.clone().into());
+        }
+        if !self.metadata.is_empty() {
+            let mut m = serde_json::Map::new();
+            for pair in &self.metadata {
+                let Some((k, v)) = pair.split_once('=') else {
+                    return Err(format!("--metadata: expected KEY=VALUE, got `{pair}`"));
+                };
+                m.insert(k.to_owned(), v.into());
+            }
+            put("metadata", m.into());
+        }
+        if let Some(v) = &self.log {
+            put("log", v.clone().into());
+        }
+        if let Some(v) = &self.jurisdictions {
+            put("jurisdictions", v.clone().into());
+        }
+        if let Some(v) = &self.cache_namespace {
+            put("cache_namespace", v.clone().into());
+        }
+        if let Some(v) = self.cache_ttl_s {
+            put("cache_ttl_s", v.into());
+        }
+        for field in clear {
+            if field == "name" {
+                return Err("--clear name: a key always has a name".into());
+            }
+            o.insert(field.clone(), serde_json::Value::Null);
+        }
+        Ok(serde_json::Value::Object(o))
+    }
 }
 
 fn main() -> ExitCode {
@@ -47,6 +175,30 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Keys { config, command } => {
+            let loaded = match &config {
+                Some(path) => Config::load(path, &env),
+                None => Config::embedded(&env),
+            };
+            let config = match loaded {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(keys(config, *command))
+        }
         Command::Serve { config } => {
             let loaded = match &config {
                 Some(path) => Config::load(path, &env),
@@ -79,6 +231,92 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+async fn keys(config: Config, command: KeysCommand) -> ExitCode {
+    use switchyard::keys::manage::{self, KeySpec, ManageError};
+    let storage = match switchyard::storage::Storage::connect(&config.storage.url).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = storage.migrate().await {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let spec = |flags: &KeyFlags, clear: &[String]| -> Result<KeySpec, String> {
+        let body = flags.to_json(clear)?;
+        KeySpec::parse(body.to_string().as_bytes())
+            .map_err(|e| format!("--{}: {}", e.field.replace('_', "-"), e.message))
+    };
+    let show =
+        |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    let fail = |e: ManageError| {
+        match e {
+            ManageError::Field(f) => {
+                eprintln!("error: --{}: {}", f.field.replace('_', "-"), f.message)
+            }
+            other => eprintln!("error: {other}"),
+        }
+        ExitCode::from(2)
+    };
+    let result = match command {
+        KeysCommand::Create { settings } => match spec(&settings, &[]) {
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            Ok(spec) => match manage::create(&storage, spec).await {
+                Ok((k, secret)) => {
+                    let mut v = serde_json::to_value(&k).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("key".into(), secret.into());
+                    }
+                    show(v);
+                    eprintln!("Store the key now: it is not shown again.");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+        },
+        KeysCommand::List { include_revoked } => {
+            match switchyard::keys::store::list(&storage, include_revoked).await {
+                Ok(keys) => {
+                    show(serde_json::to_value(&keys).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e.into()),
+            }
+        }
+        KeysCommand::Update {
+            id,
+            settings,
+            clear,
+        } => match spec(&settings, &clear) {
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            Ok(spec) => match manage::update(&storage, &id, spec).await {
+                Ok(k) => {
+                    show(serde_json::to_value(&k).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+        },
+        KeysCommand::Revoke { id } => match manage::revoke(&storage, &id).await {
+            Ok(k) => {
+                show(serde_json::to_value(&k).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    };
+    storage.close().await;
+    result
 }
 
 async fn serve(config: Config, env: Env) -> anyhow::Result<()> {

@@ -74,6 +74,7 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     let admin_addr = admin.local_addr()?;
     let shutdown = CancellationToken::new();
     let header_timeout = cfg.server.header_read_timeout;
+    tokio::spawn(refresh_keys(gateway.clone(), shutdown.clone()));
     let listeners = vec![
         tokio::spawn(serve(
             data,
@@ -142,5 +143,19 @@ async fn serve(
         .is_err()
     {
         tracing::warn!("Connections still open after the grace period; closing them");
+    }
+}
+
+/// Picks up key changes made by other replicas (or the CLI) within
+/// `keys::REFRESH`.
+async fn refresh_keys(gw: Arc<Gateway>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(crate::keys::REFRESH) => {}
+        }
+        if let Err(e) = gw.keys.refresh().await {
+            tracing::warn!(error = %e, "Could not refresh keys");
+        }
     }
 }

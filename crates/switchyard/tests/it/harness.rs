@@ -153,8 +153,20 @@ impl Gw {
 
     /// `server` goes inside the `[server]` table, `extra` after providers.
     pub async fn start_full(mocks: Mocks, server: &str, extra: &str) -> Gw {
-        init_logs();
         let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/switchyard.db", dir.path().display());
+        Gw::start_on(mocks, server, extra, &url, dir).await
+    }
+
+    /// As [`Gw::start_full`], on the storage at `storage_url`.
+    pub async fn start_on(
+        mocks: Mocks,
+        server: &str,
+        extra: &str,
+        storage_url: &str,
+        dir: tempfile::TempDir,
+    ) -> Gw {
+        init_logs();
         let text = format!(
             r#"
 [server]
@@ -163,11 +175,11 @@ admin_listen = "127.0.0.1:0"
 {}
 
 [storage]
-url = "sqlite://{}/switchyard.db"
+url = "{}"
 {}
 {}"#,
             server,
-            dir.path().display(),
+            storage_url,
             providers_toml(&mocks),
             extra
         );
@@ -182,6 +194,40 @@ url = "sqlite://{}/switchyard.db"
             admin_token: "test-admin-token-0123456789abcdef".into(),
             dir,
         }
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin)
+    }
+
+    /// An admin API call with the admin token; status and JSON body.
+    pub async fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut rb = self
+            .http
+            .request(method.parse().unwrap(), self.admin_url(path))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Creates a key through the admin API; returns (id, secret).
+    pub async fn create_key(&self, body: Value) -> (String, String) {
+        let (s, v) = self.admin_call("POST", "/admin/v1/keys", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["key"].as_str().unwrap().to_owned(),
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -258,4 +304,25 @@ pub fn sse_json(text: &str) -> Vec<Value> {
         .filter(|(_, d)| d != "[DONE]")
         .map(|(_, d)| serde_json::from_str(&d).unwrap_or_else(|e| panic!("bad SSE JSON {d}: {e}")))
         .collect()
+}
+
+/// A Postgres database of its own for one test: a fresh schema in the test
+/// server, selected through the connection's search_path.
+pub async fn postgres_url() -> Option<String> {
+    let base = crate::binary::required_env("SWITCHYARD_TEST_POSTGRES_URL")?;
+    let schema = format!("sy_test_{}", uuid::Uuid::now_v7().simple());
+    let pool = sqlx::PgPool::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("Postgres at {base}: {e}"));
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+pub fn redis_url() -> Option<String> {
+    crate::binary::required_env("SWITCHYARD_TEST_REDIS_URL")
 }

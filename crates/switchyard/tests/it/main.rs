@@ -8,6 +8,7 @@ mod core;
 mod errors;
 mod fixtures;
 mod harness;
+mod keys;
 mod mock;
 mod routing;
 mod sdk;

@@ -32,6 +32,19 @@ async fn official_sdks_against_the_binary() {
         ("MOCK_GEMINI_KEY", GEMINI_KEY),
         ("MOCK_COMPAT_KEY", COMPAT_KEY),
     ];
+    // A real Switchyard key, made with the CLI in the same storage.
+    let made = Command::new(crate::binary::BIN)
+        .args(["keys", "create", "--name", "sdk-conformance", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
     let bin = Binary::start(&config, &env);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/conformance.py");
     let base = bin.base.clone();
@@ -44,6 +57,7 @@ async fn official_sdks_against_the_binary() {
                 "openai/gpt-test,anthropic/claude-test,google/gemini-test,compat/local-test",
             ])
             .args(["--route", "smart", "--route-kind", "openai"])
+            .args(["--api-key", &key])
             .output()
             .unwrap()
     })

@@ -1,0 +1,654 @@
+//! Keys, scopes, rate limits and hard budgets: lifecycle through the admin
+//! API and the CLI, deny-by-default auth, exact limits under concurrency on
+//! one process and on two sharing Redis and Postgres.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::binary::BIN;
+use crate::harness::*;
+
+const KEYED: &str = r#"
+[auth]
+require_keys = true
+
+[[routes]]
+name = "eu-first"
+targets = ["openai/gpt-test", "google/gemini-test"]
+
+[pricing."openai/gpt-test"]
+input_per_mtok_usd = 1000.0
+output_per_mtok_usd = 1000.0
+"#;
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 10})
+}
+
+async fn call(gw: &Gw, key: &str, body: &Value) -> (u16, http::HeaderMap, Value) {
+    gw.post_with(
+        "/v1/chat/completions",
+        body,
+        &[("authorization", &format!("Bearer {key}"))],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn key_lifecycle_through_the_admin_api() {
+    let gw = Gw::start(KEYED).await;
+    let (id, secret) = gw
+        .create_key(json!({"name": "search-team", "models": ["openai/*", "eu-first"], "rpm": 100, "metadata": {"team": "search"}}))
+        .await;
+    assert!(
+        secret.starts_with("sk-sy-") && secret.len() >= 6 + 43,
+        "{secret}"
+    );
+    assert!(id.starts_with("key_"));
+
+    // Listed and shown without the secret.
+    let (s, list) = gw.admin_call("GET", "/admin/v1/keys", None).await;
+    assert_eq!(s, 200);
+    assert!(!list.to_string().contains(&secret[6..]), "{list}");
+    assert_eq!(list["data"][0]["last4"], secret[secret.len() - 4..]);
+    assert!(list["data"][0].get("hash").is_none());
+    let (_, shown) = gw
+        .admin_call("GET", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    assert_eq!(shown["name"], "search-team");
+    assert_eq!(shown["rpm"], 100);
+
+    // Usable with Bearer and with x-api-key, on both dialects.
+    let (s, _, _) = call(&gw, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = gw
+        .post_with(
+            "/v1/messages",
+            &chat("eu-first"),
+            &[("x-api-key", secret.as_str())],
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // Scopes: a model outside the globs is 403.
+    let (s, _, v) = call(&gw, &secret, &chat("anthropic/claude-test")).await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["type"], "permission_error");
+
+    // Update, then revoke: refused at once.
+    let (s, v) = gw
+        .admin_call(
+            "PATCH",
+            &format!("/admin/v1/keys/{id}"),
+            Some(json!({"rpm": null, "models": ["*"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["rpm"], Value::Null);
+    let (s, _, _) = call(&gw, &secret, &chat("anthropic/claude-test")).await;
+    assert_eq!(s, 200, "the new globs apply");
+    let (s, v) = gw
+        .admin_call("DELETE", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    assert_eq!((s, v["revoked"].as_bool()), (200, Some(true)));
+    let (s, _, _) = call(&gw, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 401);
+    let (s, _) = gw
+        .admin_call(
+            "PATCH",
+            &format!("/admin/v1/keys/{id}"),
+            Some(json!({"rpm": 1})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = gw
+        .admin_call("DELETE", "/admin/v1/keys/key_nope", None)
+        .await;
+    assert_eq!(s, 404);
+
+    // Bad bodies name the field; privileged fields are refused.
+    for (body, field) in [
+        (json!({"name": "x", "rpm": -1}), "rpm"),
+        (json!({"name": "x", "id": "key_mine"}), "id"),
+        (json!({"name": "x", "key": "sk-sy-chosen"}), "key"),
+        (json!({"name": "x", "created_at": 0}), "created_at"),
+        (json!({"name": "x", "log": "everything"}), "log"),
+        (json!({"name": "x", "metadata": {"a": [1]}}), "metadata.a"),
+        (json!({"rpm": 5}), "name"),
+    ] {
+        let (s, v) = gw
+            .admin_call("POST", "/admin/v1/keys", Some(body.clone()))
+            .await;
+        assert_eq!(s, 400, "{body}");
+        assert_eq!(v["error"]["param"], field, "{body}: {v}");
+    }
+    let (s, _) = gw
+        .admin_call("POST", "/admin/v1/keys", Some(json!("not an object")))
+        .await;
+    assert_eq!(s, 400);
+    gw.shutdown().await;
+}
+
+/// Every invalid case gets the same generic 401, in the caller's dialect.
+#[tokio::test]
+async fn auth_is_one_generic_401_and_deny_by_default() {
+    let gw = Gw::start(KEYED).await;
+    let (id, secret) = gw.create_key(json!({"name": "k"})).await;
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![(
+            "authorization",
+            "Bearer sk-sy-wrongwrongwrongwrongwrongwrongwrongwrongwro".into(),
+        )],
+        vec![("authorization", format!("Bearer {}x", secret))],
+        vec![("x-api-key", "nonsense".into())],
+        vec![("authorization", format!("Basic {secret}"))],
+        vec![("authorization", format!("Bearer {}", gw.admin_token))],
+    ];
+    let mut bodies = Vec::new();
+    for headers in &cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, _, text) = gw
+            .post_raw(
+                "/v1/chat/completions",
+                chat("openai/gpt-test").to_string().into_bytes(),
+                &h,
+            )
+            .await;
+        assert_eq!(s, 401, "{headers:?}");
+        assert!(!text.contains("sk-sy"), "no echo: {text}");
+        bodies.push(text);
+        let (s, _, text) = gw
+            .post_raw(
+                "/v1/messages",
+                chat("openai/gpt-test").to_string().into_bytes(),
+                &h,
+            )
+            .await;
+        assert_eq!(s, 401);
+        assert!(
+            text.contains("\"authentication_error\"") && text.starts_with("{\"type\":\"error\""),
+            "{text}"
+        );
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "identical: {bodies:?}"
+    );
+
+    // Every protected data-plane route, every admin route.
+    for (method, path) in switchyard::api::PROTECTED {
+        let path = path
+            .replace("{provider}", "openai")
+            .replace("{*rest}", "models")
+            .replace("{id}", "x");
+        let m = if *method == "ANY" { "GET" } else { method };
+        let r = gw
+            .http
+            .request(m.parse().unwrap(), gw.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path} must need a key");
+        let r = gw
+            .http
+            .request(m.parse().unwrap(), gw.url(&path))
+            .bearer_auth(&gw.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "the admin token is not a data-plane key");
+    }
+    for (method, path) in switchyard::admin::ROUTES {
+        let path = path.replace("{id}", &id);
+        let r = gw
+            .http
+            .request(method.parse().unwrap(), gw.admin_url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path} must need the admin token");
+        let r = gw
+            .http
+            .request(method.parse().unwrap(), gw.admin_url(&path))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            401,
+            "{method} {path}: agent keys never reach admin routes"
+        );
+    }
+    let r = gw
+        .http
+        .get(gw.admin_url("/admin/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "even unknown admin paths need the token");
+    for path in switchyard::api::health::PUBLIC_PATHS {
+        let r = gw.http.get(gw.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} is public");
+    }
+    gw.shutdown().await;
+}
+
+/// 50 requests released together against rpm=5: exactly 5 get through.
+async fn burst(gws: &[&Gw], secret: &str, n: usize) -> (usize, usize, Vec<http::HeaderMap>) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let gw_url = gws[i % gws.len()].url("/v1/chat/completions");
+        let http = gws[0].http.clone();
+        let barrier = barrier.clone();
+        let auth = format!("Bearer {secret}");
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let r = http
+                .post(gw_url)
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(chat("openai/gpt-test").to_string())
+                .send()
+                .await
+                .unwrap();
+            let h = r.headers().clone();
+            (r.status().as_u16(), h)
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    let mut headers = Vec::new();
+    for t in tasks {
+        let (s, h) = t.await.unwrap();
+        match s {
+            200 => ok += 1,
+            429 | 402 => limited += 1,
+            other => panic!("unexpected status {other}"),
+        }
+        headers.push(h);
+    }
+    (ok, limited, headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_are_exact_under_concurrency() {
+    let gw = Gw::start(KEYED).await;
+    let (_, secret) = gw.create_key(json!({"name": "r", "rpm": 5})).await;
+    let (ok, limited, headers) = burst(&[&gw], &secret, 50).await;
+    println!("rpm=5, 50 concurrent: {ok} admitted, {limited} refused");
+    assert_eq!((ok, limited), (5, 45));
+    let refused = headers
+        .iter()
+        .find(|h| h.contains_key("retry-after"))
+        .unwrap();
+    assert_eq!(refused["x-ratelimit-limit-requests"], "5");
+    assert_eq!(refused["x-ratelimit-remaining-requests"], "0");
+    assert!(
+        refused["x-ratelimit-reset-requests"]
+            .to_str()
+            .unwrap()
+            .ends_with('s')
+    );
+    assert!(
+        headers
+            .iter()
+            .all(|h| h.contains_key("x-ratelimit-limit-requests")),
+        "on every keyed response"
+    );
+
+    // Tokens: each call holds body/3 + 10 output tokens until it settles;
+    // with slow answers nothing settles during the burst.
+    let hold = (chat("openai/gpt-test").to_string().len() as u64).div_ceil(3) + 10;
+    let (_, secret) = gw
+        .create_key(json!({"name": "t", "tpm": hold * 2 + hold / 2}))
+        .await;
+    gw.mocks.openai.script((0..20).map(|_| {
+        crate::mock::Reply::Delay(
+            Duration::from_millis(300),
+            Box::new(crate::mock::Reply::Default),
+        )
+    }));
+    let (ok, _, _) = burst(&[&gw], &secret, 20).await;
+    gw.mocks.openai.clear_script();
+    println!("tpm={}, 20 concurrent: {ok} admitted", hold * 2 + hold / 2);
+    assert_eq!(ok, 2, "two holds fit");
+    gw.shutdown().await;
+}
+
+/// The mock reports 11 input and 7 output tokens; at $1000/Mtok each call
+/// costs $0.018 and holds (body/3 + 10) tokens' worth. A budget of ten holds
+/// admits at most ten, and settles below the budget.
+async fn budget_case(gws: &[&Gw]) -> (usize, f64, f64) {
+    let gw = gws[0];
+    let body_tokens = (chat("openai/gpt-test").to_string().len() as f64 / 3.0).ceil();
+    let hold = (body_tokens + 10.0) * 1000.0 / 1e6;
+    let budget = hold * 10.0 + hold / 2.0;
+    let (id, secret) = gw
+        .create_key(json!({"name": "b", "budget_usd": budget, "budget_period": "day"}))
+        .await;
+    // Let every replica see the new key.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Slow answers, so every hold is taken before any settles.
+    for g in gws {
+        g.mocks.openai.script((0..50).map(|_| {
+            crate::mock::Reply::Delay(
+                Duration::from_millis(400),
+                Box::new(crate::mock::Reply::Default),
+            )
+        }));
+    }
+    let (ok, _, _) = burst(gws, &secret, 50).await;
+    for g in gws {
+        g.mocks.openai.clear_script();
+    }
+    // Settlement runs after the responses.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, shown) = gw
+        .admin_call("GET", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    let spent = shown["budget_spent_usd"].as_f64().unwrap();
+    let held = shown["budget_held_usd"].as_f64().unwrap();
+    assert!(held.abs() < 1e-9, "nothing left held: {held}");
+    // And over budget, the answer is 402 budget_exceeded in the caller's dialect.
+    let (s, _, v) = gw
+        .post_with(
+            "/v1/messages",
+            &chat("openai/gpt-test"),
+            &[("x-api-key", secret.as_str())],
+        )
+        .await;
+    if spent + hold > budget {
+        assert_eq!(s, 402, "{v}");
+        assert_eq!(v["error"]["type"], "billing_error");
+    }
+    (ok, spent, budget)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budgets_are_a_hard_cap_on_one_process() {
+    let gw = Gw::start(KEYED).await;
+    let (ok, spent, budget) = budget_case(&[&gw]).await;
+    println!(
+        "budget for 10 holds, 50 concurrent on one process: {ok} admitted, spent ${spent:.4} of ${budget:.4}, overspend ${:.4}",
+        (spent - budget).max(0.0)
+    );
+    assert_eq!(ok, 10, "holds for exactly ten calls fit");
+    assert!(spent <= budget + 1e-9);
+    assert!(
+        (spent - ok as f64 * 0.018).abs() < 1e-9,
+        "settled at the actual cost: {spent}"
+    );
+    gw.shutdown().await;
+}
+
+/// Two gateway processes' worth of state (two servers in this process,
+/// separate memory) sharing Redis and Postgres.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_and_budgets_hold_across_two_replicas() {
+    let (Some(pg), Some(redis)) = (postgres_url().await, redis_url()) else {
+        return;
+    };
+    let extra = format!("{KEYED}\n[redis]\nurl = \"{redis}\"\n");
+    let a = Gw::start_on(
+        start_mocks().await,
+        "",
+        &extra,
+        &pg,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let b = Gw::start_on(
+        start_mocks().await,
+        "",
+        &extra,
+        &pg,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let (_, secret) = a.create_key(json!({"name": "r2", "rpm": 5})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (ok, limited, _) = burst(&[&a, &b], &secret, 50).await;
+    println!("rpm=5, 50 concurrent over two replicas (Redis): {ok} admitted, {limited} refused");
+    assert_eq!((ok, limited), (5, 45));
+    let (ok, spent, budget) = budget_case(&[&a, &b]).await;
+    println!(
+        "budget for 10 holds, 50 concurrent over two replicas (Postgres): {ok} admitted, spent ${spent:.4} of ${budget:.4}, overspend ${:.4}",
+        (spent - budget).max(0.0)
+    );
+    assert_eq!(ok, 10);
+    assert!(spent <= budget + 1e-9);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A revocation on one replica stops the key on the other within a second.
+#[tokio::test]
+async fn revocation_reaches_other_replicas_within_a_second() {
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    let a = Gw::start_on(
+        start_mocks().await,
+        "",
+        KEYED,
+        &pg,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let b = Gw::start_on(
+        start_mocks().await,
+        "",
+        KEYED,
+        &pg,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let (id, secret) = a.create_key(json!({"name": "rev"})).await;
+    let (s, _, _) = call(&b, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(
+        s, 200,
+        "a key made on one replica works on the other at once"
+    );
+    let (s, _) = a
+        .admin_call("DELETE", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    assert_eq!(s, 200);
+    let t = Instant::now();
+    loop {
+        let (s, _, _) = call(&b, &secret, &chat("openai/gpt-test")).await;
+        if s == 401 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "still accepted after {:?}",
+            t.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("revocation latency across replicas: {:?}", t.elapsed());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cli_manages_keys_in_the_configured_storage() {
+    let gw = Gw::start(KEYED).await;
+    let config = gw.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"sqlite://{}/switchyard.db\"\n",
+            gw.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("keys")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "create",
+        "--name",
+        "cli-key",
+        "--models",
+        "openai/*",
+        "--rpm",
+        "7",
+        "--metadata",
+        "team=infra",
+        "--jurisdictions",
+        "us,eu",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let secret = v["key"].as_str().unwrap().to_owned();
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["rpm"], 7);
+    assert_eq!(v["metadata"]["team"], "infra");
+    // The running gateway picks it up.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (s, h, _) = call(&gw, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-ratelimit-limit-requests"], "7");
+    let (code, out, _) = run(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&id) && !out.contains(&secret[6..]), "{out}");
+    let (code, out, err) = run(&["update", &id, "--rpm", "9", "--clear", "models"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"rpm\": 9"), "{out}");
+    // Bad flags: clear errors naming the flag.
+    let (code, _, err) = run(&["create", "--name", "x", "--rpm", "lots"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--rpm"), "{err}");
+    let (code, _, err) = run(&[
+        "create",
+        "--name",
+        "x",
+        "--budget-usd",
+        "5",
+        "--budget-period",
+        "week",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--budget-period"), "{err}");
+    let (code, _, err) = run(&["create", "--name", "x", "--metadata", "noequals"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--metadata"), "{err}");
+    let (code, _, err) = run(&["update", &id, "--clear", "name"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, err) = run(&["revoke", "key_missing"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = run(&["revoke", &id]);
+    assert_eq!(code, Some(0));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (s, _, _) = call(&gw, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 401);
+
+    // The secret is nowhere at rest (database, WAL) or in the logs.
+    let mut checked = 0;
+    for f in ["switchyard.db", "switchyard.db-wal", "switchyard.db-shm"] {
+        if let Ok(bytes) = std::fs::read(gw_dir_file(&config, f)) {
+            assert!(
+                !contains(&bytes, &secret.as_bytes()[6..]),
+                "{f} holds the secret"
+            );
+            checked += bytes.len();
+        }
+    }
+    assert!(checked > 0);
+    assert!(
+        !logs().contains(&secret[6..]),
+        "a log line holds the secret"
+    );
+    gw.shutdown().await;
+}
+
+fn gw_dir_file(config: &std::path::Path, name: &str) -> std::path::PathBuf {
+    config.parent().unwrap().join(name)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn jurisdictions_on_a_key_narrow_every_request() {
+    let gw = Gw::start(KEYED).await;
+    let (_, secret) = gw
+        .create_key(json!({"name": "eu-only", "jurisdictions": ["eu"]}))
+        .await;
+    let (s, h, _) = call(&gw, &secret, &chat("eu-first")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        h["x-switchyard-provider"], "google",
+        "the us target is never tried"
+    );
+    let (s, _, v) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("eu-first"),
+            &[
+                ("authorization", &format!("Bearer {secret}")),
+                ("x-switchyard-jurisdiction", "us"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 403, "header ∩ key = nothing: {v}");
+    assert_eq!(v["error"]["code"], "no_compliant_provider");
+    assert_eq!(gw.mocks.openai.count(), 0);
+    gw.shutdown().await;
+}
+
+/// Keys on Postgres: the same lifecycle through the same queries.
+#[tokio::test]
+async fn keys_on_postgres() {
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    let gw = Gw::start_on(
+        start_mocks().await,
+        "",
+        KEYED,
+        &pg,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let (id, secret) = gw.create_key(json!({"name": "pg", "rpm": 3, "budget_usd": 1.0, "jurisdictions": ["us"], "metadata": {"n": 1}})).await;
+    let (s, _, _) = call(&gw, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 200);
+    let (_, v) = gw
+        .admin_call("GET", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    assert_eq!(v["jurisdictions"], json!(["us"]));
+    assert_eq!(v["budget_period"], "month");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, v) = gw
+        .admin_call("GET", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    assert!(
+        (v["budget_spent_usd"].as_f64().unwrap() - 0.018).abs() < 1e-9,
+        "{v}"
+    );
+    gw.admin_call("DELETE", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    let (s, _, _) = call(&gw, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 401);
+    gw.shutdown().await;
+}
