@@ -24,6 +24,8 @@ pub struct Gateway {
     pub keys: crate::keys::Keys,
     pub limiter: crate::limits::Limiter,
     pub redis: Option<redis::aio::ConnectionManager>,
+    pub recorder: crate::log_store::Recorder,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Gateway {
@@ -40,6 +42,19 @@ impl Gateway {
             Some(r) => Some(connect_redis(&r.url).await?),
             None => None,
         };
+        let instance = format!("inst_{}", uuid::Uuid::now_v7().simple());
+        let spool_dir = config
+            .logs
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| config.storage.data_dir().join("switchyard-spool"));
+        let spool = crate::log_store::spool::Spool::open(&spool_dir, &instance)?;
+        let recorder = crate::log_store::Recorder::new(
+            spool,
+            instance,
+            config.logs.spool_max_bytes,
+            config.logs.on_spool_full,
+        );
         let limiter = match &redis {
             Some(c) => crate::limits::Limiter::redis(c.clone()),
             None => crate::limits::Limiter::memory(),
@@ -50,6 +65,8 @@ impl Gateway {
             keys,
             limiter,
             redis,
+            recorder,
+            metrics: crate::metrics::Metrics::default(),
             config: Arc::new(config),
             providers,
             client,

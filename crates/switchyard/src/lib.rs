@@ -29,6 +29,8 @@ pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod limits;
+pub mod log_store;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod pricing;

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::chat::{self, Dialect, Usage};
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
+use crate::log_store::{Begin, End, Journal};
 use crate::policy::{self, Permit};
 use crate::providers::{self, Inbound, UpstreamError};
 use crate::routing::health::Readiness;
@@ -122,14 +123,25 @@ fn hold_ms(ctx: &Ctx) -> i64 {
     ctx.timeout.as_millis() as i64 + 60_000
 }
 
+/// What a request holds while it runs, owned by [`chat`] so that whatever
+/// happens (an error, a deadline that drops the work mid-way) the permit is
+/// settled and the record closed.
+#[derive(Default)]
+struct Held {
+    journal: Journal,
+    permit: Option<Permit>,
+    rate: Option<crate::limits::RateHeaders>,
+    evidence: Evidence,
+}
+
 /// `POST /v1/chat/completions` and `POST /v1/messages`.
 pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes) -> Response {
     let mut ctx = Ctx::new(&gw, dialect);
-    let mut rate = None;
+    let mut held = Held::default();
     let result = async {
         ctx.apply_headers(&parts.headers)?;
         let ctx = ctx.clone();
-        let work = chat_planned(&gw, &ctx, &parts, &body, &mut rate);
+        let work = chat_planned(&gw, &ctx, &parts, &body, &mut held);
         match tokio::time::timeout_at(ctx.deadline, work).await {
             Ok(r) => r,
             Err(_) => Err(GatewayError::DeadlineExceeded(crate::config::fmt_duration(
@@ -142,42 +154,167 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(request_id = %ctx.id, status = e.status().as_u16(), error = e.class(), "Request failed");
+            let status = e.status().as_u16();
+            gw.metrics
+                .request(None, None, status, "BYPASS", ctx.started.elapsed(), None);
+            if held.journal.is_open() {
+                held.journal.close(
+                    &gw.recorder,
+                    End {
+                        status,
+                        error_class: Some(e.class().to_owned()),
+                        latency_ms: ms(ctx.started.elapsed()),
+                        cache: "BYPASS".into(),
+                        attempts: std::mem::take(&mut held.evidence.attempts),
+                        excluded: std::mem::take(&mut held.evidence.excluded),
+                        ..End::default()
+                    },
+                );
+            }
+            if let Some(p) = held.permit.take() {
+                gw.spawn(policy::settle(gw.clone(), p, None, None, false));
+            }
             ctx.error(e)
         }
     };
-    if let Some(h) = rate {
+    if let Some(h) = held.rate {
         crate::limits::write_headers(resp.headers_mut(), &h);
     }
     resp
 }
 
-/// Decode, policy, plan, admission; then the attempts.
+/// `x-switchyard-metadata`: a JSON object of at most 16 string, number or
+/// boolean tags, merged over the key's defaults (the request wins). In log
+/// mode `none` only the key's own tags are kept.
+pub fn metadata(
+    headers: &HeaderMap,
+    caller: &Caller,
+    mode: crate::config::LogMode,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut tags = caller
+        .key
+        .as_ref()
+        .map(|k| k.metadata.clone())
+        .unwrap_or_default();
+    let Some(v) = headers.get("x-switchyard-metadata") else {
+        return Ok(tags);
+    };
+    let bad = |message: String| GatewayError::BadHeader {
+        header: "x-switchyard-metadata",
+        message,
+    };
+    let text = v.to_str().map_err(|_| bad("expected UTF-8 JSON".into()))?;
+    let asked: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| bad(format!("expected a JSON object of tags: {e}")))?;
+    crate::keys::manage::check_tags(&asked)
+        .map_err(|(field, msg)| bad(format!("`{field}`: {msg}")))?;
+    if mode == crate::config::LogMode::None {
+        return Ok(tags);
+    }
+    for (k, v) in asked {
+        tags.insert(k, v);
+    }
+    if tags.len() > 16 {
+        return Err(bad(format!(
+            "with the key's default tags there would be {} tags; at most 16",
+            tags.len()
+        )));
+    }
+    Ok(tags)
+}
+
+/// Decode, policy, plan, admission and the begin record; then the attempts.
 async fn chat_planned(
     gw: &Arc<Gateway>,
     ctx: &Ctx,
     parts: &Parts,
     body: &Bytes,
-    rate: &mut Option<crate::limits::RateHeaders>,
+    held: &mut Held,
 ) -> Result<Response> {
     let caller = caller(parts)?;
     let (request, fields) = match ctx.dialect {
         Dialect::Anthropic => wire::anthropic::decode_request(body)?,
         _ => wire::openai::decode_request(body)?,
     };
-    let constraints = policy::constraints(&caller, &parts.headers, &request.model)?;
-    let log_mode = policy::log_mode(gw, &caller, &parts.headers)?;
-    let plan = routing::plan(gw, &request.model, &constraints)?;
-    let permit = policy::admit(
+    let mut begin = Begin {
+        id: ctx.id.to_string(),
+        time_ms: crate::clock::unix_ms(),
+        instance: gw.recorder.instance.clone(),
+        key_id: caller.key_id().map(str::to_owned),
+        route: None,
+        requested_model: request.model.clone(),
+        dialect: ctx.dialect.as_str().to_owned(),
+        stream: request.stream,
+        log_mode: gw.config.logs.mode,
+        est_input_tokens: estimate_tokens(body),
+        metadata: Default::default(),
+        request_body: None,
+    };
+    // Policy refusals are recorded too, with what was known.
+    let refuse = |held: &mut Held, begin: Begin, e: GatewayError| {
+        held.journal.refused(
+            &gw.recorder,
+            begin,
+            End {
+                status: e.status().as_u16(),
+                error_class: Some(e.class().to_owned()),
+                latency_ms: ms(ctx.started.elapsed()),
+                cache: "BYPASS".into(),
+                ..End::default()
+            },
+        );
+        e
+    };
+    let log_mode = match policy::log_mode(gw, &caller, &parts.headers) {
+        Ok(m) => m,
+        Err(e) => return Err(refuse(held, begin, e)),
+    };
+    begin.log_mode = log_mode;
+    begin.metadata = match metadata(&parts.headers, &caller, log_mode) {
+        Ok(m) => m,
+        Err(e) => return Err(refuse(held, begin, e)),
+    };
+    let plan = match policy::constraints(&caller, &parts.headers, &request.model)
+        .and_then(|c| routing::plan(gw, &request.model, &c))
+    {
+        Ok(p) => p,
+        Err(e) => return Err(refuse(held, begin, e)),
+    };
+    begin.route = plan.route.clone();
+    let permit = match policy::admit(
         gw,
         caller,
         log_mode,
         &plan,
-        estimate_tokens(body),
+        begin.est_input_tokens,
         request.max_tokens,
         hold_ms(ctx),
     )
-    .await?;
-    *rate = permit.rate_headers();
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            if let GatewayError::RateLimited { headers, .. } = &e {
+                held.rate = Some(*headers);
+            }
+            return Err(refuse(held, begin, e));
+        }
+    };
+    held.rate = permit.rate_headers();
+    held.permit = Some(permit);
+    if log_mode == crate::config::LogMode::Full {
+        begin.request_body = Some(String::from_utf8_lossy(body).into_owned());
+    }
+    // Recorded before any upstream call: a call that cannot be recorded is
+    // not made.
+    held.journal
+        .open(&gw.recorder, begin)
+        .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    held.evidence = Evidence {
+        route: plan.route.clone(),
+        attempts: Vec::with_capacity(plan.attempts.len()),
+        excluded: plan.excluded.clone(),
+    };
     let inbound = Inbound {
         dialect: ctx.dialect,
         request: &request,
@@ -185,7 +322,7 @@ async fn chat_planned(
         anthropic_version: parts.headers.get("anthropic-version"),
         anthropic_beta: parts.headers.get("anthropic-beta"),
     };
-    chat_attempts(gw, ctx, &inbound, &plan, permit).await
+    chat_attempts(gw, ctx, &inbound, &plan, held).await
 }
 
 /// What a successful attempt produced.
@@ -194,6 +331,7 @@ enum Served {
     Whole {
         response: Response,
         usage: Option<Usage>,
+        body: Bytes,
     },
     /// A stream whose first bytes are in `buffer`; `live` reads the rest.
     Stream {
@@ -208,14 +346,8 @@ async fn chat_attempts(
     ctx: &Ctx,
     inbound: &Inbound<'_>,
     plan: &routing::Plan,
-    permit: Permit,
+    held: &mut Held,
 ) -> Result<Response> {
-    let mut permit = Some(permit);
-    let mut evidence = Evidence {
-        route: plan.route.clone(),
-        attempts: Vec::with_capacity(plan.attempts.len()),
-        excluded: plan.excluded.clone(),
-    };
     let mut last_error: Option<GatewayError> = None;
     let mut tries: Vec<(&str, u32)> = Vec::new();
     for target in &plan.attempts {
@@ -240,7 +372,7 @@ async fn chat_attempts(
         }
         // A provider that said Retry-After during this request is not asked
         // again before then.
-        if !evidence.attempts.is_empty()
+        if !held.evidence.attempts.is_empty()
             && let Readiness::NotUntil(_) =
                 gw.health.readiness(provider, &target.key, Instant::now())
         {
@@ -248,17 +380,17 @@ async fn chat_attempts(
         }
         let started = Instant::now();
         gw.health.begin(provider, &target.key, started);
-        let attempt = evidence.attempts.len() as u32 + 1;
+        let attempt = held.evidence.attempts.len() as u32 + 1;
         let result = attempt_chat(gw, ctx, inbound, target, attempt).await;
         let took = started.elapsed();
-        let mut record = |outcome, class: Option<&'static str>, status| {
-            evidence.attempts.push(Attempt {
+        let mut record = |outcome: &str, class: Option<&str>, status| {
+            held.evidence.attempts.push(Attempt {
                 target: target.key.to_string(),
                 jurisdiction: target.jurisdiction().map(str::to_owned),
                 start_ms: ms(started.saturating_duration_since(ctx.started)),
                 duration_ms: ms(took),
-                outcome,
-                error_class: class,
+                outcome: outcome.to_owned(),
+                error_class: class.map(str::to_owned),
                 status,
             })
         };
@@ -267,13 +399,18 @@ async fn chat_attempts(
                 gw.health
                     .success(provider, &target.key, took, Instant::now());
                 record("ok", None, Some(200));
-                let permit = permit
+                gw.metrics.attempts(held.evidence.attempts.len());
+                let permit = held
+                    .permit
                     .take()
                     .ok_or_else(|| GatewayError::Internal("permit used twice".into()))?;
+                let journal = std::mem::take(&mut held.journal);
+                let evidence = std::mem::take(&mut held.evidence);
                 return Ok(match served {
                     Served::Whole {
                         mut response,
                         usage,
+                        body,
                     } => {
                         let cost = cost(gw, target, usage.as_ref());
                         if let Some(c) = cost
@@ -281,15 +418,22 @@ async fn chat_attempts(
                         {
                             response.headers_mut().insert(COST, v);
                         }
-                        log_finished(ctx, target, 200, usage.as_ref());
-                        gw.spawn(policy::settle(
-                            gw.clone(),
+                        finish(
+                            gw,
+                            ctx,
+                            journal,
                             permit,
-                            usage.map(|u| u.total()),
-                            cost,
-                            true,
-                        ));
-                        response.extensions_mut().insert(evidence);
+                            Finished {
+                                target,
+                                status: 200,
+                                error_class: None,
+                                usage,
+                                cost,
+                                ttft: None,
+                                evidence,
+                                body: Some(body),
+                            },
+                        );
                         response
                     }
                     Served::Stream {
@@ -297,14 +441,15 @@ async fn chat_attempts(
                         live,
                         buffer,
                     } => {
+                        let ttft = ctx.started.elapsed();
                         gw.spawn(pump(
                             gw.clone(),
                             ctx.clone(),
                             target.clone(),
                             live,
                             buffer,
-                            permit,
-                            evidence,
+                            Box::new((journal, permit, evidence)),
+                            ttft,
                         ));
                         response
                     }
@@ -328,7 +473,7 @@ async fn chat_attempts(
             }
             // This target cannot express the request; another may.
             Err(GatewayError::Untranslatable(u)) => {
-                evidence.excluded.push(routing::Excluded {
+                held.evidence.excluded.push(routing::Excluded {
                     target: target.key.to_string(),
                     jurisdiction: target.jurisdiction().map(str::to_owned),
                     reason: u.to_string(),
@@ -343,13 +488,81 @@ async fn chat_attempts(
             }
         }
     }
-    if let Some(p) = permit.take() {
-        gw.spawn(policy::settle(gw.clone(), p, None, None, false));
-    }
-    tracing::debug!(request_id = %ctx.id, evidence = ?evidence, "No attempt succeeded");
+    gw.metrics.attempts(held.evidence.attempts.len());
+    tracing::debug!(request_id = %ctx.id, evidence = ?held.evidence, "No attempt succeeded");
     Err(last_error.unwrap_or_else(|| {
         GatewayError::DeadlineExceeded(crate::config::fmt_duration(ctx.timeout))
     }))
+}
+
+/// How a served request ended.
+struct Finished<'a> {
+    target: &'a Target,
+    status: u16,
+    error_class: Option<String>,
+    usage: Option<Usage>,
+    cost: Option<f64>,
+    ttft: Option<Duration>,
+    evidence: Evidence,
+    /// What the caller got, kept only in log mode `full`.
+    body: Option<Bytes>,
+}
+
+/// Closes a served request: its record, its permit, its metrics.
+fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f: Finished<'_>) {
+    let latency = ctx.started.elapsed();
+    log_finished(ctx, f.target, f.status, f.usage.as_ref());
+    gw.metrics.request(
+        Some(f.target.provider.name()),
+        Some(&f.target.model),
+        f.status,
+        "BYPASS",
+        latency,
+        f.ttft,
+    );
+    if let Some(u) = &f.usage {
+        gw.metrics
+            .tokens(f.target.provider.name(), &f.target.model, u, f.cost);
+    }
+    let full = journal
+        .begin()
+        .is_some_and(|b| b.log_mode == crate::config::LogMode::Full);
+    journal.close(
+        &gw.recorder,
+        End {
+            provider: Some(f.target.provider.name().to_owned()),
+            model: Some(f.target.model.clone()),
+            status: f.status,
+            error_class: f.error_class,
+            latency_ms: ms(latency),
+            ttft_ms: f.ttft.map(ms),
+            input_tokens: f.usage.map(|u| u.input_tokens),
+            output_tokens: f.usage.map(|u| u.output_tokens),
+            cached_tokens: f.usage.map(|u| u.cached_input_tokens),
+            reasoning_tokens: f.usage.map(|u| u.reasoning_tokens),
+            usage_source: f.usage.map(|_| "reported".to_owned()),
+            cost_usd: f.cost,
+            saved_usd: None,
+            price_version: Some(gw.prices.version.clone()),
+            cache: "BYPASS".into(),
+            attempts: f.evidence.attempts,
+            excluded: f.evidence.excluded,
+            response_body: if full {
+                f.body.map(|b| String::from_utf8_lossy(&b).into_owned())
+            } else {
+                None
+            },
+            ..End::default()
+        },
+    );
+    let succeeded = f.status < 400 || f.usage.is_some();
+    gw.spawn(policy::settle(
+        gw.clone(),
+        permit,
+        f.usage.map(|u| u.total()),
+        f.cost,
+        succeeded,
+    ));
 }
 
 fn ms(d: Duration) -> f64 {
@@ -448,6 +661,7 @@ async fn attempt_chat(
     let upstream_body = read_body(provider, resp).await?;
     let (out, usage) =
         translate_response(ctx, call.dialect, call.passthrough, upstream_body, target)?;
+    let body = out.clone();
     let mut response = Response::new(Body::from(out));
     let h = response.headers_mut();
     h.insert(
@@ -455,7 +669,11 @@ async fn attempt_chat(
         HeaderValue::from_static("application/json"),
     );
     served_headers(ctx, h, target, attempt);
-    Ok(Served::Whole { response, usage })
+    Ok(Served::Whole {
+        response,
+        usage,
+        body,
+    })
 }
 
 /// Sends one attempt, bounded by the provider's timeout and the caller's
@@ -492,25 +710,45 @@ async fn pump(
     target: Target,
     mut live: Box<Live>,
     buffer: Arc<Buffer>,
-    permit: Permit,
-    evidence: Evidence,
+    held: Box<(Journal, Permit, Evidence)>,
+    ttft: Duration,
 ) {
+    let (journal, permit, evidence) = *held;
+    let full = journal
+        .begin()
+        .is_some_and(|b| b.log_mode == crate::config::LogMode::Full);
+    // What the caller sees, kept for the record in log mode `full`.
+    let mut seen = full.then(bytes::BytesMut::new);
+    if let Some(first) = buffer.snapshot_first()
+        && let Some(s) = seen.as_mut()
+    {
+        s.extend_from_slice(&first);
+    }
     let dialect = ctx.dialect;
     let render = move |e: &UpstreamError| GatewayError::Upstream(e.clone()).body(dialect);
     let continue_on_disconnect = gw.config.streams.continue_on_disconnect;
+    gw.metrics.stream_opened();
     loop {
         if !continue_on_disconnect && buffer.followers() == 0 {
             tracing::info!(request_id = %ctx.id, "Client went away; cancelling the upstream stream");
             break;
         }
         match live.next_output(ctx.deadline, &render).await {
-            Some(chunk) => buffer.push(chunk),
+            Some(chunk) => {
+                if let Some(s) = seen.as_mut()
+                    && s.len() < MAX_LOGGED_STREAM
+                {
+                    s.extend_from_slice(&chunk);
+                }
+                buffer.push(chunk);
+            }
             None => break,
         }
     }
     buffer.close();
-    let (status, ok) = match &live.outcome {
-        Some(StreamOutcome::Complete) => (200, true),
+    gw.metrics.stream_closed();
+    let (status, error_class) = match &live.outcome {
+        Some(StreamOutcome::Complete) => (200, None),
         Some(StreamOutcome::Failed(e)) => {
             gw.health.failure(
                 target.provider.name(),
@@ -519,24 +757,33 @@ async fn pump(
                 None,
                 Instant::now(),
             );
-            (e.status, false)
+            (e.status, Some(e.class.as_str().to_owned()))
         }
-        None => (499, false),
+        None => (499, Some("client_gone".to_owned())),
     };
     let usage = live.translator.usage();
     // A stream cut short after generating still cost what it used.
     let cost = cost(&gw, &target, usage.as_ref());
-    log_finished(&ctx, &target, status, usage.as_ref());
-    tracing::debug!(request_id = %ctx.id, evidence = ?evidence, "Stream finished");
-    policy::settle(
-        gw,
+    finish(
+        &gw,
+        &ctx,
+        journal,
         permit,
-        usage.map(|u| u.total()),
-        cost,
-        ok || usage.is_some(),
-    )
-    .await;
+        Finished {
+            target: &target,
+            status,
+            error_class,
+            usage,
+            cost,
+            ttft: Some(ttft),
+            evidence,
+            body: seen.map(bytes::BytesMut::freeze),
+        },
+    );
 }
+
+/// The most of a stream kept in a `full` record.
+const MAX_LOGGED_STREAM: usize = 1024 * 1024;
 
 fn log_finished(ctx: &Ctx, target: &Target, status: u16, usage: Option<&Usage>) {
     tracing::info!(

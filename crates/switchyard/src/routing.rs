@@ -57,7 +57,7 @@ impl Target {
 }
 
 /// A target left out of a plan by policy, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Excluded {
     pub target: String,
     pub jurisdiction: Option<String>,
@@ -79,7 +79,7 @@ pub struct Plan {
 }
 
 /// One attempt, as evidence for the request's record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Attempt {
     pub target: String,
     pub jurisdiction: Option<String>,
@@ -87,8 +87,8 @@ pub struct Attempt {
     pub start_ms: f64,
     pub duration_ms: f64,
     /// `ok` or `error`.
-    pub outcome: &'static str,
-    pub error_class: Option<&'static str>,
+    pub outcome: String,
+    pub error_class: Option<String>,
     pub status: Option<u16>,
 }
 

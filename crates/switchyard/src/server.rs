@@ -27,6 +27,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     shutdown: CancellationToken,
     listeners: Vec<tokio::task::JoinHandle<()>>,
+    writer: tokio::task::JoinHandle<()>,
+    writer_stop: CancellationToken,
 }
 
 impl Running {
@@ -44,6 +46,11 @@ impl Running {
             .is_err()
         {
             tracing::warn!("Tracked tasks still running after the grace period; stopping anyway");
+        }
+        // Records last: every request's end is in the spool by now.
+        self.writer_stop.cancel();
+        if tokio::time::timeout(grace, self.writer).await.is_err() {
+            tracing::warn!("The log writer did not finish in time; the spool keeps the rest");
         }
         self.gateway.storage.close().await;
     }
@@ -75,6 +82,11 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     let header_timeout = cfg.server.header_read_timeout;
     tokio::spawn(refresh_keys(gateway.clone(), shutdown.clone()));
+    let writer_stop = CancellationToken::new();
+    let writer = tokio::spawn(crate::log_store::writer::run(
+        gateway.clone(),
+        writer_stop.clone(),
+    ));
     let listeners = vec![
         tokio::spawn(serve(
             data,
@@ -97,6 +109,8 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
         gateway,
         shutdown,
         listeners,
+        writer,
+        writer_stop,
     })
 }
 

@@ -30,12 +30,20 @@ pub fn pg(sql: &str) -> String {
 }
 
 /// Embedded migrations: (version, name, SQLite SQL, Postgres SQL).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "keys",
-    include_str!("../migrations/sqlite/0001_keys.sql"),
-    include_str!("../migrations/postgres/0001_keys.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "keys",
+        include_str!("../migrations/sqlite/0001_keys.sql"),
+        include_str!("../migrations/postgres/0001_keys.sql"),
+    ),
+    (
+        2,
+        "logs",
+        include_str!("../migrations/sqlite/0002_logs.sql"),
+        include_str!("../migrations/postgres/0002_logs.sql"),
+    ),
+];
 
 #[derive(Debug, Clone)]
 pub enum Storage {

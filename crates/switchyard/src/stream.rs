@@ -424,6 +424,16 @@ impl Buffer {
         self.notify.notify_waiters();
     }
 
+    /// The first chunk written, if any.
+    pub fn snapshot_first(&self) -> Option<Bytes> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .chunks
+            .first()
+            .cloned()
+    }
+
     pub fn followers(&self) -> usize {
         self.followers.load(Ordering::Acquire)
     }

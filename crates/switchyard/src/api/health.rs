@@ -12,12 +12,53 @@ use crate::gateway::Gateway;
 
 /// Paths served without authentication. The router test checks that every
 /// other route demands a key.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz"];
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Prometheus text: request counters and histograms, plus gauges read now
+/// (circuit state, spool depth, dropped records).
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    use std::fmt::Write;
+    let mut extra = String::new();
+    extra.push_str("# HELP switchyard_circuit_open Whether a provider's circuit is open (1), half-open (0.5) or closed (0).\n# TYPE switchyard_circuit_open gauge\n");
+    for s in gw.health.snapshot(tokio::time::Instant::now()) {
+        // Providers only: targets would multiply the series.
+        if s.key.contains('/') {
+            continue;
+        }
+        let v = match s.circuit {
+            "open" => 1.0,
+            "half-open" => 0.5,
+            _ => 0.0,
+        };
+        let _ = writeln!(
+            extra,
+            "switchyard_circuit_open{{provider=\"{}\"}} {v}",
+            s.key
+        );
+    }
+    let _ = writeln!(
+        extra,
+        "# HELP switchyard_spool_bytes Request-log bytes waiting for the database.\n# TYPE switchyard_spool_bytes gauge\nswitchyard_spool_bytes {}",
+        gw.recorder.spool.pending()
+    );
+    let _ = writeln!(
+        extra,
+        "# HELP switchyard_log_records_dropped_total Records dropped (best-effort mode with a full spool, or a failing disk).\n# TYPE switchyard_log_records_dropped_total counter\nswitchyard_log_records_dropped_total {}",
+        gw.recorder.dropped()
+    );
+    let mut resp = gw.metrics.render(&extra).into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
 }
 
 async fn healthz() -> Response {

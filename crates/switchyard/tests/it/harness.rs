@@ -183,6 +183,13 @@ url = "{}"
             providers_toml(&mocks),
             extra
         );
+        // Each gateway gets its own spool, next to its data.
+        let spool = format!("spool_dir = \"{}/spool\"\n", dir.path().display());
+        let text = if text.contains("[logs]") {
+            text.replacen("[logs]\n", &format!("[logs]\n{spool}"), 1)
+        } else {
+            format!("{text}\n[logs]\n{spool}")
+        };
         let config = Config::parse(&text, None, &env()).unwrap_or_else(|e| panic!("{e}"));
         let running = switchyard::server::start(config, &env()).await.unwrap();
         Gw {

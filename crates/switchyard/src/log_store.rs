@@ -1,0 +1,229 @@
+//! Request records: one per request, never lost, holding only what the log
+//! mode allows.
+//!
+//! At admission a [`Begin`] entry, at the end an [`End`] entry, each
+//! appended to the [`spool::Spool`] before the request moves on (see there
+//! why that makes records crash-proof). A background [`writer`] moves
+//! entries into SQLite or Postgres with idempotent upserts keyed by the
+//! request id and advances the spool only after the commit, so a database
+//! outage delays records but loses none. Bodies exist only in mode `full`;
+//! in modes `metadata` and `none` they are never put into an entry, so they
+//! reach neither the spool, nor the database, nor a log line.
+
+pub mod query;
+pub mod spool;
+pub mod writer;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LogMode, SpoolFull};
+use crate::routing::{Attempt, Excluded};
+use spool::Spool;
+
+/// Written before the first upstream call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Begin {
+    pub id: String,
+    pub time_ms: i64,
+    pub instance: String,
+    pub key_id: Option<String>,
+    pub route: Option<String>,
+    pub requested_model: String,
+    pub dialect: String,
+    pub stream: bool,
+    pub log_mode: LogMode,
+    pub est_input_tokens: u64,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+}
+
+/// Written when the request is over, whatever the outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct End {
+    pub id: String,
+    pub time_ms: i64,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: u16,
+    pub error_class: Option<String>,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cached_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+    /// `reported` by the provider, or `estimated` by us.
+    pub usage_source: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub saved_usd: Option<f64>,
+    pub price_version: Option<String>,
+    pub cache: String,
+    pub attempts: Vec<Attempt>,
+    pub excluded: Vec<Excluded>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Entry {
+    Begin(Begin),
+    End(End),
+    /// Best-effort mode dropped `dropped` entries while the spool was full.
+    Gap {
+        time_ms: i64,
+        dropped: u64,
+    },
+}
+
+/// The spool is full and the configuration refuses rather than drops.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the request log spool is full ({pending} bytes waiting for the database); refusing new requests until it drains"
+)]
+pub struct SpoolFullError {
+    pub pending: u64,
+}
+
+/// What the pipeline calls. Cheap to share.
+#[derive(Debug)]
+pub struct Recorder {
+    pub spool: Spool,
+    pub instance: String,
+    max_bytes: u64,
+    on_full: SpoolFull,
+    dropped: AtomicU64,
+    /// Entries dropped since the last gap entry was written.
+    unreported: AtomicU64,
+    pub notify: tokio::sync::Notify,
+}
+
+impl Recorder {
+    pub fn new(spool: Spool, instance: String, max_bytes: u64, on_full: SpoolFull) -> Recorder {
+        Recorder {
+            spool,
+            instance,
+            max_bytes,
+            on_full,
+            dropped: AtomicU64::new(0),
+            unreported: AtomicU64::new(0),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records a request's start. Refuses (or, best-effort, drops) when the
+    /// spool is full: a call that cannot be recorded is not made.
+    /// Returns whether the begin was written (the end follows it).
+    pub fn begin(&self, b: &Begin) -> Result<bool, SpoolFullError> {
+        let pending = self.spool.pending();
+        if pending >= self.max_bytes {
+            return match self.on_full {
+                SpoolFull::Refuse => Err(SpoolFullError { pending }),
+                SpoolFull::BestEffort => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.unreported.fetch_add(1, Ordering::Relaxed);
+                    Ok(false)
+                }
+            };
+        }
+        self.report_gap();
+        self.write(&Entry::Begin(b.clone()));
+        Ok(true)
+    }
+
+    /// Records a request's end. An admitted request's end is always written
+    /// (the spool may pass its bound by what is in flight).
+    pub fn end(&self, e: End) {
+        self.write(&Entry::End(e));
+    }
+
+    fn report_gap(&self) {
+        let n = self.unreported.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            self.write(&Entry::Gap {
+                time_ms: crate::clock::unix_ms(),
+                dropped: n,
+            });
+        }
+    }
+
+    pub(crate) fn write(&self, e: &Entry) {
+        let line = match serde_json::to_vec(e) {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::error!(error = %err, "Could not encode a log entry");
+                return;
+            }
+        };
+        if let Err(err) = self.spool.append(&line) {
+            // The disk refused: count it, say so, never take the request down.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, "Could not append to the request log spool");
+        }
+        self.notify.notify_one();
+    }
+}
+
+/// One request's record in the making: opened at admission, closed once.
+#[derive(Debug, Default)]
+pub struct Journal {
+    begin: Option<Begin>,
+    /// Whether the begin reached the spool (best-effort mode may drop it,
+    /// and then the end is dropped with it).
+    written: bool,
+    closed: bool,
+}
+
+impl Journal {
+    /// Writes the begin entry; refuses when the spool is full.
+    pub fn open(&mut self, rec: &Recorder, b: Begin) -> Result<(), SpoolFullError> {
+        self.written = rec.begin(&b)?;
+        self.begin = Some(b);
+        Ok(())
+    }
+
+    /// A request refused before admission: its begin and end together, so
+    /// refusals show in the log too.
+    pub fn refused(&mut self, rec: &Recorder, b: Begin, end: End) {
+        if self.closed || self.begin.is_some() {
+            return;
+        }
+        rec.write(&Entry::Begin(b.clone()));
+        self.begin = Some(b);
+        self.written = true;
+        self.close(rec, end);
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.begin.is_some() && !self.closed
+    }
+
+    pub fn begin(&self) -> Option<&Begin> {
+        self.begin.as_ref()
+    }
+
+    /// Writes the end entry, once.
+    pub fn close(&mut self, rec: &Recorder, mut end: End) {
+        if self.closed || self.begin.is_none() {
+            return;
+        }
+        self.closed = true;
+        if self.written {
+            if let Some(b) = &self.begin {
+                end.id.clone_from(&b.id);
+                end.time_ms = b.time_ms;
+                if b.log_mode != LogMode::Full {
+                    end.response_body = None;
+                }
+            }
+            rec.end(end);
+        }
+    }
+}

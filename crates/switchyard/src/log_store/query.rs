@@ -1,0 +1,575 @@
+//! Reading records back: the log list with filters and cursor paging, one
+//! record, usage grouped by any dimension or tag, and dashboard stats.
+//!
+//! Every filter maps to an indexed column (or the tags table's index), and
+//! lists page by `(time_ms, id)`, so a page costs the same on the millionth
+//! row as on the first.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::storage::{Storage, pg};
+
+/// A bound value, so one SQL text serves both backends.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// What `GET /admin/v1/logs` may filter on.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub key: Option<String>,
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<i64>,
+    pub error_class: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// `metadata.<tag>=<value>` pairs, all required.
+    pub tags: Vec<(String, String)>,
+    /// Only this key's records (tenancy).
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub time_ms: i64,
+    pub state: String,
+    pub key_id: Option<String>,
+    pub route: Option<String>,
+    pub requested_model: String,
+    pub dialect: String,
+    pub stream: bool,
+    pub log_mode: String,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<i64>,
+    pub error_class: Option<String>,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub usage_source: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub saved_usd: Option<f64>,
+    pub price_version: Option<String>,
+    pub cache: Option<String>,
+    pub metadata: serde_json::Value,
+    pub attempts: serde_json::Value,
+    pub excluded: serde_json::Value,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+}
+
+const RECORD_COLUMNS: &str = "r.id, r.time_ms, r.state, r.key_id, r.route, r.requested_model, r.dialect, r.stream, r.log_mode, \
+    r.provider, r.model, r.status, r.error_class, r.latency_ms, r.ttft_ms, r.input_tokens, r.output_tokens, r.cached_tokens, \
+    r.reasoning_tokens, r.usage_source, r.cost_usd, r.saved_usd, r.price_version, r.cache, r.metadata, r.attempts, r.excluded, \
+    r.request_body, r.response_body";
+
+macro_rules! decode_record {
+    ($r:expr) => {{
+        let r = $r;
+        let metadata: String = r.try_get("metadata")?;
+        let attempts: String = r.try_get("attempts")?;
+        let excluded: String = r.try_get("excluded")?;
+        Record {
+            id: r.try_get("id")?,
+            time_ms: r.try_get("time_ms")?,
+            state: r.try_get("state")?,
+            key_id: r.try_get("key_id")?,
+            route: r.try_get("route")?,
+            requested_model: r.try_get("requested_model")?,
+            dialect: r.try_get("dialect")?,
+            stream: r.try_get("stream")?,
+            log_mode: r.try_get("log_mode")?,
+            provider: r.try_get("provider")?,
+            model: r.try_get("model")?,
+            status: r.try_get("status")?,
+            error_class: r.try_get("error_class")?,
+            latency_ms: r.try_get("latency_ms")?,
+            ttft_ms: r.try_get("ttft_ms")?,
+            input_tokens: r.try_get("input_tokens")?,
+            output_tokens: r.try_get("output_tokens")?,
+            cached_tokens: r.try_get("cached_tokens")?,
+            reasoning_tokens: r.try_get("reasoning_tokens")?,
+            usage_source: r.try_get("usage_source")?,
+            cost_usd: r.try_get("cost_usd")?,
+            saved_usd: r.try_get("saved_usd")?,
+            price_version: r.try_get("price_version")?,
+            cache: r.try_get("cache")?,
+            metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+            attempts: serde_json::from_str(&attempts).unwrap_or_default(),
+            excluded: serde_json::from_str(&excluded).unwrap_or_default(),
+            request_body: r.try_get("request_body")?,
+            response_body: r.try_get("response_body")?,
+        }
+    }};
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Int(i) => q.bind(*i),
+                Arg::Text(t) => q.bind(t.clone()),
+            };
+        }
+        q
+    }};
+}
+
+/// The cursor for the page after `r`.
+pub fn cursor_of(r: &Record) -> String {
+    format!("{}.{}", r.time_ms, r.id)
+}
+
+fn parse_cursor(c: &str) -> Option<(i64, String)> {
+    let (t, id) = c.split_once('.')?;
+    Some((t.parse().ok()?, id.to_owned()))
+}
+
+/// Builds the WHERE clause (and joins) for `f` into `sql`/`args`.
+fn filtered(f: &LogFilter, sql: &mut String, args: &mut Vec<Arg>) {
+    for (i, (tag, value)) in f.tags.iter().enumerate() {
+        sql.push_str(&format!(
+            " JOIN request_tags t{i} ON t{i}.request_id = r.id AND t{i}.tag = ? AND t{i}.value = ?"
+        ));
+        args.push(Arg::Text(tag.clone()));
+        args.push(Arg::Text(value.clone()));
+    }
+    sql.push_str(" WHERE r.state <> 'gap'");
+    let mut eq = |col: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND r.{col} = ?"));
+            args.push(Arg::Text(v.clone()));
+        }
+    };
+    eq("key_id", &f.key);
+    eq("route", &f.route);
+    eq("provider", &f.provider);
+    eq("model", &f.model);
+    eq("error_class", &f.error_class);
+    eq("key_id", &f.owner);
+    if let Some(s) = f.status {
+        sql.push_str(" AND r.status = ?");
+        args.push(Arg::Int(s));
+    }
+    if let Some(t) = f.since {
+        sql.push_str(" AND r.time_ms >= ?");
+        args.push(Arg::Int(t));
+    }
+    if let Some(t) = f.until {
+        sql.push_str(" AND r.time_ms < ?");
+        args.push(Arg::Int(t));
+    }
+}
+
+/// One page of records, newest first, and the cursor for the next.
+pub async fn list(
+    s: &Storage,
+    f: &LogFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Record>, Option<String>), sqlx::Error> {
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM requests r");
+    let mut args = Vec::new();
+    filtered(f, &mut sql, &mut args);
+    if let Some((t, id)) = cursor.and_then(parse_cursor) {
+        sql.push_str(" AND (r.time_ms < ? OR (r.time_ms = ? AND r.id < ?))");
+        args.push(Arg::Int(t));
+        args.push(Arg::Int(t));
+        args.push(Arg::Text(id));
+    }
+    let limit = limit.clamp(1, 500);
+    sql.push_str(&format!(
+        " ORDER BY r.time_ms DESC, r.id DESC LIMIT {}",
+        limit + 1
+    ));
+    let mut out = Vec::new();
+    match s {
+        Storage::Sqlite(p) => {
+            for r in bind_all!(sqlx::query(&sql), &args).fetch_all(p).await? {
+                out.push(decode_record!(&r));
+            }
+        }
+        Storage::Postgres(p) => {
+            let sql = pg(&sql);
+            for r in bind_all!(sqlx::query(&sql), &args).fetch_all(p).await? {
+                out.push(decode_record!(&r));
+            }
+        }
+    }
+    let next = if out.len() > limit as usize {
+        out.truncate(limit as usize);
+        out.last().map(cursor_of)
+    } else {
+        None
+    };
+    Ok((out, next))
+}
+
+pub async fn get(
+    s: &Storage,
+    id: &str,
+    owner: Option<&str>,
+) -> Result<Option<Record>, sqlx::Error> {
+    let f = LogFilter {
+        owner: owner.map(str::to_owned),
+        ..Default::default()
+    };
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM requests r");
+    let mut args = Vec::new();
+    filtered(&f, &mut sql, &mut args);
+    sql.push_str(" AND r.id = ?");
+    args.push(Arg::Text(id.to_owned()));
+    Ok(match s {
+        Storage::Sqlite(p) => match bind_all!(sqlx::query(&sql), &args)
+            .fetch_optional(p)
+            .await?
+        {
+            Some(r) => Some(decode_record!(&r)),
+            None => None,
+        },
+        Storage::Postgres(p) => {
+            let sql = pg(&sql);
+            match bind_all!(sqlx::query(&sql), &args)
+                .fetch_optional(p)
+                .await?
+            {
+                Some(r) => Some(decode_record!(&r)),
+                None => None,
+            }
+        }
+    })
+}
+
+/// A grouping dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dimension {
+    Column(&'static str),
+    Tag(String),
+}
+
+impl Dimension {
+    pub fn parse(s: &str) -> Option<Dimension> {
+        Some(match s {
+            "provider" => Dimension::Column("provider"),
+            "model" => Dimension::Column("model"),
+            "key" => Dimension::Column("key_id"),
+            "route" => Dimension::Column("route"),
+            "status" => Dimension::Column("status"),
+            _ => {
+                let tag = s.strip_prefix("metadata.")?;
+                if tag.is_empty() || tag.len() > 64 {
+                    return None;
+                }
+                Dimension::Tag(tag.to_owned())
+            }
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Dimension::Column("key_id") => "key".into(),
+            Dimension::Column(c) => (*c).to_owned(),
+            Dimension::Tag(t) => format!("metadata.{t}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UsageRow {
+    pub bucket: Option<i64>,
+    pub group: serde_json::Map<String, serde_json::Value>,
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub saved_usd: f64,
+}
+
+/// Sums per group (and per time bucket when `bucket_ms` is set).
+pub async fn usage(
+    s: &Storage,
+    group_by: &[Dimension],
+    since: Option<i64>,
+    until: Option<i64>,
+    bucket_ms: Option<i64>,
+) -> Result<Vec<UsageRow>, sqlx::Error> {
+    let mut select = Vec::new();
+    let mut joins = String::new();
+    let mut args = Vec::new();
+    for (i, d) in group_by.iter().enumerate() {
+        match d {
+            Dimension::Column(c) => select.push(format!("CAST(r.{c} AS TEXT) AS g{i}")),
+            Dimension::Tag(t) => {
+                joins.push_str(&format!(
+                    " LEFT JOIN request_tags t{i} ON t{i}.request_id = r.id AND t{i}.tag = ?"
+                ));
+                args.push(Arg::Text(t.clone()));
+                select.push(format!("t{i}.value AS g{i}"));
+            }
+        }
+    }
+    let bucket = match bucket_ms {
+        Some(b) => format!("((r.time_ms / {b}) * {b})"),
+        None => "NULL".into(),
+    };
+    let mut sql = format!(
+        "SELECT {bucket} AS bucket{}{} , COUNT(*) AS requests, \
+         SUM(CASE WHEN r.status >= 400 OR r.state = 'interrupted' THEN 1 ELSE 0 END) AS errors, \
+         COALESCE(SUM(r.input_tokens), 0) AS input_tokens, COALESCE(SUM(r.output_tokens), 0) AS output_tokens, \
+         COALESCE(SUM(r.cached_tokens), 0) AS cached_tokens, COALESCE(SUM(r.cost_usd), 0) AS cost_usd, \
+         COALESCE(SUM(r.saved_usd), 0) AS saved_usd FROM requests r{joins} WHERE r.state <> 'gap'",
+        if select.is_empty() { "" } else { ", " },
+        select.join(", ")
+    );
+    if let Some(t) = since {
+        sql.push_str(" AND r.time_ms >= ?");
+        args.push(Arg::Int(t));
+    }
+    if let Some(t) = until {
+        sql.push_str(" AND r.time_ms < ?");
+        args.push(Arg::Int(t));
+    }
+    let mut groups: Vec<String> = (0..group_by.len()).map(|i| format!("g{i}")).collect();
+    if bucket_ms.is_some() {
+        groups.insert(0, "bucket".into());
+    }
+    if !groups.is_empty() {
+        sql.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+        sql.push_str(&format!(" ORDER BY {}", groups.join(", ")));
+    }
+    let names: Vec<String> = group_by.iter().map(Dimension::name).collect();
+    macro_rules! rows {
+        ($rows:expr) => {{
+            let mut out = Vec::new();
+            for r in $rows {
+                let mut group = serde_json::Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v: Option<String> = r.try_get(format!("g{i}").as_str())?;
+                    group.insert(
+                        n.clone(),
+                        v.map(serde_json::Value::String)
+                            .unwrap_or(serde_json::Value::Null),
+                    );
+                }
+                out.push(UsageRow {
+                    bucket: r.try_get("bucket")?,
+                    group,
+                    requests: r.try_get("requests")?,
+                    errors: r.try_get("errors")?,
+                    input_tokens: r.try_get("input_tokens")?,
+                    output_tokens: r.try_get("output_tokens")?,
+                    cached_tokens: r.try_get("cached_tokens")?,
+                    cost_usd: r.try_get("cost_usd")?,
+                    saved_usd: r.try_get("saved_usd")?,
+                });
+            }
+            out
+        }};
+    }
+    Ok(match s {
+        Storage::Sqlite(p) => rows!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?),
+        Storage::Postgres(p) => {
+            // Postgres sums integers as NUMERIC: cast back for decoding.
+            let sql = pg(&sql)
+                .replace(
+                    "COALESCE(SUM(r.input_tokens), 0)",
+                    "COALESCE(SUM(r.input_tokens), 0)::BIGINT",
+                )
+                .replace(
+                    "COALESCE(SUM(r.output_tokens), 0)",
+                    "COALESCE(SUM(r.output_tokens), 0)::BIGINT",
+                )
+                .replace(
+                    "COALESCE(SUM(r.cached_tokens), 0)",
+                    "COALESCE(SUM(r.cached_tokens), 0)::BIGINT",
+                )
+                .replace("ELSE 0 END) AS errors", "ELSE 0 END)::BIGINT AS errors")
+                .replace("NULL AS bucket", "NULL::BIGINT AS bucket");
+            rows!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?)
+        }
+    })
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatsRow {
+    pub bucket: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_latency_ms: Option<f64>,
+    pub p95_latency_ms: Option<f64>,
+    pub p50_ttft_ms: Option<f64>,
+    pub p95_ttft_ms: Option<f64>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub saved_usd: f64,
+    pub cache_hits: u64,
+}
+
+/// Per-bucket counts and latency percentiles over `[since, until)`, read
+/// in one pass (capped at `MAX_STATS_ROWS`, newest kept).
+pub async fn stats(
+    s: &Storage,
+    since: i64,
+    until: i64,
+    bucket_ms: i64,
+) -> Result<Vec<StatsRow>, sqlx::Error> {
+    const MAX_STATS_ROWS: i64 = 200_000;
+    let sql = format!(
+        "SELECT time_ms, status, state, latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, saved_usd, cache \
+         FROM requests WHERE time_ms >= ? AND time_ms < ? AND state <> 'gap' AND state <> 'begun' \
+         ORDER BY time_ms DESC LIMIT {MAX_STATS_ROWS}"
+    );
+    type Raw = (
+        i64,
+        Option<i64>,
+        String,
+        Option<f64>,
+        Option<f64>,
+        Option<i64>,
+        Option<i64>,
+        Option<f64>,
+        Option<f64>,
+        Option<String>,
+    );
+    macro_rules! raw {
+        ($rows:expr) => {{
+            let mut v: Vec<Raw> = Vec::new();
+            for r in $rows {
+                v.push((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                    r.try_get(8)?,
+                    r.try_get(9)?,
+                ));
+            }
+            v
+        }};
+    }
+    let rows: Vec<Raw> = match s {
+        Storage::Sqlite(p) => raw!(
+            sqlx::query(&sql)
+                .bind(since)
+                .bind(until)
+                .fetch_all(p)
+                .await?
+        ),
+        Storage::Postgres(p) => raw!(
+            sqlx::query(&pg(&sql))
+                .bind(since)
+                .bind(until)
+                .fetch_all(p)
+                .await?
+        ),
+    };
+    let mut buckets: std::collections::BTreeMap<i64, (StatsRow, Vec<f64>, Vec<f64>)> =
+        Default::default();
+    for (t, status, state, lat, ttft, inp, out, cost, saved, cache) in rows {
+        let b = t.div_euclid(bucket_ms) * bucket_ms;
+        let e = buckets.entry(b).or_insert_with(|| {
+            (
+                StatsRow {
+                    bucket: b,
+                    requests: 0,
+                    errors: 0,
+                    p50_latency_ms: None,
+                    p95_latency_ms: None,
+                    p50_ttft_ms: None,
+                    p95_ttft_ms: None,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost_usd: 0.0,
+                    saved_usd: 0.0,
+                    cache_hits: 0,
+                },
+                Vec::new(),
+                Vec::new(),
+            )
+        });
+        e.0.requests += 1;
+        if status.is_some_and(|s| s >= 400) || state == "interrupted" {
+            e.0.errors += 1;
+        }
+        if let Some(l) = lat {
+            e.1.push(l);
+        }
+        if let Some(l) = ttft {
+            e.2.push(l);
+        }
+        e.0.input_tokens += inp.unwrap_or(0);
+        e.0.output_tokens += out.unwrap_or(0);
+        e.0.cost_usd += cost.unwrap_or(0.0);
+        e.0.saved_usd += saved.unwrap_or(0.0);
+        if cache.as_deref() == Some("HIT") {
+            e.0.cache_hits += 1;
+        }
+    }
+    Ok(buckets
+        .into_values()
+        .map(|(mut row, mut lat, mut ttft)| {
+            row.p50_latency_ms = percentile(&mut lat, 0.50);
+            row.p95_latency_ms = percentile(&mut lat, 0.95);
+            row.p50_ttft_ms = percentile(&mut ttft, 0.50);
+            row.p95_ttft_ms = percentile(&mut ttft, 0.95);
+            row
+        })
+        .collect())
+}
+
+fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    Some((v[i] * 100.0).round() / 100.0)
+}
+
+/// The query plan SQLite or Postgres chooses for a log-list query, for
+/// checking that filters use indexes.
+pub async fn explain_list(s: &Storage, f: &LogFilter) -> Result<String, sqlx::Error> {
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM requests r");
+    let mut args = Vec::new();
+    filtered(f, &mut sql, &mut args);
+    sql.push_str(" ORDER BY r.time_ms DESC, r.id DESC LIMIT 51");
+    Ok(match s {
+        Storage::Sqlite(p) => {
+            let q = format!("EXPLAIN QUERY PLAN {sql}");
+            bind_all!(sqlx::query(&q), &args)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(3).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        Storage::Postgres(p) => {
+            let q = format!("EXPLAIN {}", pg(&sql));
+            bind_all!(sqlx::query(&q), &args)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    })
+}

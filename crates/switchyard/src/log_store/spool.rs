@@ -1,0 +1,338 @@
+//! The spool: an append-only, segmented file of log entries between a
+//! request and the database.
+//!
+//! Appending is one `write(2)` of one line into the current segment, done
+//! before the request goes upstream (`begin`) and before its response is
+//! released (`end`). The kernel's page cache makes that write survive the
+//! process being killed, which is what lets every acknowledged response and
+//! every upstream call keep its record; the database write happens later,
+//! off the request path. The writer reads forward from a checkpoint that it
+//! moves only after the database committed what it read.
+//!
+//! One process owns a spool directory at a time (an exclusive lock on
+//! `LOCK`). A process that takes over a directory knows the previous owner
+//! is gone, drains what it left and settles its unfinished requests.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A segment is closed and a new one started past this size.
+const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    _lock: File,
+    current: Mutex<Segment>,
+    /// Bytes appended and not yet committed to the database.
+    pending: AtomicU64,
+    /// The instance that owned this spool before us, if any.
+    pub previous_owner: Option<String>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    file: File,
+    size: u64,
+}
+
+/// Where the writer has got to: segment and byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(
+        "another switchyard process owns the spool at {0}; give each process its own logs.spool_dir"
+    )]
+    Locked(PathBuf),
+    #[error("spool I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Spool {
+    /// Opens (creating) the spool in `dir` for `instance`.
+    pub fn open(dir: &Path, instance: &str) -> Result<Spool, SpoolError> {
+        std::fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked(dir.to_owned()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let owner_file = dir.join("OWNER");
+        let previous_owner = std::fs::read_to_string(&owner_file)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty() && s != instance);
+        write_atomic(&owner_file, instance.as_bytes())?;
+        // Always start a fresh segment: older ones are never written again,
+        // so a torn last line in one of them is known to be garbage.
+        let seq = segments(dir)?.last().map_or(1, |s| s + 1);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(segment_path(dir, seq))?;
+        let spool = Spool {
+            dir: dir.to_owned(),
+            _lock: lock,
+            current: Mutex::new(Segment { seq, file, size: 0 }),
+            pending: AtomicU64::new(0),
+            previous_owner,
+        };
+        let cp = spool.checkpoint();
+        let mut pending = 0;
+        for s in segments(dir)? {
+            if s >= cp.seq {
+                let len = std::fs::metadata(segment_path(dir, s))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                pending += if s == cp.seq {
+                    len.saturating_sub(cp.offset)
+                } else {
+                    len
+                };
+            }
+        }
+        spool.pending.store(pending, Ordering::Release);
+        Ok(spool)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes written and not yet in the database.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Appends one line (a newline is added). One write call: a reader
+    /// never sees half a line except after a crash mid-write.
+    pub fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+        let mut seg = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if seg.size >= SEGMENT_BYTES {
+            let seq = seg.seq + 1;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(segment_path(&self.dir, seq))?;
+            *seg = Segment { seq, file, size: 0 };
+        }
+        seg.file.write_all(&buf)?;
+        seg.size += buf.len() as u64;
+        self.pending.fetch_add(buf.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Forces what was appended to stable storage (used at shutdown).
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .file
+            .sync_data()
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        let text = std::fs::read_to_string(self.dir.join("CHECKPOINT")).unwrap_or_default();
+        let mut parts = text.split_whitespace().map(|p| p.parse::<u64>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(seq), Some(offset)) => Checkpoint { seq, offset },
+            _ => Checkpoint {
+                seq: segments(&self.dir)
+                    .ok()
+                    .and_then(|s| s.first().copied())
+                    .unwrap_or(1),
+                offset: 0,
+            },
+        }
+    }
+
+    /// Reads up to `max` complete lines after `from`. Returns them with the
+    /// checkpoint just past the last one.
+    pub fn read(
+        &self,
+        from: Checkpoint,
+        max: usize,
+    ) -> std::io::Result<(Vec<Vec<u8>>, Checkpoint)> {
+        let current_seq = self.current.lock().unwrap_or_else(|p| p.into_inner()).seq;
+        let mut lines = Vec::new();
+        let mut at = from;
+        for seq in segments(&self.dir)?.into_iter().filter(|s| *s >= from.seq) {
+            if seq != at.seq {
+                at = Checkpoint { seq, offset: 0 };
+            }
+            let mut f = File::open(segment_path(&self.dir, seq))?;
+            f.seek(SeekFrom::Start(at.offset))?;
+            let mut r = BufReader::new(f);
+            loop {
+                if lines.len() >= max {
+                    return Ok((lines, at));
+                }
+                let mut line = Vec::new();
+                let n = r.read_until(b'\n', &mut line)?;
+                if n == 0 {
+                    break;
+                }
+                if line.last() != Some(&b'\n') {
+                    // A torn write. In the live segment it may still be
+                    // completing; in an older one it never will.
+                    if seq == current_seq {
+                        return Ok((lines, at));
+                    }
+                    at.offset += n as u64;
+                    break;
+                }
+                at.offset += n as u64;
+                line.pop();
+                if !line.is_empty() {
+                    lines.push(line);
+                }
+            }
+            if seq == current_seq {
+                break;
+            }
+        }
+        Ok((lines, at))
+    }
+
+    /// Records that everything before `cp` is in the database: moves the
+    /// checkpoint (atomically) and deletes segments wholly behind it.
+    pub fn commit(&self, from: Checkpoint, cp: Checkpoint) -> std::io::Result<()> {
+        write_atomic(
+            &self.dir.join("CHECKPOINT"),
+            format!("{} {}", cp.seq, cp.offset).as_bytes(),
+        )?;
+        let mut consumed = 0u64;
+        for seq in segments(&self.dir)? {
+            if seq < from.seq {
+                continue;
+            }
+            let len = std::fs::metadata(segment_path(&self.dir, seq))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let start = if seq == from.seq { from.offset } else { 0 };
+            if seq < cp.seq {
+                consumed += len.saturating_sub(start);
+            } else if seq == cp.seq {
+                consumed += cp.offset.saturating_sub(start);
+            }
+        }
+        self.pending
+            .fetch_sub(consumed.min(self.pending()), Ordering::AcqRel);
+        let current_seq = self.current.lock().unwrap_or_else(|p| p.into_inner()).seq;
+        for seq in segments(&self.dir)? {
+            if seq < cp.seq && seq < current_seq {
+                let _ = std::fs::remove_file(segment_path(&self.dir, seq));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every byte of every segment, for tests that look for what must not
+    /// be there.
+    pub fn raw_bytes(dir: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        for seq in segments(dir).unwrap_or_default() {
+            if let Ok(mut f) = File::open(segment_path(dir, seq)) {
+                let _ = f.read_to_end(&mut out);
+            }
+        }
+        out
+    }
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:012}.jsonl"))
+}
+
+fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut out: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".jsonl")?.parse().ok()
+        })
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_reads_commits_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Spool::open(dir.path(), "a").unwrap();
+            assert!(matches!(
+                Spool::open(dir.path(), "b"),
+                Err(SpoolError::Locked(_))
+            ));
+            for i in 0..5 {
+                s.append(format!("line {i}").as_bytes()).unwrap();
+            }
+            let from = s.checkpoint();
+            let (lines, cp) = s.read(from, 3).unwrap();
+            assert_eq!(
+                lines,
+                [b"line 0".to_vec(), b"line 1".to_vec(), b"line 2".to_vec()]
+            );
+            s.commit(from, cp).unwrap();
+            assert_eq!(s.pending(), 14);
+        }
+        // A torn line at the end of the dead owner's segment.
+        let last = segments(dir.path()).unwrap().pop().unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(segment_path(dir.path(), last))
+            .unwrap()
+            .write_all(b"{\"torn")
+            .unwrap();
+        let s = Spool::open(dir.path(), "b").unwrap();
+        assert_eq!(s.previous_owner.as_deref(), Some("a"));
+        s.append(b"line 5").unwrap();
+        let from = s.checkpoint();
+        let (lines, cp) = s.read(from, 100).unwrap();
+        assert_eq!(
+            lines,
+            [b"line 3".to_vec(), b"line 4".to_vec(), b"line 5".to_vec()]
+        );
+        s.commit(from, cp).unwrap();
+        assert_eq!(s.pending(), 0);
+        assert_eq!(
+            segments(dir.path()).unwrap().len(),
+            1,
+            "consumed segments are deleted"
+        );
+    }
+}

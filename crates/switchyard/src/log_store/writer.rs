@@ -1,0 +1,395 @@
+//! The background writer: spool → database, in batches, idempotently.
+//!
+//! Each round reads what the spool holds past its checkpoint, upserts it in
+//! one transaction, and moves the checkpoint only after the commit. A
+//! failed round (database down) is retried with backoff; the spool holds
+//! everything meanwhile. Rounds also keep this process's heartbeat, settle
+//! the unfinished requests of processes that died as `interrupted` with
+//! estimated usage, and apply retention in bounded batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use super::Entry;
+use crate::gateway::Gateway;
+use crate::storage::{Storage, pg};
+
+/// Entries per transaction.
+const BATCH: usize = 2000;
+/// A process whose heartbeat is older than this is presumed dead.
+const DEAD_AFTER_MS: i64 = 30_000;
+/// Rows deleted per retention statement.
+const RETENTION_BATCH: i64 = 5000;
+
+/// Runs until `stop` is cancelled, then drains what it can.
+pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
+    let rec = &gw.recorder;
+    let storage = &gw.storage;
+    if let Err(e) = heartbeat(storage, &rec.instance).await {
+        tracing::warn!(error = %e, "Could not record this process's heartbeat");
+    }
+    let mut backoff = Duration::from_millis(100);
+    let mut last_chores = tokio::time::Instant::now() - Duration::from_secs(3600);
+    let mut settled_previous = rec.spool.previous_owner.is_none();
+    loop {
+        let drained = match drain_once(&gw).await {
+            Ok(n) => {
+                backoff = Duration::from_millis(100);
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pending_bytes = rec.spool.pending(), "Could not write request logs; retrying (the spool keeps them)");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        // The previous owner of this spool is gone: once its entries are in,
+        // its unfinished requests are settled at once.
+        if !settled_previous && drained == 0 {
+            if let Some(prev) = &rec.spool.previous_owner {
+                match settle_interrupted(&gw, Some(prev)).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(requests = n, instance = %prev, "Settled requests interrupted by a restart")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "Could not settle interrupted requests"),
+                }
+            }
+            settled_previous = true;
+        }
+        if last_chores.elapsed() > Duration::from_secs(5) {
+            last_chores = tokio::time::Instant::now();
+            if let Err(e) = chores(&gw).await {
+                tracing::warn!(error = %e, "Log housekeeping failed");
+            }
+        }
+        if drained >= BATCH {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = rec.notify.notified() => {
+                // Let a burst gather into one transaction.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    // Shutdown: one last drain, bounded in time by the caller.
+    for _ in 0..50 {
+        match drain_once(&gw).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "Request logs left in the spool at shutdown; the next start writes them");
+                break;
+            }
+        }
+    }
+    let _ = rec.spool.sync();
+}
+
+/// One batch from the spool into the database. Returns entries written.
+pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
+    let spool = &gw.recorder.spool;
+    let from = spool.checkpoint();
+    let (lines, to) = spool.read(from, BATCH)?;
+    if lines.is_empty() {
+        if to != from {
+            spool.commit(from, to)?;
+        }
+        return Ok(0);
+    }
+    let mut entries = Vec::with_capacity(lines.len());
+    for line in &lines {
+        match serde_json::from_slice::<Entry>(line) {
+            Ok(e) => entries.push(e),
+            // Not ours to fix; skipping it must not block everything after.
+            Err(e) => tracing::error!(error = %e, "Unreadable spool entry skipped"),
+        }
+    }
+    write_batch(&gw.storage, &entries).await?;
+    spool.commit(from, to)?;
+    Ok(entries.len())
+}
+
+macro_rules! upsert_all {
+    ($tx:expr, $q:expr, $entries:expr) => {{
+        let tx = $tx;
+        for e in $entries {
+            match e {
+                Entry::Begin(b) => {
+                    sqlx::query(&$q(
+                        "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, log_mode, est_input_tokens, metadata, request_body) \
+                         VALUES (?, ?, ?, 'begun', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    ))
+                    .bind(&b.id)
+                    .bind(b.time_ms)
+                    .bind(&b.instance)
+                    .bind(&b.key_id)
+                    .bind(&b.route)
+                    .bind(&b.requested_model)
+                    .bind(&b.dialect)
+                    .bind(b.stream)
+                    .bind(log_mode_str(b.log_mode))
+                    .bind(b.est_input_tokens as i64)
+                    .bind(serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into()))
+                    .bind(&b.request_body)
+                    .execute(&mut *tx)
+                    .await?;
+                    for (tag, value) in &b.metadata {
+                        sqlx::query(&$q(
+                            "INSERT INTO request_tags (request_id, tag, value, time_ms) VALUES (?, ?, ?, ?) ON CONFLICT (request_id, tag) DO NOTHING",
+                        ))
+                        .bind(&b.id)
+                        .bind(tag)
+                        .bind(tag_value(value))
+                        .bind(b.time_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                Entry::End(e) => {
+                    sqlx::query(&$q(
+                        "UPDATE requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
+                         input_tokens = ?, output_tokens = ?, cached_tokens = ?, reasoning_tokens = ?, usage_source = ?, cost_usd = ?, saved_usd = ?, \
+                         price_version = ?, cache = ?, attempts = ?, excluded = ?, response_body = ? WHERE id = ?",
+                    ))
+                    .bind(&e.provider)
+                    .bind(&e.model)
+                    .bind(i64::from(e.status))
+                    .bind(&e.error_class)
+                    .bind(e.latency_ms)
+                    .bind(e.ttft_ms)
+                    .bind(e.input_tokens.map(|v| v as i64))
+                    .bind(e.output_tokens.map(|v| v as i64))
+                    .bind(e.cached_tokens.map(|v| v as i64))
+                    .bind(e.reasoning_tokens.map(|v| v as i64))
+                    .bind(&e.usage_source)
+                    .bind(e.cost_usd)
+                    .bind(e.saved_usd)
+                    .bind(&e.price_version)
+                    .bind(&e.cache)
+                    .bind(serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into()))
+                    .bind(serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into()))
+                    .bind(&e.response_body)
+                    .bind(&e.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Entry::Gap { time_ms, dropped } => {
+                    sqlx::query(&$q(
+                        "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
+                         VALUES (?, ?, '-', 'gap', '-', '-', ?, 'none', ?) ON CONFLICT (id) DO NOTHING",
+                    ))
+                    .bind(format!("gap_{time_ms}_{dropped}"))
+                    .bind(time_ms)
+                    .bind(false)
+                    .bind(format!("{{\"dropped\":{dropped}}}"))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+    }};
+}
+
+/// Writes entries in one transaction; safe to repeat.
+pub async fn write_batch(s: &Storage, entries: &[Entry]) -> Result<(), sqlx::Error> {
+    match s {
+        Storage::Sqlite(p) => {
+            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+            upsert_all!(&mut *tx, |q: &str| q.to_owned(), entries);
+            tx.commit().await
+        }
+        Storage::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            upsert_all!(&mut *tx, pg, entries);
+            tx.commit().await
+        }
+    }
+}
+
+fn log_mode_str(m: crate::config::LogMode) -> &'static str {
+    match m {
+        crate::config::LogMode::Full => "full",
+        crate::config::LogMode::Metadata => "metadata",
+        crate::config::LogMode::None => "none",
+    }
+}
+
+/// A tag's value as stored and matched: strings as they are, numbers and
+/// booleans in their JSON spelling.
+pub fn tag_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn heartbeat(s: &Storage, instance: &str) -> Result<(), sqlx::Error> {
+    let now = crate::clock::unix_ms();
+    const Q: &str = "INSERT INTO instances (id, started_ms, beat_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET beat_ms = excluded.beat_ms";
+    match s {
+        Storage::Sqlite(p) => {
+            sqlx::query(Q)
+                .bind(instance)
+                .bind(now)
+                .bind(now)
+                .execute(p)
+                .await?
+        }
+        Storage::Postgres(p) => {
+            sqlx::query(&pg(Q))
+                .bind(instance)
+                .bind(now)
+                .bind(now)
+                .execute(p)
+                .await?;
+            return Ok(());
+        }
+    };
+    Ok(())
+}
+
+/// Heartbeat, settling of dead processes' requests, retention.
+async fn chores(gw: &Gateway) -> anyhow::Result<()> {
+    heartbeat(&gw.storage, &gw.recorder.instance).await?;
+    settle_interrupted(gw, None).await?;
+    retention(gw).await?;
+    Ok(())
+}
+
+/// Marks the `begun` requests of one dead process (or of every process
+/// whose heartbeat stopped) as `interrupted`, with estimated usage: the
+/// input estimate from admission, no output, cost at the target's price.
+pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow::Result<usize> {
+    let s = &gw.storage;
+    let dead_before = crate::clock::unix_ms() - DEAD_AFTER_MS;
+    let select = match instance {
+        Some(_) => {
+            "SELECT id, requested_model, est_input_tokens FROM requests WHERE state = 'begun' AND instance = ?"
+        }
+        None => {
+            "SELECT r.id, r.requested_model, r.est_input_tokens FROM requests r JOIN instances i ON i.id = r.instance \
+                 WHERE r.state = 'begun' AND i.beat_ms < ?"
+        }
+    };
+    let rows: Vec<(String, String, i64)> = match s {
+        Storage::Sqlite(p) => {
+            let q = sqlx::query(select);
+            let q = match instance {
+                Some(i) => q.bind(i.to_owned()),
+                None => q.bind(dead_before),
+            };
+            q.fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        }
+        Storage::Postgres(p) => {
+            let sql = pg(select);
+            let q = sqlx::query(&sql);
+            let q = match instance {
+                Some(i) => q.bind(i.to_owned()),
+                None => q.bind(dead_before),
+            };
+            q.fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        }
+    };
+    let mut n = 0;
+    for (id, model, est) in rows {
+        let usage = crate::chat::Usage {
+            input_tokens: est.max(0) as u64,
+            ..Default::default()
+        };
+        let cost = model
+            .split_once('/')
+            .and_then(|(p, m)| gw.prices.get(p, m))
+            .map(|p| p.cost(&usage));
+        const Q: &str = "UPDATE requests SET state = 'interrupted', error_class = 'interrupted', input_tokens = ?, output_tokens = 0, \
+                         usage_source = 'estimated', cost_usd = ?, price_version = ? WHERE id = ? AND state = 'begun'";
+        let done = match s {
+            Storage::Sqlite(p) => sqlx::query(Q)
+                .bind(est)
+                .bind(cost)
+                .bind(&gw.prices.version)
+                .bind(&id)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Storage::Postgres(p) => sqlx::query(&pg(Q))
+                .bind(est)
+                .bind(cost)
+                .bind(&gw.prices.version)
+                .bind(&id)
+                .execute(p)
+                .await?
+                .rows_affected(),
+        };
+        n += done as usize;
+    }
+    Ok(n)
+}
+
+/// Deletes records past `logs.retain_days` and bodies past
+/// `logs.body_retain_days`, a bounded batch at a time.
+async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
+    let now = crate::clock::unix_ms();
+    let day = 86_400_000i64;
+    let rows_before = now - i64::from(gw.config.logs.retain_days) * day;
+    let bodies_before = now - i64::from(gw.config.logs.body_retain_days) * day;
+    let s = &gw.storage;
+    let stmts = [
+        (
+            "DELETE FROM request_tags WHERE rowid IN (SELECT rowid FROM request_tags WHERE time_ms < ? LIMIT ?)",
+            "DELETE FROM request_tags WHERE ctid IN (SELECT ctid FROM request_tags WHERE time_ms < ? LIMIT ?)",
+            rows_before,
+        ),
+        (
+            "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND state <> 'begun' LIMIT ?)",
+            "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND state <> 'begun' LIMIT ?)",
+            rows_before,
+        ),
+        (
+            "UPDATE requests SET request_body = NULL, response_body = NULL WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?)",
+            "UPDATE requests SET request_body = NULL, response_body = NULL WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?)",
+            bodies_before,
+        ),
+    ];
+    for (lite, post, before) in stmts {
+        // A few batches per round keeps each round short.
+        for _ in 0..4 {
+            let n = match s {
+                Storage::Sqlite(p) => sqlx::query(lite)
+                    .bind(before)
+                    .bind(RETENTION_BATCH)
+                    .execute(p)
+                    .await?
+                    .rows_affected(),
+                Storage::Postgres(p) => sqlx::query(&pg(post))
+                    .bind(before)
+                    .bind(RETENTION_BATCH)
+                    .execute(p)
+                    .await?
+                    .rows_affected(),
+            };
+            if n < RETENTION_BATCH as u64 {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
