@@ -19,6 +19,10 @@ export async function render(root) {
   const tbody = h('tbody', { 'data-testid': 'cache-body' });
   const more = h('button', { type: 'button', hidden: true, 'data-testid': 'cache-load-more', onclick: () => load(true) }, 'Load more');
   const count = h('p', { class: 'muted', 'aria-live': 'polite' });
+  const table = h('table', { 'data-testid': 'cache-table', 'aria-busy': 'false' },
+    h('thead', {}, h('tr', {}, ['Namespace', 'Model', 'Size', 'Created', 'Expires', 'Stream', 'Key hash', ''].map((t, i) =>
+      h('th', { scope: 'col', class: i === 2 ? 'num' : null }, t === '' ? h('span', { class: 'sr-only' }, 'Actions') : t)))),
+    tbody);
   let entries = [];
   let cursor = null;
 
@@ -47,16 +51,14 @@ export async function render(root) {
           nsBody))),
     h('h2', {}, 'Entries'),
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Cache entries table' },
-      h('table', { 'data-testid': 'cache-table' },
-        h('thead', {}, h('tr', {}, ['Namespace', 'Model', 'Size', 'Created', 'Expires', 'Stream', 'Key hash', ''].map((t, i) =>
-          h('th', { scope: 'col', class: i === 2 ? 'num' : null }, t === '' ? h('span', { class: 'sr-only' }, 'Actions') : t)))),
-        tbody)),
+      table),
     h('div', { class: 'actions' }, more, count));
 
   async function load(append) {
     const query = { namespace: nsIn.value.trim(), limit: 100 };
     if (append && cursor) query.cursor = cursor;
     more.disabled = true;
+    table.setAttribute('aria-busy', 'true');
     let page;
     try {
       page = await api('/admin/v1/cache', { query });
@@ -64,6 +66,8 @@ export async function render(root) {
       clear(errors).append(errorBox(e));
       more.disabled = false;
       return;
+    } finally {
+      table.setAttribute('aria-busy', 'false');
     }
     clear(errors);
     entries = append ? entries.concat(page.data || []) : (page.data || []);

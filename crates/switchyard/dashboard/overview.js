@@ -4,7 +4,7 @@
 import { api } from './api.js';
 import { chartCard } from './chart.js';
 import {
-  BUCKET_MS, RANGES, clear, empty, errorBox, fmtCompact, fmtInt, fmtMs, fmtPct, fmtTime, fmtUsd,
+  BUCKET_MS, RANGES, clear, empty, errorBox, fill, fmtCompact, fmtInt, fmtMs, fmtPct, fmtTime, fmtUsd,
   h, hashQuery, poll, replaceHashQuery, segmented,
 } from './ui.js';
 
@@ -147,12 +147,12 @@ export async function render(root) {
     });
 
     const tm = data.top_models || [];
-    clear(models).append(tm.length ? tm.map((m) => h('tr', {},
+    fill(models, tm.length ? tm.map((m) => h('tr', {},
       h('td', {}, h('a', { href: `#/requests?model=${encodeURIComponent(m.name)}` }, m.name)),
       h('td', { class: 'num' }, fmtInt(m.requests)),
       h('td', { class: 'num' }, fmtUsd(m.cost_usd)))) : empty(3, 'No requests in this range'));
     const tp = data.top_providers || [];
-    clear(providers).append(tp.length ? tp.map((p) => h('tr', {},
+    fill(providers, tp.length ? tp.map((p) => h('tr', {},
       h('td', {}, h('a', { href: `#/requests?provider=${encodeURIComponent(p.name)}` }, p.name)),
       h('td', { class: 'num' }, fmtInt(p.requests)),
       h('td', { class: 'num' }, `${fmtInt(p.errors)}${p.requests ? ` (${fmtPct((p.errors || 0) / p.requests)})` : ''}`),

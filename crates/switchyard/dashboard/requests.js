@@ -30,6 +30,7 @@ export async function render(root, id) {
   const errors = h('div');
   let cursor = null;
   let shown = 0;
+  let table = null;
   let keyNames = new Map();
 
   for (const [name, label, placeholder] of TEXT_FILTERS) {
@@ -94,7 +95,7 @@ export async function render(root, id) {
     h('datalist', { id: 'dl-providers' }),
     errors,
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Requests table' },
-      h('table', { 'data-testid': 'requests-table' },
+      table = h('table', { 'data-testid': 'requests-table', 'aria-busy': 'false' },
         h('thead', {}, h('tr', {},
           ['Time', 'Status', 'Model', 'Key', 'Latency', 'Tokens in / out', 'Cost', 'Cache', 'Tags'].map((t, i) =>
             h('th', { scope: 'col', class: i >= 4 && i <= 6 ? 'num' : null }, t)))),
@@ -122,6 +123,7 @@ export async function render(root, id) {
     query.push(['limit', 50]);
     if (append && cursor) query.push(['cursor', cursor]);
     more.disabled = true;
+    table.setAttribute('aria-busy', 'true');
     let page;
     try {
       page = await api('/admin/v1/logs', { query });
@@ -129,6 +131,8 @@ export async function render(root, id) {
       clear(errors).append(errorBox(e));
       more.disabled = false;
       return;
+    } finally {
+      table.setAttribute('aria-busy', 'false');
     }
     clear(errors);
     if (!append) { clear(tbody); shown = 0; }

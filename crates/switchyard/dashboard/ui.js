@@ -38,6 +38,11 @@ export function clear(node) {
   return node;
 }
 
+/// Replaces a node's children (arrays are flattened, null is skipped).
+export function fill(node, ...children) {
+  return append(clear(node), children);
+}
+
 export function announce(msg) {
   const r = document.getElementById('announce');
   if (!r) return;

@@ -61,6 +61,7 @@ export async function render(root) {
   const thead = h('thead');
   const tbody = h('tbody', { 'data-testid': 'usage-body' });
   const tfoot = h('tfoot');
+  const table = h('table', { 'data-testid': 'usage-table', 'aria-busy': 'false' }, thead, tbody, tfoot);
   const exportBtn = h('button', { type: 'button', 'data-testid': 'usage-export', onclick: exportCsv }, 'Export CSV');
 
   root.append(
@@ -76,7 +77,7 @@ export async function render(root) {
     errors,
     chart.card,
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Usage table' },
-      h('table', { 'data-testid': 'usage-table' }, thead, tbody, tfoot)));
+      table));
 
   function readForm() {
     state.dims = checks.map((l) => l.querySelector('input')).filter((c) => c.checked).map((c) => c.value);
@@ -105,11 +106,14 @@ export async function render(root) {
     until = Date.now();
     since = until - RANGES[state.range].ms;
     let data;
+    table.setAttribute('aria-busy', 'true');
     try {
       data = await api('/admin/v1/usage', { query: { group_by: groupBy.join(','), since, until, bucket: state.bucket } });
     } catch (e) {
       if (mine === gen) clear(errors).append(errorBox(e));
       return;
+    } finally {
+      if (mine === gen) table.setAttribute('aria-busy', 'false');
     }
     if (mine !== gen) return;
     clear(errors);

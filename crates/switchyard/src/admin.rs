@@ -6,6 +6,7 @@
 //! database, and prints where. Agent keys never open these routes.
 
 mod keys;
+mod logs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,6 +105,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/keys/{id}"),
     ("PATCH", "/admin/v1/keys/{id}"),
     ("DELETE", "/admin/v1/keys/{id}"),
+    ("GET", "/admin/v1/logs"),
+    ("GET", "/admin/v1/logs/{id}"),
+    ("GET", "/admin/v1/usage"),
+    ("GET", "/admin/v1/stats"),
 ];
 
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
@@ -115,6 +120,10 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/admin/v1/keys/{id}") => get(keys::show),
         ("PATCH", "/admin/v1/keys/{id}") => patch(keys::update),
         ("DELETE", "/admin/v1/keys/{id}") => delete(keys::revoke),
+        ("GET", "/admin/v1/logs") => get(logs::list),
+        ("GET", "/admin/v1/logs/{id}") => get(logs::show),
+        ("GET", "/admin/v1/usage") => get(logs::usage),
+        ("GET", "/admin/v1/stats") => get(logs::stats),
         _ => return None,
     })
 }

@@ -58,6 +58,9 @@ impl Storage {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
+                // Deleted bodies and purged entries are overwritten, not
+                // left in free pages.
+                .pragma("secure_delete", "FAST")
                 .busy_timeout(Duration::from_secs(5));
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)

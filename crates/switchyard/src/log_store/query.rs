@@ -328,8 +328,8 @@ pub async fn usage(
         "SELECT {bucket} AS bucket{}{} , COUNT(*) AS requests, \
          SUM(CASE WHEN r.status >= 400 OR r.state = 'interrupted' THEN 1 ELSE 0 END) AS errors, \
          COALESCE(SUM(r.input_tokens), 0) AS input_tokens, COALESCE(SUM(r.output_tokens), 0) AS output_tokens, \
-         COALESCE(SUM(r.cached_tokens), 0) AS cached_tokens, COALESCE(SUM(r.cost_usd), 0) AS cost_usd, \
-         COALESCE(SUM(r.saved_usd), 0) AS saved_usd FROM requests r{joins} WHERE r.state <> 'gap'",
+         COALESCE(SUM(r.cached_tokens), 0) AS cached_tokens, COALESCE(SUM(r.cost_usd), 0.0) AS cost_usd, \
+         COALESCE(SUM(r.saved_usd), 0.0) AS saved_usd FROM requests r{joins} WHERE r.state <> 'gap'",
         if select.is_empty() { "" } else { ", " },
         select.join(", ")
     );

@@ -346,7 +346,7 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
 
 /// Deletes records past `logs.retain_days` and bodies past
 /// `logs.body_retain_days`, a bounded batch at a time.
-async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
+pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
     let now = crate::clock::unix_ms();
     let day = 86_400_000i64;
     let rows_before = now - i64::from(gw.config.logs.retain_days) * day;

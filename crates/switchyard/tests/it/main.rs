@@ -9,6 +9,7 @@ mod errors;
 mod fixtures;
 mod harness;
 mod keys;
+mod logs;
 mod mock;
 mod routing;
 mod sdk;

@@ -1,0 +1,605 @@
+//! Usage, cost and records: one true record per request, filters and
+//! grouping by any tag, log modes that keep bodies out of everything,
+//! metrics.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::mock::Reply;
+
+const PRICED: &str = r#"
+[[routes]]
+name = "smart"
+targets = ["anthropic/claude-test", "openai/gpt-test"]
+
+[pricing."openai/gpt-test"]
+input_per_mtok_usd = 2.0
+output_per_mtok_usd = 8.0
+cached_input_per_mtok_usd = 0.5
+
+[pricing."anthropic/claude-test"]
+input_per_mtok_usd = 3.0
+output_per_mtok_usd = 15.0
+"#;
+
+fn chat(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 16})
+}
+
+/// Waits until the record of `id` is complete in the database.
+pub async fn record(gw: &Gw, id: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (s, v) = gw
+            .admin_call("GET", &format!("/admin/v1/logs/{id}"), None)
+            .await;
+        if s == 200 && v["state"] != "begun" {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no complete record for {id}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn id_of(h: &http::HeaderMap) -> String {
+    h["x-switchyard-request-id"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn each_request_leaves_one_true_record() {
+    let gw = Gw::start(PRICED).await;
+    let (_, secret) = gw
+        .create_key(json!({"name": "team-key", "metadata": {"team": "default", "owner": "ops"}}))
+        .await;
+    let auth = format!("Bearer {secret}");
+    let meta = r#"{"team":"search","stage":"classify","n":3,"gold":true}"#;
+    let (s, h, _) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("openai/gpt-test", "Say hi"),
+            &[("authorization", &auth), ("x-switchyard-metadata", meta)],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let cost_header: f64 = h["x-switchyard-cost-usd"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let r = record(&gw, &id_of(&h)).await;
+    assert_eq!(r["state"], "complete");
+    assert_eq!(r["status"], 200);
+    assert_eq!(r["provider"], "openai");
+    assert_eq!(r["model"], "gpt-test");
+    assert_eq!(r["requested_model"], "openai/gpt-test");
+    assert_eq!(
+        (r["input_tokens"].as_i64(), r["output_tokens"].as_i64()),
+        (Some(11), Some(7))
+    );
+    assert_eq!(r["usage_source"], "reported");
+    let want = (11.0 * 2.0 + 7.0 * 8.0) / 1e6;
+    assert!(
+        (r["cost_usd"].as_f64().unwrap() - want).abs() < 1e-12,
+        "{r}"
+    );
+    assert!((cost_header - want).abs() < 1e-9);
+    assert_eq!(
+        r["metadata"],
+        json!({"team": "search", "owner": "ops", "stage": "classify", "n": 3, "gold": true})
+    );
+    assert_eq!(r["attempts"][0]["target"], "openai/gpt-test");
+    assert_eq!(r["attempts"][0]["jurisdiction"], "us");
+    assert_eq!(r["attempts"][0]["outcome"], "ok");
+    assert_eq!(r["log_mode"], "metadata");
+    assert!(r["request_body"].is_null() && r["response_body"].is_null());
+    assert!(r["latency_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        r["key_id"],
+        gw.admin_call("GET", "/admin/v1/keys", None).await.1["data"][0]["id"]
+    );
+
+    // A failover: both attempts, with jurisdictions, on the record.
+    gw.mocks.anthropic.script([Reply::Json(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        vec![],
+    )]);
+    let (_, h, _) = gw
+        .post_with(
+            "/v1/messages",
+            &chat("smart", "Say hi"),
+            &[("authorization", &auth)],
+        )
+        .await;
+    let r = record(&gw, &id_of(&h)).await;
+    assert_eq!(r["route"], "smart");
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        (
+            attempts[0]["outcome"].as_str(),
+            attempts[0]["status"].as_i64()
+        ),
+        (Some("error"), Some(529))
+    );
+    assert_eq!(attempts[0]["error_class"], "overloaded");
+    assert_eq!(attempts[1]["outcome"], "ok");
+
+    // Streamed usage equals non-streamed usage for the same answer.
+    let mut body = chat("anthropic/claude-test", "Say hi");
+    let (_, h, _) = gw
+        .post_with("/v1/chat/completions", &body, &[("authorization", &auth)])
+        .await;
+    let plain = record(&gw, &id_of(&h)).await;
+    body["stream"] = json!(true);
+    let (_, h, _) = gw
+        .post_raw(
+            "/v1/chat/completions",
+            body.to_string().into_bytes(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    let streamed = record(&gw, &id_of(&h)).await;
+    for f in ["input_tokens", "output_tokens", "cached_tokens", "cost_usd"] {
+        assert_eq!(plain[f], streamed[f], "{f}");
+    }
+    assert!(streamed["ttft_ms"].as_f64().is_some());
+    assert_eq!(streamed["stream"], true);
+
+    // Refusals are recorded too.
+    let (s, h, _) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("openai/gpt-test", "x"),
+            &[
+                ("authorization", &auth),
+                ("x-switchyard-jurisdiction", "mars"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 403);
+    let r = record(&gw, &id_of(&h)).await;
+    assert_eq!(
+        (r["status"].as_i64(), r["error_class"].as_str()),
+        (Some(403), Some("no_compliant_provider"))
+    );
+
+    // Bad metadata is a 400 naming the header.
+    for bad in ["{not json", "[1]", r#"{"a":{"b":1}}"#, r#"{"a":null}"#] {
+        let (s, _, v) = gw
+            .post_with(
+                "/v1/chat/completions",
+                &chat("openai/gpt-test", "x"),
+                &[("x-switchyard-metadata", bad)],
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}");
+        assert_eq!(v["error"]["param"], "x-switchyard-metadata");
+    }
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("t{i}"), json!(i))).collect();
+    let (s, _, _) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("openai/gpt-test", "x"),
+            &[("x-switchyard-metadata", &Value::Object(many).to_string())],
+        )
+        .await;
+    assert_eq!(s, 400);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn filters_paging_and_grouping_by_any_tag() {
+    let gw = Gw::start(PRICED).await;
+    let mut ids = Vec::new();
+    for (team, model) in [
+        ("a", "openai/gpt-test"),
+        ("a", "anthropic/claude-test"),
+        ("b", "openai/gpt-test"),
+        ("b", "openai/gpt-test"),
+        ("c", "anthropic/claude-test"),
+    ] {
+        let (_, h, _) = gw
+            .post_with(
+                "/v1/chat/completions",
+                &chat(model, "hi"),
+                &[("x-switchyard-metadata", &format!(r#"{{"team":"{team}"}}"#))],
+            )
+            .await;
+        ids.push(id_of(&h));
+    }
+    for id in &ids {
+        record(&gw, id).await;
+    }
+    let (_, v) = gw
+        .admin_call("GET", "/admin/v1/logs?metadata.team=b", None)
+        .await;
+    let got: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[3].as_str(), ids[2].as_str()], "newest first");
+    let (_, v) = gw
+        .admin_call(
+            "GET",
+            "/admin/v1/logs?provider=anthropic&metadata.team=c",
+            None,
+        )
+        .await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    let (_, v) = gw
+        .admin_call("GET", "/admin/v1/logs?status=200&model=gpt-test", None)
+        .await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 3);
+
+    // Cursor paging covers everything exactly once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/admin/v1/logs?limit=2&cursor={c}"),
+            None => "/admin/v1/logs?limit=2".into(),
+        };
+        let (_, v) = gw.admin_call("GET", &path, None).await;
+        for r in v["data"].as_array().unwrap() {
+            seen.push(r["id"].as_str().unwrap().to_owned());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut want = ids.clone();
+    want.reverse();
+    assert_eq!(seen, want);
+
+    // Usage by tag and provider.
+    let (s, v) = gw
+        .admin_call(
+            "GET",
+            "/admin/v1/usage?group_by=metadata.team,provider",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let rows = v["data"].as_array().unwrap();
+    let b = rows
+        .iter()
+        .find(|r| r["group"]["metadata.team"] == "b" && r["group"]["provider"] == "openai")
+        .unwrap();
+    assert_eq!(b["requests"], 2);
+    assert_eq!(b["input_tokens"], 22);
+    assert!((b["cost_usd"].as_f64().unwrap() - 2.0 * (11.0 * 2.0 + 7.0 * 8.0) / 1e6).abs() < 1e-12);
+    let (_, v) = gw
+        .admin_call("GET", "/admin/v1/usage?group_by=model&bucket=hour", None)
+        .await;
+    assert!(v["data"][0]["bucket"].as_i64().unwrap() % 3_600_000 == 0);
+    let (s, v) = gw
+        .admin_call("GET", "/admin/v1/usage?group_by=colour", None)
+        .await;
+    assert_eq!((s, v["error"]["param"].as_str()), (400, Some("group_by")));
+    let (s, v) = gw
+        .admin_call("GET", "/admin/v1/logs?colour=red", None)
+        .await;
+    assert_eq!((s, v["error"]["param"].as_str()), (400, Some("colour")));
+    let (s, v) = gw
+        .admin_call("GET", "/admin/v1/stats?bucket=minute", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["requests"].as_u64().unwrap())
+            .sum::<u64>(),
+        5
+    );
+    assert!(v["data"][0]["p50_latency_ms"].as_f64().is_some());
+    assert_eq!(v["top_models"][0]["name"], "gpt-test");
+
+    // Metrics.
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("switchyard_requests_total{provider=\"openai\",model=\"gpt-test\",status=\"200\",cache=\"BYPASS\"} 3"), "{text}");
+    assert!(text.contains("switchyard_spool_bytes"));
+    assert!(text.contains(
+        "switchyard_tokens_total{provider=\"anthropic\",model=\"claude-test\",kind=\"input\"} 22"
+    ));
+    assert!(
+        !text.contains("metadata") && !text.contains("key_"),
+        "no tags or keys as labels"
+    );
+    gw.shutdown().await;
+}
+
+/// Usage grouping by tag on Postgres, through the same queries.
+#[tokio::test]
+async fn usage_by_tag_on_postgres_and_plans_use_indexes() {
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    let gw = Gw::start_on(
+        start_mocks().await,
+        "",
+        PRICED,
+        &pg,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let mut last = String::new();
+    for team in ["x", "y", "x"] {
+        let (_, h, _) = gw
+            .post_with(
+                "/v1/chat/completions",
+                &chat("openai/gpt-test", "hi"),
+                &[("x-switchyard-metadata", &format!(r#"{{"team":"{team}"}}"#))],
+            )
+            .await;
+        last = id_of(&h);
+    }
+    record(&gw, &last).await;
+    let (s, v) = gw
+        .admin_call("GET", "/admin/v1/usage?group_by=metadata.team", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let x = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"]["metadata.team"] == "x")
+        .unwrap();
+    assert_eq!(
+        (x["requests"].as_i64(), x["output_tokens"].as_i64()),
+        (Some(2), Some(14))
+    );
+    let (_, v) = gw
+        .admin_call("GET", "/admin/v1/logs?metadata.team=y", None)
+        .await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn sqlite_plans_use_indexes() {
+    let gw = Gw::start("").await;
+    let storage = &gw.running.gateway.storage;
+    use switchyard::log_store::query::{LogFilter, explain_list};
+    for (f, index) in [
+        (LogFilter::default(), "requests_time"),
+        (
+            LogFilter {
+                key: Some("k".into()),
+                ..Default::default()
+            },
+            "requests_key_time",
+        ),
+        (
+            LogFilter {
+                provider: Some("p".into()),
+                ..Default::default()
+            },
+            "requests_provider_time",
+        ),
+        (
+            LogFilter {
+                tags: vec![("team".into(), "a".into())],
+                ..Default::default()
+            },
+            "request_tags",
+        ),
+    ] {
+        let plan = explain_list(storage, &f).await.unwrap();
+        assert!(plan.contains(index), "{f:?} should use {index}:\n{plan}");
+        assert!(
+            !plan.contains("SCAN r\n") && !plan.ends_with("SCAN r"),
+            "no full scan: {plan}"
+        );
+    }
+    gw.shutdown().await;
+}
+
+/// Canary strings in prompts and answers, under modes `metadata` and
+/// `none`, on the stream, error, fallback and disconnect paths: not one in
+/// the database file, its WAL, the spool or the logs. Mode `full` keeps
+/// them, which shows the search would find them.
+#[tokio::test]
+async fn bodies_stay_out_of_everything_but_full_mode() {
+    let gw = Gw::start(&format!("{PRICED}\n[logs]\nmode = \"full\"\n")).await;
+    let canary = "CANARY-7d1e-PROMPT";
+    let mut ids = Vec::new();
+    for mode in ["metadata", "none"] {
+        let h = [
+            ("x-switchyard-log", mode),
+            ("x-switchyard-metadata", r#"{"secret_tag":"CANARY-TAG-91"}"#),
+        ];
+        // Plain and streamed, both dialects (the mock echoes the prompt).
+        for path in ["/v1/chat/completions", "/v1/messages"] {
+            for stream in [false, true] {
+                let mut body = chat("openai/gpt-test", &format!("say {canary}"));
+                body["stream"] = json!(stream);
+                let (_, hh, text) = gw.post_raw(path, body.to_string().into_bytes(), &h).await;
+                assert!(text.contains(canary), "the answer echoes it");
+                ids.push(id_of(&hh));
+            }
+        }
+        // Error path and fallback path.
+        gw.mocks.openai.script([Reply::Json(
+            500,
+            json!({"error": {"message": format!("failed on {canary}")}}),
+            vec![],
+        )]);
+        let (_, hh, _) = gw
+            .post_raw(
+                "/v1/chat/completions",
+                chat("openai/gpt-test", canary).to_string().into_bytes(),
+                &h,
+            )
+            .await;
+        ids.push(id_of(&hh));
+        gw.mocks.anthropic.script([Reply::Json(
+            503,
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": canary}}),
+            vec![],
+        )]);
+        let (_, hh, _) = gw
+            .post_raw(
+                "/v1/messages",
+                chat("smart", canary).to_string().into_bytes(),
+                &h,
+            )
+            .await;
+        ids.push(id_of(&hh));
+        // Disconnect mid-stream: read the first bytes, drop the connection.
+        gw.mocks.openai.script([Reply::Sse {
+            pieces: vec![
+                (
+                    Duration::ZERO,
+                    crate::mock::openai_chunk(&format!("{canary} part one ")),
+                ),
+                (
+                    Duration::from_millis(300),
+                    crate::mock::openai_chunk(&format!("{canary} part two")),
+                ),
+                (Duration::ZERO, "data: [DONE]\n\n".into()),
+            ],
+            abort: false,
+        }]);
+        let mut body = chat("openai/gpt-test", canary);
+        body["stream"] = json!(true);
+        let resp = gw
+            .http
+            .post(gw.url("/v1/chat/completions"))
+            .header("x-switchyard-log", mode)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        ids.push(id_of(resp.headers()));
+        let mut stream = resp.bytes_stream();
+        use futures_util::StreamExt;
+        let _ = stream.next().await;
+        drop(stream);
+    }
+    // One in mode full, as the control.
+    let (_, hh, _) = gw
+        .post_raw(
+            "/v1/chat/completions",
+            chat("openai/gpt-test", canary).to_string().into_bytes(),
+            &[],
+        )
+        .await;
+    let full_id = id_of(&hh);
+    for id in &ids {
+        let r = record(&gw, id).await;
+        assert!(
+            r["request_body"].is_null() && r["response_body"].is_null(),
+            "{r}"
+        );
+        if r["log_mode"] == "none" {
+            assert!(
+                r["metadata"].get("secret_tag").is_none(),
+                "mode none keeps no request tags: {r}"
+            );
+        }
+    }
+    let full = record(&gw, &full_id).await;
+    assert!(full["request_body"].as_str().unwrap().contains(canary));
+    assert!(full["response_body"].as_str().unwrap().contains(canary));
+    // Now remove the control row and look at every byte at rest.
+    let storage = &gw.running.gateway.storage;
+    if let switchyard::storage::Storage::Sqlite(p) = storage {
+        sqlx::query("UPDATE requests SET request_body = NULL, response_body = NULL WHERE id = ?")
+            .bind(&full_id)
+            .execute(p)
+            .await
+            .unwrap();
+        sqlx::query("VACUUM").execute(p).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(p)
+            .await
+            .unwrap();
+    }
+    let db = std::fs::read(gw.dir.path().join("switchyard.db")).unwrap();
+    let wal = std::fs::read(gw.dir.path().join("switchyard.db-wal")).unwrap_or_default();
+    let spool = switchyard::log_store::spool::Spool::raw_bytes(&gw.dir.path().join("spool"));
+    let hits = |bytes: &[u8]| {
+        bytes
+            .windows(canary.len())
+            .filter(|w| *w == canary.as_bytes())
+            .count()
+    };
+    // The spool's control entry (mode full) is the only place it may be.
+    let spool_hits = hits(&spool);
+    assert!(
+        spool_hits <= 2,
+        "only the full-mode control entry's two bodies: {spool_hits}"
+    );
+    assert_eq!(hits(&db), 0, "database file");
+    assert_eq!(hits(&wal), 0, "WAL");
+    assert!(!logs().contains(canary), "log lines");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn retention_deletes_old_records_and_older_bodies() {
+    let gw = Gw::start("[logs]\nretain_days = 10\nbody_retain_days = 2\n").await;
+    let day = 86_400_000i64;
+    let now = switchyard::clock::unix_ms();
+    let entries: Vec<switchyard::log_store::Entry> = [(1, "recent"), (5, "bodiless"), (20, "gone")]
+        .iter()
+        .map(|(age, id)| {
+            switchyard::log_store::Entry::Begin(switchyard::log_store::Begin {
+                id: (*id).into(),
+                time_ms: now - age * day,
+                instance: "i".into(),
+                key_id: None,
+                route: None,
+                requested_model: "m".into(),
+                dialect: "openai".into(),
+                stream: false,
+                log_mode: switchyard::config::LogMode::Full,
+                est_input_tokens: 1,
+                metadata: [("t".to_string(), json!("v"))].into_iter().collect(),
+                request_body: Some("body".into()),
+            })
+        })
+        .collect();
+    let g = &gw.running.gateway;
+    switchyard::log_store::writer::write_batch(&g.storage, &entries)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE requests SET state = 'complete'")
+        .execute(match &g.storage {
+            switchyard::storage::Storage::Sqlite(p) => p,
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    switchyard::log_store::writer::retention(g).await.unwrap();
+    let (_, v) = gw.admin_call("GET", "/admin/v1/logs", None).await;
+    let rows: Vec<(&str, bool)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["request_body"].is_null()))
+        .collect();
+    assert_eq!(rows, [("recent", false), ("bodiless", true)]);
+    gw.shutdown().await;
+}
