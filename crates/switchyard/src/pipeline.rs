@@ -624,7 +624,11 @@ async fn attempt_chat(
     attempt: u32,
 ) -> Result<Served> {
     let provider = &target.provider;
-    let call = providers::chat_call(provider, inbound, &target.model)?;
+    let mut call = providers::chat_call(provider, inbound, &target.model)?;
+    // The provider may log it: one id ties their records to ours.
+    if let Ok(v) = HeaderValue::from_str(&ctx.id.to_string()) {
+        call.headers.push(("x-switchyard-request-id", v));
+    }
     let resp = send(gw, ctx, provider, &call).await?;
     if call.stream {
         let translator = Translator::new(

@@ -53,10 +53,12 @@ CREATE TABLE request_tags (
 CREATE INDEX request_tags_lookup ON request_tags (tag, value, time_ms DESC);
 CREATE INDEX request_tags_time ON request_tags (tag, time_ms);
 
--- Gateway processes and when each was last alive: a `begun` request whose
--- process stopped beating is settled as interrupted.
+-- Gateway processes, the spool each wrote to, and when each was last alive:
+-- a `begun` request whose process stopped beating, or whose spool another
+-- process took over, is settled as interrupted.
 CREATE TABLE instances (
     id         TEXT PRIMARY KEY,
+    spool      TEXT NOT NULL,
     started_ms BIGINT NOT NULL,
     beat_ms    BIGINT NOT NULL
 );

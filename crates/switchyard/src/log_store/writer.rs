@@ -28,12 +28,13 @@ const RETENTION_BATCH: i64 = 5000;
 pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
     let rec = &gw.recorder;
     let storage = &gw.storage;
-    if let Err(e) = heartbeat(storage, &rec.instance).await {
+    let spool_dir = rec.spool.dir().display().to_string();
+    if let Err(e) = heartbeat(storage, &rec.instance, &spool_dir).await {
         tracing::warn!(error = %e, "Could not record this process's heartbeat");
     }
     let mut backoff = Duration::from_millis(100);
     let mut last_chores = tokio::time::Instant::now() - Duration::from_secs(3600);
-    let mut settled_previous = rec.spool.previous_owner.is_none();
+    let mut settled_previous = false;
     loop {
         let drained = match drain_once(&gw).await {
             Ok(n) => {
@@ -50,19 +51,18 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
                 continue;
             }
         };
-        // The previous owner of this spool is gone: once its entries are in,
-        // its unfinished requests are settled at once.
+        // Every earlier owner of this spool is gone (we hold its lock): once
+        // their entries are in, their unfinished requests are settled.
         if !settled_previous && drained == 0 {
-            if let Some(prev) = &rec.spool.previous_owner {
-                match settle_interrupted(&gw, Some(prev)).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(requests = n, instance = %prev, "Settled requests interrupted by a restart")
+            match settle_previous_owners(&gw, &spool_dir).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(requests = n, "Settled requests interrupted by a restart");
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "Could not settle interrupted requests"),
+                    settled_previous = true;
                 }
+                Err(e) => tracing::warn!(error = %e, "Could not settle interrupted requests"),
             }
-            settled_previous = true;
         }
         if last_chores.elapsed() > Duration::from_secs(5) {
             last_chores = tokio::time::Instant::now();
@@ -234,34 +234,74 @@ pub fn tag_value(v: &serde_json::Value) -> String {
     }
 }
 
-async fn heartbeat(s: &Storage, instance: &str) -> Result<(), sqlx::Error> {
+async fn heartbeat(s: &Storage, instance: &str, spool: &str) -> Result<(), sqlx::Error> {
     let now = crate::clock::unix_ms();
-    const Q: &str = "INSERT INTO instances (id, started_ms, beat_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET beat_ms = excluded.beat_ms";
+    const Q: &str = "INSERT INTO instances (id, spool, started_ms, beat_ms) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET beat_ms = excluded.beat_ms";
     match s {
         Storage::Sqlite(p) => {
             sqlx::query(Q)
                 .bind(instance)
-                .bind(now)
-                .bind(now)
-                .execute(p)
-                .await?
-        }
-        Storage::Postgres(p) => {
-            sqlx::query(&pg(Q))
-                .bind(instance)
+                .bind(spool)
                 .bind(now)
                 .bind(now)
                 .execute(p)
                 .await?;
-            return Ok(());
+        }
+        Storage::Postgres(p) => {
+            sqlx::query(&pg(Q))
+                .bind(instance)
+                .bind(spool)
+                .bind(now)
+                .bind(now)
+                .execute(p)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Settles the unfinished requests of every other process that wrote to
+/// this spool, and forgets those processes.
+async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow::Result<usize> {
+    const Q: &str = "SELECT id FROM instances WHERE spool = ? AND id <> ?";
+    let me = &gw.recorder.instance;
+    let owners: Vec<String> = match &gw.storage {
+        Storage::Sqlite(p) => {
+            sqlx::query_scalar(Q)
+                .bind(spool)
+                .bind(me)
+                .fetch_all(p)
+                .await?
+        }
+        Storage::Postgres(p) => {
+            sqlx::query_scalar(&pg(Q))
+                .bind(spool)
+                .bind(me)
+                .fetch_all(p)
+                .await?
         }
     };
-    Ok(())
+    let mut n = 0;
+    for owner in owners {
+        n += settle_interrupted(gw, Some(&owner)).await?;
+        const D: &str = "DELETE FROM instances WHERE id = ?";
+        match &gw.storage {
+            Storage::Sqlite(p) => {
+                sqlx::query(D).bind(&owner).execute(p).await?;
+            }
+            Storage::Postgres(p) => {
+                sqlx::query(&pg(D)).bind(&owner).execute(p).await?;
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// Heartbeat, settling of dead processes' requests, retention.
 async fn chores(gw: &Gateway) -> anyhow::Result<()> {
-    heartbeat(&gw.storage, &gw.recorder.instance).await?;
+    let spool = gw.recorder.spool.dir().display().to_string();
+    heartbeat(&gw.storage, &gw.recorder.instance, &spool).await?;
     settle_interrupted(gw, None).await?;
     retention(gw).await?;
     Ok(())

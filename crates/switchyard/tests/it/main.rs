@@ -5,6 +5,7 @@
 
 mod binary;
 mod core;
+mod durability;
 mod errors;
 mod fixtures;
 mod harness;

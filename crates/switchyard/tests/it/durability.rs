@@ -1,0 +1,330 @@
+//! Records that are never lost: the real binary killed with SIGKILL under
+//! load and restarted, and a database outage under load.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use sqlx::Row;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::binary::Binary;
+use crate::harness::*;
+use crate::mock::Reply;
+
+/// Request ids the upstream mocks saw (the gateway sends its id upstream).
+fn upstream_ids(m: &Mocks) -> HashSet<String> {
+    [&m.openai, &m.anthropic, &m.gemini, &m.compat]
+        .iter()
+        .flat_map(|m| m.requests())
+        .filter_map(|r| {
+            r.headers
+                .get("x-switchyard-request-id")
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// Sends requests from `workers` tasks until `stop`; returns the ids of the
+/// responses that completed (the client saw all of them).
+async fn load(base: String, workers: usize, stop: CancellationToken, seed: u64) -> Vec<String> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (base, stop, seen, http) = (base.clone(), stop.clone(), seen.clone(), http.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed * 100 + w as u64);
+            while !stop.is_cancelled() {
+                let model = [
+                    "openai/gpt-test",
+                    "anthropic/claude-test",
+                    "google/gemini-test",
+                ][rng.gen_range(0..3)];
+                let stream = rng.gen_bool(0.4);
+                let body = json!({"model": model, "stream": stream, "max_tokens": 8,
+                                  "messages": [{"role": "user", "content": "durable"}]});
+                let r = http
+                    .post(format!("{base}/v1/chat/completions"))
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await;
+                let Ok(r) = r else { continue };
+                let id = r
+                    .headers()
+                    .get("x-switchyard-request-id")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let ok = r.status() == 200;
+                // Only a response read to its end was seen by the client.
+                if let (Ok(text), Some(id)) = (r.text().await, id)
+                    && ok
+                    && (!stream || text.contains("[DONE]"))
+                {
+                    seen.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let v = seen.lock().unwrap().clone();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_no_record() {
+    let mocks = start_mocks().await;
+    // Upstream answers take a little while, so kills land mid-request.
+    for m in [&mocks.openai, &mocks.anthropic, &mocks.gemini] {
+        m.script((0..100_000).map(|i| {
+            Reply::Delay(
+                Duration::from_millis(2 + (i % 20) as u64),
+                Box::new(Reply::Default),
+            )
+        }));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n{}",
+            dir.path().display(),
+            providers_toml(&mocks)
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("MOCK_OPENAI_KEY", OPENAI_KEY),
+        ("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY),
+        ("MOCK_GEMINI_KEY", GEMINI_KEY),
+        ("MOCK_COMPAT_KEY", COMPAT_KEY),
+        ("RUST_LOG", "warn"),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut client_seen: Vec<String> = Vec::new();
+    let cycles = 10;
+    for cycle in 0..cycles {
+        let bin = Binary::start(&config, &env);
+        let stop = CancellationToken::new();
+        let load = tokio::spawn(load(bin.base.clone(), 6, stop.clone(), cycle));
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..700))).await;
+        // SIGKILL: no goodbye.
+        let pid = bin.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+        stop.cancel();
+        client_seen.extend(load.await.unwrap());
+        drop(bin);
+    }
+    // A last, clean start: it drains what the killed ones left and settles
+    // their unfinished requests.
+    let bin = Binary::start(&config, &env);
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}/sy.db", dir.path().display()))
+        .await
+        .unwrap();
+    let upstream = upstream_ids(&mocks);
+    let started = Instant::now();
+    let records: HashMap<String, String> = loop {
+        let rows = sqlx::query("SELECT id, state FROM requests")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        let map: HashMap<String, String> = rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect();
+        let settled = upstream
+            .iter()
+            .all(|id| map.get(id).is_some_and(|s| s != "begun"));
+        if settled || started.elapsed() > Duration::from_secs(20) {
+            break map;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let total: i64 = sqlx::query("SELECT COUNT(*) FROM requests")
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        .get(0);
+    let distinct: i64 = sqlx::query("SELECT COUNT(DISTINCT id) FROM requests")
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        .get(0);
+    let integrity: String = sqlx::query("PRAGMA integrity_check")
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        .get(0);
+    let missing_seen: Vec<&String> = client_seen
+        .iter()
+        .filter(|id| !records.contains_key(*id))
+        .collect();
+    let unsettled: Vec<&String> = upstream
+        .iter()
+        .filter(|id| records.get(*id).is_none_or(|s| s == "begun"))
+        .collect();
+    let interrupted = records.values().filter(|s| *s == "interrupted").count();
+    println!(
+        "crash durability: {cycles} SIGKILL cycles, {} responses seen by clients, {} upstream calls, {} records ({} interrupted), {} missing, {} duplicates, integrity {integrity}",
+        client_seen.len(),
+        upstream.len(),
+        records.len(),
+        interrupted,
+        missing_seen.len() + unsettled.len(),
+        total - distinct
+    );
+    assert!(client_seen.len() > 50, "the load ran");
+    assert!(
+        missing_seen.is_empty(),
+        "responses without a record: {missing_seen:?}"
+    );
+    assert!(
+        unsettled.is_empty(),
+        "upstream calls without an end or interrupted record: {unsettled:?}"
+    );
+    assert_eq!(total, distinct);
+    assert_eq!(integrity, "ok");
+    db.close().await;
+    bin.stop();
+}
+
+/// A TCP proxy that can be cut: what the gateway's database connection
+/// goes through, so the test can take "the database" away without touching
+/// the machine's Postgres.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    up: Arc<Mutex<CancellationToken>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(Mutex::new(CancellationToken::new()));
+        let state = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let token = state.lock().unwrap().clone();
+                if token.is_cancelled() {
+                    drop(client);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, up }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn cut(&self) {
+        self.up.lock().unwrap().cancel();
+    }
+
+    fn restore(&self) {
+        *self.up.lock().unwrap() = CancellationToken::new();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_delays_records_and_loses_none() {
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    // Route the gateway's Postgres connection through the proxy.
+    let (host_port, rest) = pg
+        .strip_prefix("postgres://postgres@")
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    let proxy = Proxy::start(host_port.parse().unwrap()).await;
+    let via = format!("postgres://postgres@{}/{rest}", proxy.addr);
+    let gw = Gw::start_on(
+        start_mocks().await,
+        "",
+        "",
+        &via,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let mut ids = Vec::new();
+    let send = |gw: &Gw| {
+        let url = gw.url("/v1/chat/completions");
+        let http = gw.http.clone();
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(json!({"model": "openai/gpt-test", "messages": [{"role": "user", "content": "hi"}]}).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "responses continue during the outage");
+            r.headers()["x-switchyard-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    for _ in 0..20 {
+        ids.push(send(&gw).await);
+    }
+    proxy.cut();
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(3) {
+        ids.push(send(&gw).await);
+    }
+    let pending = gw.running.gateway.recorder.spool.pending();
+    assert!(pending > 0, "the spool holds what the database cannot take");
+    proxy.restore();
+    let restored = Instant::now();
+    let db = sqlx::PgPool::connect(&pg).await.unwrap();
+    loop {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE state = 'complete'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .get(0);
+        if n as usize >= ids.len() || restored.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drain = restored.elapsed();
+    let rows = sqlx::query("SELECT id FROM requests WHERE state = 'complete'")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let got: HashSet<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+    let missing = ids.iter().filter(|id| !got.contains(*id)).count();
+    println!(
+        "database outage: {} requests ({} during a 3 s outage), spool peaked at {pending} bytes, drained {:?} after the database came back, {missing} lost, {} duplicates",
+        ids.len(),
+        ids.len() - 20,
+        drain,
+        rows.len() - got.len()
+    );
+    assert_eq!(missing, 0);
+    assert_eq!(rows.len(), got.len());
+    db.close().await;
+    gw.shutdown().await;
+    let _: Value = json!(null);
+}
