@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Row;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -72,8 +72,7 @@ async fn load(base: String, workers: usize, stop: CancellationToken, seed: u64) 
     for t in tasks {
         let _ = t.await;
     }
-    let v = seen.lock().unwrap().clone();
-    v
+    seen.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -326,5 +325,4 @@ async fn a_database_outage_delays_records_and_loses_none() {
     assert_eq!(rows.len(), got.len());
     db.close().await;
     gw.shutdown().await;
-    let _: Value = json!(null);
 }
