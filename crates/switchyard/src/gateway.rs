@@ -26,6 +26,7 @@ pub struct Gateway {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub recorder: crate::log_store::Recorder,
     pub metrics: crate::metrics::Metrics,
+    pub tracer: crate::telemetry::Tracer,
 }
 
 impl Gateway {
@@ -67,6 +68,10 @@ impl Gateway {
             redis,
             recorder,
             metrics: crate::metrics::Metrics::default(),
+            tracer: crate::telemetry::Tracer::from_env(
+                env,
+                reqwest::Client::builder().no_proxy().build()?,
+            ),
             config: Arc::new(config),
             providers,
             client,

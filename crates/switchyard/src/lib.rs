@@ -39,4 +39,5 @@ pub mod routing;
 pub mod server;
 pub mod storage;
 pub mod stream;
+pub mod telemetry;
 pub mod wire;

@@ -43,6 +43,8 @@ pub struct Ctx {
     /// The dialect the caller speaks (and gets errors in).
     pub dialect: Dialect,
     pub started: Instant,
+    /// The wall-clock time it started, for records and traces.
+    pub wall: std::time::SystemTime,
     /// When the whole call, every attempt included, must be done.
     pub deadline: Instant,
     pub timeout: Duration,
@@ -56,6 +58,7 @@ impl Ctx {
             id: Uuid::now_v7(),
             dialect,
             started,
+            wall: std::time::SystemTime::now(),
             deadline: started + timeout,
             timeout,
         }
@@ -157,6 +160,14 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
             let status = e.status().as_u16();
             gw.metrics
                 .request(None, None, status, "BYPASS", ctx.started.elapsed(), None);
+            if gw.tracer.enabled() {
+                let requested = held
+                    .journal
+                    .begin()
+                    .map(|b| b.requested_model.clone())
+                    .unwrap_or_default();
+                trace(&gw, &ctx, &requested, None, status, None, &held.evidence);
+            }
             if held.journal.is_open() {
                 held.journal.close(
                     &gw.recorder,
@@ -527,6 +538,21 @@ fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f:
     let full = journal
         .begin()
         .is_some_and(|b| b.log_mode == crate::config::LogMode::Full);
+    if gw.tracer.enabled() {
+        let requested = journal
+            .begin()
+            .map(|b| b.requested_model.as_str())
+            .unwrap_or("");
+        trace(
+            gw,
+            ctx,
+            requested,
+            Some(f.target),
+            f.status,
+            f.usage.as_ref(),
+            &f.evidence,
+        );
+    }
     journal.close(
         &gw.recorder,
         End {
@@ -784,6 +810,92 @@ async fn pump(
             body: seen.map(bytes::BytesMut::freeze),
         },
     );
+}
+
+/// One span for the request and one per attempt, GenAI conventions.
+fn trace(
+    gw: &Gateway,
+    ctx: &Ctx,
+    requested_model: &str,
+    served: Option<&Target>,
+    status: u16,
+    usage: Option<&Usage>,
+    evidence: &Evidence,
+) {
+    use crate::telemetry::{Span, genai_system, span_id, trace_id};
+    use serde_json::json;
+    let trace = trace_id();
+    let root = span_id();
+    let mut attrs = vec![
+        ("gen_ai.operation.name", json!("chat")),
+        ("gen_ai.request.model", json!(requested_model)),
+        ("http.response.status_code", json!(status)),
+        ("switchyard.request_id", json!(ctx.id.to_string())),
+        ("switchyard.attempts", json!(evidence.attempts.len())),
+    ];
+    if let Some(t) = served {
+        attrs.push((
+            "gen_ai.provider.name",
+            json!(genai_system(t.provider.kind())),
+        ));
+        attrs.push(("gen_ai.system", json!(genai_system(t.provider.kind()))));
+        attrs.push(("gen_ai.response.model", json!(t.model)));
+    }
+    if let Some(u) = usage {
+        attrs.push(("gen_ai.usage.input_tokens", json!(u.input_tokens)));
+        attrs.push(("gen_ai.usage.output_tokens", json!(u.output_tokens)));
+    }
+    if let Some(r) = &evidence.route {
+        attrs.push(("switchyard.route", json!(r)));
+    }
+    gw.tracer.record(Span {
+        trace_id: trace,
+        span_id: root,
+        parent: None,
+        name: format!("chat {requested_model}"),
+        kind: 2,
+        start: ctx.wall,
+        end: ctx.wall + ctx.started.elapsed(),
+        attributes: attrs,
+        error: status >= 400,
+    });
+    for a in &evidence.attempts {
+        let (provider, model) = a.target.split_once('/').unwrap_or((&a.target, ""));
+        let kind = gw
+            .providers
+            .get(provider)
+            .map(|p| genai_system(p.kind()))
+            .unwrap_or("unknown");
+        let start = ctx.wall + Duration::from_secs_f64(a.start_ms / 1000.0);
+        let mut attrs = vec![
+            ("gen_ai.operation.name", json!("chat")),
+            ("gen_ai.provider.name", json!(kind)),
+            ("gen_ai.system", json!(kind)),
+            ("gen_ai.request.model", json!(model)),
+            ("switchyard.target", json!(a.target)),
+            ("switchyard.outcome", json!(a.outcome)),
+        ];
+        if let Some(j) = &a.jurisdiction {
+            attrs.push(("switchyard.jurisdiction", json!(j)));
+        }
+        if let Some(s) = a.status {
+            attrs.push(("http.response.status_code", json!(s)));
+        }
+        if let Some(c) = &a.error_class {
+            attrs.push(("error.type", json!(c)));
+        }
+        gw.tracer.record(Span {
+            trace_id: trace,
+            span_id: span_id(),
+            parent: Some(root),
+            name: format!("chat {model}"),
+            kind: 3,
+            start,
+            end: start + Duration::from_secs_f64(a.duration_ms / 1000.0),
+            attributes: attrs,
+            error: a.outcome != "ok",
+        });
+    }
 }
 
 /// The most of a stream kept in a `full` record.

@@ -166,6 +166,18 @@ impl Gw {
         storage_url: &str,
         dir: tempfile::TempDir,
     ) -> Gw {
+        Gw::start_env(mocks, server, extra, storage_url, dir, &[]).await
+    }
+
+    /// As [`Gw::start_on`], with more environment variables.
+    pub async fn start_env(
+        mocks: Mocks,
+        server: &str,
+        extra: &str,
+        storage_url: &str,
+        dir: tempfile::TempDir,
+        more_env: &[(&str, &str)],
+    ) -> Gw {
         init_logs();
         let text = format!(
             r#"
@@ -190,8 +202,12 @@ url = "{}"
         } else {
             format!("{text}\n[logs]\n{spool}")
         };
-        let config = Config::parse(&text, None, &env()).unwrap_or_else(|e| panic!("{e}"));
-        let running = switchyard::server::start(config, &env()).await.unwrap();
+        let mut env = env();
+        for (k, v) in more_env {
+            env = env.with(k, v);
+        }
+        let config = Config::parse(&text, None, &env).unwrap_or_else(|e| panic!("{e}"));
+        let running = switchyard::server::start(config, &env).await.unwrap();
         Gw {
             base: format!("http://{}", running.addr),
             admin: format!("http://{}", running.admin_addr),

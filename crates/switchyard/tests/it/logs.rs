@@ -603,3 +603,110 @@ async fn retention_deletes_old_records_and_older_bodies() {
     assert_eq!(rows, [("recent", false), ("bodiless", true)]);
     gw.shutdown().await;
 }
+
+/// OpenTelemetry: one span per request and one per attempt, with the GenAI
+/// attributes, posted as OTLP JSON; no body, no tag.
+#[tokio::test]
+async fn traces_follow_the_genai_conventions() {
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sy.db", dir.path().display());
+    let gw = Gw::start_env(
+        start_mocks().await,
+        "",
+        PRICED,
+        &url,
+        dir,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)],
+    )
+    .await;
+    gw.mocks.anthropic.script([Reply::Json(
+        500,
+        json!({"type": "error", "error": {"type": "api_error", "message": "x"}}),
+        vec![],
+    )]);
+    let (_, h, _) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("smart", "SPAN-CANARY"),
+            &[("x-switchyard-metadata", r#"{"team":"t"}"#)],
+        )
+        .await;
+    let id = id_of(&h);
+    let started = std::time::Instant::now();
+    let spans: Vec<Value> = loop {
+        let all: Vec<Value> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        if all.len() >= 3 || started.elapsed() > Duration::from_secs(5) {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = serde_json::to_string(&spans).unwrap();
+    assert!(
+        !text.contains("SPAN-CANARY") && !text.contains("\"team\""),
+        "no bodies or tags: {text}"
+    );
+    let attr = |s: &Value, k: &str| -> Value {
+        s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == k)
+            .map(|a| a["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let root = spans
+        .iter()
+        .find(|s| s.get("parentSpanId").is_none())
+        .unwrap();
+    assert_eq!(
+        attr(root, "switchyard.request_id")["stringValue"],
+        id.as_str()
+    );
+    assert_eq!(attr(root, "gen_ai.request.model")["stringValue"], "smart");
+    assert_eq!(
+        attr(root, "gen_ai.response.model")["stringValue"],
+        "gpt-test"
+    );
+    assert_eq!(attr(root, "gen_ai.provider.name")["stringValue"], "openai");
+    assert_eq!(attr(root, "gen_ai.usage.output_tokens")["intValue"], "7");
+    let children: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["parentSpanId"] == root["spanId"])
+        .collect();
+    assert_eq!(children.len(), 2, "one span per attempt");
+    assert_eq!(
+        attr(children[0], "gen_ai.provider.name")["stringValue"],
+        "anthropic"
+    );
+    assert_eq!(attr(children[0], "error.type")["stringValue"], "server");
+    assert!(children.iter().all(|c| c["traceId"] == root["traceId"]));
+    gw.shutdown().await;
+}
