@@ -5,6 +5,7 @@
 //! unset the gateway makes one, stores it with mode 0600 next to the
 //! database, and prints where. Agent keys never open these routes.
 
+mod cache;
 mod keys;
 mod logs;
 
@@ -109,6 +110,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/logs/{id}"),
     ("GET", "/admin/v1/usage"),
     ("GET", "/admin/v1/stats"),
+    ("GET", "/admin/v1/cache"),
+    ("DELETE", "/admin/v1/cache"),
+    ("DELETE", "/admin/v1/cache/{id}"),
 ];
 
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
@@ -124,6 +128,9 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/admin/v1/logs/{id}") => get(logs::show),
         ("GET", "/admin/v1/usage") => get(logs::usage),
         ("GET", "/admin/v1/stats") => get(logs::stats),
+        ("GET", "/admin/v1/cache") => get(cache::list),
+        ("DELETE", "/admin/v1/cache") => delete(cache::purge),
+        ("DELETE", "/admin/v1/cache/{id}") => delete(cache::purge_one),
         _ => return None,
     })
 }

@@ -27,6 +27,7 @@ pub struct Gateway {
     pub recorder: crate::log_store::Recorder,
     pub metrics: crate::metrics::Metrics,
     pub tracer: crate::telemetry::Tracer,
+    pub cache: crate::cache::Cache,
 }
 
 impl Gateway {
@@ -56,6 +57,14 @@ impl Gateway {
             config.logs.spool_max_bytes,
             config.logs.on_spool_full,
         );
+        let cache = match &redis {
+            Some(c) => crate::cache::Cache::redis(
+                c.clone(),
+                config.cache.max_entries,
+                config.cache.max_bytes,
+            ),
+            None => crate::cache::Cache::memory(config.cache.max_entries, config.cache.max_bytes),
+        };
         let limiter = match &redis {
             Some(c) => crate::limits::Limiter::redis(c.clone()),
             None => crate::limits::Limiter::memory(),
@@ -67,6 +76,7 @@ impl Gateway {
             limiter,
             redis,
             recorder,
+            cache,
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(
                 env,

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod budget;
+pub mod cache;
 pub mod chat;
 pub mod clock;
 pub mod config;

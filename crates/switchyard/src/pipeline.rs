@@ -135,6 +135,57 @@ struct Held {
     permit: Option<Permit>,
     rate: Option<crate::limits::RateHeaders>,
     evidence: Evidence,
+    /// Where the answer goes in the cache, when caching is on for it.
+    cache: Option<CacheSlot>,
+}
+
+/// A cache entry to fill with this request's answer.
+#[derive(Debug, Clone)]
+struct CacheSlot {
+    id: String,
+    namespace: String,
+    ttl: Duration,
+    /// Only the route's first target's answers are stored, unless the route
+    /// allows fallback answers too.
+    primary: Arc<str>,
+    fallback_ok: bool,
+    requested_model: String,
+    stream: bool,
+    dialect: Dialect,
+}
+
+/// How long this request's answer may be cached: `x-switchyard-cache-ttl`,
+/// else the key's default, else the configured default; `0` is off, and
+/// `x-switchyard-skip-cache: true` neither reads nor writes.
+fn cache_ttl(gw: &Gateway, caller: &Caller, headers: &HeaderMap) -> Result<Duration> {
+    if let Some(v) = headers.get("x-switchyard-skip-cache") {
+        match v.to_str().map(str::trim) {
+            Ok("true") => return Ok(Duration::ZERO),
+            Ok("false") => {}
+            _ => {
+                return Err(GatewayError::BadHeader {
+                    header: "x-switchyard-skip-cache",
+                    message: "expected true or false".into(),
+                });
+            }
+        }
+    }
+    if let Some(v) = headers.get("x-switchyard-cache-ttl") {
+        let secs = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|s| *s <= 365 * 86_400)
+            .ok_or_else(|| GatewayError::BadHeader {
+                header: "x-switchyard-cache-ttl",
+                message: "expected whole seconds from 0 (off) to 31536000".into(),
+            })?;
+        return Ok(Duration::from_secs(secs));
+    }
+    if let Some(s) = caller.key.as_ref().and_then(|k| k.cache_ttl_s) {
+        return Ok(Duration::from_secs(s));
+    }
+    Ok(gw.config.cache.default_ttl)
 }
 
 /// `POST /v1/chat/completions` and `POST /v1/messages`.
@@ -285,6 +336,24 @@ async fn chat_planned(
         Ok(m) => m,
         Err(e) => return Err(refuse(held, begin, e)),
     };
+    let ttl = match cache_ttl(gw, &caller, &parts.headers) {
+        Ok(t) => t,
+        Err(e) => return Err(refuse(held, begin, e)),
+    };
+    let custom_key = parts
+        .headers
+        .get("x-switchyard-cache-key")
+        .and_then(|v| v.to_str().ok());
+    let cache_id = (!ttl.is_zero()).then(|| {
+        crate::cache::key(
+            caller.namespace(),
+            ctx.dialect,
+            request.stream,
+            &fields,
+            custom_key,
+        )
+    });
+    let namespace = caller.namespace().to_owned();
     let plan = match policy::constraints(&caller, &parts.headers, &request.model)
         .and_then(|c| routing::plan(gw, &request.model, &c))
     {
@@ -326,6 +395,21 @@ async fn chat_planned(
         attempts: Vec::with_capacity(plan.attempts.len()),
         excluded: plan.excluded.clone(),
     };
+    if let Some(id) = cache_id {
+        if let Some(hit) = gw.cache.get(&id, crate::clock::unix_ms()).await {
+            return Ok(serve_hit(gw, ctx, held, hit));
+        }
+        held.cache = Some(CacheSlot {
+            id,
+            namespace,
+            ttl,
+            primary: plan.primary.clone(),
+            fallback_ok: plan.cache_fallback,
+            requested_model: request.model.clone(),
+            stream: request.stream,
+            dialect: ctx.dialect,
+        });
+    }
     let inbound = Inbound {
         dialect: ctx.dialect,
         request: &request,
@@ -334,6 +418,98 @@ async fn chat_planned(
         anthropic_beta: parts.headers.get("anthropic-beta"),
     };
     chat_attempts(gw, ctx, &inbound, &plan, held).await
+}
+
+/// Answers from the cache: no upstream call, no cost; the record says what
+/// the original call cost (saved).
+fn serve_hit(gw: &Arc<Gateway>, ctx: &Ctx, held: &mut Held, hit: crate::cache::Entry) -> Response {
+    let meta = hit.meta;
+    let mut resp = Response::new(Body::from(hit.body));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(if meta.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }),
+    );
+    ctx.stamp(h);
+    if let Ok(v) = HeaderValue::from_str(&meta.provider) {
+        h.insert(PROVIDER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&meta.model) {
+        h.insert(MODEL, v);
+    }
+    h.insert(ATTEMPTS, HeaderValue::from(0));
+    h.insert(CACHE, HeaderValue::from_static("HIT"));
+    if !meta.stream {
+        h.insert(COST, HeaderValue::from_static("0"));
+    }
+    let latency = ctx.started.elapsed();
+    gw.metrics.request(
+        Some(&meta.provider),
+        Some(&meta.model),
+        200,
+        "HIT",
+        latency,
+        None,
+    );
+    held.journal.close(
+        &gw.recorder,
+        End {
+            provider: Some(meta.provider.clone()),
+            model: Some(meta.model.clone()),
+            status: 200,
+            latency_ms: ms(latency),
+            cost_usd: Some(0.0),
+            saved_usd: meta.cost_usd,
+            price_version: Some(gw.prices.version.clone()),
+            cache: "HIT".into(),
+            ..End::default()
+        },
+    );
+    if let Some(p) = held.permit.take() {
+        gw.spawn(policy::settle(gw.clone(), p, Some(0), Some(0.0), true));
+    }
+    resp
+}
+
+/// Stores an answer in the cache, in a tracked task (the response never
+/// waits for it). Fallback answers are stored only where the route allows.
+fn store(
+    gw: &Arc<Gateway>,
+    slot: CacheSlot,
+    target: &Target,
+    body: Bytes,
+    usage: Option<Usage>,
+    cost: Option<f64>,
+) {
+    if *target.key != *slot.primary && !slot.fallback_ok {
+        return;
+    }
+    let now = crate::clock::unix_ms();
+    let entry = crate::cache::Entry {
+        meta: crate::cache::EntryMeta {
+            id: slot.id.clone(),
+            namespace: slot.namespace,
+            key_hash: slot.id,
+            requested_model: slot.requested_model,
+            provider: target.provider.name().to_owned(),
+            model: target.model.clone(),
+            dialect: slot.dialect.as_str().to_owned(),
+            stream: slot.stream,
+            size_bytes: body.len() as u64,
+            created_at: now,
+            expires_at: now + slot.ttl.as_millis() as i64,
+            cost_usd: cost,
+            input_tokens: usage.map(|u| u.input_tokens),
+            output_tokens: usage.map(|u| u.output_tokens),
+        },
+        body,
+    };
+    let g = gw.clone();
+    gw.spawn(async move { g.cache.put(entry).await });
 }
 
 /// What a successful attempt produced.
@@ -417,6 +593,8 @@ async fn chat_attempts(
                     .ok_or_else(|| GatewayError::Internal("permit used twice".into()))?;
                 let journal = std::mem::take(&mut held.journal);
                 let evidence = std::mem::take(&mut held.evidence);
+                let slot = held.cache.take();
+                let cache_status = if slot.is_some() { "MISS" } else { "BYPASS" };
                 return Ok(match served {
                     Served::Whole {
                         mut response,
@@ -428,6 +606,12 @@ async fn chat_attempts(
                             && let Ok(v) = HeaderValue::from_str(&format!("{c:.8}"))
                         {
                             response.headers_mut().insert(COST, v);
+                        }
+                        response
+                            .headers_mut()
+                            .insert(CACHE, HeaderValue::from_static(cache_status));
+                        if let Some(slot) = slot {
+                            store(gw, slot, target, body.clone(), usage, cost);
                         }
                         finish(
                             gw,
@@ -443,15 +627,19 @@ async fn chat_attempts(
                                 ttft: None,
                                 evidence,
                                 body: Some(body),
+                                cache: cache_status,
                             },
                         );
                         response
                     }
                     Served::Stream {
-                        response,
+                        mut response,
                         live,
                         buffer,
                     } => {
+                        response
+                            .headers_mut()
+                            .insert(CACHE, HeaderValue::from_static(cache_status));
                         let ttft = ctx.started.elapsed();
                         gw.spawn(pump(
                             gw.clone(),
@@ -459,7 +647,7 @@ async fn chat_attempts(
                             target.clone(),
                             live,
                             buffer,
-                            Box::new((journal, permit, evidence)),
+                            Box::new((journal, permit, evidence, slot)),
                             ttft,
                         ));
                         response
@@ -517,6 +705,7 @@ struct Finished<'a> {
     evidence: Evidence,
     /// What the caller got, kept only in log mode `full`.
     body: Option<Bytes>,
+    cache: &'static str,
 }
 
 /// Closes a served request: its record, its permit, its metrics.
@@ -527,7 +716,7 @@ fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f:
         Some(f.target.provider.name()),
         Some(&f.target.model),
         f.status,
-        "BYPASS",
+        f.cache,
         latency,
         f.ttft,
     );
@@ -570,7 +759,7 @@ fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f:
             cost_usd: f.cost,
             saved_usd: None,
             price_version: Some(gw.prices.version.clone()),
-            cache: "BYPASS".into(),
+            cache: f.cache.into(),
             attempts: f.evidence.attempts,
             excluded: f.evidence.excluded,
             response_body: if full {
@@ -740,10 +929,16 @@ async fn pump(
     target: Target,
     mut live: Box<Live>,
     buffer: Arc<Buffer>,
-    held: Box<(Journal, Permit, Evidence)>,
+    held: Box<(Journal, Permit, Evidence, Option<CacheSlot>)>,
     ttft: Duration,
 ) {
-    let (journal, permit, evidence) = *held;
+    let (journal, permit, evidence, slot) = *held;
+    let cache_status = if slot.is_some() { "MISS" } else { "BYPASS" };
+    // The whole stream as the caller saw it, for the cache (bounded).
+    let mut for_cache = slot.as_ref().map(|_| bytes::BytesMut::new());
+    if let (Some(first), Some(c)) = (buffer.snapshot_first(), for_cache.as_mut()) {
+        c.extend_from_slice(&first);
+    }
     let full = journal
         .begin()
         .is_some_and(|b| b.log_mode == crate::config::LogMode::Full);
@@ -770,6 +965,13 @@ async fn pump(
                 {
                     s.extend_from_slice(&chunk);
                 }
+                if let Some(c) = for_cache.as_mut() {
+                    if c.len() + chunk.len() <= gw.config.cache.max_bytes as usize {
+                        c.extend_from_slice(&chunk);
+                    } else {
+                        for_cache = None;
+                    }
+                }
                 buffer.push(chunk);
             }
             None => break,
@@ -794,6 +996,9 @@ async fn pump(
     let usage = live.translator.usage();
     // A stream cut short after generating still cost what it used.
     let cost = cost(&gw, &target, usage.as_ref());
+    if let (Some(slot), Some(bytes), 200) = (slot, for_cache, status) {
+        store(&gw, slot, &target, bytes.freeze(), usage, cost);
+    }
     finish(
         &gw,
         &ctx,
@@ -808,6 +1013,7 @@ async fn pump(
             ttft: Some(ttft),
             evidence,
             body: seen.map(bytes::BytesMut::freeze),
+            cache: cache_status,
         },
     );
 }

@@ -4,6 +4,7 @@
 //! front of mock upstreams that speak each provider's wire format.
 
 mod binary;
+mod cache;
 mod core;
 mod durability;
 mod errors;
