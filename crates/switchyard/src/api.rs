@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod health;
 pub mod openai;
 pub mod passthrough;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/models"),
     ("POST", "/v1/messages"),
     ("ANY", "/passthrough/{provider}/{*rest}"),
+    ("GET", "/v1/streams/{id}"),
 ];
 
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
@@ -43,6 +45,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/v1/models") => get(openai::models),
         ("POST", "/v1/messages") => post(anthropic::messages),
         ("ANY", "/passthrough/{provider}/{*rest}") => any(passthrough::passthrough),
+        ("GET", "/v1/streams/{id}") => get(streams::resume),
         _ => return None,
     })
 }

@@ -42,6 +42,11 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Gone(String),
+    /// An `Idempotency-Key` reused with another body.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -67,6 +72,8 @@ impl GatewayError {
             | GatewayError::Untranslatable(_)
             | GatewayError::BadHeader { .. } => StatusCode::BAD_REQUEST,
             GatewayError::UnknownModel { .. } | GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::Gone(_) => StatusCode::GONE,
+            GatewayError::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::Forbidden(_) | GatewayError::NoCompliantProvider { .. } => {
@@ -106,6 +113,8 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::NoCompliantProvider { .. } => "no_compliant_provider",
             GatewayError::NotFound(_) => "not_found",
+            GatewayError::Gone(_) => "stream_gone",
+            GatewayError::Conflict(_) => "idempotency_key_reused",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::BudgetExceeded(_) => "budget_exceeded",
             GatewayError::Upstream(e) => e.class.as_str(),

@@ -28,6 +28,7 @@ pub struct Gateway {
     pub metrics: crate::metrics::Metrics,
     pub tracer: crate::telemetry::Tracer,
     pub cache: crate::cache::Cache,
+    pub streams: Arc<crate::stream::registry::Streams>,
 }
 
 impl Gateway {
@@ -77,6 +78,7 @@ impl Gateway {
             redis,
             recorder,
             cache,
+            streams: crate::stream::registry::Streams::new(config.streams.retain),
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(
                 env,

@@ -137,6 +137,8 @@ struct Held {
     evidence: Evidence,
     /// Where the answer goes in the cache, when caching is on for it.
     cache: Option<CacheSlot>,
+    /// The `Idempotency-Key` this request claimed, resolved with its answer.
+    claim: Option<crate::stream::registry::Claim>,
 }
 
 /// A cache entry to fill with this request's answer.
@@ -298,6 +300,47 @@ async fn chat_planned(
         Dialect::Anthropic => wire::anthropic::decode_request(body)?,
         _ => wire::openai::decode_request(body)?,
     };
+    if let Some(key) = parts.headers.get("idempotency-key") {
+        let key = key
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 255)
+            .ok_or_else(|| GatewayError::BadHeader {
+                header: "idempotency-key",
+                message: "expected 1 to 255 visible ASCII characters".into(),
+            })?;
+        let owner = caller.key_id().unwrap_or("anonymous").to_owned();
+        let hash = crate::stream::registry::body_hash(body);
+        loop {
+            use crate::stream::registry::Lookup;
+            match gw
+                .streams
+                .idempotent(&owner, key, hash, &ctx.id.to_string())
+            {
+                Lookup::Claimed(c) => {
+                    held.claim = Some(c);
+                    break;
+                }
+                Lookup::Mismatch => {
+                    return Err(GatewayError::Conflict(
+                        "this Idempotency-Key was already used with a different request body"
+                            .into(),
+                    ));
+                }
+                Lookup::Attach(first, mut rx) => {
+                    // Wait for the first request's answer; if it failed, its
+                    // claim is gone and this request runs in its place.
+                    let settled = rx
+                        .wait_for(|o| !matches!(o, crate::stream::registry::Outcome::Running))
+                        .await
+                        .map(|o| o.clone());
+                    if let Ok(outcome) = settled {
+                        return attach(gw, &owner, &first, outcome);
+                    }
+                }
+            }
+        }
+    }
     let mut begin = Begin {
         id: ctx.id.to_string(),
         time_ms: crate::clock::unix_ms(),
@@ -420,11 +463,68 @@ async fn chat_planned(
     chat_attempts(gw, ctx, &inbound, &plan, held).await
 }
 
+/// Hands a retry the first request's answer: its stream, replayed from the
+/// start and followed live, or its complete answer again. Nothing is sent
+/// upstream and nothing is billed.
+fn attach(
+    gw: &Gateway,
+    owner: &str,
+    first: &str,
+    outcome: crate::stream::registry::Outcome,
+) -> Result<Response> {
+    use crate::stream::registry::Outcome;
+    let mut resp = match outcome {
+        Outcome::Stream(id) => {
+            let kept = gw.streams.get(&id, owner).ok_or_else(|| {
+                GatewayError::NotFound("the first request's stream has expired".into())
+            })?;
+            let mut r = sse_response(kept.buffer, 0);
+            if let Ok(v) = HeaderValue::from_str(&kept.provider) {
+                r.headers_mut().insert(PROVIDER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&kept.model) {
+                r.headers_mut().insert(MODEL, v);
+            }
+            r
+        }
+        Outcome::Whole(a) => {
+            let mut r = Response::new(Body::from(a.body.clone()));
+            let h = r.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(a.content_type),
+            );
+            if let Ok(v) = HeaderValue::from_str(&a.provider) {
+                h.insert(PROVIDER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&a.model) {
+                h.insert(MODEL, v);
+            }
+            r
+        }
+        Outcome::Running => {
+            return Err(GatewayError::Internal(
+                "an idempotent request never settled".into(),
+            ));
+        }
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(first) {
+        h.insert(REQUEST_ID, v);
+    }
+    h.insert(
+        "x-switchyard-idempotent-replay",
+        HeaderValue::from_static("true"),
+    );
+    Ok(resp)
+}
+
 /// Answers from the cache: no upstream call, no cost; the record says what
 /// the original call cost (saved).
 fn serve_hit(gw: &Arc<Gateway>, ctx: &Ctx, held: &mut Held, hit: crate::cache::Entry) -> Response {
     let meta = hit.meta;
-    let mut resp = Response::new(Body::from(hit.body));
+    let hit_body = hit.body;
+    let mut resp = Response::new(Body::from(hit_body.clone()));
     let h = resp.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,
@@ -471,6 +571,21 @@ fn serve_hit(gw: &Arc<Gateway>, ctx: &Ctx, held: &mut Held, hit: crate::cache::E
     );
     if let Some(p) = held.permit.take() {
         gw.spawn(policy::settle(gw.clone(), p, Some(0), Some(0.0), true));
+    }
+    if let Some(c) = held.claim.take() {
+        c.resolve(crate::stream::registry::Outcome::Whole(Arc::new(
+            crate::stream::registry::StoredAnswer {
+                body: hit_body.clone(),
+                content_type: if meta.stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+                provider: meta.provider.clone(),
+                model: meta.model.clone(),
+                request_id: ctx.id.to_string(),
+            },
+        )));
     }
     resp
 }
@@ -595,6 +710,7 @@ async fn chat_attempts(
                 let evidence = std::mem::take(&mut held.evidence);
                 let slot = held.cache.take();
                 let cache_status = if slot.is_some() { "MISS" } else { "BYPASS" };
+                let claim = held.claim.take();
                 return Ok(match served {
                     Served::Whole {
                         mut response,
@@ -612,6 +728,17 @@ async fn chat_attempts(
                             .insert(CACHE, HeaderValue::from_static(cache_status));
                         if let Some(slot) = slot {
                             store(gw, slot, target, body.clone(), usage, cost);
+                        }
+                        if let Some(c) = claim {
+                            c.resolve(crate::stream::registry::Outcome::Whole(Arc::new(
+                                crate::stream::registry::StoredAnswer {
+                                    body: body.clone(),
+                                    content_type: "application/json",
+                                    provider: target.provider.name().to_owned(),
+                                    model: target.model.clone(),
+                                    request_id: ctx.id.to_string(),
+                                },
+                            )));
                         }
                         finish(
                             gw,
@@ -641,6 +768,22 @@ async fn chat_attempts(
                             .headers_mut()
                             .insert(CACHE, HeaderValue::from_static(cache_status));
                         let ttft = ctx.started.elapsed();
+                        // Registered before the response goes out, so a
+                        // retry or a resume finds it at once.
+                        gw.streams.keep(
+                            &ctx.id.to_string(),
+                            crate::stream::registry::Kept {
+                                buffer: buffer.clone(),
+                                owner: permit.caller.key_id().unwrap_or("anonymous").to_owned(),
+                                dialect: ctx.dialect,
+                                provider: target.provider.name().to_owned(),
+                                model: target.model.clone(),
+                                ended: None,
+                            },
+                        );
+                        if let Some(c) = claim {
+                            c.resolve(crate::stream::registry::Outcome::Stream(ctx.id.to_string()));
+                        }
                         gw.spawn(pump(
                             gw.clone(),
                             ctx.clone(),
@@ -857,20 +1000,10 @@ async fn attempt_chat(
         let mut live = Live::new(provider.clone(), resp, translator);
         let first_timeout = provider.config.first_chunk_timeout.min(ctx.remaining());
         let first = live.first_output(first_timeout).await?;
-        let buffer = Buffer::new();
+        let buffer = Buffer::new(gw.config.streams.max_buffer_bytes as usize);
         buffer.push(first);
-        let follower = buffer.clone().follow(0);
-        let mut response = Response::new(Body::from_stream(follower));
-        let h = response.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        );
-        served_headers(ctx, h, target, attempt);
+        let mut response = sse_response(buffer.clone(), 0);
+        served_headers(ctx, response.headers_mut(), target, attempt);
         return Ok(Served::Stream {
             response,
             live: Box::new(live),
@@ -921,8 +1054,24 @@ async fn send(
     }
 }
 
+/// An SSE response that follows `buffer` from event `from`.
+pub fn sse_response(buffer: Arc<Buffer>, from: u64) -> Response {
+    let mut response = Response::new(Body::from_stream(buffer.follow(from)));
+    let h = response.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
 /// Reads the rest of a stream into its buffer, in a tracked task: the
-/// caller may go away, the generation (and its record) still completes.
+/// caller may go away, the generation (and its record) still completes,
+/// within the detached-stream limit; the buffer stays for re-attachment.
 async fn pump(
     gw: Arc<Gateway>,
     ctx: Ctx,
@@ -933,55 +1082,57 @@ async fn pump(
     ttft: Duration,
 ) {
     let (journal, permit, evidence, slot) = *held;
+    let id = ctx.id.to_string();
     let cache_status = if slot.is_some() { "MISS" } else { "BYPASS" };
-    // The whole stream as the caller saw it, for the cache (bounded).
-    let mut for_cache = slot.as_ref().map(|_| bytes::BytesMut::new());
-    if let (Some(first), Some(c)) = (buffer.snapshot_first(), for_cache.as_mut()) {
-        c.extend_from_slice(&first);
-    }
-    let full = journal
-        .begin()
-        .is_some_and(|b| b.log_mode == crate::config::LogMode::Full);
-    // What the caller sees, kept for the record in log mode `full`.
-    let mut seen = full.then(bytes::BytesMut::new);
-    if let Some(first) = buffer.snapshot_first()
-        && let Some(s) = seen.as_mut()
-    {
-        s.extend_from_slice(&first);
-    }
     let dialect = ctx.dialect;
     let render = move |e: &UpstreamError| GatewayError::Upstream(e.clone()).body(dialect);
-    let continue_on_disconnect = gw.config.streams.continue_on_disconnect;
+    let cfg = &gw.config.streams;
     gw.metrics.stream_opened();
+    let mut detached = false;
+    let mut stopped: Option<&'static str> = None;
     loop {
-        if !continue_on_disconnect && buffer.followers() == 0 {
-            tracing::info!(request_id = %ctx.id, "Client went away; cancelling the upstream stream");
+        // Detached: no client attached. Generation goes on, unless too many
+        // streams are already going on alone.
+        let alone = buffer.followers() == 0;
+        if alone != detached {
+            detached = alone;
+            if alone {
+                let n = gw
+                    .streams
+                    .detached
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+                    + 1;
+                if !cfg.continue_on_disconnect {
+                    stopped = Some("client_gone");
+                } else if n > cfg.max_detached as usize {
+                    stopped = Some("detached_limit");
+                }
+            } else {
+                gw.streams
+                    .detached
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+        if let Some(why) = stopped {
+            tracing::info!(request_id = %ctx.id, reason = why, "Stopping a stream nobody is reading");
             break;
         }
         match live.next_output(ctx.deadline, &render).await {
-            Some(chunk) => {
-                if let Some(s) = seen.as_mut()
-                    && s.len() < MAX_LOGGED_STREAM
-                {
-                    s.extend_from_slice(&chunk);
-                }
-                if let Some(c) = for_cache.as_mut() {
-                    if c.len() + chunk.len() <= gw.config.cache.max_bytes as usize {
-                        c.extend_from_slice(&chunk);
-                    } else {
-                        for_cache = None;
-                    }
-                }
-                buffer.push(chunk);
-            }
+            Some(chunk) => buffer.push(chunk),
             None => break,
         }
     }
+    if detached {
+        gw.streams
+            .detached
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
     buffer.close();
+    gw.streams.ended(&id);
     gw.metrics.stream_closed();
-    let (status, error_class) = match &live.outcome {
-        Some(StreamOutcome::Complete) => (200, None),
-        Some(StreamOutcome::Failed(e)) => {
+    let (status, error_class) = match (&live.outcome, stopped) {
+        (Some(StreamOutcome::Complete), _) => (200, None),
+        (Some(StreamOutcome::Failed(e)), _) => {
             gw.health.failure(
                 target.provider.name(),
                 &target.key,
@@ -991,13 +1142,22 @@ async fn pump(
             );
             (e.status, Some(e.class.as_str().to_owned()))
         }
-        None => (499, Some("client_gone".to_owned())),
+        (None, Some(why)) => (499, Some(why.to_owned())),
+        (None, None) => (499, Some("client_gone".to_owned())),
     };
     let usage = live.translator.usage();
     // A stream cut short after generating still cost what it used.
     let cost = cost(&gw, &target, usage.as_ref());
-    if let (Some(slot), Some(bytes), 200) = (slot, for_cache, status) {
-        store(&gw, slot, &target, bytes.freeze(), usage, cost);
+    let full = journal
+        .begin()
+        .is_some_and(|b| b.log_mode == crate::config::LogMode::Full);
+    let everything = if slot.is_some() || full {
+        buffer.all()
+    } else {
+        None
+    };
+    if let (Some(slot), Some(bytes), 200) = (slot, everything.clone(), status) {
+        store(&gw, slot, &target, bytes, usage, cost);
     }
     finish(
         &gw,
@@ -1012,7 +1172,9 @@ async fn pump(
             cost,
             ttft: Some(ttft),
             evidence,
-            body: seen.map(bytes::BytesMut::freeze),
+            body: everything
+                .filter(|_| full)
+                .map(|b| b.slice(..b.len().min(MAX_LOGGED_STREAM))),
             cache: cache_status,
         },
     );

@@ -171,5 +171,6 @@ async fn refresh_keys(gw: Arc<Gateway>, shutdown: CancellationToken) {
         if let Err(e) = gw.keys.refresh().await {
             tracing::warn!(error = %e, "Could not refresh keys");
         }
+        gw.streams.sweep();
     }
 }

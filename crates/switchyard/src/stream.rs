@@ -7,14 +7,17 @@
 //! the follower, not the generation, and whatever the upstream already sent
 //! is coalesced into one write when the client catches up.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+pub mod buffer;
+pub mod registry;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use futures_util::{FutureExt, Stream, StreamExt};
-use tokio::sync::Notify;
+use futures_util::{FutureExt, StreamExt};
+
+pub use buffer::{Buffer, Chunk};
 
 use crate::chat::{Dialect, Event, FinishReason, Usage};
 use crate::providers::{Provider, UpstreamError};
@@ -246,7 +249,7 @@ impl Live {
     /// Reads until the translator has written something for the caller, the
     /// stream fails, or `timeout` passes. Nothing has reached the caller yet,
     /// so a failure here may still fail over.
-    pub async fn first_output(&mut self, timeout: Duration) -> Result<Bytes, UpstreamError> {
+    pub async fn first_output(&mut self, timeout: Duration) -> Result<Chunk, UpstreamError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let next = match tokio::time::timeout_at(deadline, self.body.next()).await {
@@ -264,7 +267,7 @@ impl Live {
                     self.ingest(&bytes)
                         .map_err(|e| UpstreamError::in_stream(&self.provider, &e))?;
                     if !self.writer.buf.is_empty() {
-                        return Ok(self.writer.take());
+                        return Ok(self.take());
                     }
                 }
                 Some(Err(e)) => {
@@ -280,7 +283,7 @@ impl Live {
                     if self.translator.complete() {
                         self.translator.finish(&mut self.writer);
                         self.outcome = Some(StreamOutcome::Complete);
-                        return Ok(self.writer.take());
+                        return Ok(self.take());
                     }
                     return Err(UpstreamError::broken_stream(
                         self.provider.name(),
@@ -315,7 +318,7 @@ impl Live {
         &mut self,
         deadline: tokio::time::Instant,
         render_error: &(dyn Fn(&UpstreamError) -> Vec<u8> + Send + Sync),
-    ) -> Option<Bytes> {
+    ) -> Option<Chunk> {
         if self.outcome.is_some() {
             return None;
         }
@@ -354,7 +357,7 @@ impl Live {
                         if self.translator.complete() {
                             self.translator.finish(&mut self.writer);
                             self.outcome = Some(StreamOutcome::Complete);
-                            return Some(self.writer.take());
+                            return Some(self.take());
                         }
                         let err = UpstreamError::broken_stream(
                             self.provider.name(),
@@ -370,7 +373,7 @@ impl Live {
                 }
             }
             if !self.writer.buf.is_empty() {
-                return Some(self.writer.take());
+                return Some(self.take());
             }
         }
     }
@@ -379,126 +382,15 @@ impl Live {
         &mut self,
         err: UpstreamError,
         render_error: &(dyn Fn(&UpstreamError) -> Vec<u8> + Send + Sync),
-    ) -> Bytes {
+    ) -> Chunk {
         let body = render_error(&err);
         self.translator.fail(&mut self.writer, &body);
         self.outcome = Some(StreamOutcome::Failed(err));
-        self.writer.take()
-    }
-}
-
-/// What a stream has produced so far, for its followers.
-#[derive(Debug, Default)]
-pub struct Buffer {
-    state: Mutex<BufferState>,
-    notify: Notify,
-    followers: AtomicUsize,
-}
-
-#[derive(Debug, Default)]
-struct BufferState {
-    chunks: Vec<Bytes>,
-    bytes: usize,
-    done: bool,
-}
-
-impl Buffer {
-    pub fn new() -> Arc<Buffer> {
-        Arc::new(Buffer::default())
+        self.take()
     }
 
-    pub fn push(&self, chunk: Bytes) {
-        if chunk.is_empty() {
-            return;
-        }
-        {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            s.bytes += chunk.len();
-            s.chunks.push(chunk);
-        }
-        self.notify.notify_waiters();
-    }
-
-    pub fn close(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).done = true;
-        self.notify.notify_waiters();
-    }
-
-    /// The first chunk written, if any.
-    pub fn snapshot_first(&self) -> Option<Bytes> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .chunks
-            .first()
-            .cloned()
-    }
-
-    pub fn followers(&self) -> usize {
-        self.followers.load(Ordering::Acquire)
-    }
-
-    /// A stream of everything from chunk `from` on, following live until the
-    /// buffer closes. Chunks already written are joined into one.
-    pub fn follow(
-        self: Arc<Self>,
-        from: usize,
-    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
-        self.followers.fetch_add(1, Ordering::AcqRel);
-        let guard = FollowerGuard(self);
-        futures_util::stream::unfold((guard, from), |(guard, mut cursor)| async move {
-            let next = loop {
-                let notified = guard.0.notify.notified();
-                tokio::pin!(notified);
-                // Registered before the check, so a push between the check
-                // and the await still wakes us.
-                notified.as_mut().enable();
-                match guard.0.read_from(&mut cursor) {
-                    Read::Wait => notified.await,
-                    ready => break ready,
-                }
-            };
-            match next {
-                Read::Data(out) => Some((Ok(out), (guard, cursor))),
-                _ => None,
-            }
-        })
-    }
-
-    /// Everything from `cursor` on, joined; advances `cursor`.
-    fn read_from(&self, cursor: &mut usize) -> Read {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if *cursor < s.chunks.len() {
-            let out = if s.chunks.len() - *cursor == 1 {
-                s.chunks[*cursor].clone()
-            } else {
-                let len = s.chunks[*cursor..].iter().map(Bytes::len).sum();
-                let mut joined = BytesMut::with_capacity(len);
-                for c in &s.chunks[*cursor..] {
-                    joined.extend_from_slice(c);
-                }
-                joined.freeze()
-            };
-            *cursor = s.chunks.len();
-            Read::Data(out)
-        } else if s.done {
-            Read::Done
-        } else {
-            Read::Wait
-        }
-    }
-}
-
-enum Read {
-    Data(Bytes),
-    Done,
-    Wait,
-}
-
-struct FollowerGuard(Arc<Buffer>);
-
-impl Drop for FollowerGuard {
-    fn drop(&mut self) {
-        self.0.followers.fetch_sub(1, Ordering::AcqRel);
+    fn take(&mut self) -> Chunk {
+        let (bytes, starts) = self.writer.take_events();
+        Chunk::new(bytes, starts)
     }
 }

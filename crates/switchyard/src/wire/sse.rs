@@ -160,6 +160,8 @@ pub struct Writer {
     pub buf: BytesMut,
     /// The id the next event gets.
     pub next_id: u64,
+    /// Where each event written since the last take starts in `buf`.
+    starts: Vec<u32>,
 }
 
 impl Writer {
@@ -167,17 +169,28 @@ impl Writer {
         Writer {
             buf: BytesMut::with_capacity(1024),
             next_id: first_id,
+            starts: Vec::new(),
         }
     }
 
     pub fn event(&mut self, name: Option<&str>, data: &[u8]) {
+        self.starts.push(self.buf.len() as u32);
         write_event(&mut self.buf, Some(self.next_id), name, data);
         self.next_id += 1;
     }
 
     /// Takes what has been written so far.
     pub fn take(&mut self) -> bytes::Bytes {
+        self.starts.clear();
         self.buf.split().freeze()
+    }
+
+    /// Takes what has been written so far, with where each event starts
+    /// (so a reader can resume after any one of them). The first event's
+    /// id is `next_id - starts.len()`.
+    pub fn take_events(&mut self) -> (bytes::Bytes, Vec<u32>) {
+        let starts = std::mem::take(&mut self.starts);
+        (self.buf.split().freeze(), starts)
     }
 }
 

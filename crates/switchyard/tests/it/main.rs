@@ -16,4 +16,5 @@ mod mock;
 mod routing;
 mod sdk;
 mod secrets;
+mod streams;
 mod surface;

@@ -1,0 +1,368 @@
+//! Resumable streams: generated once, billed once, read by re-attaching
+//! after any event; idempotent retries that attach instead of calling the
+//! provider again; the bounds on detached streams and buffers.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::mock::Reply;
+
+/// An OpenAI stream of `n` text chunks, `gap` apart, then finish and
+/// [DONE]: what the mock sends.
+fn slow_stream(n: usize, gap: Duration) -> Reply {
+    let mut pieces: Vec<(Duration, String)> = (0..n)
+        .map(|i| {
+            (
+                if i == 0 { Duration::ZERO } else { gap },
+                crate::mock::openai_chunk(&format!("w{i} ")),
+            )
+        })
+        .collect();
+    pieces.push((
+        gap,
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        ),
+    ));
+    pieces.push((
+        Duration::ZERO,
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": n}})
+        ),
+    ));
+    pieces.push((Duration::ZERO, "data: [DONE]\n\n".into()));
+    Reply::Sse {
+        pieces,
+        abort: false,
+    }
+}
+
+fn body() -> Value {
+    json!({"model": "openai/gpt-test", "stream": true, "messages": [{"role": "user", "content": "go"}]})
+}
+
+/// Reads SSE events from a response until `stop` of them have arrived;
+/// returns (request id, events as (id, data)).
+async fn read_some(resp: reqwest::Response, stop: usize) -> (String, Vec<(u64, String)>) {
+    let id = resp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut parser = switchyard::wire::sse::Parser::new(0);
+    let mut events = Vec::new();
+    let mut out = Vec::new();
+    let mut s = resp.bytes_stream();
+    while out.len() < stop {
+        let Some(Ok(chunk)) = s.next().await else {
+            break;
+        };
+        parser.feed(&chunk, &mut events).unwrap();
+        for e in events.drain(..) {
+            out.push((
+                e.id.as_deref().unwrap().parse().unwrap(),
+                e.data_str().to_owned(),
+            ));
+        }
+    }
+    (id, out)
+}
+
+async fn read_all(resp: reqwest::Response) -> Vec<(u64, String)> {
+    read_some(resp, usize::MAX).await.1
+}
+
+async fn resume(gw: &Gw, id: &str, after: Option<u64>, auth: Option<&str>) -> reqwest::Response {
+    let mut rb = gw.http.get(gw.url(&format!("/v1/streams/{id}")));
+    if let Some(a) = after {
+        rb = rb.header("last-event-id", a.to_string());
+    }
+    if let Some(k) = auth {
+        rb = rb.bearer_auth(k);
+    }
+    rb.send().await.unwrap()
+}
+
+fn text_of(events: &[(u64, String)]) -> String {
+    events
+        .iter()
+        .filter(|(_, d)| d != "[DONE]")
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resuming_at_random_points_reads_the_whole_generation_once() {
+    let gw = Gw::start("").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let n = 30;
+    let want: String = (0..n).map(|i| format!("w{i} ")).collect();
+    let trials = 200;
+    let mut mismatches = 0;
+    let before = gw.mocks.openai.count();
+    for t in 0..trials {
+        gw.mocks
+            .openai
+            .script([slow_stream(n, Duration::from_micros(300))]);
+        let resp = gw
+            .http
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body().to_string())
+            .send()
+            .await
+            .unwrap();
+        let cut = rng.gen_range(1..n + 3);
+        let (id, first) = read_some(resp, cut).await;
+        // The connection is gone; generation goes on. Re-attach after the
+        // last event read (or, sometimes, from the start).
+        let from_start = t % 10 == 0;
+        let after = if from_start {
+            None
+        } else {
+            first.last().map(|(i, _)| *i)
+        };
+        let rest = read_all(resume(&gw, &id, after, None).await).await;
+        let joined: Vec<(u64, String)> = if from_start {
+            rest.clone()
+        } else {
+            first.iter().cloned().chain(rest).collect()
+        };
+        let ids: Vec<u64> = joined.iter().map(|(i, _)| *i).collect();
+        let contiguous = ids == (0..ids.len() as u64).collect::<Vec<_>>();
+        let complete = joined.last().map(|(_, d)| d.as_str()) == Some("[DONE]");
+        if !(contiguous && complete && text_of(&joined) == want) {
+            mismatches += 1;
+            eprintln!("trial {t}: cut {cut}: {joined:?}");
+        }
+    }
+    let calls = gw.mocks.openai.count() - before;
+    println!(
+        "resume trials: {trials}, mismatches: {mismatches}, upstream calls per generation: {:.2}",
+        calls as f64 / trials as f64
+    );
+    assert_eq!(mismatches, 0);
+    assert_eq!(calls, trials, "one upstream call per generation");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_detached_stream_finishes_and_is_billed_once() {
+    let gw = Gw::start(
+        "[pricing.\"openai/gpt-test\"]\ninput_per_mtok_usd = 1.0\noutput_per_mtok_usd = 1.0\n",
+    )
+    .await;
+    gw.mocks
+        .openai
+        .script([slow_stream(20, Duration::from_millis(10))]);
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body().to_string())
+        .send()
+        .await
+        .unwrap();
+    let (id, first) = read_some(resp, 2).await;
+    assert_eq!(first.len(), 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let all = read_all(resume(&gw, &id, None, None).await).await;
+    assert_eq!(all.last().unwrap().1, "[DONE]");
+    assert_eq!(
+        text_of(&all),
+        (0..20).map(|i| format!("w{i} ")).collect::<String>()
+    );
+    let r = crate::logs::record(&gw, &id).await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["output_tokens"], 20);
+    assert_eq!(gw.mocks.openai.count(), 1);
+    // Unknown ids, and bad Last-Event-ID values.
+    let resp = resume(&gw, "0190aaaa-0000-7000-8000-000000000000", None, None).await;
+    assert_eq!(resp.status(), 404);
+    let resp = gw
+        .http
+        .get(gw.url(&format!("/v1/streams/{id}")))
+        .header("last-event-id", "banana")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_the_caller_that_made_a_stream_can_read_it() {
+    let gw = Gw::start("[auth]\nrequire_keys = true\n").await;
+    let (_, a) = gw.create_key(json!({"name": "a"})).await;
+    let (_, b) = gw.create_key(json!({"name": "b"})).await;
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&a)
+        .header("content-type", "application/json")
+        .body(body().to_string())
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = read_all(resp).await;
+    let theirs = resume(&gw, &id, None, Some(&b)).await;
+    let unknown = resume(&gw, "0190aaaa-0000-7000-8000-000000000000", None, Some(&b)).await;
+    assert_eq!(
+        (theirs.status(), unknown.status()),
+        (http::StatusCode::NOT_FOUND, http::StatusCode::NOT_FOUND)
+    );
+    assert_eq!(
+        theirs.text().await.unwrap(),
+        unknown.text().await.unwrap(),
+        "indistinguishable from absent"
+    );
+    let mine = resume(&gw, &id, None, Some(&a)).await;
+    assert_eq!(mine.status(), 200);
+    assert!(resume(&gw, &id, None, None).await.status() == 401);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotent_retries_attach_instead_of_generating_again() {
+    let gw = Gw::start("").await;
+    // A stream, retried while it runs and after it ended.
+    gw.mocks
+        .openai
+        .script([slow_stream(15, Duration::from_millis(10))]);
+    let send = |key: &str, b: Value| {
+        gw.http
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(b.to_string())
+            .send()
+    };
+    let first = send("job-1", body()).await.unwrap();
+    let first_id = first.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let retry = send("job-1", body()).await.unwrap();
+    assert_eq!(
+        retry.headers()["x-switchyard-request-id"],
+        first_id.as_str()
+    );
+    assert_eq!(retry.headers()["x-switchyard-idempotent-replay"], "true");
+    let (a, b) = (read_all(first).await, read_all(retry).await);
+    assert_eq!(a, b, "the retry reads the same events");
+    let later = read_all(send("job-1", body()).await.unwrap()).await;
+    assert_eq!(later, a);
+    assert_eq!(gw.mocks.openai.count(), 1, "generated once");
+    // Same key, another body: refused.
+    let mut other = body();
+    other["temperature"] = json!(0.1);
+    let r = send("job-1", other).await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("different request body"));
+
+    // A complete answer, retried while it is being generated.
+    gw.mocks.openai.script([Reply::Delay(
+        Duration::from_millis(300),
+        Box::new(Reply::Default),
+    )]);
+    let plain =
+        json!({"model": "openai/gpt-test", "messages": [{"role": "user", "content": "once"}]});
+    let (r1, r2) = tokio::join!(send("job-2", plain.clone()), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        send("job-2", plain.clone()).await
+    });
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert_eq!(
+        r1.headers()["x-switchyard-request-id"],
+        r2.headers()["x-switchyard-request-id"]
+    );
+    assert_eq!(r1.text().await.unwrap(), r2.text().await.unwrap());
+    assert_eq!(gw.mocks.openai.count(), 2);
+    // A failed first request does not stick: the retry runs.
+    gw.mocks
+        .openai
+        .script([Reply::Json(500, json!({"error": {"message": "x"}}), vec![])]);
+    let r = send("job-3", plain.clone()).await.unwrap();
+    assert_eq!(r.status(), 500);
+    let r = send("job-3", plain.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn detached_streams_and_buffers_are_bounded() {
+    let gw = Gw::start("[streams]\nmax_detached = 1\nmax_buffer_bytes = 2000\n").await;
+    // Two streams left alone: the second is past the limit and stops.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        gw.mocks
+            .openai
+            .script([slow_stream(30, Duration::from_millis(15))]);
+        let resp = gw
+            .http
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body().to_string())
+            .send()
+            .await
+            .unwrap();
+        let (id, _) = read_some(resp, 1).await;
+        ids.push(id);
+    }
+    let a = crate::logs::record(&gw, &ids[0]).await;
+    let b = crate::logs::record(&gw, &ids[1]).await;
+    let classes: Vec<&str> = [&a, &b]
+        .iter()
+        .map(|r| r["error_class"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        classes.contains(&"detached_limit"),
+        "one was cancelled and says so: {classes:?}"
+    );
+    // A stream past max_buffer_bytes cannot be resumed from the start, and
+    // says so.
+    gw.mocks.openai.script([slow_stream(200, Duration::ZERO)]);
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body().to_string())
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let all = read_all(resp).await;
+    assert_eq!(
+        all.last().unwrap().1,
+        "[DONE]",
+        "the live reader loses nothing"
+    );
+    let r = resume(&gw, &id, None, None).await;
+    assert_eq!(r.status(), 410);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("outgrew its resume buffer")
+    );
+    gw.shutdown().await;
+}
