@@ -282,7 +282,7 @@ mod tests {
     #[tokio::test]
     async fn past_its_bound_it_keeps_only_what_followers_need() {
         let b = Buffer::new(8);
-        let mut live = b.clone().follow(0);
+        let mut live = Box::pin(b.clone().follow(0));
         b.push(chunk(&["aaaa", "bbbb"]));
         assert_eq!(live.next().await.unwrap().unwrap(), Bytes::from("aaaabbbb"));
         b.push(chunk(&["cccc"]));
