@@ -138,7 +138,7 @@ struct Held {
     /// Where the answer goes in the cache, when caching is on for it.
     cache: Option<CacheSlot>,
     /// The `Idempotency-Key` this request claimed, resolved with its answer.
-    claim: Option<crate::stream::registry::Claim>,
+    claim: Option<crate::stream::registry::IdemClaim>,
 }
 
 /// A cache entry to fill with this request's answer.
@@ -311,34 +311,47 @@ async fn chat_planned(
             })?;
         let owner = caller.key_id().unwrap_or("anonymous").to_owned();
         let hash = crate::stream::registry::body_hash(body);
-        loop {
-            use crate::stream::registry::Lookup;
-            match gw
-                .streams
-                .idempotent(&owner, key, hash, &ctx.id.to_string())
-            {
-                Lookup::Claimed(c) => {
-                    held.claim = Some(c);
-                    break;
-                }
-                Lookup::Mismatch => {
-                    return Err(GatewayError::Conflict(
-                        "this Idempotency-Key was already used with a different request body"
-                            .into(),
-                    ));
-                }
-                Lookup::Attach(first, mut rx) => {
-                    // Wait for the first request's answer; if it failed, its
-                    // claim is gone and this request runs in its place.
-                    let settled = rx
-                        .wait_for(|o| !matches!(o, crate::stream::registry::Outcome::Running))
-                        .await
-                        .map(|o| o.clone());
-                    if let Ok(outcome) = settled {
-                        return attach(gw, &owner, &first, outcome);
-                    }
+        // Shared through Redis when there is one, unless the request keeps
+        // nothing (log mode none): its stream never leaves this process.
+        let shared = gw.redis.clone().filter(|_| {
+            policy::log_mode(gw, &caller, &parts.headers)
+                .is_ok_and(|m| m != crate::config::LogMode::None)
+        });
+        match shared {
+            Some(conn) => {
+                if let Some(resp) = claim_shared(gw, ctx, &conn, &owner, key, &hash, held).await? {
+                    return Ok(resp);
                 }
             }
+            None => loop {
+                use crate::stream::registry::Lookup;
+                match gw
+                    .streams
+                    .idempotent(&owner, key, hash, &ctx.id.to_string())
+                {
+                    Lookup::Claimed(c) => {
+                        held.claim = Some(crate::stream::registry::IdemClaim::Local(c));
+                        break;
+                    }
+                    Lookup::Mismatch => {
+                        return Err(GatewayError::Conflict(
+                            "this Idempotency-Key was already used with a different request body"
+                                .into(),
+                        ));
+                    }
+                    Lookup::Attach(first, mut rx) => {
+                        // Wait for the first request's answer; if it failed,
+                        // its claim is gone and this request runs instead.
+                        let settled = rx
+                            .wait_for(|o| !matches!(o, crate::stream::registry::Outcome::Running))
+                            .await
+                            .map(|o| o.clone());
+                        if let Ok(outcome) = settled {
+                            return attach(gw, &owner, &first, outcome);
+                        }
+                    }
+                }
+            },
         }
     }
     let mut begin = Begin {
@@ -461,6 +474,93 @@ async fn chat_planned(
         anthropic_beta: parts.headers.get("anthropic-beta"),
     };
     chat_attempts(gw, ctx, &inbound, &plan, held).await
+}
+
+/// Claims an idempotency key in Redis, or attaches to the request (on any
+/// replica) that holds it. `Ok(None)`: claimed, go ahead.
+async fn claim_shared(
+    gw: &Gateway,
+    ctx: &Ctx,
+    conn: &redis::aio::ConnectionManager,
+    owner: &str,
+    key: &str,
+    hash: &[u8; 32],
+    held: &mut Held,
+) -> Result<Option<Response>> {
+    use crate::stream::shared::{self, Claimed};
+    let hash = crate::keys::hex(hash);
+    let id = ctx.id.to_string();
+    let ttl = ctx.timeout + gw.config.streams.retain;
+    let unavailable = |e: redis::RedisError| {
+        GatewayError::Unavailable(format!("the idempotency store is unavailable: {e}"))
+    };
+    loop {
+        match shared::claim(conn, owner, key, &hash, &id, ttl)
+            .await
+            .map_err(unavailable)?
+        {
+            Claimed::Mine => {
+                held.claim = Some(crate::stream::registry::IdemClaim::Shared(
+                    shared::SharedClaim::new(conn.clone(), owner, key, &id, ttl),
+                ));
+                return Ok(None);
+            }
+            Claimed::Mismatch => {
+                return Err(GatewayError::Conflict(
+                    "this Idempotency-Key was already used with a different request body".into(),
+                ));
+            }
+            Claimed::Theirs(first) => {
+                // The first request is running somewhere: wait for its
+                // stream's mirror or its answer.
+                if let Some(meta) = shared::meta(conn, &first).await
+                    && meta.owner == owner
+                {
+                    let mut r = Response::new(Body::from_stream(shared::follow(
+                        conn.clone(),
+                        first.clone(),
+                        0,
+                    )));
+                    let h = r.headers_mut();
+                    h.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/event-stream"),
+                    );
+                    for (name, value) in [
+                        (REQUEST_ID, &first),
+                        (PROVIDER, &meta.provider),
+                        (MODEL, &meta.model),
+                    ] {
+                        if let Ok(v) = HeaderValue::from_str(value) {
+                            h.insert(name, v);
+                        }
+                    }
+                    h.insert(
+                        "x-switchyard-idempotent-replay",
+                        HeaderValue::from_static("true"),
+                    );
+                    return Ok(Some(r));
+                }
+                if let Some((body, provider, model)) = shared::answer(conn, &first).await {
+                    let answer = crate::stream::registry::StoredAnswer {
+                        body,
+                        content_type: "application/json",
+                        provider,
+                        model,
+                        request_id: first.clone(),
+                    };
+                    return attach(
+                        gw,
+                        owner,
+                        &first,
+                        crate::stream::registry::Outcome::Whole(Arc::new(answer)),
+                    )
+                    .map(Some);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
 }
 
 /// Hands a retry the first request's answer: its stream, replayed from the
@@ -1087,6 +1187,33 @@ async fn pump(
     let dialect = ctx.dialect;
     let render = move |e: &UpstreamError| GatewayError::Upstream(e.clone()).body(dialect);
     let cfg = &gw.config.streams;
+    // With Redis (and a log mode that keeps anything), the buffer is
+    // mirrored there for resumes through other replicas.
+    let mut mirror = match (&gw.redis, journal.begin().map(|b| b.log_mode)) {
+        (Some(conn), Some(mode)) if mode != crate::config::LogMode::None => {
+            let meta = crate::stream::shared::RemoteMeta {
+                owner: permit.caller.key_id().unwrap_or("anonymous").to_owned(),
+                dialect: ctx.dialect.as_str().to_owned(),
+                provider: target.provider.name().to_owned(),
+                model: target.model.clone(),
+                overflowed: false,
+            };
+            let mut m = crate::stream::shared::Mirror::start(
+                conn.clone(),
+                &id,
+                &meta,
+                cfg.max_buffer_bytes as usize,
+                ctx.timeout + cfg.retain,
+            )
+            .await;
+            if let crate::stream::buffer::Read::Data(bytes, _) = buffer.read_from(0) {
+                let starts = buffer.starts_of_first(bytes.len());
+                m.push(&crate::stream::Chunk::new(bytes, starts)).await;
+            }
+            Some(m)
+        }
+        _ => None,
+    };
     gw.metrics.stream_opened();
     let mut detached = false;
     let mut stopped: Option<&'static str> = None;
@@ -1118,7 +1245,12 @@ async fn pump(
             break;
         }
         match live.next_output(ctx.deadline, &render).await {
-            Some(chunk) => buffer.push(chunk),
+            Some(chunk) => {
+                if let Some(m) = mirror.as_mut() {
+                    m.push(&chunk).await;
+                }
+                buffer.push(chunk);
+            }
             None => break,
         }
     }
@@ -1129,6 +1261,9 @@ async fn pump(
     }
     buffer.close();
     gw.streams.ended(&id);
+    if let Some(m) = mirror {
+        m.end(cfg.retain).await;
+    }
     gw.metrics.stream_closed();
     let (status, error_class) = match (&live.outcome, stopped) {
         (Some(StreamOutcome::Complete), _) => (200, None),

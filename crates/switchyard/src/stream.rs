@@ -9,6 +9,7 @@
 
 pub mod buffer;
 pub mod registry;
+pub mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;

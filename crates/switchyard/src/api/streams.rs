@@ -25,10 +25,7 @@ pub(super) async fn resume(
 ) -> Response {
     let owner = caller.key_id().unwrap_or("anonymous");
     let Some(kept) = gw.streams.get(&id, owner) else {
-        let ctx = Ctx::new(&gw, Dialect::OpenAi);
-        return ctx.error(GatewayError::NotFound(
-            "no stream with that id (unknown, expired, or not yours)".into(),
-        ));
+        return resume_shared(&gw, &id, owner, &headers).await;
     };
     let ctx = Ctx::new(&gw, kept.dialect);
     let from = match headers.get("last-event-id") {
@@ -58,6 +55,73 @@ pub(super) async fn resume(
     }
     if let Ok(v) = HeaderValue::from_str(&kept.model) {
         h.insert(pipeline::MODEL, v);
+    }
+    resp
+}
+
+fn not_found(gw: &Gateway) -> Response {
+    Ctx::new(gw, Dialect::OpenAi).error(GatewayError::NotFound(
+        "no stream with that id (unknown, expired, or not yours)".into(),
+    ))
+}
+
+/// A stream another replica generated, read from its Redis mirror.
+async fn resume_shared(gw: &Gateway, id: &str, owner: &str, headers: &HeaderMap) -> Response {
+    let Some(conn) = &gw.redis else {
+        return not_found(gw);
+    };
+    let Some(meta) = crate::stream::shared::meta(conn, id)
+        .await
+        .filter(|m| m.owner == owner)
+    else {
+        return not_found(gw);
+    };
+    let dialect = if meta.dialect == "anthropic" {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    };
+    let ctx = Ctx::new(gw, dialect);
+    if meta.overflowed {
+        return ctx.error(GatewayError::Gone(
+            "this stream outgrew its resume buffer (streams.max_buffer_bytes); the events asked for are gone".into(),
+        ));
+    }
+    let from = match headers.get("last-event-id") {
+        None => 0,
+        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(n) => n + 1,
+            None => {
+                return ctx.error(GatewayError::BadHeader {
+                    header: "last-event-id",
+                    message: "expected the id of an event of this stream".into(),
+                });
+            }
+        },
+    };
+    let body = axum::body::Body::from_stream(crate::stream::shared::follow(
+        conn.clone(),
+        id.to_owned(),
+        from,
+    ));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    for (name, value) in [
+        (pipeline::REQUEST_ID, id),
+        (pipeline::PROVIDER, &meta.provider),
+        (pipeline::MODEL, &meta.model),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
     }
     resp
 }

@@ -189,6 +189,20 @@ impl Buffer {
         Read::Data(out, s.next_id)
     }
 
+    /// Where each event starts in `read_from(0)`'s bytes (whose length is
+    /// `len`), for mirroring what was written before the mirror existed.
+    pub fn starts_of_first(&self, len: usize) -> Vec<u32> {
+        let s = self.lock();
+        let mut out = Vec::new();
+        let mut base = 0u32;
+        for c in &s.chunks {
+            out.extend(c.chunk.starts.iter().map(|o| base + o));
+            base += c.chunk.bytes.len() as u32;
+        }
+        out.retain(|o| (*o as usize) < len);
+        out
+    }
+
     /// Every event so far, joined (for caching a finished stream).
     pub fn all(&self) -> Option<Bytes> {
         match self.read_from(0) {

@@ -106,6 +106,21 @@ impl Drop for Claim {
     }
 }
 
+/// A claimed idempotency key, in this process or shared through Redis.
+pub enum IdemClaim {
+    Local(Claim),
+    Shared(super::shared::SharedClaim),
+}
+
+impl IdemClaim {
+    pub fn resolve(self, outcome: Outcome) {
+        match self {
+            IdemClaim::Local(c) => c.resolve(outcome),
+            IdemClaim::Shared(c) => c.resolve(&outcome),
+        }
+    }
+}
+
 pub fn body_hash(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
 }

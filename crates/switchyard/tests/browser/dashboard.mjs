@@ -90,6 +90,9 @@ const page = await context.newPage();
 page.setDefaultTimeout(ACTION_TIMEOUT);
 page.setDefaultNavigationTimeout(NAV_TIMEOUT);
 page.on('pageerror', (e) => pageErrors.push(e.message));
+page.on('crash', () => console.error(`Chromium: the page crashed during step ${current}`));
+page.on('close', () => console.error(`Chromium: the page closed during step ${current}`));
+browser.on('disconnected', () => console.error(`Chromium: the browser went away during step ${current}`));
 page.on('response', (res) => {
   if (!res.url().startsWith(ADMIN)) return;
   bodyChecks.push(res.body().then((b) => {

@@ -84,6 +84,8 @@ pub fn env() -> Env {
 }
 
 pub async fn start_mocks() -> Mocks {
+    // reqwest is built without a bundled crypto provider (as the gateway is).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Mocks {
         openai: Mock::start(Kind::OpenAi).await,
         anthropic: Mock::start(Kind::Anthropic).await,

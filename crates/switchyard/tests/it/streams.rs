@@ -366,3 +366,144 @@ async fn detached_streams_and_buffers_are_bounded() {
     );
     gw.shutdown().await;
 }
+
+/// A stream started on one replica resumes through another, and an
+/// idempotent retry sent to the other attaches, through the shared Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streams_resume_and_retries_attach_across_replicas() {
+    let Some(redis) = redis_url().map(|u| format!("{u}/5")) else {
+        return;
+    };
+    let extra = format!("[redis]\nurl = \"{redis}\"\n");
+    let a = Gw::start(&extra).await;
+    let b = Gw::start(&extra).await;
+    a.mocks
+        .openai
+        .script([slow_stream(25, Duration::from_millis(8))]);
+    let resp = a
+        .http
+        .post(a.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body().to_string())
+        .send()
+        .await
+        .unwrap();
+    let (id, first) = read_some(resp, 4).await;
+    let last = first.last().unwrap().0;
+    // While A is still generating, B takes over the reading.
+    let rest = read_all(resume(&b, &id, Some(last), None).await).await;
+    let joined: Vec<(u64, String)> = first.into_iter().chain(rest).collect();
+    let ids: Vec<u64> = joined.iter().map(|(i, _)| *i).collect();
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>(), "{joined:?}");
+    assert_eq!(joined.last().unwrap().1, "[DONE]");
+    assert_eq!(
+        text_of(&joined),
+        (0..25).map(|i| format!("w{i} ")).collect::<String>()
+    );
+    assert_eq!((a.mocks.openai.count(), b.mocks.openai.count()), (1, 0));
+
+    // Idempotency across replicas.
+    a.mocks
+        .openai
+        .script([slow_stream(10, Duration::from_millis(10))]);
+    let key = format!("cross-{}", uuid::Uuid::now_v7().simple());
+    let send = |gw: &Gw| {
+        gw.http
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key.clone())
+            .body(body().to_string())
+            .send()
+    };
+    let r1 = send(&a).await.unwrap();
+    let r2 = send(&b).await.unwrap();
+    assert_eq!(
+        r1.headers()["x-switchyard-request-id"],
+        r2.headers()["x-switchyard-request-id"]
+    );
+    let (e1, e2) = (read_all(r1).await, read_all(r2).await);
+    assert_eq!(e1, e2);
+    assert_eq!(
+        (a.mocks.openai.count(), b.mocks.openai.count()),
+        (2, 0),
+        "generated once, on A"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Memory stays bounded with many detached streams: the real binary, its
+/// resident set measured idle and with N streams generating alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_detached_streams_stay_within_memory_bounds() {
+    let mocks = start_mocks().await;
+    let n = 300;
+    mocks
+        .openai
+        .script((0..n).map(|_| slow_stream(60, Duration::from_millis(50))));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n[streams]\nmax_detached = 1000\nmax_buffer_bytes = 65536\n{}",
+            dir.path().display(),
+            providers_toml(&mocks)
+        ),
+    )
+    .unwrap();
+    let bin = crate::binary::Binary::start(
+        &config,
+        &[("MOCK_OPENAI_KEY", OPENAI_KEY), ("RUST_LOG", "warn")],
+    );
+    let pid = bin.child.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = rss_kib(pid);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut started = 0;
+    for _ in 0..n {
+        let resp = http
+            .post(format!("{}/v1/chat/completions", bin.base))
+            .header("content-type", "application/json")
+            .body(body().to_string())
+            .send()
+            .await
+            .unwrap();
+        let (_, first) = read_some(resp, 1).await;
+        started += usize::from(!first.is_empty());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let detached = rss_kib(pid);
+    let metrics = http
+        .get(format!("{}/metrics", bin.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchyard_open_streams "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    println!(
+        "detached streams: {started} started and left; {open} still generating; RSS idle {} MiB, with them {} MiB ({} KiB per stream)",
+        idle / 1024,
+        detached / 1024,
+        detached.saturating_sub(idle) / started.max(1) as u64
+    );
+    assert_eq!(started, n);
+    assert!(open > 0, "generation goes on without the clients");
+    assert!(detached < 256 * 1024, "RSS {detached} KiB");
+    bin.stop();
+}
