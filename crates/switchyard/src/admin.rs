@@ -6,6 +6,7 @@
 //! database, and prints where. Agent keys never open these routes.
 
 mod cache;
+pub mod dashboard;
 mod keys;
 mod logs;
 
@@ -162,10 +163,25 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             r = r.route(path, mr);
         }
     }
-    r.fallback(not_found)
-        .layer(middleware::from_fn_with_state(gw.clone(), require_admin))
-        .with_state(gw)
+    // The layer wraps every route above and the fallback; the dashboard's
+    // pages and its sign-in endpoint are added after it, on purpose: they
+    // hold no data.
+    let protected = r
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(gw.clone(), require_admin));
+    let public: Router<Arc<Gateway>> = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/login", get(dashboard::login_page))
+        .route("/assets/{name}", get(dashboard::assets))
+        .route(
+            "/admin/session",
+            post(dashboard::sign_in).get(dashboard::current).delete(dashboard::sign_out),
+        );
+    protected.merge(public).with_state(gw)
 }
+
+/// The admin listener's paths that need neither token nor session.
+pub const PUBLIC_PATHS: &[&str] = &["/", "/login", "/assets/{name}", "/admin/session"];
 
 async fn require_admin(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let presented = req
@@ -179,11 +195,25 @@ async fn require_admin(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
         .map(str::trim);
     match presented {
         Some(t) if gw.admin_token.matches(t) => next.run(req).await,
-        _ => admin_error(
+        Some(_) => admin_error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
             "the admin token is required",
         ),
+        // The dashboard: a session cookie, and CSRF for changes.
+        None => match gw.sessions.check(req.headers(), req.method()) {
+            Ok(()) => next.run(req).await,
+            Err(StatusCode::FORBIDDEN) => admin_error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "a state-changing call needs the session's x-csrf-token",
+            ),
+            Err(_) => admin_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "the admin token is required",
+            ),
+        },
     }
 }
 

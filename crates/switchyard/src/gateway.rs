@@ -29,6 +29,7 @@ pub struct Gateway {
     pub tracer: crate::telemetry::Tracer,
     pub cache: crate::cache::Cache,
     pub streams: Arc<crate::stream::registry::Streams>,
+    pub sessions: crate::admin::dashboard::Sessions,
 }
 
 impl Gateway {
@@ -79,6 +80,7 @@ impl Gateway {
             recorder,
             cache,
             streams: crate::stream::registry::Streams::new(config.streams.retain),
+            sessions: Default::default(),
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(
                 env,

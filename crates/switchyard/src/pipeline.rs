@@ -1513,6 +1513,7 @@ fn translate_response(
 pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response {
     let mut ctx = Ctx::new(&gw, Dialect::OpenAi);
     let mut rate = None;
+    let mut journal = Journal::default();
     let result = async {
         ctx.apply_headers(&parts.headers)?;
         let caller = caller(&parts)?;
@@ -1520,6 +1521,21 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
         let constraints = policy::constraints(&caller, &parts.headers, &req.model)?;
         let log_mode = policy::log_mode(&gw, &caller, &parts.headers)?;
         let plan = routing::plan(&gw, &req.model, &constraints)?;
+        let metadata = metadata(&parts.headers, &caller, log_mode)?;
+        let begin = Begin {
+            id: ctx.id.to_string(),
+            time_ms: crate::clock::unix_ms(),
+            instance: gw.recorder.instance.clone(),
+            key_id: caller.key_id().map(str::to_owned),
+            route: plan.route.clone(),
+            requested_model: req.model.clone(),
+            dialect: "openai-embeddings".into(),
+            stream: false,
+            log_mode,
+            est_input_tokens: estimate_tokens(&body),
+            metadata,
+            request_body: (log_mode == crate::config::LogMode::Full).then(|| String::from_utf8_lossy(&body).into_owned()),
+        };
         let permit = policy::admit(
             &gw,
             caller,
@@ -1531,10 +1547,20 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
         )
         .await?;
         rate = permit.rate_headers();
+        if let Err(e) = journal.open(&gw.recorder, begin) {
+            gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+            return Err(GatewayError::Unavailable(e.to_string()));
+        }
         let mut last = None;
         for (n, target) in plan.attempts.iter().enumerate() {
             let provider = &target.provider;
-            let call = providers::embeddings_call(provider, &req, &fields, &target.model)?;
+            let call = match providers::embeddings_call(provider, &req, &fields, &target.model) {
+                Ok(c) => c,
+                Err(u) => {
+                    gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+                    return Err(u.into());
+                }
+            };
             let sent = match send(&gw, &ctx, provider, &call).await {
                 Ok(resp) => read_body(provider, resp).await,
                 Err(e) => Err(e),
@@ -1554,9 +1580,10 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
                 let tokens = wire::openai::embeddings::peek_embedding_tokens(&upstream_body);
                 (upstream_body, tokens)
             } else {
-                let vectors = wire::gemini::decode_embeddings(&upstream_body).ok_or_else(|| {
-                    UpstreamError::protocol(provider.name(), "not a batchEmbedContents answer")
-                })?;
+                let Some(vectors) = wire::gemini::decode_embeddings(&upstream_body) else {
+                    gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+                    return Err(UpstreamError::protocol(provider.name(), "not a batchEmbedContents answer").into());
+                };
                 // Gemini reports no token counts: estimate about 4 bytes a token.
                 let estimate = (req.input.byte_len() as u64).div_ceil(4);
                 let out = wire::openai::embeddings::encode_embeddings_response(
@@ -1573,6 +1600,23 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
             });
             let cost = cost(&gw, target, usage.as_ref());
             gw.spawn(policy::settle(gw.clone(), permit, tokens, cost, true));
+            gw.metrics.request(Some(provider.name()), Some(&target.model), 200, "BYPASS", ctx.started.elapsed(), None);
+            journal.close(
+                &gw.recorder,
+                End {
+                    provider: Some(provider.name().to_owned()),
+                    model: Some(target.model.clone()),
+                    status: 200,
+                    latency_ms: ms(ctx.started.elapsed()),
+                    input_tokens: tokens,
+                    output_tokens: tokens.map(|_| 0),
+                    usage_source: tokens.map(|_| if call.passthrough { "reported" } else { "estimated" }.to_owned()),
+                    cost_usd: cost,
+                    price_version: Some(gw.prices.version.clone()),
+                    cache: "BYPASS".into(),
+                    ..End::default()
+                },
+            );
             let mut resp = Response::new(Body::from(out));
             let h = resp.headers_mut();
             h.insert(
@@ -1591,7 +1635,19 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
         Err(last.unwrap_or_else(|| GatewayError::Internal("no embeddings target".into())))
     }
     .await;
-    let mut resp = result.unwrap_or_else(|e| ctx.error(e));
+    let mut resp = result.unwrap_or_else(|e| {
+        journal.close(
+            &gw.recorder,
+            End {
+                status: e.status().as_u16(),
+                error_class: Some(e.class().to_owned()),
+                latency_ms: ms(ctx.started.elapsed()),
+                cache: "BYPASS".into(),
+                ..End::default()
+            },
+        );
+        ctx.error(e)
+    });
     if let Some(h) = rate {
         crate::limits::write_headers(resp.headers_mut(), &h);
     }
