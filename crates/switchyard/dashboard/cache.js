@@ -3,9 +3,11 @@
 
 import { api } from './api.js';
 import {
-  announce, clear, confirmDialog, empty, errorBox, field, fmtBytes, fmtInt, fmtRel, fmtTime, h, hashQuery,
+  announce, clear, confirmDialog, empty, errorBox, field, fmtBytes, fmtInt, fmtRel, fmtTime, h, hashQuery, labelled,
   replaceHashQuery,
 } from './ui.js';
+
+const COLUMNS = ['Namespace', 'Model', 'Size', 'Created', 'Expires', 'Stream', 'Key hash', ''];
 
 export async function render(root) {
   const nsIn = h('input', {
@@ -19,8 +21,8 @@ export async function render(root) {
   const tbody = h('tbody', { 'data-testid': 'cache-body' });
   const more = h('button', { type: 'button', hidden: true, 'data-testid': 'cache-load-more', onclick: () => load(true) }, 'Load more');
   const count = h('p', { class: 'muted', 'aria-live': 'polite' });
-  const table = h('table', { 'data-testid': 'cache-table', 'aria-busy': 'false' },
-    h('thead', {}, h('tr', {}, ['Namespace', 'Model', 'Size', 'Created', 'Expires', 'Stream', 'Key hash', ''].map((t, i) =>
+  const table = h('table', { class: 'cards', 'data-testid': 'cache-table', 'aria-busy': 'false' },
+    h('thead', {}, h('tr', {}, COLUMNS.map((t, i) =>
       h('th', { scope: 'col', class: i === 2 ? 'num' : null }, t === '' ? h('span', { class: 'sr-only' }, 'Actions') : t)))),
     tbody);
   let entries = [];
@@ -37,8 +39,8 @@ export async function render(root) {
         replaceHashQuery('cache', new URLSearchParams(nsIn.value.trim() ? { namespace: nsIn.value.trim() } : {}));
         load(false);
       },
-    }, h('div', { class: 'form-grid' }, field('Namespace', nsIn),
-      h('div', {}, h('button', { type: 'submit', class: 'primary', 'data-testid': 'cache-apply' }, 'Show entries'))), datalist),
+    }, h('div', { class: 'inline-form' }, field('Namespace', nsIn),
+      h('button', { type: 'submit', class: 'primary', 'data-testid': 'cache-apply' }, 'Show entries')), datalist),
     result,
     errors,
     h('section', { class: 'card', 'aria-labelledby': 'ns-title' },
@@ -79,7 +81,7 @@ export async function render(root) {
 
   function draw() {
     const now = Date.now();
-    clear(tbody).append(...(entries.length ? entries.map((e) => h('tr', { 'data-testid': 'cache-row', 'data-id': e.id },
+    clear(tbody).append(...(entries.length ? entries.map((e) => labelled(h('tr', { 'data-testid': 'cache-row', 'data-id': e.id },
       h('td', { class: 'mono' }, e.namespace),
       h('td', {}, e.requested_model || '—',
         e.provider && e.model && `${e.provider}/${e.model}` !== e.requested_model ? h('div', { class: 'muted' }, `→ ${e.provider}/${e.model}`) : null),
@@ -92,7 +94,7 @@ export async function render(root) {
         type: 'button', class: 'small', 'data-testid': 'cache-purge-one', 'aria-label': `Purge entry ${e.id}`,
         onclick: () => purge(`/admin/v1/cache/${encodeURIComponent(e.id)}`,
           'Purge this entry?', `The cached answer for ${e.requested_model || 'this request'} in namespace ${e.namespace} will be deleted.`),
-      }, 'Purge'))))
+      }, 'Purge'))), COLUMNS))
       : [empty(8, 'The cache is empty.')]));
 
     const byNs = new Map();

@@ -4,7 +4,7 @@
 
 import { ApiError, api } from './api.js';
 import {
-  announce, clear, confirmDialog, empty, errorBox, field, fmtInt, fmtTime, fmtUsd, h, nextId, setFieldError,
+  announce, clear, confirmDialog, empty, errorBox, field, fmtInt, fmtTime, fmtUsd, h, labelled, nextId, setFieldError,
 } from './ui.js';
 
 const FIELDS = [
@@ -21,6 +21,8 @@ const FIELDS = [
   ['cache_ttl_s', 'Cache TTL (s)', 'int', null],
   ['metadata', 'Default tags', 'tags', 'team=search, env=prod'],
 ];
+
+const COLUMNS = ['Key', 'Models', 'Limits', 'Budget', 'Log', 'Created', 'Status', 'Actions'];
 
 export async function render(root) {
   const errors = h('div');
@@ -44,8 +46,8 @@ export async function render(root) {
       h('h2', { id: 'create-key-title' }, 'Create a key'), create.form),
     errors,
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Keys table' },
-      h('table', { 'data-testid': 'keys-table' },
-        h('thead', {}, h('tr', {}, ['Name', 'Secret', 'Models', 'Limits', 'Budget', 'Log', 'Created', 'Status', 'Actions'].map((t) =>
+      h('table', { class: 'cards', 'data-testid': 'keys-table' },
+        h('thead', {}, h('tr', {}, COLUMNS.map((t) =>
           h('th', { scope: 'col' }, t)))),
         tbody)));
 
@@ -59,7 +61,7 @@ export async function render(root) {
     }
     clear(errors);
     const keys = data.data || [];
-    clear(tbody).append(...(keys.length ? keys.map(row) : [empty(9, 'No keys yet.')]));
+    clear(tbody).append(...(keys.length ? keys.map(row) : [empty(8, 'No keys yet.')]));
     // Budget use needs one call per key with a budget.
     await Promise.all(keys.filter((k) => k.budget_usd != null && !k.revoked).map(async (k) => {
       const cell = tbody.querySelector(`tr[data-key-id="${CSS.escape(k.id)}"] [data-budget]`);
@@ -72,15 +74,16 @@ export async function render(root) {
 
   function row(k) {
     const tr = h('tr', { 'data-testid': 'key-row', 'data-key-id': k.id, 'data-key-name': k.name, 'data-revoked': String(!!k.revoked) },
-      h('td', {}, h('strong', {}, k.name), h('div', { class: 'muted mono' }, k.id)),
-      h('td', { class: 'mono nowrap' }, `sk-sy-…${k.last4}`),
+      h('td', {}, h('strong', {}, k.name),
+        h('div', { class: 'muted mono' }, k.id),
+        h('div', { class: 'muted mono', 'aria-label': `secret ending in ${k.last4}` }, `sk-sy-…${k.last4}`)),
       h('td', {}, k.models && k.models.length ? h('div', { class: 'tags' }, k.models.map((m) => h('span', { class: 'tag' }, m))) : h('span', { class: 'muted' }, 'all')),
       h('td', { class: 'nowrap', 'data-testid': 'key-limits' },
         h('div', {}, `${k.rpm != null ? fmtInt(k.rpm) : '∞'} req/min`),
         h('div', {}, `${k.tpm != null ? fmtInt(k.tpm) : '∞'} tok/min`)),
       h('td', { 'data-budget': '' }, budget(k)),
       h('td', {}, k.log || 'full'),
-      h('td', { class: 'nowrap' }, fmtTime(k.created_at)),
+      h('td', {}, fmtTime(k.created_at).slice(0, 10)),
       h('td', {}, k.revoked ? h('span', { class: 'badge err' }, 'revoked') : h('span', { class: 'badge ok' }, 'active')),
       h('td', { class: 'nowrap' }, k.revoked ? null : [
         h('button', {
@@ -92,7 +95,7 @@ export async function render(root) {
           onclick: () => revoke(k),
         }, 'Revoke'),
       ]));
-    return tr;
+    return labelled(tr, COLUMNS);
   }
 
   function toggleEdit(tr, k, btn) {
@@ -114,7 +117,7 @@ export async function render(root) {
       onCancel: () => { closeEdit(); btn.focus(); },
     });
     const editRow = h('tr', { 'data-edit-for': k.id, 'data-testid': 'key-edit-row' },
-      h('td', { colspan: 9 }, h('h3', {}, `Edit ${k.name}`), edit.form));
+      h('td', { colspan: 8 }, h('h3', {}, `Edit ${k.name}`), edit.form));
     function closeEdit() { editRow.remove(); btn.setAttribute('aria-expanded', 'false'); }
     tr.after(editRow);
     btn.setAttribute('aria-expanded', 'true');
@@ -160,7 +163,7 @@ function budget(k) {
   bar.append(sp, hd);
   return h('div', { 'data-testid': 'key-budget' },
     bar,
-    h('div', { class: 'nowrap' }, `${fmtUsd(spent)} spent`, held ? ` + ${fmtUsd(held)} held` : '', ` of ${fmtUsd(total)}${period}`));
+    h('div', {}, `${fmtUsd(spent)} spent`, held ? ` + ${fmtUsd(held)} held` : '', ` of ${fmtUsd(total)}${period}`));
 }
 
 /// The create and edit form. On create, empty fields are left out; on edit,

@@ -49,7 +49,7 @@ function card(p) {
   const targets = p.targets || [];
   return h('section', { class: 'card', 'aria-label': `Provider ${p.name}`, 'data-testid': `provider-${p.name}` },
     h('div', { class: 'page-head' },
-      h('h2', {}, p.name, ' ', h('span', { class: 'muted' }, p.kind)),
+      h('h2', {}, p.name, p.kind && p.kind !== p.name ? [' ', h('span', { class: 'muted' }, p.kind)] : null),
       h('div', { class: 'actions' },
         p.jurisdiction ? h('span', { class: 'badge' }, p.jurisdiction) : null,
         h('span', { class: `badge ${p.key_set ? 'ok' : 'warn'}` }, p.key_set ? 'key set' : 'no key'),

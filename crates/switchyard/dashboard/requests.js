@@ -3,7 +3,7 @@
 
 import { api } from './api.js';
 import {
-  RANGES, announce, clear, empty, errorBox, field, fmtInt, fmtMs, fmtTime, fmtUsd, h, hashQuery,
+  RANGES, announce, clear, empty, errorBox, field, fmtInt, fmtMs, fmtTime, fmtUsd, h, hashQuery, labelled,
 } from './ui.js';
 
 const TEXT_FILTERS = [
@@ -17,6 +17,8 @@ const TEXT_FILTERS = [
 
 /// The list's last URL, so the detail page can link back to it.
 export let lastList = '#/requests';
+
+const COLUMNS = ['Time', 'Status', 'Model', 'Key', 'Latency', 'Tokens in / out', 'Cost', 'Cache', 'Tags'];
 
 export async function render(root, id) {
   if (id) return (await import('./request.js')).render(root, id);
@@ -95,9 +97,9 @@ export async function render(root, id) {
     h('datalist', { id: 'dl-providers' }),
     errors,
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Requests table' },
-      table = h('table', { 'data-testid': 'requests-table', 'aria-busy': 'false' },
+      table = h('table', { class: 'cards', 'data-testid': 'requests-table', 'aria-busy': 'false' },
         h('thead', {}, h('tr', {},
-          ['Time', 'Status', 'Model', 'Key', 'Latency', 'Tokens in / out', 'Cost', 'Cache', 'Tags'].map((t, i) =>
+          COLUMNS.map((t, i) =>
             h('th', { scope: 'col', class: i >= 4 && i <= 6 ? 'num' : null }, t)))),
         tbody)),
     h('div', { class: 'actions' }, more, count));
@@ -152,7 +154,7 @@ export async function render(root, id) {
     const ok = r.status >= 200 && r.status < 300 && r.state !== 'interrupted';
     const served = r.provider && r.model ? `${r.provider}/${r.model}` : null;
     const tags = Object.entries(r.metadata || {});
-    return h('tr', {
+    return labelled(h('tr', {
       class: 'clickable', 'data-testid': 'request-row', 'data-id': r.id,
       onclick: (ev) => { if (!ev.target.closest('a')) location.hash = href; },
     },
@@ -169,14 +171,18 @@ export async function render(root, id) {
     h('td', { class: 'num' }, `${fmtInt(r.input_tokens)} / ${fmtInt(r.output_tokens)}`),
     h('td', { class: 'num' }, fmtUsd(r.cost_usd)),
     h('td', {}, r.cache ? h('span', { class: `badge ${r.cache === 'HIT' ? 'ok' : ''}` }, r.cache) : '—'),
-    h('td', {}, h('div', { class: 'tags' }, tags.map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`)))));
+    h('td', {}, h('div', { class: 'tags' }, tags.map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`))))), COLUMNS);
   }
 
   // Suggestions for the key and provider filters; the page works without them.
-  const suggestions = Promise.allSettled([api('/admin/v1/keys'), api('/admin/v1/providers')]).then(([k, p]) => {
+  const suggestions = Promise.allSettled([
+    api('/admin/v1/keys', { query: { include_revoked: 'true' } }),
+    api('/admin/v1/providers'),
+  ]).then(([k, p]) => {
     if (k.status === 'fulfilled') {
-      keyNames = new Map((k.value.data || []).map((x) => [x.id, x.name]));
-      root.querySelector('#dl-keys')?.append(...(k.value.data || []).map((x) => h('option', { value: x.id }, x.name)));
+      const all = k.value.data || [];
+      keyNames = new Map(all.map((x) => [x.id, x.name]));
+      root.querySelector('#dl-keys')?.append(...all.map((x) => h('option', { value: x.id }, x.revoked ? `${x.name} (revoked)` : x.name)));
     }
     if (p.status === 'fulfilled') {
       root.querySelector('#dl-providers')?.append(...(p.value.providers || []).map((x) => h('option', { value: x.name })));

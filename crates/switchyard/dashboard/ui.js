@@ -53,14 +53,14 @@ export function announce(msg) {
 let uid = 0;
 export function nextId(prefix) { uid += 1; return `${prefix}-${uid}`; }
 
-/// A labelled form field. `control` is an input/select/textarea; an error
+/// A labelled form field. `control` is an input or select; an error
 /// paragraph sits under it (id "<control id>-error").
-export function field(label, control, { hint, wide, testid } = {}) {
+export function field(label, control, { hint, testid } = {}) {
   if (!control.id) control.id = nextId('f');
   const err = h('p', { class: 'error-text', id: control.id + '-error', 'data-testid': testid ? `field-error-${testid}` : null });
   const hintEl = hint ? h('span', { class: 'hint', id: control.id + '-hint' }, hint) : null;
   control.setAttribute('aria-describedby', [hintEl && hintEl.id, err.id].filter(Boolean).join(' '));
-  return h('div', { class: 'field' + (wide ? ' wide' : '') },
+  return h('div', { class: 'field' },
     h('label', { for: control.id }, label), control, hintEl, err);
 }
 
@@ -88,6 +88,13 @@ export function segmented(legend, name, options, value, onchange, testidPrefix) 
 
 export function errorBox(e) {
   return h('div', { class: 'notice err', role: 'alert', 'data-testid': 'error' }, e && e.message ? e.message : String(e));
+}
+
+/// Names each cell after its column, so narrow windows can show a table
+/// row as a card (see table.cards in app.css).
+export function labelled(tr, labels) {
+  [...tr.children].forEach((td, i) => { if (labels[i]) td.dataset.label = labels[i]; });
+  return tr;
 }
 
 export function empty(cols, text) {

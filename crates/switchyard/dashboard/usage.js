@@ -71,9 +71,10 @@ export async function render(root) {
       h('div', { class: 'form-grid' },
         field('Metadata tags', tagsIn, { hint: 'Comma-separated tag names' }),
         field('Bucket', bucketSel),
-        field('Time range', rangeSel),
-        h('div', {}, h('button', { type: 'submit', class: 'primary', 'data-testid': 'usage-apply' }, 'Apply'))),
-      h('div', { class: 'actions' }, h('span', { class: 'muted' }, 'Chart shows'), measure)),
+        field('Time range', rangeSel)),
+      h('div', { class: 'actions' },
+        h('button', { type: 'submit', class: 'primary', 'data-testid': 'usage-apply' }, 'Apply'),
+        h('span', { class: 'muted spacer' }, 'Chart shows'), measure)),
     errors,
     chart.card,
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Usage table' },
@@ -131,14 +132,18 @@ export async function render(root) {
     }).join(' · ');
   }
 
+  function groupId(r) {
+    return JSON.stringify(groupBy.map((d) => r.group?.[d] ?? null));
+  }
+
   /// Rows summed over buckets, one per group, most expensive first.
   function totals() {
     const by = new Map();
     for (const r of rows) {
-      const id = JSON.stringify(groupBy.map((d) => r.group?.[d] ?? null));
+      const id = groupId(r);
       let t = by.get(id);
       if (!t) {
-        t = { group: r.group || {}, label: label(r.group || {}) };
+        t = { id, group: r.group || {}, label: label(r.group || {}) };
         for (const [m] of METRICS) t[m] = 0;
         by.set(id, t);
       }
@@ -172,11 +177,12 @@ export async function render(root) {
     const index = new Map(times.map((t, i) => [t, i]));
     const list = totals().sort((a, b) => (state.measure === 'cost' ? b.cost_usd - a.cost_usd
       : b.input_tokens + b.output_tokens - a.input_tokens - a.output_tokens));
-    const top = list.slice(0, TOP).map((t) => t.label);
-    const series = top.map((name, i) => ({ name, values: times.map(() => 0), color: i }));
+    const top = list.slice(0, TOP);
+    const series = top.map((t, i) => ({ name: t.label, values: times.map(() => 0), color: i }));
     const other = { name: 'Other', values: times.map(() => 0), color: 8 };
+    const topIds = top.map((t) => t.id);
     for (const r of timed) {
-      const i = top.indexOf(label(r.group || {}));
+      const i = topIds.indexOf(groupId(r));
       (i >= 0 ? series[i] : other).values[index.get(r.bucket)] += value(r);
     }
     if (list.length > TOP) series.push(other);
@@ -210,7 +216,8 @@ export async function render(root) {
   }
 
   try {
-    keyNames = new Map(((await api('/admin/v1/keys')).data || []).map((k) => [k.id, k.name]));
+    const all = (await api('/admin/v1/keys', { query: { include_revoked: 'true' } })).data || [];
+    keyNames = new Map(all.map((k) => [k.id, k.name]));
   } catch { /* names are a nicety; ids still show */ }
   await load();
 }

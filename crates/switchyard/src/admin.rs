@@ -175,7 +175,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/assets/{name}", get(dashboard::assets))
         .route(
             "/admin/session",
-            post(dashboard::sign_in).get(dashboard::current).delete(dashboard::sign_out),
+            post(dashboard::sign_in)
+                .get(dashboard::current)
+                .delete(dashboard::sign_out),
         );
     protected.merge(public).with_state(gw)
 }

@@ -11,6 +11,7 @@
 //! reach neither the spool, nor the database, nor a log line.
 
 pub mod query;
+pub mod rollup;
 pub mod spool;
 pub mod writer;
 

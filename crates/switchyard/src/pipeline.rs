@@ -1534,7 +1534,8 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
             log_mode,
             est_input_tokens: estimate_tokens(&body),
             metadata,
-            request_body: (log_mode == crate::config::LogMode::Full).then(|| String::from_utf8_lossy(&body).into_owned()),
+            request_body: (log_mode == crate::config::LogMode::Full)
+                .then(|| String::from_utf8_lossy(&body).into_owned()),
         };
         let permit = policy::admit(
             &gw,
@@ -1582,7 +1583,11 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
             } else {
                 let Some(vectors) = wire::gemini::decode_embeddings(&upstream_body) else {
                     gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
-                    return Err(UpstreamError::protocol(provider.name(), "not a batchEmbedContents answer").into());
+                    return Err(UpstreamError::protocol(
+                        provider.name(),
+                        "not a batchEmbedContents answer",
+                    )
+                    .into());
                 };
                 // Gemini reports no token counts: estimate about 4 bytes a token.
                 let estimate = (req.input.byte_len() as u64).div_ceil(4);
@@ -1600,7 +1605,14 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
             });
             let cost = cost(&gw, target, usage.as_ref());
             gw.spawn(policy::settle(gw.clone(), permit, tokens, cost, true));
-            gw.metrics.request(Some(provider.name()), Some(&target.model), 200, "BYPASS", ctx.started.elapsed(), None);
+            gw.metrics.request(
+                Some(provider.name()),
+                Some(&target.model),
+                200,
+                "BYPASS",
+                ctx.started.elapsed(),
+                None,
+            );
             journal.close(
                 &gw.recorder,
                 End {
@@ -1610,7 +1622,14 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
                     latency_ms: ms(ctx.started.elapsed()),
                     input_tokens: tokens,
                     output_tokens: tokens.map(|_| 0),
-                    usage_source: tokens.map(|_| if call.passthrough { "reported" } else { "estimated" }.to_owned()),
+                    usage_source: tokens.map(|_| {
+                        if call.passthrough {
+                            "reported"
+                        } else {
+                            "estimated"
+                        }
+                        .to_owned()
+                    }),
                     cost_usd: cost,
                     price_version: Some(gw.prices.version.clone()),
                     cache: "BYPASS".into(),

@@ -43,6 +43,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_logs.sql"),
         include_str!("../migrations/postgres/0002_logs.sql"),
     ),
+    (
+        3,
+        "rollups",
+        include_str!("../migrations/sqlite/0003_rollups.sql"),
+        include_str!("../migrations/postgres/0003_rollups.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -79,9 +79,15 @@ impl Sessions {
     pub fn check(&self, headers: &HeaderMap, method: &http::Method) -> Result<(), StatusCode> {
         let id = cookie(headers).ok_or(StatusCode::UNAUTHORIZED)?;
         let s = self.get(&id).ok_or(StatusCode::UNAUTHORIZED)?;
-        let safe = matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        let safe = matches!(
+            *method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
         if !safe {
-            let presented = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let presented = headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !eq(presented, &s.csrf) {
                 return Err(StatusCode::FORBIDDEN);
             }
@@ -123,7 +129,10 @@ fn asset(name: &str) -> Response {
             let mut r = Response::new(Body::from(Bytes::from_static(bytes)));
             let h = r.headers_mut();
             h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
-            h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
             // Nothing but our own files, no framing by other sites.
             h.insert(
                 "content-security-policy",
@@ -131,7 +140,10 @@ fn asset(name: &str) -> Response {
                     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
                 ),
             );
-            h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
             h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
             r
         }
@@ -158,15 +170,30 @@ struct SignIn {
 }
 
 /// `POST /admin/session`: the admin token for a session.
-pub(super) async fn sign_in(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn sign_in(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(s) = serde_json::from_slice::<SignIn>(&body) else {
-        return admin_error(StatusCode::BAD_REQUEST, "invalid_request_error", "expected {\"token\": \"...\"}");
+        return admin_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "expected {\"token\": \"...\"}",
+        );
     };
     if !gw.admin_token.matches(s.token.trim()) {
-        return admin_error(StatusCode::UNAUTHORIZED, "authentication_error", "that is not the admin token");
+        return admin_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "that is not the admin token",
+        );
     }
     let (id, session) = gw.sessions.create();
-    let mut r = axum::Json(serde_json::json!({"csrf": session.csrf, "expires_at": session.expires_ms / 1000})).into_response();
+    let mut r = axum::Json(
+        serde_json::json!({"csrf": session.csrf, "expires_at": session.expires_ms / 1000}),
+    )
+    .into_response();
     r.headers_mut().insert(
         http::header::SET_COOKIE,
         set_cookie(&id, SESSION_TTL.as_secs(), secure(&headers)),
@@ -177,8 +204,15 @@ pub(super) async fn sign_in(State(gw): State<Arc<Gateway>>, headers: HeaderMap, 
 /// `GET /admin/session`: the session's CSRF token, for a page loaded anew.
 pub(super) async fn current(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     match cookie(&headers).and_then(|id| gw.sessions.get(&id)) {
-        Some(s) => axum::Json(serde_json::json!({"csrf": s.csrf, "expires_at": s.expires_ms / 1000})).into_response(),
-        None => admin_error(StatusCode::UNAUTHORIZED, "authentication_error", "not signed in"),
+        Some(s) => {
+            axum::Json(serde_json::json!({"csrf": s.csrf, "expires_at": s.expires_ms / 1000}))
+                .into_response()
+        }
+        None => admin_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "not signed in",
+        ),
     }
 }
 
@@ -186,7 +220,11 @@ pub(super) async fn current(State(gw): State<Arc<Gateway>>, headers: HeaderMap) 
 pub(super) async fn sign_out(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let headers = req.headers();
     if let Err(status) = gw.sessions.check(headers, req.method()) {
-        return admin_error(status, "authentication_error", "not signed in, or the CSRF token is missing");
+        return admin_error(
+            status,
+            "authentication_error",
+            "not signed in, or the CSRF token is missing",
+        );
     }
     if let Some(id) = cookie(headers) {
         gw.sessions.remove(&id);
@@ -206,16 +244,28 @@ mod tests {
         let s = Sessions::default();
         let (id, sess) = s.create();
         let mut h = HeaderMap::new();
-        assert_eq!(s.check(&h, &http::Method::GET), Err(StatusCode::UNAUTHORIZED));
-        h.insert(http::header::COOKIE, format!("other=1; {COOKIE}={id}").parse().unwrap());
+        assert_eq!(
+            s.check(&h, &http::Method::GET),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        h.insert(
+            http::header::COOKIE,
+            format!("other=1; {COOKIE}={id}").parse().unwrap(),
+        );
         assert_eq!(s.check(&h, &http::Method::GET), Ok(()));
         assert_eq!(s.check(&h, &http::Method::POST), Err(StatusCode::FORBIDDEN));
         h.insert("x-csrf-token", "wrong".parse().unwrap());
-        assert_eq!(s.check(&h, &http::Method::DELETE), Err(StatusCode::FORBIDDEN));
+        assert_eq!(
+            s.check(&h, &http::Method::DELETE),
+            Err(StatusCode::FORBIDDEN)
+        );
         h.insert("x-csrf-token", sess.csrf.parse().unwrap());
         assert_eq!(s.check(&h, &http::Method::DELETE), Ok(()));
         s.remove(&id);
-        assert_eq!(s.check(&h, &http::Method::GET), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            s.check(&h, &http::Method::GET),
+            Err(StatusCode::UNAUTHORIZED)
+        );
     }
 
     #[test]

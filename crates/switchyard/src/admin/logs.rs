@@ -204,7 +204,7 @@ pub(super) async fn stats(
             other => return bad(other, "unknown parameter; expected since, until or bucket"),
         }
     }
-    let rows = match query::stats(&gw.storage, since, until, bucket).await {
+    let (rows, totals) = match query::stats(&gw.storage, since, until, bucket).await {
         Ok(r) => r,
         Err(e) => return store_failed(e),
     };
@@ -234,7 +234,7 @@ pub(super) async fn stats(
         (Ok(m), Ok(p)) => (m, p),
         (Err(e), _) | (_, Err(e)) => return store_failed(e),
     };
-    axum::Json(serde_json::json!({"data": rows, "top_models": models, "top_providers": providers}))
+    axum::Json(serde_json::json!({"data": rows, "totals": totals, "top_models": models, "top_providers": providers}))
         .into_response()
 }
 

@@ -124,6 +124,7 @@ macro_rules! bind_all {
         q
     }};
 }
+pub(crate) use bind_all;
 
 /// The cursor for the page after `r`.
 pub fn cursor_of(r: &Record) -> String {
@@ -297,8 +298,96 @@ pub struct UsageRow {
     pub saved_usd: f64,
 }
 
-/// Sums per group (and per time bucket when `bucket_ms` is set).
+/// Sums of finished requests per group (and per time bucket when
+/// `bucket_ms` is set) over `[since, until)`.
+///
+/// Whole days and hours come from the sums (see [`super::rollup`]), the cut
+/// hours at either edge from the records; groupings the sums cannot answer
+/// (two tags, minute buckets) read the records throughout.
 pub async fn usage(
+    s: &Storage,
+    group_by: &[Dimension],
+    since: Option<i64>,
+    until: Option<i64>,
+    bucket_ms: Option<i64>,
+) -> Result<Vec<UsageRow>, sqlx::Error> {
+    use super::rollup::{self, Source};
+    use std::collections::btree_map::Entry;
+    if !rollup::serves(group_by, bucket_ms) {
+        return usage_from_records(s, group_by, since, until, bucket_ms).await;
+    }
+    let names: Vec<String> = group_by.iter().map(Dimension::name).collect();
+    let mut all: std::collections::BTreeMap<rollup::Key, UsageRow> = Default::default();
+    for (source, from, to) in rollup::plan(since, until, bucket_ms) {
+        let part = match source {
+            Source::Sums(span) => rollup::usage(s, span, group_by, from, to, bucket_ms).await?,
+            Source::Records => usage_from_records(s, group_by, from, to, bucket_ms)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let values = names
+                        .iter()
+                        .map(|n| row.group.get(n).and_then(|v| v.as_str()).map(str::to_owned))
+                        .collect();
+                    ((row.bucket, values), row)
+                })
+                .collect(),
+        };
+        for (key, row) in part {
+            match all.entry(key) {
+                Entry::Occupied(mut e) => rollup::add(e.get_mut(), &row),
+                Entry::Vacant(e) => {
+                    e.insert(row);
+                }
+            }
+        }
+    }
+    let rows = all
+        .into_iter()
+        .map(|((bucket, values), mut row)| {
+            row.bucket = bucket;
+            row.group = names
+                .iter()
+                .zip(values)
+                .map(|(n, v)| {
+                    (
+                        n.clone(),
+                        v.map(serde_json::Value::String)
+                            .unwrap_or(serde_json::Value::Null),
+                    )
+                })
+                .collect();
+            row
+        })
+        .collect();
+    Ok(normalized(rows, group_by, bucket_ms))
+}
+
+/// Groups without requests dropped; an ungrouped total always present.
+fn normalized(
+    mut rows: Vec<UsageRow>,
+    group_by: &[Dimension],
+    bucket_ms: Option<i64>,
+) -> Vec<UsageRow> {
+    rows.retain(|r| r.requests > 0);
+    if rows.is_empty() && group_by.is_empty() && bucket_ms.is_none() {
+        rows.push(UsageRow {
+            bucket: None,
+            group: serde_json::Map::new(),
+            requests: 0,
+            errors: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_tokens: 0,
+            cost_usd: 0.0,
+            saved_usd: 0.0,
+        });
+    }
+    rows
+}
+
+/// [`usage`] read from the records alone.
+pub async fn usage_from_records(
     s: &Storage,
     group_by: &[Dimension],
     since: Option<i64>,
@@ -326,10 +415,10 @@ pub async fn usage(
     };
     let mut sql = format!(
         "SELECT {bucket} AS bucket{}{} , COUNT(*) AS requests, \
-         SUM(CASE WHEN r.status >= 400 OR r.state = 'interrupted' THEN 1 ELSE 0 END) AS errors, \
+         COALESCE(SUM(CASE WHEN r.status >= 400 OR r.state = 'interrupted' THEN 1 ELSE 0 END), 0) AS errors, \
          COALESCE(SUM(r.input_tokens), 0) AS input_tokens, COALESCE(SUM(r.output_tokens), 0) AS output_tokens, \
          COALESCE(SUM(r.cached_tokens), 0) AS cached_tokens, COALESCE(SUM(r.cost_usd), 0.0) AS cost_usd, \
-         COALESCE(SUM(r.saved_usd), 0.0) AS saved_usd FROM requests r{joins} WHERE r.state <> 'gap'",
+         COALESCE(SUM(r.saved_usd), 0.0) AS saved_usd FROM requests r{joins} WHERE r.state IN ('complete', 'interrupted')",
         if select.is_empty() { "" } else { ", " },
         select.join(", ")
     );
@@ -378,7 +467,7 @@ pub async fn usage(
             out
         }};
     }
-    Ok(match s {
+    let rows = match s {
         Storage::Sqlite(p) => rows!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?),
         Storage::Postgres(p) => {
             // Postgres sums integers as NUMERIC: cast back for decoding.
@@ -395,11 +484,15 @@ pub async fn usage(
                     "COALESCE(SUM(r.cached_tokens), 0)",
                     "COALESCE(SUM(r.cached_tokens), 0)::BIGINT",
                 )
-                .replace("ELSE 0 END) AS errors", "ELSE 0 END)::BIGINT AS errors")
+                .replace(
+                    "ELSE 0 END), 0) AS errors",
+                    "ELSE 0 END), 0)::BIGINT AS errors",
+                )
                 .replace("NULL AS bucket", "NULL::BIGINT AS bucket");
             rows!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?)
         }
-    })
+    };
+    Ok(normalized(rows, group_by, bucket_ms))
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -418,14 +511,15 @@ pub struct StatsRow {
     pub cache_hits: u64,
 }
 
-/// Per-bucket counts and latency percentiles over `[since, until)`, read
-/// in one pass (capped at `MAX_STATS_ROWS`, newest kept).
+/// Per-bucket counts and latency percentiles over `[since, until)`, and the
+/// same over the whole range (its `bucket` is `since`), read in one pass
+/// (capped at `MAX_STATS_ROWS`, newest kept).
 pub async fn stats(
     s: &Storage,
     since: i64,
     until: i64,
     bucket_ms: i64,
-) -> Result<Vec<StatsRow>, sqlx::Error> {
+) -> Result<(Vec<StatsRow>, StatsRow), sqlx::Error> {
     const MAX_STATS_ROWS: i64 = 200_000;
     let sql = format!(
         "SELECT time_ms, status, state, latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, saved_usd, cache \
@@ -480,58 +574,60 @@ pub async fn stats(
                 .await?
         ),
     };
-    let mut buckets: std::collections::BTreeMap<i64, (StatsRow, Vec<f64>, Vec<f64>)> =
-        Default::default();
+    type Acc = (StatsRow, Vec<f64>, Vec<f64>);
+    let empty = |b: i64| -> Acc {
+        (
+            StatsRow {
+                bucket: b,
+                requests: 0,
+                errors: 0,
+                p50_latency_ms: None,
+                p95_latency_ms: None,
+                p50_ttft_ms: None,
+                p95_ttft_ms: None,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_usd: 0.0,
+                saved_usd: 0.0,
+                cache_hits: 0,
+            },
+            Vec::new(),
+            Vec::new(),
+        )
+    };
+    let mut buckets: std::collections::BTreeMap<i64, Acc> = Default::default();
+    let mut total = empty(since);
     for (t, status, state, lat, ttft, inp, out, cost, saved, cache) in rows {
         let b = t.div_euclid(bucket_ms) * bucket_ms;
-        let e = buckets.entry(b).or_insert_with(|| {
-            (
-                StatsRow {
-                    bucket: b,
-                    requests: 0,
-                    errors: 0,
-                    p50_latency_ms: None,
-                    p95_latency_ms: None,
-                    p50_ttft_ms: None,
-                    p95_ttft_ms: None,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    cost_usd: 0.0,
-                    saved_usd: 0.0,
-                    cache_hits: 0,
-                },
-                Vec::new(),
-                Vec::new(),
-            )
-        });
-        e.0.requests += 1;
-        if status.is_some_and(|s| s >= 400) || state == "interrupted" {
-            e.0.errors += 1;
-        }
-        if let Some(l) = lat {
-            e.1.push(l);
-        }
-        if let Some(l) = ttft {
-            e.2.push(l);
-        }
-        e.0.input_tokens += inp.unwrap_or(0);
-        e.0.output_tokens += out.unwrap_or(0);
-        e.0.cost_usd += cost.unwrap_or(0.0);
-        e.0.saved_usd += saved.unwrap_or(0.0);
-        if cache.as_deref() == Some("HIT") {
-            e.0.cache_hits += 1;
+        let e = buckets.entry(b).or_insert_with(|| empty(b));
+        for e in [e, &mut total] {
+            e.0.requests += 1;
+            if status.is_some_and(|s| s >= 400) || state == "interrupted" {
+                e.0.errors += 1;
+            }
+            if let Some(l) = lat {
+                e.1.push(l);
+            }
+            if let Some(l) = ttft {
+                e.2.push(l);
+            }
+            e.0.input_tokens += inp.unwrap_or(0);
+            e.0.output_tokens += out.unwrap_or(0);
+            e.0.cost_usd += cost.unwrap_or(0.0);
+            e.0.saved_usd += saved.unwrap_or(0.0);
+            if cache.as_deref() == Some("HIT") {
+                e.0.cache_hits += 1;
+            }
         }
     }
-    Ok(buckets
-        .into_values()
-        .map(|(mut row, mut lat, mut ttft)| {
-            row.p50_latency_ms = percentile(&mut lat, 0.50);
-            row.p95_latency_ms = percentile(&mut lat, 0.95);
-            row.p50_ttft_ms = percentile(&mut ttft, 0.50);
-            row.p95_ttft_ms = percentile(&mut ttft, 0.95);
-            row
-        })
-        .collect())
+    let done = |(mut row, mut lat, mut ttft): Acc| {
+        row.p50_latency_ms = percentile(&mut lat, 0.50);
+        row.p95_latency_ms = percentile(&mut lat, 0.95);
+        row.p50_ttft_ms = percentile(&mut ttft, 0.50);
+        row.p95_ttft_ms = percentile(&mut ttft, 0.95);
+        row
+    };
+    Ok((buckets.into_values().map(done).collect(), done(total)))
 }
 
 fn percentile(v: &mut [f64], q: f64) -> Option<f64> {

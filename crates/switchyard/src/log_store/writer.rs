@@ -14,6 +14,7 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::Entry;
+use super::rollup::{DAY_MS, HOUR_MS, Sums, add_sums};
 use crate::gateway::Gateway;
 use crate::storage::{Storage, pg};
 
@@ -120,6 +121,96 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
     Ok(entries.len())
 }
 
+/// The UPDATE that finishes a request in state `$from`.
+macro_rules! finish_sql {
+    ($from:literal) => {
+        concat!(
+            "UPDATE requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
+             input_tokens = ?, output_tokens = ?, cached_tokens = ?, reasoning_tokens = ?, usage_source = ?, cost_usd = ?, saved_usd = ?, \
+             price_version = ?, cache = ?, attempts = ?, excluded = ?, response_body = ? WHERE id = ? AND state = '",
+            $from,
+            "' RETURNING time_ms, key_id, route, metadata"
+        )
+    };
+}
+
+/// [`finish_sql`] bound to the `End` `$e`.
+macro_rules! end_update {
+    ($sql:expr, $e:expr) => {
+        sqlx::query($sql)
+            .bind(&$e.provider)
+            .bind(&$e.model)
+            .bind(i64::from($e.status))
+            .bind(&$e.error_class)
+            .bind($e.latency_ms)
+            .bind($e.ttft_ms)
+            .bind($e.input_tokens.map(|v| v as i64))
+            .bind($e.output_tokens.map(|v| v as i64))
+            .bind($e.cached_tokens.map(|v| v as i64))
+            .bind($e.reasoning_tokens.map(|v| v as i64))
+            .bind(&$e.usage_source)
+            .bind($e.cost_usd)
+            .bind($e.saved_usd)
+            .bind(&$e.price_version)
+            .bind(&$e.cache)
+            .bind(serde_json::to_string(&$e.attempts).unwrap_or_else(|_| "[]".into()))
+            .bind(serde_json::to_string(&$e.excluded).unwrap_or_else(|_| "[]".into()))
+            .bind(&$e.response_body)
+            .bind(&$e.id)
+    };
+}
+
+/// The sums of a request just finished by `End` `$e`, from the row the
+/// UPDATE returned (time_ms, key_id, route, metadata).
+macro_rules! end_sums {
+    ($r:expr, $e:expr) => {{
+        let r = $r;
+        let metadata: String = r.try_get("metadata")?;
+        Sums::finished(
+            r.try_get("time_ms")?,
+            r.try_get("key_id")?,
+            r.try_get("route")?,
+            &metadata,
+            $e.provider.clone(),
+            $e.model.clone(),
+            Some(i64::from($e.status)),
+            false,
+        )
+        .with_usage(
+            $e.input_tokens.map(|v| v as i64),
+            $e.output_tokens.map(|v| v as i64),
+            $e.cached_tokens.map(|v| v as i64),
+            $e.cost_usd,
+            $e.saved_usd,
+        )
+    }};
+}
+
+/// The sums a stored, finished row added.
+macro_rules! stored_sums {
+    ($r:expr, $interrupted:expr) => {{
+        let r = $r;
+        let metadata: String = r.try_get("metadata")?;
+        Sums::finished(
+            r.try_get("time_ms")?,
+            r.try_get("key_id")?,
+            r.try_get("route")?,
+            &metadata,
+            r.try_get("provider")?,
+            r.try_get("model")?,
+            r.try_get("status")?,
+            $interrupted,
+        )
+        .with_usage(
+            r.try_get("input_tokens")?,
+            r.try_get("output_tokens")?,
+            r.try_get("cached_tokens")?,
+            r.try_get("cost_usd")?,
+            r.try_get("saved_usd")?,
+        )
+    }};
+}
+
 macro_rules! upsert_all {
     ($tx:expr, $q:expr, $entries:expr) => {{
         let tx = $tx;
@@ -157,32 +248,33 @@ macro_rules! upsert_all {
                     }
                 }
                 Entry::End(e) => {
-                    sqlx::query(&$q(
-                        "UPDATE requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
-                         input_tokens = ?, output_tokens = ?, cached_tokens = ?, reasoning_tokens = ?, usage_source = ?, cost_usd = ?, saved_usd = ?, \
-                         price_version = ?, cache = ?, attempts = ?, excluded = ?, response_body = ? WHERE id = ?",
-                    ))
-                    .bind(&e.provider)
-                    .bind(&e.model)
-                    .bind(i64::from(e.status))
-                    .bind(&e.error_class)
-                    .bind(e.latency_ms)
-                    .bind(e.ttft_ms)
-                    .bind(e.input_tokens.map(|v| v as i64))
-                    .bind(e.output_tokens.map(|v| v as i64))
-                    .bind(e.cached_tokens.map(|v| v as i64))
-                    .bind(e.reasoning_tokens.map(|v| v as i64))
-                    .bind(&e.usage_source)
-                    .bind(e.cost_usd)
-                    .bind(e.saved_usd)
-                    .bind(&e.price_version)
-                    .bind(&e.cache)
-                    .bind(serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into()))
-                    .bind(serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into()))
-                    .bind(&e.response_body)
-                    .bind(&e.id)
-                    .execute(&mut *tx)
+                    // The usual step, begun -> complete, adds the request to
+                    // the hourly sums; a replayed entry finds it complete
+                    // and adds nothing.
+                    let finished = end_update!(&$q(finish_sql!("begun")), e)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    if let Some(r) = finished {
+                        add_sums!(tx, $q, &end_sums!(&r, e));
+                    } else {
+                        // Settled as interrupted before its end arrived (its
+                        // process was presumed dead): the real outcome
+                        // replaces the estimate, in the sums too.
+                        let old = sqlx::query(&$q(
+                            "SELECT time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, cached_tokens, \
+                             cost_usd, saved_usd FROM requests WHERE id = ? AND state = 'interrupted'",
+                        ))
+                        .bind(&e.id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if let Some(old) = old {
+                            add_sums!(tx, $q, &stored_sums!(&old, true).negated());
+                            let r = end_update!(&$q(finish_sql!("interrupted")), e)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            add_sums!(tx, $q, &end_sums!(&r, e));
+                        }
+                    }
                 }
                 Entry::Gap { time_ms, dropped } => {
                     sqlx::query(&$q(
@@ -360,24 +452,40 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
             .and_then(|(p, m)| gw.prices.get(p, m))
             .map(|p| p.cost(&usage));
         const Q: &str = "UPDATE requests SET state = 'interrupted', error_class = 'interrupted', input_tokens = ?, output_tokens = 0, \
-                         usage_source = 'estimated', cost_usd = ?, price_version = ? WHERE id = ? AND state = 'begun'";
+                         usage_source = 'estimated', cost_usd = ?, price_version = ? WHERE id = ? AND state = 'begun' \
+                         RETURNING time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, cached_tokens, cost_usd, saved_usd";
+        macro_rules! settle {
+            ($tx:expr, $q:expr) => {{
+                let tx = $tx;
+                let row = sqlx::query(&$q(Q))
+                    .bind(est)
+                    .bind(cost)
+                    .bind(&gw.prices.version)
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match row {
+                    Some(r) => {
+                        add_sums!(tx, $q, &stored_sums!(&r, true));
+                        1
+                    }
+                    None => 0,
+                }
+            }};
+        }
         let done = match s {
-            Storage::Sqlite(p) => sqlx::query(Q)
-                .bind(est)
-                .bind(cost)
-                .bind(&gw.prices.version)
-                .bind(&id)
-                .execute(p)
-                .await?
-                .rows_affected(),
-            Storage::Postgres(p) => sqlx::query(&pg(Q))
-                .bind(est)
-                .bind(cost)
-                .bind(&gw.prices.version)
-                .bind(&id)
-                .execute(p)
-                .await?
-                .rows_affected(),
+            Storage::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let n = settle!(&mut *tx, |q: &str| q.to_owned());
+                tx.commit().await?;
+                n
+            }
+            Storage::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let n = settle!(&mut *tx, pg);
+                tx.commit().await?;
+                n
+            }
         };
         n += done as usize;
     }
@@ -402,6 +510,27 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
             "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND state <> 'begun' LIMIT ?)",
             "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND state <> 'begun' LIMIT ?)",
             rows_before,
+        ),
+        // Sums go with the last of their span's records.
+        (
+            "DELETE FROM usage_sums WHERE rowid IN (SELECT rowid FROM usage_sums WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            "DELETE FROM usage_sums WHERE ctid IN (SELECT ctid FROM usage_sums WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            rows_before - HOUR_MS,
+        ),
+        (
+            "DELETE FROM usage_sums WHERE rowid IN (SELECT rowid FROM usage_sums WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            "DELETE FROM usage_sums WHERE ctid IN (SELECT ctid FROM usage_sums WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            rows_before - DAY_MS,
+        ),
+        (
+            "DELETE FROM usage_sums_tags WHERE rowid IN (SELECT rowid FROM usage_sums_tags WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            "DELETE FROM usage_sums_tags WHERE ctid IN (SELECT ctid FROM usage_sums_tags WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            rows_before - HOUR_MS,
+        ),
+        (
+            "DELETE FROM usage_sums_tags WHERE rowid IN (SELECT rowid FROM usage_sums_tags WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            "DELETE FROM usage_sums_tags WHERE ctid IN (SELECT ctid FROM usage_sums_tags WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            rows_before - DAY_MS,
         ),
         (
             "UPDATE requests SET request_body = NULL, response_body = NULL WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?)",

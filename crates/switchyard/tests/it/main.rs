@@ -6,6 +6,7 @@
 mod binary;
 mod cache;
 mod core;
+mod dashboard;
 mod durability;
 mod errors;
 mod fixtures;
@@ -14,6 +15,7 @@ mod keys;
 mod logs;
 mod mock;
 mod routing;
+mod scale;
 mod sdk;
 mod secrets;
 mod streams;

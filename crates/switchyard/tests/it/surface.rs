@@ -70,7 +70,11 @@ async fn embeddings_reach_openai_dialect_and_gemini_providers() {
     assert_eq!(up.uri, "/v1/embeddings");
     assert_eq!(up.json()["model"], "text-embedding-3-small");
     let r = crate::logs::record(&gw, h["x-switchyard-request-id"].to_str().unwrap()).await;
-    assert_eq!((r["status"].as_i64(), r["input_tokens"].as_i64()), (Some(200), Some(5)), "{r}");
+    assert_eq!(
+        (r["status"].as_i64(), r["input_tokens"].as_i64()),
+        (Some(200), Some(5)),
+        "{r}"
+    );
     assert_eq!(r["usage_source"], "reported");
 
     let (s, _, v) = gw

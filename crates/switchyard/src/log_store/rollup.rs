@@ -1,0 +1,519 @@
+//! Usage sums per hour and per day, so usage over weeks reads thousands of
+//! rows rather than millions.
+//!
+//! The writer adds a request's [`Sums`] to `usage_sums` (and, per tag, to
+//! `usage_sums_tags`) once per [`SPANS`] in the same transaction that
+//! finishes the request, and only on the step out of `begun` (or out of
+//! `interrupted`, taking the interrupted estimate back out), so a replayed
+//! spool entry adds nothing twice. A usage query reads whole days, then
+//! whole hours, here, and only the cut hours at the edges of its range from
+//! the records themselves (see [`plan`]).
+//!
+//! The tables have no NULLs: an absent key, route, provider or model is
+//! stored as `''` and an absent status as `0`, and read back as null.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::query::{Arg, Dimension, UsageRow, bind_all};
+use crate::storage::{Storage, pg};
+
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
+/// The spans summed, longest first.
+pub const SPANS: [i64; 2] = [DAY_MS, HOUR_MS];
+
+/// One request's contribution (or, negated, its withdrawal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sums {
+    /// Admission time of the request.
+    pub time_ms: i64,
+    pub provider: String,
+    pub model: String,
+    pub key_id: String,
+    pub route: String,
+    pub status: i64,
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub saved_usd: f64,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Sums {
+    /// A finished request: `time_ms` is its admission time, `metadata` the
+    /// stored JSON object of its tags.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finished(
+        time_ms: i64,
+        key_id: Option<String>,
+        route: Option<String>,
+        metadata: &str,
+        provider: Option<String>,
+        model: Option<String>,
+        status: Option<i64>,
+        interrupted: bool,
+    ) -> Sums {
+        let status = status.unwrap_or(0);
+        Sums {
+            time_ms,
+            provider: provider.unwrap_or_default(),
+            model: model.unwrap_or_default(),
+            key_id: key_id.unwrap_or_default(),
+            route: route.unwrap_or_default(),
+            status,
+            requests: 1,
+            errors: i64::from(interrupted || status >= 400),
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_tokens: 0,
+            cost_usd: 0.0,
+            saved_usd: 0.0,
+            tags: tags_of(metadata),
+        }
+    }
+
+    pub fn with_usage(
+        mut self,
+        input: Option<i64>,
+        output: Option<i64>,
+        cached: Option<i64>,
+        cost: Option<f64>,
+        saved: Option<f64>,
+    ) -> Sums {
+        self.input_tokens = input.unwrap_or(0);
+        self.output_tokens = output.unwrap_or(0);
+        self.cached_tokens = cached.unwrap_or(0);
+        self.cost_usd = cost.unwrap_or(0.0);
+        self.saved_usd = saved.unwrap_or(0.0);
+        self
+    }
+
+    pub fn negated(mut self) -> Sums {
+        self.requests = -self.requests;
+        self.errors = -self.errors;
+        self.input_tokens = -self.input_tokens;
+        self.output_tokens = -self.output_tokens;
+        self.cached_tokens = -self.cached_tokens;
+        self.cost_usd = -self.cost_usd;
+        self.saved_usd = -self.saved_usd;
+        self
+    }
+}
+
+fn tags_of(metadata: &str) -> Vec<(String, String)> {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(metadata) {
+        Ok(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), super::writer::tag_value(v)))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub const UPSERT: &str = "INSERT INTO usage_sums (span_ms, start_ms, provider, model, key_id, route, status, requests, errors, \
+    input_tokens, output_tokens, cached_tokens, cost_usd, saved_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (span_ms, start_ms, provider, model, key_id, route, status) DO UPDATE SET \
+    requests = usage_sums.requests + excluded.requests, errors = usage_sums.errors + excluded.errors, \
+    input_tokens = usage_sums.input_tokens + excluded.input_tokens, output_tokens = usage_sums.output_tokens + excluded.output_tokens, \
+    cached_tokens = usage_sums.cached_tokens + excluded.cached_tokens, cost_usd = usage_sums.cost_usd + excluded.cost_usd, \
+    saved_usd = usage_sums.saved_usd + excluded.saved_usd";
+
+pub const UPSERT_TAG: &str = "INSERT INTO usage_sums_tags (tag, value, span_ms, start_ms, provider, model, key_id, route, status, requests, errors, \
+    input_tokens, output_tokens, cached_tokens, cost_usd, saved_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (tag, span_ms, start_ms, value, provider, model, key_id, route, status) DO UPDATE SET \
+    requests = usage_sums_tags.requests + excluded.requests, errors = usage_sums_tags.errors + excluded.errors, \
+    input_tokens = usage_sums_tags.input_tokens + excluded.input_tokens, output_tokens = usage_sums_tags.output_tokens + excluded.output_tokens, \
+    cached_tokens = usage_sums_tags.cached_tokens + excluded.cached_tokens, cost_usd = usage_sums_tags.cost_usd + excluded.cost_usd, \
+    saved_usd = usage_sums_tags.saved_usd + excluded.saved_usd";
+
+/// Adds `$sums` inside the open transaction `$tx`; `$q` adapts the SQL to
+/// the backend.
+macro_rules! add_sums {
+    ($tx:expr, $q:expr, $sums:expr) => {{
+        let c: &$crate::log_store::rollup::Sums = $sums;
+        for span in $crate::log_store::rollup::SPANS {
+            let start = c.time_ms.div_euclid(span) * span;
+            sqlx::query(&$q($crate::log_store::rollup::UPSERT))
+                .bind(span)
+                .bind(start)
+                .bind(&c.provider)
+                .bind(&c.model)
+                .bind(&c.key_id)
+                .bind(&c.route)
+                .bind(c.status)
+                .bind(c.requests)
+                .bind(c.errors)
+                .bind(c.input_tokens)
+                .bind(c.output_tokens)
+                .bind(c.cached_tokens)
+                .bind(c.cost_usd)
+                .bind(c.saved_usd)
+                .execute(&mut *$tx)
+                .await?;
+            for (tag, value) in &c.tags {
+                sqlx::query(&$q($crate::log_store::rollup::UPSERT_TAG))
+                    .bind(tag)
+                    .bind(value)
+                    .bind(span)
+                    .bind(start)
+                    .bind(&c.provider)
+                    .bind(&c.model)
+                    .bind(&c.key_id)
+                    .bind(&c.route)
+                    .bind(c.status)
+                    .bind(c.requests)
+                    .bind(c.errors)
+                    .bind(c.input_tokens)
+                    .bind(c.output_tokens)
+                    .bind(c.cached_tokens)
+                    .bind(c.cost_usd)
+                    .bind(c.saved_usd)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
+pub(crate) use add_sums;
+
+/// Whether a usage query can read sums at all: at most one tag among the
+/// dimensions, and buckets (if any) of whole hours.
+pub fn serves(group_by: &[Dimension], bucket_ms: Option<i64>) -> bool {
+    let tags = group_by
+        .iter()
+        .filter(|d| matches!(d, Dimension::Tag(_)))
+        .count();
+    tags <= 1 && bucket_ms.is_none_or(|b| b > 0 && b % HOUR_MS == 0)
+}
+
+/// Where one piece of a range is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The sums of this span.
+    Sums(i64),
+    Records,
+}
+
+/// Splits `[since, until)` (either end open) into pieces: whole days from
+/// the daily sums, whole hours left at the edges from the hourly sums, and
+/// the cut hours left at the very edges from the records. A span is used
+/// only when buckets (if any) are whole multiples of it.
+pub fn plan(
+    since: Option<i64>,
+    until: Option<i64>,
+    bucket_ms: Option<i64>,
+) -> Vec<(Source, Option<i64>, Option<i64>)> {
+    let spans: Vec<i64> = SPANS
+        .into_iter()
+        .filter(|s| bucket_ms.is_none_or(|b| b % s == 0))
+        .collect();
+    let mut out = Vec::new();
+    cover(since, until, &spans, &mut out);
+    out
+}
+
+fn cover(
+    lo: Option<i64>,
+    hi: Option<i64>,
+    spans: &[i64],
+    out: &mut Vec<(Source, Option<i64>, Option<i64>)>,
+) {
+    if let (Some(l), Some(h)) = (lo, hi)
+        && l >= h
+    {
+        return;
+    }
+    let Some((&span, finer)) = spans.split_first() else {
+        out.push((Source::Records, lo, hi));
+        return;
+    };
+    let a = lo.map(|t| t.div_euclid(span) * span + if t.rem_euclid(span) == 0 { 0 } else { span });
+    let b = hi.map(|t| t.div_euclid(span) * span);
+    if let (Some(a), Some(b)) = (a, b)
+        && a >= b
+    {
+        cover(lo, hi, finer, out);
+        return;
+    }
+    if let (Some(_), Some(a)) = (lo, a) {
+        cover(lo, Some(a), finer, out);
+    }
+    out.push((Source::Sums(span), a, b));
+    if let (Some(b), Some(_)) = (b, hi) {
+        cover(Some(b), hi, finer, out);
+    }
+}
+
+/// A group key: the bucket, then each dimension's value.
+pub type Key = (Option<i64>, Vec<Option<String>>);
+
+/// The `span` sums over `[from, to)` (aligned to `span`, either end open),
+/// grouped like the records query. Requires [`serves`].
+pub async fn usage(
+    s: &Storage,
+    span: i64,
+    group_by: &[Dimension],
+    from: Option<i64>,
+    to: Option<i64>,
+    bucket_ms: Option<i64>,
+) -> Result<BTreeMap<Key, UsageRow>, sqlx::Error> {
+    let tag = group_by.iter().position(|d| matches!(d, Dimension::Tag(_)));
+    let columns: Vec<(usize, &'static str)> = group_by
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match d {
+            Dimension::Column(c) => Some((i, *c)),
+            Dimension::Tag(_) => None,
+        })
+        .collect();
+    let totals = sums(s, "usage_sums", span, None, &columns, from, to, bucket_ms).await?;
+    let Some(t) = tag else {
+        return Ok(assemble(totals, None));
+    };
+    let Dimension::Tag(name) = &group_by[t] else {
+        unreachable!("position found a tag")
+    };
+    let tagged = sums(
+        s,
+        "usage_sums_tags",
+        span,
+        Some(name),
+        &columns,
+        from,
+        to,
+        bucket_ms,
+    )
+    .await?;
+    // Requests without the tag form the null group: the totals less the
+    // tagged sums of the same columns.
+    let mut untagged = totals;
+    for ((bucket, values, _), row) in &tagged {
+        if let Some(rest) = untagged.get_mut(&(*bucket, values.clone(), None)) {
+            subtract(rest, row);
+        }
+    }
+    untagged.retain(|_, r| r.requests > 0);
+    let mut all = tagged;
+    all.extend(untagged);
+    Ok(assemble(all, Some(t)))
+}
+
+/// Keys: (bucket, column values in `columns` order, tag value).
+type Raw = BTreeMap<(Option<i64>, Vec<Option<String>>, Option<String>), UsageRow>;
+
+#[allow(clippy::too_many_arguments)]
+async fn sums(
+    s: &Storage,
+    table: &str,
+    span: i64,
+    tag: Option<&str>,
+    columns: &[(usize, &'static str)],
+    from: Option<i64>,
+    to: Option<i64>,
+    bucket_ms: Option<i64>,
+) -> Result<Raw, sqlx::Error> {
+    let bucket = match bucket_ms {
+        Some(b) => format!("((start_ms / {b}) * {b})"),
+        None => "CAST(NULL AS BIGINT)".into(),
+    };
+    let mut select = vec![format!("{bucket} AS bucket")];
+    let mut groups = vec!["bucket".to_owned()];
+    for (n, (_, c)) in columns.iter().enumerate() {
+        select.push(match *c {
+            "status" => format!("CAST(NULLIF(status, 0) AS TEXT) AS c{n}"),
+            c => format!("NULLIF({c}, '') AS c{n}"),
+        });
+        groups.push(format!("c{n}"));
+    }
+    if tag.is_some() {
+        select.push("value AS tv".into());
+        groups.push("tv".into());
+    } else {
+        select.push("CAST(NULL AS TEXT) AS tv".into());
+    }
+    let mut sql = format!(
+        "SELECT {}, CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors, \
+         CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
+         CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens, SUM(cost_usd) AS cost_usd, SUM(saved_usd) AS saved_usd \
+         FROM {table} WHERE",
+        select.join(", ")
+    );
+    let mut args: Vec<Arg> = Vec::new();
+    // Columns in primary-key order: tag, span, start.
+    if let Some(t) = tag {
+        sql.push_str(" tag = ? AND");
+        args.push(Arg::Text(t.to_owned()));
+    }
+    sql.push_str(" span_ms = ?");
+    args.push(Arg::Int(span));
+    if let Some(f) = from {
+        sql.push_str(" AND start_ms >= ?");
+        args.push(Arg::Int(f));
+    }
+    if let Some(t) = to {
+        sql.push_str(" AND start_ms < ?");
+        args.push(Arg::Int(t));
+    }
+    // Sums that a late end took back out leave rows of zero requests.
+    sql.push_str(&format!(
+        " GROUP BY {} HAVING SUM(requests) > 0",
+        groups.join(", ")
+    ));
+    macro_rules! collect {
+        ($rows:expr) => {{
+            let mut out = Raw::new();
+            for r in $rows {
+                let mut values = Vec::with_capacity(columns.len());
+                for n in 0..columns.len() {
+                    values.push(r.try_get::<Option<String>, _>(format!("c{n}").as_str())?);
+                }
+                let bucket: Option<i64> = r.try_get("bucket")?;
+                let tv: Option<String> = r.try_get("tv")?;
+                out.insert(
+                    (bucket, values, tv),
+                    UsageRow {
+                        bucket,
+                        group: serde_json::Map::new(),
+                        requests: r.try_get("requests")?,
+                        errors: r.try_get("errors")?,
+                        input_tokens: r.try_get("input_tokens")?,
+                        output_tokens: r.try_get("output_tokens")?,
+                        cached_tokens: r.try_get("cached_tokens")?,
+                        cost_usd: r.try_get::<Option<f64>, _>("cost_usd")?.unwrap_or(0.0),
+                        saved_usd: r.try_get::<Option<f64>, _>("saved_usd")?.unwrap_or(0.0),
+                    },
+                );
+            }
+            out
+        }};
+    }
+    Ok(match s {
+        Storage::Sqlite(p) => {
+            collect!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?)
+        }
+        Storage::Postgres(p) => {
+            let sql = pg(&sql);
+            collect!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?)
+        }
+    })
+}
+
+fn subtract(a: &mut UsageRow, b: &UsageRow) {
+    a.requests -= b.requests;
+    a.errors -= b.errors;
+    a.input_tokens -= b.input_tokens;
+    a.output_tokens -= b.output_tokens;
+    a.cached_tokens -= b.cached_tokens;
+    a.cost_usd -= b.cost_usd;
+    a.saved_usd -= b.saved_usd;
+}
+
+/// Puts the tag value back at its dimension's place in each key.
+fn assemble(raw: Raw, tag: Option<usize>) -> BTreeMap<Key, UsageRow> {
+    raw.into_iter()
+        .map(|((bucket, mut values, tv), row)| {
+            if let Some(t) = tag {
+                values.insert(t, tv);
+            }
+            ((bucket, values), row)
+        })
+        .collect()
+}
+
+/// Adds `b` into `a`.
+pub fn add(a: &mut UsageRow, b: &UsageRow) {
+    a.requests += b.requests;
+    a.errors += b.errors;
+    a.input_tokens += b.input_tokens;
+    a.output_tokens += b.output_tokens;
+    a.cached_tokens += b.cached_tokens;
+    a.cost_usd += b.cost_usd;
+    a.saved_usd += b.saved_usd;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_take_hours_and_tags_and_negate() {
+        let s = Sums::finished(
+            3 * HOUR_MS + 5,
+            Some("key_1".into()),
+            None,
+            r#"{"team":"a","n":3}"#,
+            Some("openai".into()),
+            Some("gpt-4o".into()),
+            Some(429),
+            false,
+        )
+        .with_usage(Some(10), Some(2), None, Some(0.5), None);
+        assert_eq!(s.time_ms, 3 * HOUR_MS + 5);
+        assert_eq!((s.requests, s.errors, s.status), (1, 1, 429));
+        assert_eq!(s.route, "");
+        let mut tags = s.tags.clone();
+        tags.sort();
+        assert_eq!(
+            tags,
+            vec![("n".into(), "3".into()), ("team".into(), "a".into())]
+        );
+        let n = s.clone().negated();
+        assert_eq!((n.requests, n.errors, n.input_tokens), (-1, -1, -10));
+        assert_eq!(n.cost_usd, -0.5);
+        let i = Sums::finished(-1, None, None, "not json", None, None, None, true);
+        assert_eq!((i.time_ms, i.status, i.errors), (-1, 0, 1));
+        assert!(i.tags.is_empty());
+    }
+
+    #[test]
+    fn plans_days_then_hours_then_records() {
+        use Source::*;
+        let (h, d) = (HOUR_MS, DAY_MS);
+        let since = 10 * d - 2 * h - 5;
+        let until = 13 * d + 3 * h + 7;
+        assert_eq!(
+            plan(Some(since), Some(until), None),
+            vec![
+                (Records, Some(since), Some(10 * d - 2 * h)),
+                (Sums(h), Some(10 * d - 2 * h), Some(10 * d)),
+                (Sums(d), Some(10 * d), Some(13 * d)),
+                (Sums(h), Some(13 * d), Some(13 * d + 3 * h)),
+                (Records, Some(13 * d + 3 * h), Some(until)),
+            ]
+        );
+        // Hour buckets: no days.
+        assert_eq!(
+            plan(Some(10 * d), None, Some(h)),
+            vec![(Sums(h), Some(10 * d), None)]
+        );
+        // Open ends read sums to the end; inside one hour, records only.
+        assert_eq!(plan(None, None, None), vec![(Sums(d), None, None)]);
+        assert_eq!(
+            plan(Some(5), Some(h - 1), Some(d)),
+            vec![(Records, Some(5), Some(h - 1))]
+        );
+        assert_eq!(plan(Some(5), Some(5), None), vec![]);
+        // Minute buckets: records only.
+        assert_eq!(
+            plan(Some(5), Some(3 * d), Some(60_000)),
+            vec![(Records, Some(5), Some(3 * d))]
+        );
+    }
+
+    #[test]
+    fn serves_whole_hours_and_one_tag() {
+        let tag = |t: &str| Dimension::Tag(t.into());
+        assert!(serves(&[Dimension::Column("model")], None));
+        assert!(serves(
+            &[tag("a"), Dimension::Column("model")],
+            Some(86_400_000)
+        ));
+        assert!(!serves(&[tag("a"), tag("b")], None));
+        assert!(!serves(&[], Some(60_000)));
+    }
+}

@@ -1,0 +1,236 @@
+//! Record queries at a million rows: plans use indexes, and the time each
+//! query takes is printed (a measurement, not an assertion: run with
+//! `cargo test --release --test it scale -- --ignored --nocapture`).
+
+use std::time::Instant;
+
+use switchyard::log_store::query::{self, Dimension, LogFilter};
+use switchyard::storage::Storage;
+
+const ROWS: i64 = 1_000_000;
+
+/// Seeds `ROWS` complete records over the last 30 days, a tenth of them per
+/// provider, tags `team` (20 values) and `user` (1000 values) on each.
+async fn seed(s: &Storage) {
+    let now = switchyard::clock::unix_ms();
+    let span = 30 * 86_400_000i64;
+    let requests = format!(
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {ROWS}) \
+         INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, log_mode, \
+         provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, output_tokens, cached_tokens, cost_usd, cache, metadata) \
+         SELECT 'r' || i, {now} - (i * {span} / {ROWS}), 'seed', 'complete', 'key_' || (i % 50), NULL, 'p' || (i % 10) || '/m' || (i % 7), 'openai', FALSE, 'metadata', \
+         'p' || (i % 10), 'm' || (i % 7), CASE WHEN i % 97 = 0 THEN 503 ELSE 200 END, CASE WHEN i % 97 = 0 THEN 'overloaded' ELSE NULL END, \
+         20 + (i % 400), 5 + (i % 50), 100 + (i % 900), 10 + (i % 300), i % 64, (i % 1000) / 1000000.0, 'BYPASS', '{{}}' FROM s"
+    );
+    let tags = format!(
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {ROWS}) \
+         INSERT INTO request_tags (request_id, tag, value, time_ms) \
+         SELECT 'r' || i, 'team', 't' || (i % 20), {now} - (i * {span} / {ROWS}) FROM s \
+         UNION ALL SELECT 'r' || i, 'user', 'u' || (i % 1000), {now} - (i * {span} / {ROWS}) FROM s"
+    );
+    match s {
+        Storage::Sqlite(p) => {
+            sqlx::query(&requests.replace("FALSE", "0"))
+                .execute(p)
+                .await
+                .unwrap();
+            sqlx::query(&tags).execute(p).await.unwrap();
+            sqlx::query("ANALYZE").execute(p).await.unwrap();
+        }
+        Storage::Postgres(p) => {
+            let series = |q: &str| {
+                q.replace(
+                    &format!("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {ROWS})"),
+                    &format!("WITH s(i) AS (SELECT generate_series(1, {ROWS})::BIGINT)"),
+                )
+            };
+            sqlx::query(&series(&requests)).execute(p).await.unwrap();
+            sqlx::query(&series(&tags)).execute(p).await.unwrap();
+            sqlx::query("ANALYZE").execute(p).await.unwrap();
+        }
+    }
+}
+
+async fn measure(s: &Storage, backend: &str) {
+    let t = Instant::now();
+    seed(s).await;
+    println!("{backend}: seeded {ROWS} records in {:?}", t.elapsed());
+    // The records went in behind the writer's back: build their hourly
+    // sums the way an upgrade does, by applying the rollup migration anew.
+    let t = Instant::now();
+    for q in [
+        "DELETE FROM switchyard_migrations WHERE version = 3",
+        "DROP TABLE usage_sums",
+        "DROP TABLE usage_sums_tags",
+    ] {
+        match s {
+            Storage::Sqlite(p) => sqlx::query(q).execute(p).await.map(drop),
+            Storage::Postgres(p) => sqlx::query(q).execute(p).await.map(drop),
+        }
+        .unwrap();
+    }
+    s.migrate().await.unwrap();
+    println!(
+        "{backend}: hourly sums of {ROWS} records built in {:?}",
+        t.elapsed()
+    );
+    let now = switchyard::clock::unix_ms();
+    let day = 86_400_000;
+    let cases: Vec<(&str, LogFilter)> = vec![
+        ("newest page", LogFilter::default()),
+        (
+            "by key",
+            LogFilter {
+                key: Some("key_7".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "by provider",
+            LogFilter {
+                provider: Some("p3".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "by status 503",
+            LogFilter {
+                status: Some(503),
+                ..Default::default()
+            },
+        ),
+        (
+            "by tag team=t5",
+            LogFilter {
+                tags: vec![("team".into(), "t5".into())],
+                ..Default::default()
+            },
+        ),
+        (
+            "by tag user=u42, last 7 days",
+            LogFilter {
+                tags: vec![("user".into(), "u42".into())],
+                since: Some(now - 7 * day),
+                ..Default::default()
+            },
+        ),
+        (
+            "by error class, a day",
+            LogFilter {
+                error_class: Some("overloaded".into()),
+                since: Some(now - 2 * day),
+                until: Some(now - day),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, f) in cases {
+        let t = Instant::now();
+        let (rows, next) = query::list(s, &f, None, 50).await.unwrap();
+        let first = t.elapsed();
+        let t = Instant::now();
+        if let Some(c) = &next {
+            query::list(s, &f, Some(c), 50).await.unwrap();
+        }
+        let second = t.elapsed();
+        let plan = query::explain_list(s, &f).await.unwrap();
+        println!(
+            "{backend}: logs {name}: {} rows, first page {first:?}, next page {second:?}\n    plan: {}",
+            rows.len(),
+            plan.replace('\n', " | ")
+        );
+    }
+    for (name, dims, since, bucket) in [
+        (
+            "usage by provider, 30 days",
+            vec![Dimension::Column("provider")],
+            now - 30 * day,
+            None,
+        ),
+        (
+            "usage by team tag, 30 days",
+            vec![Dimension::Tag("team".into())],
+            now - 30 * day,
+            None,
+        ),
+        (
+            "usage by user tag x model per day, 30 days",
+            vec![Dimension::Tag("user".into()), Dimension::Column("model")],
+            now - 30 * day,
+            Some(day),
+        ),
+        (
+            "usage by team x model, 7 days",
+            vec![Dimension::Tag("team".into()), Dimension::Column("model")],
+            now - 7 * day,
+            None,
+        ),
+        (
+            "usage by team x user (two tags: records), 7 days",
+            vec![Dimension::Tag("team".into()), Dimension::Tag("user".into())],
+            now - 7 * day,
+            None,
+        ),
+    ] {
+        let t = Instant::now();
+        let rows = query::usage(s, &dims, Some(since), None, bucket)
+            .await
+            .unwrap();
+        let fast = t.elapsed();
+        let t = Instant::now();
+        let slow = query::usage_from_records(s, &dims, Some(since), None, bucket)
+            .await
+            .unwrap();
+        let slow_t = t.elapsed();
+        let requests = |r: &[query::UsageRow]| r.iter().map(|r| r.requests).sum::<i64>();
+        assert_eq!(requests(&rows), requests(&slow), "{name}");
+        println!(
+            "{backend}: {name}: {} groups in {fast:?} (from records alone: {slow_t:?})",
+            rows.len()
+        );
+    }
+    let t = Instant::now();
+    let rows = query::usage(
+        s,
+        &[Dimension::Tag("team".into())],
+        Some(now - day),
+        None,
+        Some(3_600_000),
+    )
+    .await
+    .unwrap();
+    println!(
+        "{backend}: usage by team per hour, 1 day: {} rows in {:?}",
+        rows.len(),
+        t.elapsed()
+    );
+    let t = Instant::now();
+    let (rows, _) = query::stats(s, now - day, now, 3_600_000).await.unwrap();
+    println!(
+        "{backend}: stats per hour, 1 day: {} buckets in {:?}",
+        rows.len(),
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+#[ignore = "a measurement; run by hand (see the module doc)"]
+async fn a_million_records_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::connect(&format!("sqlite://{}/scale.db", dir.path().display()))
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    measure(&s, "sqlite").await;
+}
+
+#[tokio::test]
+#[ignore = "a measurement; run by hand (see the module doc)"]
+async fn a_million_records_on_postgres() {
+    let Some(url) = crate::harness::postgres_url().await else {
+        return;
+    };
+    let s = Storage::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    measure(&s, "postgres").await;
+}
