@@ -1,7 +1,6 @@
-//! Shared helpers for the benchmark binaries (`bench-mock`, `bench-floor`,
-//! `bench-ttfb`): a tiny command-line reader and percentiles. The binaries
-//! are the other end of the load, so they stay small and cheap; see
-//! `bench/run.sh` for how they are used.
+//! Shared helper for the benchmark binaries (`bench-mock`, `bench-floor`):
+//! a tiny command-line reader. The binaries are the other end of the load,
+//! so they stay small and cheap; see `bench/run.sh` for how they are used.
 
 use std::str::FromStr;
 
@@ -69,15 +68,6 @@ impl Args {
             .and_then(|(_, v)| v.as_deref())
     }
 
-    /// Every value given for a repeatable option, in order.
-    pub fn values(&self, name: &str) -> Vec<&str> {
-        self.pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .filter_map(|(_, v)| v.as_deref())
-            .collect()
-    }
-
     pub fn get<T: FromStr>(&self, name: &str, default: T) -> Result<T, String> {
         match self.value(name) {
             None => Ok(default),
@@ -91,15 +81,6 @@ impl Args {
         self.value(name)
             .ok_or_else(|| format!("option `--{name}` is required"))
     }
-}
-
-/// Nearest-rank percentile of sorted samples (`p` in 0..=100); 0 when empty.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[cfg(test)]
@@ -127,15 +108,5 @@ mod tests {
         assert!(Args::parse(args("port"), &[]).is_err());
         let a = Args::parse(args("--port x"), &[]).unwrap();
         assert!(a.get("port", 0u16).is_err());
-    }
-
-    #[test]
-    fn nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), 50.0);
-        assert_eq!(percentile(&v, 99.0), 99.0);
-        assert_eq!(percentile(&v, 100.0), 100.0);
-        assert_eq!(percentile(&[3.0], 99.0), 3.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
     }
 }
