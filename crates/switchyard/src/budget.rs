@@ -1,21 +1,47 @@
-//! Hard budgets: money is reserved before the upstream call and settled to
-//! the actual cost after it.
+//! Hard budgets: money is held before the upstream call and settled to the
+//! actual cost after it.
 //!
-//! The database is the source of truth, so the cap holds across replicas
-//! sharing it. A reservation is one short transaction that locks the key's
-//! period row (SQLite: `BEGIN IMMEDIATE`; Postgres: `SELECT ... FOR
-//! UPDATE`), refuses if spent + reserved + this call would pass the budget,
-//! and records the hold. Settling replaces the hold with the real cost, or
-//! releases it when the call failed. A hold whose process died expires and
-//! is settled at its estimate by the next reservation for that key.
+//! Two things, kept apart:
+//!
+//! - **Spend** is durable. The log writer adds each finished request's cost
+//!   to `key_spend` (per key and UTC day) in the transaction that finishes
+//!   the request's record, once, exactly as it keeps the usage sums. So
+//!   spend is as crash-proof as the records are, and a period's spend is the
+//!   sum of its days.
+//! - **The ledger** is what admission checks: per key and period, what was
+//!   spent plus what calls in flight hold. A call is admitted only if
+//!   spent + held + the most it can cost fits the budget. In one process the
+//!   ledger lives in memory under a mutex held for a few instructions (no
+//!   I/O on the request path); with `[redis]` it is a Redis hash changed by
+//!   scripts, shared by every replica. An account is loaded from
+//!   `key_spend` the first time a key is used in a period, and only once the
+//!   writer has caught up with what earlier processes left in the spool, so
+//!   a restart never forgets money spent before it.
+//!
+//! A process that dies loses its in-memory holds; its unfinished requests
+//! are settled by the writer as `interrupted` at their estimate, and that
+//! estimate is what their spend becomes. In Redis a hold carries an expiry,
+//! and the holds of a replica that died are settled at their full amount by
+//! the next reservation for that key.
 
-use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::watch;
 
 use crate::keys::{BudgetPeriod, KeyRecord};
 use crate::storage::{Storage, pg};
 
+/// How long a budgeted request waits at start for the writer to catch up
+/// before it is refused as unavailable.
+const READY_WAIT: Duration = Duration::from_secs(5);
+
+/// Money held for one call in flight.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reservation {
+pub struct Hold {
+    /// The hold's id in Redis; empty in memory.
     pub id: String,
     pub key_id: String,
     pub period_start: i64,
@@ -25,16 +51,20 @@ pub struct Reservation {
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
     #[error(
-        "budget exceeded: spent ${spent:.6} and ${reserved:.6} held for calls in flight of ${budget:.6}; this call may cost up to ${amount:.6}"
+        "budget exceeded: spent ${spent:.6} and ${held:.6} held for calls in flight of ${budget:.6}; this call may cost up to ${amount:.6}"
     )]
     Exceeded {
         spent: f64,
-        reserved: f64,
+        held: f64,
         budget: f64,
         amount: f64,
     },
     #[error("budget store: {0}")]
     Store(#[from] sqlx::Error),
+    #[error("budget store: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("the request log writer has not caught up since start")]
+    NotReady,
 }
 
 /// The start of the period `now_ms` falls in, in ms since the epoch (UTC).
@@ -59,194 +89,416 @@ pub fn period_start(period: BudgetPeriod, now_ms: i64) -> i64 {
     }
 }
 
-/// Holds `amount_usd` of `key`'s budget, or refuses.
-pub async fn reserve(
-    s: &Storage,
-    key: &KeyRecord,
-    amount_usd: f64,
-    now_ms: i64,
-    hold_ms: i64,
-) -> Result<Option<Reservation>, BudgetError> {
-    let (Some(budget), period) = (
-        key.budget_usd,
-        key.budget_period.unwrap_or(BudgetPeriod::Month),
-    ) else {
-        return Ok(None);
-    };
-    let start = period_start(period, now_ms);
-    let id = format!("res_{}", uuid::Uuid::now_v7().simple());
-    macro_rules! run {
-        ($tx:expr, $q:expr) => {{
-            let tx = $tx;
-            // Holds left by processes that died are settled at their estimate.
-            let stale = sqlx::query(&$q(
-                "SELECT id, period_start, amount_usd FROM budget_reservations WHERE key_id = ? AND expires_at < ?",
-            ))
-            .bind(&key.id)
-            .bind(now_ms)
-            .fetch_all(&mut *tx)
-            .await?;
-            for r in stale {
-                let rid: String = r.try_get("id")?;
-                let rstart: i64 = r.try_get("period_start")?;
-                let amount: f64 = r.try_get("amount_usd")?;
-                sqlx::query(&$q("DELETE FROM budget_reservations WHERE id = ?"))
-                    .bind(&rid)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(&$q(
-                    "UPDATE budget_spend SET reserved_usd = reserved_usd - ?, spent_usd = spent_usd + ? WHERE key_id = ? AND period_start = ?",
-                ))
-                .bind(amount)
-                .bind(amount)
-                .bind(&key.id)
-                .bind(rstart)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(&$q(
-                "INSERT INTO budget_spend (key_id, period_start, spent_usd, reserved_usd) VALUES (?, ?, 0, 0) ON CONFLICT (key_id, period_start) DO NOTHING",
-            ))
-            .bind(&key.id)
-            .bind(start)
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query(&$q(
-                "SELECT spent_usd, reserved_usd FROM budget_spend WHERE key_id = ? AND period_start = ? LOCK",
-            ))
-            .bind(&key.id)
-            .bind(start)
-            .fetch_one(&mut *tx)
-            .await?;
-            let spent: f64 = row.try_get("spent_usd")?;
-            let reserved: f64 = row.try_get("reserved_usd")?;
-            if spent + reserved + amount_usd > budget + 1e-12 {
-                return Err(BudgetError::Exceeded {
+fn period_of(key: &KeyRecord) -> BudgetPeriod {
+    key.budget_period.unwrap_or(BudgetPeriod::Month)
+}
+
+/// One key's current period, in memory.
+#[derive(Debug)]
+struct Account {
+    period_start: i64,
+    spent: f64,
+    held: f64,
+}
+
+enum Backend {
+    Memory(Mutex<HashMap<String, Account>>),
+    Redis(ConnectionManager),
+}
+
+/// The live view of every budget: spent and held, per key and period.
+pub struct Ledger {
+    backend: Backend,
+    storage: Storage,
+    ready_tx: watch::Sender<bool>,
+    ready: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.backend {
+            Backend::Memory(_) => "Ledger::Memory",
+            Backend::Redis(_) => "Ledger::Redis",
+        })
+    }
+}
+
+/// Settles the expired holds of the account, then holds ARGV[2] if it fits.
+/// KEYS: account hash, expiry sorted set. ARGV: budget, amount, hold id,
+/// now (ms), hold expiry (ms), key TTL (s; 0 = none). Returns {-1} when the
+/// account must be seeded first, {0, spent, held} when it does not fit,
+/// {1} when held. Floats travel as strings.
+const RESERVE: &str = r#"
+if redis.call('HEXISTS', KEYS[1], 'spent') == 0 then return {-1} end
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+for _, id in ipairs(stale) do
+  local a = redis.call('HGET', KEYS[1], 'h:' .. id)
+  if a then
+    redis.call('HINCRBYFLOAT', KEYS[1], 'held', -tonumber(a))
+    redis.call('HINCRBYFLOAT', KEYS[1], 'spent', tonumber(a))
+    redis.call('HDEL', KEYS[1], 'h:' .. id)
+  end
+  redis.call('ZREM', KEYS[2], id)
+end
+local spent = tonumber(redis.call('HGET', KEYS[1], 'spent'))
+local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
+local amount = tonumber(ARGV[2])
+if spent + held + amount > tonumber(ARGV[1]) + 1e-12 then
+  return {0, tostring(spent), tostring(held)}
+end
+redis.call('HINCRBYFLOAT', KEYS[1], 'held', amount)
+redis.call('HSET', KEYS[1], 'h:' .. ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+if tonumber(ARGV[6]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+return {1}
+"#;
+
+/// Replaces hold ARGV[1] with the cost ARGV[2]; a hold already settled as
+/// expired is not counted twice.
+const SETTLE: &str = r#"
+local a = redis.call('HGET', KEYS[1], 'h:' .. ARGV[1])
+if not a then return 0 end
+redis.call('HDEL', KEYS[1], 'h:' .. ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HINCRBYFLOAT', KEYS[1], 'held', -tonumber(a))
+redis.call('HINCRBYFLOAT', KEYS[1], 'spent', tonumber(ARGV[2]))
+return 1
+"#;
+
+fn redis_keys(key_id: &str, period_start: i64) -> (String, String) {
+    let base = format!("sy:budget:{key_id}:{period_start}");
+    let exp = format!("{base}:exp");
+    (base, exp)
+}
+
+/// How long Redis keeps an account after its last hold.
+fn redis_ttl_s(period: BudgetPeriod) -> i64 {
+    match period {
+        BudgetPeriod::Day => 3 * 86_400,
+        BudgetPeriod::Month => 40 * 86_400,
+        BudgetPeriod::Total => 0,
+    }
+}
+
+impl Ledger {
+    pub fn new(storage: Storage, redis: Option<ConnectionManager>) -> Ledger {
+        let (ready_tx, ready) = watch::channel(false);
+        Ledger {
+            backend: match redis {
+                Some(c) => Backend::Redis(c),
+                None => Backend::Memory(Mutex::new(HashMap::new())),
+            },
+            storage,
+            ready_tx,
+            ready,
+        }
+    }
+
+    /// Called by the log writer once what earlier processes left in the
+    /// spool is in the database: spend read from now on is complete.
+    pub fn mark_ready(&self) {
+        self.ready_tx.send_replace(true);
+    }
+
+    async fn wait_ready(&self) -> Result<(), BudgetError> {
+        let mut rx = self.ready.clone();
+        match tokio::time::timeout(READY_WAIT, rx.wait_for(|r| *r)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(BudgetError::NotReady),
+        }
+    }
+
+    /// Holds `amount_usd` of `key`'s budget, or refuses. `None`: the key has
+    /// no budget.
+    pub async fn reserve(
+        &self,
+        key: &KeyRecord,
+        amount_usd: f64,
+        now_ms: i64,
+        hold_ms: i64,
+    ) -> Result<Option<Hold>, BudgetError> {
+        let Some(budget) = key.budget_usd else {
+            return Ok(None);
+        };
+        let period = period_of(key);
+        let start = period_start(period, now_ms);
+        match &self.backend {
+            Backend::Memory(m) => {
+                let fits = |a: &mut Account| {
+                    if a.spent + a.held + amount_usd > budget + 1e-12 {
+                        return Err(BudgetError::Exceeded {
+                            spent: a.spent,
+                            held: a.held,
+                            budget,
+                            amount: amount_usd,
+                        });
+                    }
+                    a.held += amount_usd;
+                    Ok(())
+                };
+                {
+                    let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(a) = map.get_mut(key.id.as_str())
+                        && a.period_start == start
+                    {
+                        fits(a)?;
+                        return Ok(Some(self.hold(key, start, amount_usd, String::new())));
+                    }
+                }
+                // First use of this key in this period: load what it spent.
+                let spent = self.load_spent(&key.id, start).await?;
+                let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+                let a = map.entry(key.id.clone()).or_insert(Account {
+                    period_start: start,
                     spent,
-                    reserved,
-                    budget,
-                    amount: amount_usd,
+                    held: 0.0,
                 });
+                if a.period_start != start {
+                    *a = Account {
+                        period_start: start,
+                        spent,
+                        held: 0.0,
+                    };
+                }
+                fits(a)?;
+                Ok(Some(self.hold(key, start, amount_usd, String::new())))
             }
-            sqlx::query(&$q(
-                "INSERT INTO budget_reservations (id, key_id, period_start, amount_usd, expires_at) VALUES (?, ?, ?, ?, ?)",
-            ))
-            .bind(&id)
-            .bind(&key.id)
-            .bind(start)
-            .bind(amount_usd)
-            .bind(now_ms + hold_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(&$q(
-                "UPDATE budget_spend SET reserved_usd = reserved_usd + ? WHERE key_id = ? AND period_start = ?",
-            ))
-            .bind(amount_usd)
-            .bind(&key.id)
-            .bind(start)
-            .execute(&mut *tx)
-            .await?;
-        }};
-    }
-    match s {
-        Storage::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            run!(&mut *tx, |q: &str| q.replace(" LOCK", ""));
-            tx.commit().await?;
+            Backend::Redis(conn) => {
+                let (k1, k2) = redis_keys(&key.id, start);
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                let script = redis::Script::new(RESERVE);
+                for _ in 0..2 {
+                    let mut c = conn.clone();
+                    let r: Vec<redis::Value> = script
+                        .key(&k1)
+                        .key(&k2)
+                        .arg(budget)
+                        .arg(amount_usd)
+                        .arg(&id)
+                        .arg(now_ms)
+                        .arg(now_ms + hold_ms)
+                        .arg(redis_ttl_s(period))
+                        .invoke_async(&mut c)
+                        .await?;
+                    let code: i64 = r
+                        .first()
+                        .and_then(|v| redis::from_redis_value(v).ok())
+                        .unwrap_or(-1);
+                    match code {
+                        1 => return Ok(Some(self.hold(key, start, amount_usd, id))),
+                        0 => {
+                            let num = |i: usize| {
+                                r.get(i)
+                                    .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                                    .and_then(|s| s.parse::<f64>().ok())
+                                    .unwrap_or(0.0)
+                            };
+                            return Err(BudgetError::Exceeded {
+                                spent: num(1),
+                                held: num(2),
+                                budget,
+                                amount: amount_usd,
+                            });
+                        }
+                        _ => {
+                            // Not in Redis yet (or Redis lost it): seed the
+                            // account from the database; the first seed wins.
+                            let spent = self.load_spent(&key.id, start).await?;
+                            let mut c = conn.clone();
+                            let _: i64 = redis::cmd("HSETNX")
+                                .arg(&k1)
+                                .arg("spent")
+                                .arg(spent)
+                                .query_async(&mut c)
+                                .await?;
+                        }
+                    }
+                }
+                Err(BudgetError::Redis(redis::RedisError::from((
+                    redis::ErrorKind::ResponseError,
+                    "the budget account could not be seeded",
+                ))))
+            }
         }
-        Storage::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            run!(&mut *tx, |q: &str| pg(&q.replace(" LOCK", " FOR UPDATE")));
-            tx.commit().await?;
+    }
+
+    fn hold(&self, key: &KeyRecord, start: i64, amount_usd: f64, id: String) -> Hold {
+        Hold {
+            id,
+            key_id: key.id.clone(),
+            period_start: start,
+            amount_usd,
         }
     }
-    Ok(Some(Reservation {
-        id,
-        key_id: key.id.clone(),
-        period_start: start,
-        amount_usd,
-    }))
+
+    /// Replaces a hold with the actual cost (`None`: the call cost nothing,
+    /// release it).
+    pub async fn settle(&self, h: &Hold, actual_usd: Option<f64>) {
+        let actual = actual_usd.unwrap_or(0.0);
+        match &self.backend {
+            Backend::Memory(m) => {
+                let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+                // A hold from a period that has since ended has nothing left
+                // to release: the new period started from the database.
+                if let Some(a) = map.get_mut(h.key_id.as_str())
+                    && a.period_start == h.period_start
+                {
+                    a.held = (a.held - h.amount_usd).max(0.0);
+                    a.spent += actual;
+                }
+            }
+            Backend::Redis(conn) => {
+                let (k1, k2) = redis_keys(&h.key_id, h.period_start);
+                let mut c = conn.clone();
+                let r: Result<i64, _> = redis::Script::new(SETTLE)
+                    .key(&k1)
+                    .key(&k2)
+                    .arg(&h.id)
+                    .arg(actual)
+                    .invoke_async(&mut c)
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "Could not settle a budget hold; it settles at its amount when it expires");
+                }
+            }
+        }
+    }
+
+    /// Spent and held for `key` in its current period, as admission sees
+    /// them (the database's spend when this process has no account yet).
+    pub async fn status(&self, key: &KeyRecord, now_ms: i64) -> Result<(f64, f64), BudgetError> {
+        let start = period_start(period_of(key), now_ms);
+        match &self.backend {
+            Backend::Memory(m) => {
+                {
+                    let map = m.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(a) = map.get(key.id.as_str())
+                        && a.period_start == start
+                    {
+                        return Ok((a.spent, a.held.max(0.0)));
+                    }
+                }
+                Ok((self.load_spent(&key.id, start).await?, 0.0))
+            }
+            Backend::Redis(conn) => {
+                let (k1, _) = redis_keys(&key.id, start);
+                let mut c = conn.clone();
+                let (spent, held): (Option<f64>, Option<f64>) = redis::cmd("HMGET")
+                    .arg(&k1)
+                    .arg("spent")
+                    .arg("held")
+                    .query_async(&mut c)
+                    .await?;
+                match spent {
+                    Some(s) => Ok((s, held.unwrap_or(0.0).max(0.0))),
+                    None => Ok((self.load_spent(&key.id, start).await?, 0.0)),
+                }
+            }
+        }
+    }
+
+    async fn load_spent(&self, key_id: &str, start: i64) -> Result<f64, BudgetError> {
+        self.wait_ready().await?;
+        Ok(spent_since(&self.storage, key_id, start).await?)
+    }
 }
 
-/// Replaces a hold with the actual cost (`None`: the call cost nothing,
-/// release it). A hold already settled as stale is not counted twice.
-pub async fn settle(
-    s: &Storage,
-    r: &Reservation,
-    actual_usd: Option<f64>,
-) -> Result<(), sqlx::Error> {
-    let actual = actual_usd.unwrap_or(0.0);
-    macro_rules! run {
-        ($tx:expr, $q:expr) => {{
-            let tx = $tx;
-            let gone = sqlx::query(&$q("DELETE FROM budget_reservations WHERE id = ?"))
-                .bind(&r.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if gone == 1 {
-                sqlx::query(&$q(
-                    "UPDATE budget_spend SET reserved_usd = reserved_usd - ?, spent_usd = spent_usd + ? WHERE key_id = ? AND period_start = ?",
-                ))
-                .bind(r.amount_usd)
-                .bind(actual)
-                .bind(&r.key_id)
-                .bind(r.period_start)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }};
-    }
-    match s {
-        Storage::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            run!(&mut *tx, |q: &str| q.to_owned());
-            tx.commit().await?;
-        }
-        Storage::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            run!(&mut *tx, pg);
-            tx.commit().await?;
-        }
-    }
-    Ok(())
-}
-
-/// Spent and held for `key` in its current period.
-pub async fn status(s: &Storage, key: &KeyRecord, now_ms: i64) -> Result<(f64, f64), sqlx::Error> {
-    let start = period_start(key.budget_period.unwrap_or(BudgetPeriod::Month), now_ms);
+/// What `key_id` spent from `start_ms` on, as the records say.
+pub async fn spent_since(s: &Storage, key_id: &str, start_ms: i64) -> Result<f64, sqlx::Error> {
     const Q: &str =
-        "SELECT spent_usd, reserved_usd FROM budget_spend WHERE key_id = ? AND period_start = ?";
-    let row = match s {
-        Storage::Sqlite(p) => sqlx::query(Q)
-            .bind(&key.id)
-            .bind(start)
-            .fetch_optional(p)
-            .await?
-            .map(|r| {
-                (
-                    r.try_get::<f64, _>("spent_usd").unwrap_or(0.0),
-                    r.try_get::<f64, _>("reserved_usd").unwrap_or(0.0),
-                )
-            }),
-        Storage::Postgres(p) => sqlx::query(&pg(Q))
-            .bind(&key.id)
-            .bind(start)
-            .fetch_optional(p)
-            .await?
-            .map(|r| {
-                (
-                    r.try_get::<f64, _>("spent_usd").unwrap_or(0.0),
-                    r.try_get::<f64, _>("reserved_usd").unwrap_or(0.0),
-                )
-            }),
+        "SELECT COALESCE(SUM(spent_usd), 0.0) FROM key_spend WHERE key_id = ? AND day_ms >= ?";
+    let v: f64 = match s {
+        Storage::Sqlite(p) => {
+            sqlx::query_scalar(Q)
+                .bind(key_id)
+                .bind(start_ms)
+                .fetch_one(p)
+                .await?
+        }
+        Storage::Postgres(p) => {
+            sqlx::query_scalar(&pg(Q))
+                .bind(key_id)
+                .bind(start_ms)
+                .fetch_one(p)
+                .await?
+        }
     };
-    Ok(row.unwrap_or((0.0, 0.0)))
+    Ok(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(budget: f64) -> KeyRecord {
+        KeyRecord {
+            id: "key_b".into(),
+            name: "b".into(),
+            hash: [0; 32],
+            last4: "abcd".into(),
+            models: vec![],
+            rpm: None,
+            tpm: None,
+            budget_usd: Some(budget),
+            budget_period: Some(BudgetPeriod::Day),
+            metadata: Default::default(),
+            log: None,
+            jurisdictions: None,
+            cache_namespace: None,
+            cache_ttl_s: None,
+            created_at: 0,
+            updated_at: 0,
+            revoked_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_ledger_holds_settles_and_starts_from_recorded_spend() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/b.db", dir.path().display());
+        let storage = Storage::connect(&url).await.unwrap();
+        storage.migrate().await.unwrap();
+        let Storage::Sqlite(p) = &storage else {
+            unreachable!()
+        };
+        let day = 20_000 * 86_400_000i64;
+        // Spent earlier today and yesterday; only today counts for a day budget.
+        for (d, usd) in [(day, 0.25), (day - 86_400_000, 5.0)] {
+            sqlx::query("INSERT INTO key_spend (key_id, day_ms, spent_usd) VALUES ('key_b', ?, ?)")
+                .bind(d)
+                .bind(usd)
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        let ledger = Ledger::new(storage.clone(), None);
+        let k = key(1.0);
+        let now = day + 3_600_000;
+        // Before the writer caught up, nothing is admitted on a guess.
+        tokio::time::pause();
+        let early = ledger.reserve(&k, 0.1, now, 60_000).await;
+        assert!(matches!(early, Err(BudgetError::NotReady)), "{early:?}");
+        tokio::time::resume();
+        ledger.mark_ready();
+        let a = ledger.reserve(&k, 0.5, now, 60_000).await.unwrap().unwrap();
+        let e = ledger.reserve(&k, 0.3, now, 60_000).await.unwrap_err();
+        assert!(
+            matches!(e, BudgetError::Exceeded { spent, held, .. } if spent == 0.25 && held == 0.5),
+            "{e:?}"
+        );
+        ledger.settle(&a, Some(0.1)).await;
+        assert_eq!(ledger.status(&k, now).await.unwrap(), (0.35, 0.0));
+        let b = ledger.reserve(&k, 0.6, now, 60_000).await.unwrap().unwrap();
+        ledger.settle(&b, None).await;
+        assert_eq!(ledger.status(&k, now).await.unwrap(), (0.35, 0.0));
+        // The next day starts from that day's recorded spend (none).
+        let tomorrow = now + 86_400_000;
+        assert_eq!(ledger.status(&k, tomorrow).await.unwrap(), (0.0, 0.0));
+        assert!(ledger.reserve(&k, 0.9, tomorrow, 60_000).await.is_ok());
+    }
 
     #[test]
     fn periods_start_where_the_calendar_says() {

@@ -23,6 +23,7 @@ pub struct Gateway {
     pub prices: crate::pricing::PriceTable,
     pub keys: crate::keys::Keys,
     pub limiter: crate::limits::Limiter,
+    pub budget: crate::budget::Ledger,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub recorder: crate::log_store::Recorder,
     pub metrics: crate::metrics::Metrics,
@@ -71,7 +72,9 @@ impl Gateway {
             Some(c) => crate::limits::Limiter::redis(c.clone()),
             None => crate::limits::Limiter::memory(),
         };
+        let budget = crate::budget::Ledger::new(storage.clone(), redis.clone());
         Ok(Arc::new(Gateway {
+            budget,
             health,
             prices,
             keys,

@@ -20,7 +20,7 @@ pub struct Permit {
     pub caller: Caller,
     pub log_mode: LogMode,
     pub admission: Option<Admission>,
-    pub reservation: Option<crate::budget::Reservation>,
+    pub reservation: Option<crate::budget::Hold>,
 }
 
 impl Permit {
@@ -136,7 +136,7 @@ pub async fn admit(
             };
             most = most.max(p.cost(&usage));
         }
-        match crate::budget::reserve(&gw.storage, &key, most, now_ms, hold_ms).await {
+        match gw.budget.reserve(&key, most, now_ms, hold_ms).await {
             Ok(r) => r,
             Err(crate::budget::BudgetError::Exceeded { .. }) => {
                 release(gw, admission.as_ref()).await;
@@ -196,8 +196,6 @@ pub async fn settle(
             (true, Some(c)) => Some(c),
             (true, None) => Some(r.amount_usd),
         };
-        if let Err(e) = crate::budget::settle(&gw.storage, r, actual).await {
-            tracing::error!(error = %e, reservation = %r.id, "Could not settle a budget hold; it will settle at its estimate when it expires");
-        }
+        gw.budget.settle(r, actual).await;
     }
 }

@@ -49,6 +49,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_rollups.sql"),
         include_str!("../migrations/postgres/0003_rollups.sql"),
     ),
+    (
+        4,
+        "key_spend",
+        include_str!("../migrations/sqlite/0004_key_spend.sql"),
+        include_str!("../migrations/postgres/0004_key_spend.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

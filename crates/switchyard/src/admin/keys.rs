@@ -98,8 +98,7 @@ pub(super) async fn show(State(gw): State<Arc<Gateway>>, Path(id): Path<String>)
         Ok(Some(k)) => {
             let mut v = view(&k);
             if k.budget_usd.is_some()
-                && let Ok((spent, held)) =
-                    crate::budget::status(&gw.storage, &k, crate::clock::unix_ms()).await
+                && let Ok((spent, held)) = gw.budget.status(&k, crate::clock::unix_ms()).await
                 && let Some(o) = v.as_object_mut()
             {
                 o.insert("budget_spent_usd".into(), spent.into());

@@ -12,7 +12,7 @@
 //! The tables have no NULLs: an absent key, route, provider or model is
 //! stored as `''` and an absent status as `0`, and read back as null.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 
@@ -131,55 +131,140 @@ pub const UPSERT_TAG: &str = "INSERT INTO usage_sums_tags (tag, value, span_ms, 
     cached_tokens = usage_sums_tags.cached_tokens + excluded.cached_tokens, cost_usd = usage_sums_tags.cost_usd + excluded.cost_usd, \
     saved_usd = usage_sums_tags.saved_usd + excluded.saved_usd";
 
-/// Adds `$sums` inside the open transaction `$tx`; `$q` adapts the SQL to
-/// the backend.
-macro_rules! add_sums {
-    ($tx:expr, $q:expr, $sums:expr) => {{
-        let c: &$crate::log_store::rollup::Sums = $sums;
-        for span in $crate::log_store::rollup::SPANS {
-            let start = c.time_ms.div_euclid(span) * span;
+/// Spend per key and UTC day (see `crate::budget`).
+pub const UPSERT_SPEND: &str = "INSERT INTO key_spend (key_id, day_ms, spent_usd) VALUES (?, ?, ?) \
+    ON CONFLICT (key_id, day_ms) DO UPDATE SET spent_usd = key_spend.spent_usd + excluded.spent_usd";
+
+/// One group of `usage_sums`: span, start, provider, model, key, route,
+/// status.
+type Group = (i64, i64, String, String, String, String, i64);
+
+/// The additive part of a group's row.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub saved_usd: f64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &Sums) {
+        self.requests += s.requests;
+        self.errors += s.errors;
+        self.input_tokens += s.input_tokens;
+        self.output_tokens += s.output_tokens;
+        self.cached_tokens += s.cached_tokens;
+        self.cost_usd += s.cost_usd;
+        self.saved_usd += s.saved_usd;
+    }
+}
+
+/// The sums of every request one transaction finishes, by group, so that
+/// the transaction writes one row per group and span rather than one per
+/// request: a batch of a thousand requests to a few models is a handful of
+/// upserts.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub sums: HashMap<Group, Totals>,
+    /// (tag, value, group).
+    pub tags: HashMap<(String, String, Group), Totals>,
+    /// (key id, UTC day) → cost.
+    pub spend: HashMap<(String, i64), f64>,
+}
+
+impl Batch {
+    pub fn add(&mut self, c: &Sums) {
+        for span in SPANS {
+            let group = (
+                span,
+                c.time_ms.div_euclid(span) * span,
+                c.provider.clone(),
+                c.model.clone(),
+                c.key_id.clone(),
+                c.route.clone(),
+                c.status,
+            );
+            for (tag, value) in &c.tags {
+                self.tags
+                    .entry((tag.clone(), value.clone(), group.clone()))
+                    .or_default()
+                    .add(c);
+            }
+            self.sums.entry(group).or_default().add(c);
+        }
+        if !c.key_id.is_empty() && c.cost_usd != 0.0 {
+            *self
+                .spend
+                .entry((c.key_id.clone(), c.time_ms.div_euclid(DAY_MS) * DAY_MS))
+                .or_default() += c.cost_usd;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sums.is_empty() && self.spend.is_empty()
+    }
+}
+
+/// Adds a [`Batch`] inside the open transaction `$tx`; `$q` adapts the SQL
+/// to the backend.
+macro_rules! flush_sums {
+    ($tx:expr, $q:expr, $batch:expr) => {{
+        let b: &$crate::log_store::rollup::Batch = $batch;
+        for ((span, start, provider, model, key_id, route, status), t) in &b.sums {
             sqlx::query(&$q($crate::log_store::rollup::UPSERT))
                 .bind(span)
                 .bind(start)
-                .bind(&c.provider)
-                .bind(&c.model)
-                .bind(&c.key_id)
-                .bind(&c.route)
-                .bind(c.status)
-                .bind(c.requests)
-                .bind(c.errors)
-                .bind(c.input_tokens)
-                .bind(c.output_tokens)
-                .bind(c.cached_tokens)
-                .bind(c.cost_usd)
-                .bind(c.saved_usd)
+                .bind(provider)
+                .bind(model)
+                .bind(key_id)
+                .bind(route)
+                .bind(status)
+                .bind(t.requests)
+                .bind(t.errors)
+                .bind(t.input_tokens)
+                .bind(t.output_tokens)
+                .bind(t.cached_tokens)
+                .bind(t.cost_usd)
+                .bind(t.saved_usd)
                 .execute(&mut *$tx)
                 .await?;
-            for (tag, value) in &c.tags {
-                sqlx::query(&$q($crate::log_store::rollup::UPSERT_TAG))
-                    .bind(tag)
-                    .bind(value)
-                    .bind(span)
-                    .bind(start)
-                    .bind(&c.provider)
-                    .bind(&c.model)
-                    .bind(&c.key_id)
-                    .bind(&c.route)
-                    .bind(c.status)
-                    .bind(c.requests)
-                    .bind(c.errors)
-                    .bind(c.input_tokens)
-                    .bind(c.output_tokens)
-                    .bind(c.cached_tokens)
-                    .bind(c.cost_usd)
-                    .bind(c.saved_usd)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
+        }
+        for ((tag, value, (span, start, provider, model, key_id, route, status)), t) in &b.tags {
+            sqlx::query(&$q($crate::log_store::rollup::UPSERT_TAG))
+                .bind(tag)
+                .bind(value)
+                .bind(span)
+                .bind(start)
+                .bind(provider)
+                .bind(model)
+                .bind(key_id)
+                .bind(route)
+                .bind(status)
+                .bind(t.requests)
+                .bind(t.errors)
+                .bind(t.input_tokens)
+                .bind(t.output_tokens)
+                .bind(t.cached_tokens)
+                .bind(t.cost_usd)
+                .bind(t.saved_usd)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for ((key_id, day), cost) in &b.spend {
+            sqlx::query(&$q($crate::log_store::rollup::UPSERT_SPEND))
+                .bind(key_id)
+                .bind(day)
+                .bind(cost)
+                .execute(&mut *$tx)
+                .await?;
         }
     }};
 }
-pub(crate) use add_sums;
+pub(crate) use flush_sums;
 
 /// Whether a usage query can read sums at all: at most one tag among the
 /// dimensions, and buckets (if any) of whole hours.
@@ -468,6 +553,62 @@ mod tests {
         let i = Sums::finished(-1, None, None, "not json", None, None, None, true);
         assert_eq!((i.time_ms, i.status, i.errors), (-1, 0, 1));
         assert!(i.tags.is_empty());
+    }
+
+    #[test]
+    fn a_batch_sums_by_group_and_keeps_spend_per_key_and_day() {
+        let one = |key: Option<&str>, model: &str, cost: f64, tags: &str| {
+            Sums::finished(
+                DAY_MS + 2 * HOUR_MS + 7,
+                key.map(str::to_owned),
+                None,
+                tags,
+                Some("openai".into()),
+                Some(model.into()),
+                Some(200),
+                false,
+            )
+            .with_usage(Some(10), Some(2), None, Some(cost), None)
+        };
+        let mut b = Batch::default();
+        b.add(&one(Some("k1"), "a", 0.5, r#"{"team":"x"}"#));
+        b.add(&one(Some("k1"), "a", 0.25, r#"{"team":"x"}"#));
+        b.add(&one(Some("k1"), "b", 1.0, "{}"));
+        b.add(&one(None, "b", 2.0, "{}"));
+        b.add(&one(Some("k1"), "a", 0.5, r#"{"team":"x"}"#).negated());
+        // Two models × (key k1, no key for b) × two spans.
+        assert_eq!(b.sums.len(), 6);
+        let day_a = &b.sums[&(
+            DAY_MS,
+            DAY_MS,
+            "openai".into(),
+            "a".into(),
+            "k1".into(),
+            "".into(),
+            200,
+        )];
+        assert_eq!(
+            (day_a.requests, day_a.input_tokens, day_a.cost_usd),
+            (1, 10, 0.25)
+        );
+        let hour = DAY_MS + 2 * HOUR_MS;
+        let tag = &b.tags[&(
+            "team".into(),
+            "x".into(),
+            (
+                HOUR_MS,
+                hour,
+                "openai".into(),
+                "a".into(),
+                "k1".into(),
+                "".into(),
+                200,
+            ),
+        )];
+        assert_eq!(tag.requests, 1);
+        assert_eq!(b.tags.len(), 2, "one tag, two spans");
+        assert_eq!(b.spend.len(), 1, "keyless requests spend no key's budget");
+        assert_eq!(b.spend[&("k1".into(), DAY_MS)], 1.25);
     }
 
     #[test]

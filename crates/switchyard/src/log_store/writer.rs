@@ -13,8 +13,10 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use super::Entry;
-use super::rollup::{DAY_MS, HOUR_MS, Sums, add_sums};
+use std::collections::{HashMap, HashSet};
+
+use super::rollup::{Batch, DAY_MS, HOUR_MS, Sums, flush_sums};
+use super::{Begin, End, Entry};
 use crate::gateway::Gateway;
 use crate::storage::{Storage, pg};
 
@@ -61,6 +63,7 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
                         tracing::info!(requests = n, "Settled requests interrupted by a restart");
                     }
                     settled_previous = true;
+                    gw.budget.mark_ready();
                 }
                 Err(e) => tracing::warn!(error = %e, "Could not settle interrupted requests"),
             }
@@ -211,85 +214,231 @@ macro_rules! stored_sums {
     }};
 }
 
-macro_rules! upsert_all {
-    ($tx:expr, $q:expr, $entries:expr) => {{
+/// Rows per multi-row INSERT (31 columns each: well inside both backends'
+/// limits on bound parameters).
+const ROWS_PER_INSERT: usize = 100;
+
+/// The columns of a `requests` row written whole.
+const REQUEST_COLUMNS: &str = "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, \
+    log_mode, est_input_tokens, metadata, request_body, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, \
+    output_tokens, cached_tokens, reasoning_tokens, usage_source, cost_usd, saved_usd, price_version, cache, attempts, excluded, \
+    response_body) ";
+
+/// A request's row as the batch knows it: its begin, and its end when that
+/// is in the same batch (then the row is written complete, in one insert).
+struct NewRow<'a> {
+    begin: &'a Begin,
+    end: Option<&'a End>,
+}
+
+impl NewRow<'_> {
+    /// The sums a complete row adds.
+    fn sums(&self) -> Option<Sums> {
+        let (b, e) = (self.begin, self.end?);
+        let mut s = Sums::finished(
+            b.time_ms,
+            b.key_id.clone(),
+            b.route.clone(),
+            "{}",
+            e.provider.clone(),
+            e.model.clone(),
+            Some(i64::from(e.status)),
+            false,
+        )
+        .with_usage(
+            e.input_tokens.map(|v| v as i64),
+            e.output_tokens.map(|v| v as i64),
+            e.cached_tokens.map(|v| v as i64),
+            e.cost_usd,
+            e.saved_usd,
+        );
+        s.tags = b
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), tag_value(v)))
+            .collect();
+        Some(s)
+    }
+}
+
+/// Inserts `$rows` (a slice of [`NewRow`]) with multi-row INSERTs that skip
+/// ids already stored; evaluates to the ids inserted. `$db` is the sqlx
+/// database type.
+macro_rules! insert_rows {
+    ($tx:expr, $db:ty, $rows:expr) => {{
         let tx = $tx;
-        for e in $entries {
-            match e {
-                Entry::Begin(b) => {
-                    sqlx::query(&$q(
-                        "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, log_mode, est_input_tokens, metadata, request_body) \
-                         VALUES (?, ?, ?, 'begun', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    ))
-                    .bind(&b.id)
-                    .bind(b.time_ms)
-                    .bind(&b.instance)
-                    .bind(&b.key_id)
-                    .bind(&b.route)
-                    .bind(&b.requested_model)
-                    .bind(&b.dialect)
-                    .bind(b.stream)
-                    .bind(log_mode_str(b.log_mode))
-                    .bind(b.est_input_tokens as i64)
-                    .bind(serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into()))
-                    .bind(&b.request_body)
-                    .execute(&mut *tx)
-                    .await?;
-                    for (tag, value) in &b.metadata {
-                        sqlx::query(&$q(
-                            "INSERT INTO request_tags (request_id, tag, value, time_ms) VALUES (?, ?, ?, ?) ON CONFLICT (request_id, tag) DO NOTHING",
-                        ))
-                        .bind(&b.id)
-                        .bind(tag)
-                        .bind(tag_value(value))
-                        .bind(b.time_ms)
-                        .execute(&mut *tx)
+        let mut inserted: HashSet<String> = HashSet::new();
+        for chunk in $rows.chunks(ROWS_PER_INSERT) {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(REQUEST_COLUMNS);
+            qb.push_values(chunk, |mut v, r: &NewRow<'_>| {
+                let b = r.begin;
+                let e = r.end;
+                v.push_bind(b.id.as_str())
+                    .push_bind(b.time_ms)
+                    .push_bind(b.instance.as_str())
+                    .push_bind(if e.is_some() { "complete" } else { "begun" })
+                    .push_bind(b.key_id.as_deref())
+                    .push_bind(b.route.as_deref())
+                    .push_bind(b.requested_model.as_str())
+                    .push_bind(b.dialect.as_str())
+                    .push_bind(b.stream)
+                    .push_bind(log_mode_str(b.log_mode))
+                    .push_bind(b.est_input_tokens as i64)
+                    .push_bind(serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into()))
+                    .push_bind(b.request_body.as_deref())
+                    .push_bind(e.and_then(|e| e.provider.as_deref()))
+                    .push_bind(e.and_then(|e| e.model.as_deref()))
+                    .push_bind(e.map(|e| i64::from(e.status)))
+                    .push_bind(e.and_then(|e| e.error_class.as_deref()))
+                    .push_bind(e.map(|e| e.latency_ms))
+                    .push_bind(e.and_then(|e| e.ttft_ms))
+                    .push_bind(e.and_then(|e| e.input_tokens).map(|v| v as i64))
+                    .push_bind(e.and_then(|e| e.output_tokens).map(|v| v as i64))
+                    .push_bind(e.and_then(|e| e.cached_tokens).map(|v| v as i64))
+                    .push_bind(e.and_then(|e| e.reasoning_tokens).map(|v| v as i64))
+                    .push_bind(e.and_then(|e| e.usage_source.as_deref()))
+                    .push_bind(e.and_then(|e| e.cost_usd))
+                    .push_bind(e.and_then(|e| e.saved_usd))
+                    .push_bind(e.and_then(|e| e.price_version.as_deref()))
+                    .push_bind(e.map(|e| e.cache.as_str()))
+                    .push_bind(
+                        e.map(|e| {
+                            serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into())
+                        })
+                        .unwrap_or_else(|| "[]".into()),
+                    )
+                    .push_bind(
+                        e.map(|e| {
+                            serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into())
+                        })
+                        .unwrap_or_else(|| "[]".into()),
+                    )
+                    .push_bind(e.and_then(|e| e.response_body.as_deref()));
+            });
+            qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+            inserted.extend(ids);
+        }
+        // Tags of the rows just inserted (a row already stored has them).
+        let tags: Vec<(&str, &String, String, i64)> = $rows
+            .iter()
+            .filter(|r| inserted.contains(r.begin.id.as_str()))
+            .flat_map(|r| {
+                r.begin
+                    .metadata
+                    .iter()
+                    .map(move |(k, v)| (r.begin.id.as_str(), k, tag_value(v), r.begin.time_ms))
+            })
+            .collect();
+        for chunk in tags.chunks(ROWS_PER_INSERT * 4) {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO request_tags (request_id, tag, value, time_ms) ",
+            );
+            qb.push_values(chunk, |mut v, (id, tag, value, time)| {
+                v.push_bind(*id)
+                    .push_bind(tag.as_str())
+                    .push_bind(value.as_str())
+                    .push_bind(*time);
+            });
+            qb.push(" ON CONFLICT (request_id, tag) DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        inserted
+    }};
+}
+
+/// Finishes, one at a time, requests whose row is already stored, adding
+/// what each changes to `$batch`.
+macro_rules! finish_stored {
+    ($tx:expr, $q:expr, $ends:expr, $batch:expr) => {{
+        let tx = $tx;
+        for e in $ends {
+            // The usual step, begun -> complete, adds the request to the
+            // sums; a replayed entry finds it complete and adds nothing.
+            let finished = end_update!(&$q(finish_sql!("begun")), e)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = finished {
+                $batch.add(&end_sums!(&r, e));
+            } else {
+                // Settled as interrupted before its end arrived (its process
+                // was presumed dead): the real outcome replaces the
+                // estimate, in the sums too.
+                let old = sqlx::query(&$q(
+                    "SELECT time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, cached_tokens, \
+                     cost_usd, saved_usd FROM requests WHERE id = ? AND state = 'interrupted'",
+                ))
+                .bind(&e.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(old) = old {
+                    $batch.add(&stored_sums!(&old, true).negated());
+                    let r = end_update!(&$q(finish_sql!("interrupted")), e)
+                        .fetch_one(&mut *tx)
                         .await?;
-                    }
-                }
-                Entry::End(e) => {
-                    // The usual step, begun -> complete, adds the request to
-                    // the hourly sums; a replayed entry finds it complete
-                    // and adds nothing.
-                    let finished = end_update!(&$q(finish_sql!("begun")), e)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(r) = finished {
-                        add_sums!(tx, $q, &end_sums!(&r, e));
-                    } else {
-                        // Settled as interrupted before its end arrived (its
-                        // process was presumed dead): the real outcome
-                        // replaces the estimate, in the sums too.
-                        let old = sqlx::query(&$q(
-                            "SELECT time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, cached_tokens, \
-                             cost_usd, saved_usd FROM requests WHERE id = ? AND state = 'interrupted'",
-                        ))
-                        .bind(&e.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if let Some(old) = old {
-                            add_sums!(tx, $q, &stored_sums!(&old, true).negated());
-                            let r = end_update!(&$q(finish_sql!("interrupted")), e)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                            add_sums!(tx, $q, &end_sums!(&r, e));
-                        }
-                    }
-                }
-                Entry::Gap { time_ms, dropped } => {
-                    sqlx::query(&$q(
-                        "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
-                         VALUES (?, ?, '-', 'gap', '-', '-', ?, 'none', ?) ON CONFLICT (id) DO NOTHING",
-                    ))
-                    .bind(format!("gap_{time_ms}_{dropped}"))
-                    .bind(time_ms)
-                    .bind(false)
-                    .bind(format!("{{\"dropped\":{dropped}}}"))
-                    .execute(&mut *tx)
-                    .await?;
+                    $batch.add(&end_sums!(&r, e));
                 }
             }
         }
+    }};
+}
+
+/// One batch in one transaction: new rows by multi-row inserts (a request
+/// whose begin and end are both in the batch is inserted complete), the
+/// ends of rows already stored one by one, then the sums of everything the
+/// batch finished, one upsert per group.
+macro_rules! upsert_all {
+    ($tx:expr, $q:expr, $db:ty, $entries:expr) => {{
+        let tx = $tx;
+        let entries: &[Entry] = $entries;
+        let ends: HashMap<&str, &End> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::End(e) => Some((e.id.as_str(), e)),
+                _ => None,
+            })
+            .collect();
+        let rows: Vec<NewRow<'_>> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Begin(b) => Some(NewRow {
+                    begin: b,
+                    end: ends.get(b.id.as_str()).copied(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let inserted = insert_rows!(&mut *tx, $db, &rows);
+        let mut batch = Batch::default();
+        let mut merged: HashSet<&str> = HashSet::new();
+        for r in &rows {
+            if r.end.is_some() && inserted.contains(r.begin.id.as_str()) {
+                merged.insert(r.begin.id.as_str());
+                if let Some(s) = r.sums() {
+                    batch.add(&s);
+                }
+            }
+        }
+        let rest = entries.iter().filter_map(|e| match e {
+            Entry::End(e) if !merged.contains(e.id.as_str()) => Some(e),
+            _ => None,
+        });
+        finish_stored!(&mut *tx, $q, rest, batch);
+        for e in entries {
+            if let Entry::Gap { time_ms, dropped } = e {
+                sqlx::query(&$q(
+                    "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
+                     VALUES (?, ?, '-', 'gap', '-', '-', ?, 'none', ?) ON CONFLICT (id) DO NOTHING",
+                ))
+                .bind(format!("gap_{time_ms}_{dropped}"))
+                .bind(time_ms)
+                .bind(false)
+                .bind(format!("{{\"dropped\":{dropped}}}"))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        flush_sums!(tx, $q, &batch);
     }};
 }
 
@@ -298,12 +447,12 @@ pub async fn write_batch(s: &Storage, entries: &[Entry]) -> Result<(), sqlx::Err
     match s {
         Storage::Sqlite(p) => {
             let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            upsert_all!(&mut *tx, |q: &str| q.to_owned(), entries);
+            upsert_all!(&mut *tx, |q: &str| q.to_owned(), sqlx::Sqlite, entries);
             tx.commit().await
         }
         Storage::Postgres(p) => {
             let mut tx = p.begin().await?;
-            upsert_all!(&mut *tx, pg, entries);
+            upsert_all!(&mut *tx, pg, sqlx::Postgres, entries);
             tx.commit().await
         }
     }
@@ -466,7 +615,9 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
                     .await?;
                 match row {
                     Some(r) => {
-                        add_sums!(tx, $q, &stored_sums!(&r, true));
+                        let mut batch = Batch::default();
+                        batch.add(&stored_sums!(&r, true));
+                        flush_sums!(tx, $q, &batch);
                         1
                     }
                     None => 0,

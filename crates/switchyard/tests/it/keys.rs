@@ -418,7 +418,7 @@ async fn limits_and_budgets_hold_across_two_replicas() {
     assert_eq!((ok, limited), (5, 45));
     let (ok, spent, budget) = budget_case(&[&a, &b]).await;
     println!(
-        "budget for 10 holds, 50 concurrent over two replicas (Postgres): {ok} admitted, spent ${spent:.4} of ${budget:.4}, overspend ${:.4}",
+        "budget for 10 holds, 50 concurrent over two replicas (Redis ledger, Postgres records): {ok} admitted, spent ${spent:.4} of ${budget:.4}, overspend ${:.4}",
         (spent - budget).max(0.0)
     );
     assert_eq!(ok, 10);
@@ -651,4 +651,119 @@ async fn keys_on_postgres() {
     let (s, _, _) = call(&gw, &secret, &chat("openai/gpt-test")).await;
     assert_eq!(s, 401);
     gw.shutdown().await;
+}
+
+/// Spend is kept with the records: a process killed right after its answers
+/// (their records still in the spool) restarts knowing what was spent, and
+/// the budget holds across the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_spend_survives_sigkill() {
+    let mocks = start_mocks().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n{}\n{KEYED}",
+            dir.path().display(),
+            providers_toml(&mocks)
+        ),
+    )
+    .unwrap();
+    let body_tokens = (chat("openai/gpt-test").to_string().len() as f64 / 3.0).ceil();
+    let hold = (body_tokens + 10.0) * 1000.0 / 1e6;
+    let cost = 0.018;
+    let budget = hold * 8.0;
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--name", "kill", "--budget-usd"])
+        .arg(budget.to_string())
+        .args(["--budget-period", "total", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, secret) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["key"].as_str().unwrap().to_owned(),
+    );
+    let token = "kill-test-admin-token-0123456789";
+    let env = [
+        ("MOCK_OPENAI_KEY", OPENAI_KEY),
+        ("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY),
+        ("MOCK_GEMINI_KEY", GEMINI_KEY),
+        ("MOCK_COMPAT_KEY", COMPAT_KEY),
+        ("SWITCHYARD_ADMIN_TOKEN", token),
+        ("RUST_LOG", "warn"),
+    ];
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let send = |base: String| {
+        let http = http.clone();
+        let auth = format!("Bearer {secret}");
+        async move {
+            http.post(format!("{base}/v1/chat/completions"))
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(chat("openai/gpt-test").to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    let bin = crate::binary::Binary::start(&config, &env);
+    for _ in 0..3 {
+        assert_eq!(send(bin.base.clone()).await, 200);
+    }
+    // SIGKILL at once: the records are in the spool, perhaps not yet in
+    // the database.
+    let pid = bin.child.id().to_string();
+    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    drop(bin);
+
+    let bin = crate::binary::Binary::start(&config, &env);
+    let shown: Value = serde_json::from_str(
+        &http
+            .get(format!("{}/admin/v1/keys/{id}", bin.admin))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let spent = shown["budget_spent_usd"].as_f64().unwrap();
+    assert!(
+        (spent - 3.0 * cost).abs() < 1e-9,
+        "after the restart: {shown}"
+    );
+    // What still fits, one call at a time: admitted while spent + hold fits.
+    let mut expected = 0;
+    let mut s = 3.0 * cost;
+    while s + hold <= budget + 1e-12 {
+        expected += 1;
+        s += cost;
+    }
+    let mut admitted = 0;
+    loop {
+        match send(bin.base.clone()).await {
+            200 => admitted += 1,
+            402 => break,
+            other => panic!("unexpected status {other}"),
+        }
+        assert!(admitted <= expected, "the restart forgot what was spent");
+    }
+    println!(
+        "budget across a SIGKILL: 3 calls before, {admitted} after (expected {expected}), spend carried over ${spent:.3}"
+    );
+    assert_eq!(admitted, expected);
+    drop(bin);
 }
