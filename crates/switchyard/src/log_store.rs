@@ -68,6 +68,10 @@ pub struct End {
     pub response_body: Option<String>,
 }
 
+/// One spool line. On disk: a one-byte phase (`B`, `E`, `G`) and the
+/// entry's JSON object, so the writer decodes each struct directly (the
+/// internally tagged form `{"phase":...}` of earlier versions, still read,
+/// makes serde buffer every line before decoding it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Entry {
@@ -78,6 +82,54 @@ pub enum Entry {
         time_ms: i64,
         dropped: u64,
     },
+}
+
+#[derive(Serialize, Deserialize)]
+struct GapLine {
+    time_ms: i64,
+    dropped: u64,
+}
+
+impl Entry {
+    /// The spool line for this entry, newline included.
+    pub fn encode(&self) -> serde_json::Result<Vec<u8>> {
+        let mut line = Vec::with_capacity(640);
+        match self {
+            Entry::Begin(b) => {
+                line.push(b'B');
+                serde_json::to_writer(&mut line, b)?;
+            }
+            Entry::End(e) => {
+                line.push(b'E');
+                serde_json::to_writer(&mut line, e)?;
+            }
+            Entry::Gap { time_ms, dropped } => {
+                line.push(b'G');
+                serde_json::to_writer(
+                    &mut line,
+                    &GapLine {
+                        time_ms: *time_ms,
+                        dropped: *dropped,
+                    },
+                )?;
+            }
+        }
+        line.push(b'\n');
+        Ok(line)
+    }
+
+    /// Reads a spool line (without its newline), in either format.
+    pub fn decode(line: &[u8]) -> serde_json::Result<Entry> {
+        match line.split_first() {
+            Some((b'B', json)) => serde_json::from_slice(json).map(Entry::Begin),
+            Some((b'E', json)) => serde_json::from_slice(json).map(Entry::End),
+            Some((b'G', json)) => serde_json::from_slice(json).map(|g: GapLine| Entry::Gap {
+                time_ms: g.time_ms,
+                dropped: g.dropped,
+            }),
+            _ => serde_json::from_slice(line),
+        }
+    }
 }
 
 /// The spool is full and the configuration refuses rather than drops.
@@ -156,7 +208,7 @@ impl Recorder {
     }
 
     pub(crate) fn write(&self, e: &Entry) {
-        let line = match serde_json::to_vec(e) {
+        let line = match e.encode() {
             Ok(l) => l,
             Err(err) => {
                 tracing::error!(error = %err, "Could not encode a log entry");
@@ -226,5 +278,55 @@ impl Journal {
             }
             rec.end(end);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_lines_round_trip_and_old_lines_still_read() {
+        let b = Begin {
+            id: "r1".into(),
+            time_ms: 5,
+            instance: "i".into(),
+            key_id: None,
+            route: None,
+            requested_model: "p/m".into(),
+            dialect: "openai".into(),
+            stream: false,
+            log_mode: LogMode::Metadata,
+            est_input_tokens: 3,
+            metadata: Default::default(),
+            request_body: None,
+        };
+        for e in [
+            Entry::Begin(b.clone()),
+            Entry::End(End {
+                id: "r1".into(),
+                status: 200,
+                cache: "MISS".into(),
+                ..End::default()
+            }),
+            Entry::Gap {
+                time_ms: 9,
+                dropped: 2,
+            },
+        ] {
+            let line = e.encode().unwrap();
+            assert_eq!(line.last(), Some(&b'\n'));
+            let back = Entry::decode(&line[..line.len() - 1]).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{e:?}"));
+            // The internally tagged lines of earlier versions.
+            let old = serde_json::to_vec(&e).unwrap();
+            assert!(old.starts_with(b"{\"phase\":"));
+            assert_eq!(
+                format!("{:?}", Entry::decode(&old).unwrap()),
+                format!("{e:?}")
+            );
+        }
+        assert!(Entry::decode(b"Bnot json").is_err());
+        assert!(Entry::decode(b"").is_err());
     }
 }

@@ -1404,8 +1404,11 @@ fn trace(
 /// The most of a stream kept in a `full` record.
 const MAX_LOGGED_STREAM: usize = 1024 * 1024;
 
+/// One line per request at debug level: every request has its record in
+/// the database already, and a line per request at `info` costs the hot
+/// path a formatted write to stderr.
 fn log_finished(ctx: &Ctx, target: &Target, status: u16, usage: Option<&Usage>) {
-    tracing::info!(
+    tracing::debug!(
         request_id = %ctx.id,
         provider = target.provider.name(),
         model = %target.model,

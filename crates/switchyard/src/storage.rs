@@ -55,6 +55,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_key_spend.sql"),
         include_str!("../migrations/postgres/0004_key_spend.sql"),
     ),
+    (
+        5,
+        "partial_indexes",
+        include_str!("../migrations/sqlite/0005_partial_indexes.sql"),
+        include_str!("../migrations/postgres/0005_partial_indexes.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

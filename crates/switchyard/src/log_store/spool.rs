@@ -120,12 +120,10 @@ impl Spool {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Appends one line (a newline is added). One write call: a reader
-    /// never sees half a line except after a crash mid-write.
-    pub fn append(&self, line: &[u8]) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line);
-        buf.push(b'\n');
+    /// Appends one line, which ends with its newline. One write call: a
+    /// reader never sees half a line except after a crash mid-write.
+    pub fn append(&self, buf: &[u8]) -> std::io::Result<()> {
+        debug_assert_eq!(buf.last(), Some(&b'\n'));
         let mut seg = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if seg.size >= SEGMENT_BYTES {
             let seq = seg.seq + 1;
@@ -135,7 +133,7 @@ impl Spool {
                 .open(segment_path(&self.dir, seq))?;
             *seg = Segment { seq, file, size: 0 };
         }
-        seg.file.write_all(&buf)?;
+        seg.file.write_all(buf)?;
         seg.size += buf.len() as u64;
         self.pending.fetch_add(buf.len() as u64, Ordering::AcqRel);
         Ok(())
@@ -299,7 +297,7 @@ mod tests {
                 Err(SpoolError::Locked(_))
             ));
             for i in 0..5 {
-                s.append(format!("line {i}").as_bytes()).unwrap();
+                s.append(format!("line {i}\n").as_bytes()).unwrap();
             }
             let from = s.checkpoint();
             let (lines, cp) = s.read(from, 3).unwrap();
@@ -320,7 +318,7 @@ mod tests {
             .unwrap();
         let s = Spool::open(dir.path(), "b").unwrap();
         assert_eq!(s.previous_owner.as_deref(), Some("a"));
-        s.append(b"line 5").unwrap();
+        s.append(b"line 5\n").unwrap();
         let from = s.checkpoint();
         let (lines, cp) = s.read(from, 100).unwrap();
         assert_eq!(

@@ -24,6 +24,8 @@ use crate::storage::{Storage, pg};
 const BATCH: usize = 2000;
 /// A process whose heartbeat is older than this is presumed dead.
 const DEAD_AFTER_MS: i64 = 30_000;
+/// How long the writer lets entries gather after the first one arrives.
+const GATHER: Duration = Duration::from_millis(100);
 /// Rows deleted per retention statement.
 const RETENTION_BATCH: i64 = 5000;
 
@@ -80,8 +82,9 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = rec.notify.notified() => {
-                // Let a burst gather into one transaction.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Let a burst gather into one transaction: fewer, larger
+                // transactions cost the database far less per record.
+                tokio::time::sleep(GATHER).await;
             }
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
@@ -113,7 +116,7 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
     }
     let mut entries = Vec::with_capacity(lines.len());
     for line in &lines {
-        match serde_json::from_slice::<Entry>(line) {
+        match Entry::decode(line) {
             Ok(e) => entries.push(e),
             // Not ours to fix; skipping it must not block everything after.
             Err(e) => tracing::error!(error = %e, "Unreadable spool entry skipped"),
@@ -218,6 +221,25 @@ macro_rules! stored_sums {
 /// limits on bound parameters).
 const ROWS_PER_INSERT: usize = 100;
 
+/// Splits `items` into runs of the sizes in `sizes` (largest first, the
+/// last 1), so that a multi-row statement comes in a handful of shapes
+/// that stay in the connection's prepared-statement cache: preparing a
+/// statement of thousands of parameters costs more than running it.
+fn fixed_chunks<'a, T>(
+    mut items: &'a [T],
+    sizes: &'static [usize],
+) -> impl Iterator<Item = &'a [T]> {
+    std::iter::from_fn(move || {
+        let n = sizes.iter().copied().find(|&n| n <= items.len())?;
+        let (head, rest) = items.split_at(n);
+        items = rest;
+        Some(head)
+    })
+}
+
+const ROW_RUNS: &[usize] = &[ROWS_PER_INSERT, 20, 4, 1];
+const TAG_RUNS: &[usize] = &[4 * ROWS_PER_INSERT, 80, 16, 4, 1];
+
 /// The columns of a `requests` row written whole.
 const REQUEST_COLUMNS: &str = "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, \
     log_mode, est_input_tokens, metadata, request_body, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, \
@@ -268,7 +290,7 @@ macro_rules! insert_rows {
     ($tx:expr, $db:ty, $rows:expr) => {{
         let tx = $tx;
         let mut inserted: HashSet<String> = HashSet::new();
-        for chunk in $rows.chunks(ROWS_PER_INSERT) {
+        for chunk in fixed_chunks($rows, ROW_RUNS) {
             let mut qb = sqlx::QueryBuilder::<$db>::new(REQUEST_COLUMNS);
             qb.push_values(chunk, |mut v, r: &NewRow<'_>| {
                 let b = r.begin;
@@ -330,7 +352,7 @@ macro_rules! insert_rows {
                     .map(move |(k, v)| (r.begin.id.as_str(), k, tag_value(v), r.begin.time_ms))
             })
             .collect();
-        for chunk in tags.chunks(ROWS_PER_INSERT * 4) {
+        for chunk in fixed_chunks(&tags, TAG_RUNS) {
             let mut qb = sqlx::QueryBuilder::<$db>::new(
                 "INSERT INTO request_tags (request_id, tag, value, time_ms) ",
             );
@@ -712,4 +734,19 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_come_in_few_shapes_and_cover_everything() {
+        let v: Vec<u32> = (0..257).collect();
+        let sizes: Vec<usize> = fixed_chunks(&v, ROW_RUNS).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [100, 100, 20, 20, 4, 4, 4, 4, 1]);
+        let back: Vec<u32> = fixed_chunks(&v, ROW_RUNS).flatten().copied().collect();
+        assert_eq!(back, v);
+        assert_eq!(fixed_chunks(&v[..0], ROW_RUNS).count(), 0);
+    }
 }

@@ -405,6 +405,21 @@ async fn sqlite_plans_use_indexes() {
             },
             "request_tags",
         ),
+        // Partial indexes (present values only) serve these filters too.
+        (
+            LogFilter {
+                error_class: Some("timeout".into()),
+                ..Default::default()
+            },
+            "requests_error_time",
+        ),
+        (
+            LogFilter {
+                route: Some("smart".into()),
+                ..Default::default()
+            },
+            "requests_route_time",
+        ),
     ] {
         let plan = explain_list(storage, &f).await.unwrap();
         assert!(plan.contains(index), "{f:?} should use {index}:\n{plan}");
