@@ -85,10 +85,7 @@ impl Gateway {
             streams: crate::stream::registry::Streams::new(config.streams.retain),
             sessions: Default::default(),
             metrics: crate::metrics::Metrics::default(),
-            tracer: crate::telemetry::Tracer::from_env(
-                env,
-                reqwest::Client::builder().no_proxy().build()?,
-            ),
+            tracer: crate::telemetry::Tracer::from_env(env, client.clone()),
             config: Arc::new(config),
             providers,
             client,

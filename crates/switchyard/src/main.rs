@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchyard::config::{Config, Env};
 
+/// mimalloc rather than the system allocator: requests allocate and free
+/// many small objects across threads, where glibc's malloc spends a tenth
+/// of the gateway's instructions (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",

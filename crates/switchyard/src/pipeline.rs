@@ -1136,7 +1136,7 @@ async fn send(
     ctx: &Ctx,
     provider: &providers::Provider,
     call: &providers::Call,
-) -> Result<reqwest::Response> {
+) -> Result<providers::client::UpstreamResponse> {
     let remaining = ctx.remaining();
     let bounded_by_deadline = remaining < provider.config.timeout;
     let timeout = provider.config.timeout.min(remaining);
@@ -1446,30 +1446,49 @@ pub fn unix_now() -> u64 {
 /// Reads a 2xx upstream body, bounded.
 pub async fn read_body(
     provider: &providers::Provider,
-    mut resp: reqwest::Response,
+    resp: providers::client::UpstreamResponse,
 ) -> Result<Bytes> {
+    use http_body_util::BodyExt;
+    let length = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if length.is_some_and(|n| n > MAX_UPSTREAM_BODY) {
+        return Err(too_large(provider));
+    }
+    let mut body = resp.into_body();
+    // One chunk (the usual case for a JSON answer) is passed on as it is.
+    let mut first: Option<Bytes> = None;
     let mut out = bytes::BytesMut::new();
     loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                if out.len() + c.len() > MAX_UPSTREAM_BODY {
-                    return Err(UpstreamError::protocol(
-                        provider.name(),
-                        "the answer is larger than 64 MiB",
-                    )
-                    .into());
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(c) = frame.into_data() else { continue };
+                let have = first.as_ref().map_or(0, Bytes::len) + out.len();
+                if have + c.len() > MAX_UPSTREAM_BODY {
+                    return Err(too_large(provider));
                 }
-                if out.is_empty() && resp.content_length().is_none() {
-                    out.reserve(c.len());
+                match first.take() {
+                    None if out.is_empty() => first = Some(c),
+                    None => out.extend_from_slice(&c),
+                    Some(f) => {
+                        out.reserve(length.unwrap_or(f.len() + c.len()));
+                        out.extend_from_slice(&f);
+                        out.extend_from_slice(&c);
+                    }
                 }
-                out.extend_from_slice(&c);
             }
-            Ok(None) => return Ok(out.freeze()),
-            Err(e) => {
+            None => return Ok(first.unwrap_or_else(|| out.freeze())),
+            Some(Err(e)) => {
                 return Err(UpstreamError::broken_stream(provider.name(), &e.to_string()).into());
             }
         }
     }
+}
+
+fn too_large(provider: &providers::Provider) -> GatewayError {
+    UpstreamError::protocol(provider.name(), "the answer is larger than 64 MiB").into()
 }
 
 /// A complete upstream answer in the caller's dialect, and its usage.

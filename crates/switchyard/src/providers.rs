@@ -48,6 +48,8 @@ impl std::fmt::Debug for Secret {
 pub struct Provider {
     pub config: ProviderConfig,
     pub secret: Option<Secret>,
+    /// The header that carries the secret upstream, built once.
+    pub auth: Option<(http::HeaderName, HeaderValue)>,
     /// Every credential the gateway holds, to scrub from upstream text: an
     /// upstream that echoes any key must not get it to a caller.
     pub all_secrets: Arc<[Secret]>,
@@ -91,9 +93,13 @@ impl Providers {
         };
         let all_secrets: Arc<[Secret]> = config.providers.iter().filter_map(secret_of).collect();
         for pc in &config.providers {
+            let secret = secret_of(pc);
             let p = Arc::new(Provider {
                 config: pc.clone(),
-                secret: secret_of(pc),
+                auth: secret
+                    .as_ref()
+                    .and_then(|s| client::auth_header(pc.kind, s.expose())),
+                secret,
                 all_secrets: all_secrets.clone(),
             });
             out.by_name.insert(pc.name.clone(), p.clone());

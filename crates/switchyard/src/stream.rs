@@ -14,8 +14,6 @@ pub mod shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 
 pub use buffer::{Buffer, Chunk};
@@ -218,7 +216,7 @@ impl Translator {
 /// An upstream stream being read: body, SSE parser, translator, writer.
 pub struct Live {
     pub provider: Arc<Provider>,
-    body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    body: http_body_util::BodyDataStream<hyper::body::Incoming>,
     parser: sse::Parser,
     pub translator: Translator,
     writer: sse::Writer,
@@ -235,10 +233,14 @@ pub enum StreamOutcome {
 }
 
 impl Live {
-    pub fn new(provider: Arc<Provider>, resp: reqwest::Response, translator: Translator) -> Live {
+    pub fn new(
+        provider: Arc<Provider>,
+        resp: crate::providers::client::UpstreamResponse,
+        translator: Translator,
+    ) -> Live {
         Live {
             provider,
-            body: resp.bytes_stream().boxed(),
+            body: http_body_util::BodyDataStream::new(resp.into_body()),
             parser: sse::Parser::new(MAX_EVENT_BYTES),
             translator,
             writer: sse::Writer::new(0),

@@ -43,7 +43,7 @@ pub struct Tracer {
 
 impl Tracer {
     /// A tracer that exports to the configured endpoint, or does nothing.
-    pub fn from_env(env: &Env, client: reqwest::Client) -> Tracer {
+    pub fn from_env(env: &Env, client: crate::providers::client::Client) -> Tracer {
         let url = env
             .get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .map(str::to_owned)
@@ -61,12 +61,18 @@ impl Tracer {
             .get("OTEL_SERVICE_NAME")
             .unwrap_or("switchyard")
             .to_owned();
-        let headers: Vec<(String, String)> = env
+        // `key=value,key=value`; a pair that is not a valid header is skipped.
+        let headers: Vec<(http::HeaderName, http::HeaderValue)> = env
             .get("OTEL_EXPORTER_OTLP_HEADERS")
             .map(|h| {
                 h.split(',')
                     .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .filter_map(|(k, v)| {
+                        let name = http::HeaderName::from_bytes(k.trim().as_bytes()).ok()?;
+                        let mut value = http::HeaderValue::from_str(v.trim()).ok()?;
+                        value.set_sensitive(true);
+                        Some((name, value))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -153,10 +159,10 @@ pub fn encode(service: &str, spans: &[Span]) -> Value {
 
 async fn export(
     mut rx: mpsc::Receiver<Span>,
-    client: reqwest::Client,
+    client: crate::providers::client::Client,
     url: String,
     service: String,
-    headers: Vec<(String, String)>,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -173,18 +179,13 @@ async fn export(
             }
         }
         let body = encode(&service, &batch);
-        let mut rb = client
-            .post(&url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .timeout(Duration::from_secs(10))
-            .body(body.to_string());
-        for (k, v) in &headers {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
-        match rb.send().await {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::warn!(
-                status = r.status().as_u16(),
+        match client
+            .post_json(&url, &headers, body.to_string(), Duration::from_secs(10))
+            .await
+        {
+            Ok(status) if (200..300).contains(&status) => {}
+            Ok(status) => tracing::warn!(
+                status,
                 spans = batch.len(),
                 "The trace collector refused a batch"
             ),

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, Request};
 
 use super::read_request;
@@ -104,10 +103,8 @@ pub(super) async fn passthrough(
                 out_headers.append(k.clone(), v.clone());
             }
         }
-        let stream = upstream
-            .bytes_stream()
-            .map(|r| r.map_err(std::io::Error::other));
-        let mut resp = Response::new(Body::from_stream(stream));
+        let (_, upstream_body) = upstream.into_parts();
+        let mut resp = Response::new(Body::new(upstream_body));
         *resp.status_mut() = status;
         *resp.headers_mut() = out_headers;
         ctx.stamp(resp.headers_mut());

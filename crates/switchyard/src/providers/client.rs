@@ -1,14 +1,21 @@
-//! The one HTTP client that calls upstreams.
+//! The one HTTP client that calls upstreams (and the trace collector).
 //!
-//! Pooled keep-alive connections (HTTP/2 where the upstream offers it over
-//! TLS), `TCP_NODELAY`, no redirects followed (a redirect could take a
-//! prompt and a credential somewhere the configuration never named), no
-//! proxy from the environment. The credential is added here, after the
-//! destination is fixed, and nowhere else.
+//! hyper's pooled client, used directly: keep-alive connections, HTTP/2
+//! where the upstream offers it over TLS (rustls with the platform's
+//! verifier), `TCP_NODELAY`. No redirects are followed (a redirect could
+//! take a prompt and a credential somewhere the configuration never named)
+//! and no proxy is taken from the environment. URLs come from configuration
+//! and are parsed as `http::Uri` (no IDNA work per request). The credential
+//! is added here, after the destination is fixed, and nowhere else.
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, Method};
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::errors::{UpstreamError, classify};
 use super::{Call, Provider};
@@ -17,25 +24,42 @@ use crate::config::ProviderKind;
 /// Error bodies past this size are cut before classification.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+const AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("switchyard/", env!("CARGO_PKG_VERSION")));
+
+/// An upstream's answer: status, headers and a body still to be read.
+pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
 }
 
 impl Client {
-    pub fn new() -> Result<Client, reqwest::Error> {
-        // reqwest is built without a bundled crypto provider; ours is ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
+    pub fn new() -> anyhow::Result<Client> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        // Whoever else builds a TLS config (sqlx, Redis) gets ring too.
+        let _ = (*provider).clone().install_default();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(provider)?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .http2_adaptive_window(true)
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .build(https);
         Ok(Client { http })
     }
 
@@ -46,27 +70,29 @@ impl Client {
         provider: &Provider,
         call: &Call,
         timeout: Duration,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let mut rb = self
-            .http
-            .post(&call.url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(call.body.clone());
-        rb = rb.header(
-            http::header::ACCEPT,
-            if call.stream {
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let uri = parse_uri(provider, &call.url)?;
+        let mut req = Request::new(Full::new(call.body.clone()));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        h.reserve(call.headers.len() + 4);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            ACCEPT,
+            HeaderValue::from_static(if call.stream {
                 "text/event-stream"
             } else {
                 "application/json"
-            },
+            }),
         );
+        h.insert(USER_AGENT, AGENT);
         for (name, value) in &call.headers {
-            rb = rb.header(*name, value.clone());
+            h.insert(HeaderName::from_static(name), value.clone());
         }
-        rb = authenticate(rb, provider);
-        let resp = self.execute(provider, rb, timeout).await?;
-        let status = resp.status();
-        if status.is_success() {
+        authenticate(h, provider);
+        let resp = self.execute(provider, req, timeout).await?;
+        if resp.status().is_success() {
             return Ok(resp);
         }
         Err(read_error(provider, resp).await)
@@ -79,27 +105,63 @@ impl Client {
         provider: &Provider,
         method: Method,
         url: &str,
-        headers: HeaderMap,
-        body: bytes::Bytes,
+        mut headers: HeaderMap,
+        body: Bytes,
         timeout: Duration,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let needs_version = provider.kind() == ProviderKind::Anthropic
-            && !headers.contains_key("anthropic-version");
-        let mut rb = self.http.request(method, url).headers(headers).body(body);
-        if needs_version {
-            rb = rb.header("anthropic-version", HeaderValue::from_static("2023-06-01"));
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        if provider.kind() == ProviderKind::Anthropic && !headers.contains_key("anthropic-version")
+        {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(super::ANTHROPIC_VERSION),
+            );
         }
-        rb = authenticate(rb, provider);
-        self.execute(provider, rb, timeout).await
+        headers.entry(USER_AGENT).or_insert(AGENT);
+        authenticate(&mut headers, provider);
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = parse_uri(provider, url)?;
+        *req.headers_mut() = headers;
+        self.execute(provider, req, timeout).await
+    }
+
+    /// POSTs JSON to a URL of the operator's (the trace collector) and
+    /// returns the status, reading and dropping the answer.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: String,
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+        let mut req = Request::new(Full::new(Bytes::from(body)));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(USER_AGENT, AGENT);
+        for (k, v) in headers {
+            h.insert(k.clone(), v.clone());
+        }
+        let work = async {
+            let resp = self.http.request(req).await.map_err(|e| describe(&e))?;
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            Ok(status)
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| "timed out".to_owned())?
     }
 
     async fn execute(
         &self,
         provider: &Provider,
-        rb: reqwest::RequestBuilder,
+        req: Request<Full<Bytes>>,
         timeout: Duration,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        match tokio::time::timeout(timeout, rb.send()).await {
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        match tokio::time::timeout(timeout, self.http.request(req)).await {
             Err(_) => Err(UpstreamError::timeout(
                 provider.name(),
                 "response headers",
@@ -111,46 +173,59 @@ impl Client {
     }
 }
 
-/// Reads a failed answer's body (bounded) and classifies it.
-pub async fn read_error(provider: &Provider, mut resp: reqwest::Response) -> UpstreamError {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= MAX_ERROR_BODY {
-            body.truncate(MAX_ERROR_BODY);
-            break;
-        }
-    }
-    classify(provider, status, &headers, &body)
+/// The URL a call goes to, built from configuration; one that does not
+/// parse is the operator's mistake, said without the URL itself.
+fn parse_uri(provider: &Provider, url: &str) -> Result<Uri, UpstreamError> {
+    url.parse().map_err(|_| {
+        UpstreamError::connect(
+            provider.name(),
+            "the provider's base_url and path do not form a valid URL",
+        )
+    })
 }
 
-fn authenticate(rb: reqwest::RequestBuilder, provider: &Provider) -> reqwest::RequestBuilder {
-    let Some(secret) = &provider.secret else {
-        return rb;
-    };
-    let Ok(mut value) = HeaderValue::from_str(secret.expose()) else {
-        return rb;
-    };
-    value.set_sensitive(true);
-    match provider.kind() {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
-            let Ok(mut bearer) = HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
-            else {
-                return rb;
-            };
-            bearer.set_sensitive(true);
-            rb.header(http::header::AUTHORIZATION, bearer)
+/// Reads a failed answer's body (bounded) and classifies it.
+pub async fn read_error(provider: &Provider, resp: UpstreamResponse) -> UpstreamError {
+    let status = resp.status().as_u16();
+    let (parts, mut body) = resp.into_parts();
+    let mut text = Vec::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(chunk) = frame.data_ref() {
+            text.extend_from_slice(chunk);
+            if text.len() >= MAX_ERROR_BODY {
+                text.truncate(MAX_ERROR_BODY);
+                break;
+            }
         }
-        ProviderKind::Anthropic => rb.header("x-api-key", value),
-        ProviderKind::Gemini => rb.header("x-goog-api-key", value),
     }
+    classify(provider, status, &parts.headers, &text)
+}
+
+fn authenticate(h: &mut HeaderMap, provider: &Provider) {
+    if let Some((name, value)) = &provider.auth {
+        h.insert(name.clone(), value.clone());
+    }
+}
+
+/// The header that carries `secret` for an adapter kind, marked sensitive
+/// (never printed by `Debug`, kept out of HPACK tables). Built once per
+/// provider at start.
+pub fn auth_header(kind: ProviderKind, secret: &str) -> Option<(HeaderName, HeaderValue)> {
+    let (name, text) = match kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+            (http::header::AUTHORIZATION, format!("Bearer {secret}"))
+        }
+        ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), secret.to_owned()),
+        ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), secret.to_owned()),
+    };
+    let mut value = HeaderValue::from_str(&text).ok()?;
+    value.set_sensitive(true);
+    Some((name, value))
 }
 
 /// A connection error in a few words, without the URL (which is the
 /// operator's business, not the caller's).
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     let mut last = None;
     while let Some(s) = source {

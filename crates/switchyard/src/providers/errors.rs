@@ -347,6 +347,7 @@ mod tests {
                 models: vec![],
                 default_max_tokens: 1,
             },
+            auth: None,
             secret: Some(super::super::Secret("sk-canary-123456789".into())),
             all_secrets: std::sync::Arc::from(vec![super::super::Secret(
                 "other-provider-secret".into(),
