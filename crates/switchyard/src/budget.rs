@@ -334,22 +334,33 @@ impl Ledger {
         }
     }
 
+    /// Whether the ledger lives in this process (settling needs no I/O).
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Memory(_))
+    }
+
+    /// [`Ledger::settle`] for a ledger in this process; does nothing for
+    /// one in Redis.
+    pub fn settle_local(&self, h: &Hold, actual_usd: Option<f64>) {
+        if let Backend::Memory(m) = &self.backend {
+            let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+            // A hold from a period that has since ended has nothing left to
+            // release: the new period started from the database.
+            if let Some(a) = map.get_mut(h.key_id.as_str())
+                && a.period_start == h.period_start
+            {
+                a.held = (a.held - h.amount_usd).max(0.0);
+                a.spent += actual_usd.unwrap_or(0.0);
+            }
+        }
+    }
+
     /// Replaces a hold with the actual cost (`None`: the call cost nothing,
     /// release it).
     pub async fn settle(&self, h: &Hold, actual_usd: Option<f64>) {
         let actual = actual_usd.unwrap_or(0.0);
         match &self.backend {
-            Backend::Memory(m) => {
-                let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
-                // A hold from a period that has since ended has nothing left
-                // to release: the new period started from the database.
-                if let Some(a) = map.get_mut(h.key_id.as_str())
-                    && a.period_start == h.period_start
-                {
-                    a.held = (a.held - h.amount_usd).max(0.0);
-                    a.spent += actual;
-                }
-            }
+            Backend::Memory(_) => self.settle_local(h, actual_usd),
             Backend::Redis(conn) => {
                 let (k1, k2) = redis_keys(&h.key_id, h.period_start);
                 let mut c = conn.clone();

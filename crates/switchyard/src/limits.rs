@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use http::{HeaderName, HeaderValue};
 use redis::aio::ConnectionManager;
 
 use crate::keys::KeyRecord;
@@ -26,24 +27,29 @@ pub struct RateHeaders {
     pub reset_s: u64,
 }
 
+const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+
 /// Writes `x-ratelimit-*` headers (OpenAI's names) for the limits a key has.
 pub fn write_headers(h: &mut http::HeaderMap, r: &RateHeaders) {
-    let reset = http::HeaderValue::from_str(&format!("{}s", r.reset_s)).ok();
+    // A String becomes a header value without a copy.
+    let reset = || HeaderValue::try_from(format!("{}s", r.reset_s)).ok();
     if let Some(l) = r.limit_requests {
-        h.insert("x-ratelimit-limit-requests", l.into());
-        h.insert(
-            "x-ratelimit-remaining-requests",
-            r.remaining_requests.into(),
-        );
-        if let Some(v) = &reset {
-            h.insert("x-ratelimit-reset-requests", v.clone());
+        h.insert(LIMIT_REQUESTS, l.into());
+        h.insert(REMAINING_REQUESTS, r.remaining_requests.into());
+        if let Some(v) = reset() {
+            h.insert(RESET_REQUESTS, v);
         }
     }
     if let Some(l) = r.limit_tokens {
-        h.insert("x-ratelimit-limit-tokens", l.into());
-        h.insert("x-ratelimit-remaining-tokens", r.remaining_tokens.into());
-        if let Some(v) = reset {
-            h.insert("x-ratelimit-reset-tokens", v);
+        h.insert(LIMIT_TOKENS, l.into());
+        h.insert(REMAINING_TOKENS, r.remaining_tokens.into());
+        if let Some(v) = reset() {
+            h.insert(RESET_TOKENS, v);
         }
     }
 }
@@ -130,7 +136,12 @@ impl Limiter {
         let (ok, requests, tokens) = match &self.0 {
             Backend::Memory(m) => {
                 let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
-                let w = map.entry(key.id.clone()).or_default();
+                if !map.contains_key(key.id.as_str()) {
+                    map.insert(key.id.clone(), Window::default());
+                }
+                let Some(w) = map.get_mut(key.id.as_str()) else {
+                    unreachable!("inserted above")
+                };
                 if w.index != window {
                     *w = Window {
                         index: window,
@@ -197,6 +208,28 @@ impl Limiter {
         }
     }
 
+    /// Whether the counts live in this process (settling needs no I/O).
+    pub fn is_local(&self) -> bool {
+        matches!(self.0, Backend::Memory(_))
+    }
+
+    /// [`Limiter::settle`] for counts in this process; does nothing for
+    /// counts in Redis.
+    pub fn settle_local(&self, a: &Admission, used_tokens: u64) {
+        if a.held_tokens == 0 || used_tokens == a.held_tokens {
+            return;
+        }
+        if let Backend::Memory(m) = &self.0 {
+            let delta = used_tokens as i64 - a.held_tokens as i64;
+            let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(w) = map.get_mut(&a.key_id)
+                && w.index == a.window
+            {
+                w.tokens = (w.tokens as i64 + delta).max(0) as u64;
+            }
+        }
+    }
+
     /// Replaces the estimate a request held with what it used.
     pub async fn settle(&self, a: &Admission, used_tokens: u64) {
         if a.held_tokens == 0 || used_tokens == a.held_tokens {
@@ -204,14 +237,7 @@ impl Limiter {
         }
         let delta = used_tokens as i64 - a.held_tokens as i64;
         match &self.0 {
-            Backend::Memory(m) => {
-                let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(w) = map.get_mut(&a.key_id)
-                    && w.index == a.window
-                {
-                    w.tokens = (w.tokens as i64 + delta).max(0) as u64;
-                }
-            }
+            Backend::Memory(_) => self.settle_local(a, used_tokens),
             Backend::Redis(conn) => {
                 let mut conn = conn.clone();
                 let key = format!("sy:rl:{}:{}:t", a.key_id, a.window);

@@ -90,32 +90,29 @@ struct GapLine {
     dropped: u64,
 }
 
+/// A spool line: the phase byte, the JSON, the newline.
+fn line<T: Serialize>(phase: u8, value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut line = Vec::with_capacity(640);
+    line.push(phase);
+    serde_json::to_writer(&mut line, value)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
 impl Entry {
     /// The spool line for this entry, newline included.
     pub fn encode(&self) -> serde_json::Result<Vec<u8>> {
-        let mut line = Vec::with_capacity(640);
         match self {
-            Entry::Begin(b) => {
-                line.push(b'B');
-                serde_json::to_writer(&mut line, b)?;
-            }
-            Entry::End(e) => {
-                line.push(b'E');
-                serde_json::to_writer(&mut line, e)?;
-            }
-            Entry::Gap { time_ms, dropped } => {
-                line.push(b'G');
-                serde_json::to_writer(
-                    &mut line,
-                    &GapLine {
-                        time_ms: *time_ms,
-                        dropped: *dropped,
-                    },
-                )?;
-            }
+            Entry::Begin(b) => line(b'B', b),
+            Entry::End(e) => line(b'E', e),
+            Entry::Gap { time_ms, dropped } => line(
+                b'G',
+                &GapLine {
+                    time_ms: *time_ms,
+                    dropped: *dropped,
+                },
+            ),
         }
-        line.push(b'\n');
-        Ok(line)
     }
 
     /// Reads a spool line (without its newline), in either format.
@@ -187,14 +184,14 @@ impl Recorder {
             };
         }
         self.report_gap();
-        self.write(&Entry::Begin(b.clone()));
+        self.append(line(b'B', b));
         Ok(true)
     }
 
     /// Records a request's end. An admitted request's end is always written
     /// (the spool may pass its bound by what is in flight).
     pub fn end(&self, e: End) {
-        self.write(&Entry::End(e));
+        self.append(line(b'E', &e));
     }
 
     fn report_gap(&self) {
@@ -208,7 +205,11 @@ impl Recorder {
     }
 
     pub(crate) fn write(&self, e: &Entry) {
-        let line = match e.encode() {
+        self.append(e.encode());
+    }
+
+    fn append(&self, encoded: serde_json::Result<Vec<u8>>) {
+        let line = match encoded {
             Ok(l) => l,
             Err(err) => {
                 tracing::error!(error = %err, "Could not encode a log entry");
@@ -248,7 +249,7 @@ impl Journal {
         if self.closed || self.begin.is_some() {
             return;
         }
-        rec.write(&Entry::Begin(b.clone()));
+        rec.append(line(b'B', &b));
         self.begin = Some(b);
         self.written = true;
         self.close(rec, end);

@@ -60,24 +60,74 @@ impl Histogram {
     }
 }
 
+/// What is counted for one served provider and model.
+#[derive(Debug, Default)]
+struct Series {
+    /// By status and cache status.
+    requests: HashMap<(u16, &'static str), u64>,
+    /// Input, output, cached, reasoning.
+    tokens: [u64; 4],
+    cost: f64,
+    /// Whether tokens were ever counted (only then are they rendered).
+    counted: bool,
+}
+
+const TOKEN_KINDS: [&str; 4] = ["input", "output", "cached", "reasoning"];
+
+/// Series by provider, then model: looked up by `&str` at each level, so a
+/// request that counts into existing series allocates nothing.
 #[derive(Debug, Default)]
 struct Registry {
-    requests: HashMap<(String, String, u16, &'static str), u64>,
+    series: HashMap<String, HashMap<String, Series>>,
+    /// Provider/model pairs in `series`.
+    pairs: usize,
     latency: HashMap<String, Histogram>,
     ttft: HashMap<String, Histogram>,
-    tokens: HashMap<(String, String, &'static str), u64>,
-    cost: HashMap<(String, String), f64>,
     attempts: Histogram,
+}
+
+impl Registry {
+    /// The series for `provider`/`model`; past [`MAX_SERIES`] pairs a new
+    /// model counts as `other`.
+    fn series(&mut self, provider: &str, model: &str) -> &mut Series {
+        if !self.series.contains_key(provider) {
+            self.series.insert(provider.to_owned(), HashMap::new());
+        }
+        let full = self.pairs >= MAX_SERIES;
+        let Some(models) = self.series.get_mut(provider) else {
+            unreachable!("inserted above")
+        };
+        let model = if full && !models.contains_key(model) {
+            "other"
+        } else {
+            model
+        };
+        if !models.contains_key(model) {
+            self.pairs += 1;
+            models.insert(model.to_owned(), Series::default());
+        }
+        let Some(series) = models.get_mut(model) else {
+            unreachable!("inserted above")
+        };
+        series
+    }
+}
+
+/// Observes `v` in `key`'s histogram (at most 64 keys).
+fn observe_in(map: &mut HashMap<String, Histogram>, key: &str, v: f64) {
+    if let Some(h) = map.get_mut(key) {
+        h.observe(&LATENCY_BUCKETS, v);
+    } else if map.len() < 64 {
+        let mut h = Histogram::default();
+        h.observe(&LATENCY_BUCKETS, v);
+        map.insert(key.to_owned(), h);
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     reg: Mutex<Registry>,
     open_streams: AtomicI64,
-}
-
-fn bounded<K: std::hash::Hash + Eq, V>(map: &HashMap<K, V>, key: &K) -> bool {
-    map.contains_key(key) || map.len() < MAX_SERIES
 }
 
 impl Metrics {
@@ -95,49 +145,31 @@ impl Metrics {
         latency: Duration,
         ttft: Option<Duration>,
     ) {
-        let provider = provider.unwrap_or("none").to_owned();
+        let provider = provider.unwrap_or("none");
         let mut r = self.lock();
-        let mut key = (
-            provider.clone(),
-            model.unwrap_or("none").to_owned(),
-            status,
-            cache,
-        );
-        if !bounded(&r.requests, &key) {
-            key.1 = "other".into();
-        }
-        *r.requests.entry(key).or_default() += 1;
-        if r.latency.len() < 64 || r.latency.contains_key(&provider) {
-            r.latency
-                .entry(provider.clone())
-                .or_default()
-                .observe(&LATENCY_BUCKETS, latency.as_secs_f64());
-            if let Some(t) = ttft {
-                r.ttft
-                    .entry(provider)
-                    .or_default()
-                    .observe(&LATENCY_BUCKETS, t.as_secs_f64());
-            }
+        *r.series(provider, model.unwrap_or("none"))
+            .requests
+            .entry((status, cache))
+            .or_default() += 1;
+        observe_in(&mut r.latency, provider, latency.as_secs_f64());
+        if let Some(t) = ttft {
+            observe_in(&mut r.ttft, provider, t.as_secs_f64());
         }
     }
 
     pub fn tokens(&self, provider: &str, model: &str, u: &Usage, cost: Option<f64>) {
         let mut r = self.lock();
-        let mut model = model.to_owned();
-        if !bounded(&r.cost, &(provider.to_owned(), model.clone())) {
-            model = "other".into();
+        let s = r.series(provider, model);
+        for (slot, n) in s.tokens.iter_mut().zip([
+            u.input_tokens,
+            u.output_tokens,
+            u.cached_input_tokens,
+            u.reasoning_tokens,
+        ]) {
+            *slot += n;
         }
-        for (kind, n) in [
-            ("input", u.input_tokens),
-            ("output", u.output_tokens),
-            ("cached", u.cached_input_tokens),
-            ("reasoning", u.reasoning_tokens),
-        ] {
-            *r.tokens
-                .entry((provider.to_owned(), model.clone(), kind))
-                .or_default() += n;
-        }
-        *r.cost.entry((provider.to_owned(), model)).or_default() += cost.unwrap_or(0.0);
+        s.cost += cost.unwrap_or(0.0);
+        s.counted = true;
     }
 
     pub fn attempts(&self, n: usize) {
@@ -158,15 +190,23 @@ impl Metrics {
         let r = self.lock();
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP switchyard_requests_total Requests finished, by served provider and model, status and cache status.\n# TYPE switchyard_requests_total counter\n");
-        let mut rows: Vec<_> = r.requests.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for ((p, m, s, c), n) in rows {
-            let _ = writeln!(
-                out,
-                "switchyard_requests_total{{provider=\"{}\",model=\"{}\",status=\"{s}\",cache=\"{c}\"}} {n}",
-                esc(p),
-                esc(m)
-            );
+        let mut pairs: Vec<(&String, &String, &Series)> = r
+            .series
+            .iter()
+            .flat_map(|(p, models)| models.iter().map(move |(m, s)| (p, m, s)))
+            .collect();
+        pairs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (p, m, series) in &pairs {
+            let mut rows: Vec<_> = series.requests.iter().collect();
+            rows.sort();
+            for ((s, c), n) in rows {
+                let _ = writeln!(
+                    out,
+                    "switchyard_requests_total{{provider=\"{}\",model=\"{}\",status=\"{s}\",cache=\"{c}\"}} {n}",
+                    esc(p),
+                    esc(m)
+                );
+            }
         }
         out.push_str("# HELP switchyard_request_duration_seconds Time from request to last byte.\n# TYPE switchyard_request_duration_seconds histogram\n");
         for (p, h) in sorted(&r.latency) {
@@ -187,25 +227,24 @@ impl Metrics {
             );
         }
         out.push_str("# HELP switchyard_tokens_total Tokens, by kind.\n# TYPE switchyard_tokens_total counter\n");
-        let mut rows: Vec<_> = r.tokens.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for ((p, m, k), n) in rows {
-            let _ = writeln!(
-                out,
-                "switchyard_tokens_total{{provider=\"{}\",model=\"{}\",kind=\"{k}\"}} {n}",
-                esc(p),
-                esc(m)
-            );
+        for (p, m, series) in pairs.iter().filter(|x| x.2.counted) {
+            for (k, n) in TOKEN_KINDS.iter().zip(series.tokens) {
+                let _ = writeln!(
+                    out,
+                    "switchyard_tokens_total{{provider=\"{}\",model=\"{}\",kind=\"{k}\"}} {n}",
+                    esc(p),
+                    esc(m)
+                );
+            }
         }
         out.push_str("# HELP switchyard_cost_usd_total Cost in US dollars at the price table.\n# TYPE switchyard_cost_usd_total counter\n");
-        let mut rows: Vec<_> = r.cost.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for ((p, m), c) in rows {
+        for (p, m, series) in pairs.iter().filter(|x| x.2.counted) {
             let _ = writeln!(
                 out,
-                "switchyard_cost_usd_total{{provider=\"{}\",model=\"{}\"}} {c}",
+                "switchyard_cost_usd_total{{provider=\"{}\",model=\"{}\"}} {}",
                 esc(p),
-                esc(m)
+                esc(m),
+                series.cost
             );
         }
         out.push_str("# HELP switchyard_attempts Upstream attempts per request.\n# TYPE switchyard_attempts histogram\n");
@@ -280,6 +319,7 @@ mod tests {
                 None,
             );
         }
-        assert!(m.lock().requests.len() <= MAX_SERIES + 1);
+        assert!(m.lock().pairs <= MAX_SERIES + 1);
+        assert!(m.render("").contains("model=\"other\",status=\"404\""));
     }
 }

@@ -55,7 +55,7 @@ impl Ctx {
         let started = Instant::now();
         let timeout = gw.config.server.request_timeout;
         Ctx {
-            id: Uuid::now_v7(),
+            id: crate::clock::request_id(),
             dialect,
             started,
             wall: std::time::SystemTime::now(),
@@ -236,7 +236,7 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
                 );
             }
             if let Some(p) = held.permit.take() {
-                gw.spawn(policy::settle(gw.clone(), p, None, None, false));
+                policy::settle(&gw, p, None, None, false);
             }
             ctx.error(e)
         }
@@ -670,7 +670,7 @@ fn serve_hit(gw: &Arc<Gateway>, ctx: &Ctx, held: &mut Held, hit: crate::cache::E
         },
     );
     if let Some(p) = held.permit.take() {
-        gw.spawn(policy::settle(gw.clone(), p, Some(0), Some(0.0), true));
+        policy::settle(gw, p, Some(0), Some(0.0), true);
     }
     if let Some(c) = held.claim.take() {
         c.resolve(crate::stream::registry::Outcome::Whole(Arc::new(
@@ -1014,13 +1014,7 @@ fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f:
         },
     );
     let succeeded = f.status < 400 || f.usage.is_some();
-    gw.spawn(policy::settle(
-        gw.clone(),
-        permit,
-        f.usage.map(|u| u.total()),
-        f.cost,
-        succeeded,
-    ));
+    policy::settle(gw, permit, f.usage.map(|u| u.total()), f.cost, succeeded);
 }
 
 fn ms(d: Duration) -> f64 {
@@ -1571,7 +1565,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
         .await?;
         rate = permit.rate_headers();
         if let Err(e) = journal.open(&gw.recorder, begin) {
-            gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+            policy::settle(&gw, permit, None, None, false);
             return Err(GatewayError::Unavailable(e.to_string()));
         }
         let mut last = None;
@@ -1580,7 +1574,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
             let call = match providers::embeddings_call(provider, &req, &fields, &target.model) {
                 Ok(c) => c,
                 Err(u) => {
-                    gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+                    policy::settle(&gw, permit, None, None, false);
                     return Err(u.into());
                 }
             };
@@ -1595,7 +1589,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
                     continue;
                 }
                 Err(e) => {
-                    gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+                    policy::settle(&gw, permit, None, None, false);
                     return Err(e);
                 }
             };
@@ -1604,7 +1598,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
                 (upstream_body, tokens)
             } else {
                 let Some(vectors) = wire::gemini::decode_embeddings(&upstream_body) else {
-                    gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+                    policy::settle(&gw, permit, None, None, false);
                     return Err(UpstreamError::protocol(
                         provider.name(),
                         "not a batchEmbedContents answer",
@@ -1626,7 +1620,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
                 ..Usage::default()
             });
             let cost = cost(&gw, target, usage.as_ref());
-            gw.spawn(policy::settle(gw.clone(), permit, tokens, cost, true));
+            policy::settle(&gw, permit, tokens, cost, true);
             gw.metrics.request(
                 Some(provider.name()),
                 Some(&target.model),
@@ -1672,7 +1666,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
             }
             return Ok::<_, GatewayError>(resp);
         }
-        gw.spawn(policy::settle(gw.clone(), permit, None, None, false));
+        policy::settle(&gw, permit, None, None, false);
         Err(last.unwrap_or_else(|| GatewayError::Internal("no embeddings target".into())))
     }
     .await;

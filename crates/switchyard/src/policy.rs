@@ -175,27 +175,45 @@ async fn release(gw: &Gateway, a: Option<&Admission>) {
 }
 
 /// Ends a permit: tokens settle to what was used, the budget hold to what
-/// the call cost (released when it cost nothing).
-pub async fn settle(
-    gw: Arc<Gateway>,
+/// the call cost (released when it cost nothing). Where every counter the
+/// permit holds is in this process, that is done here and now (a few
+/// instructions under a mutex); counters in Redis are settled in a tracked
+/// task, so the response never waits for them.
+pub fn settle(
+    gw: &Arc<Gateway>,
     permit: Permit,
     used_tokens: Option<u64>,
     cost_usd: Option<f64>,
     succeeded: bool,
 ) {
-    if let Some(a) = &permit.admission {
-        gw.limiter
-            .settle(a, used_tokens.unwrap_or(a.held_tokens))
-            .await;
-    }
-    if let Some(r) = &permit.reservation {
+    let actual = move |r: &crate::budget::Hold| match (succeeded, cost_usd) {
+        (false, _) => None,
+        (true, Some(c)) => Some(c),
         // A success without a price or usage keeps the whole hold: the
         // budget never under-counts.
-        let actual = match (succeeded, cost_usd) {
-            (false, _) => None,
-            (true, Some(c)) => Some(c),
-            (true, None) => Some(r.amount_usd),
-        };
-        gw.budget.settle(r, actual).await;
+        (true, None) => Some(r.amount_usd),
+    };
+    let local = (permit.admission.is_none() || gw.limiter.is_local())
+        && (permit.reservation.is_none() || gw.budget.is_local());
+    if local {
+        if let Some(a) = &permit.admission {
+            gw.limiter
+                .settle_local(a, used_tokens.unwrap_or(a.held_tokens));
+        }
+        if let Some(r) = &permit.reservation {
+            gw.budget.settle_local(r, actual(r));
+        }
+        return;
     }
+    let gw2 = gw.clone();
+    gw.spawn(async move {
+        if let Some(a) = &permit.admission {
+            gw2.limiter
+                .settle(a, used_tokens.unwrap_or(a.held_tokens))
+                .await;
+        }
+        if let Some(r) = &permit.reservation {
+            gw2.budget.settle(r, actual(r)).await;
+        }
+    });
 }

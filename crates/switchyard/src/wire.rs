@@ -198,6 +198,11 @@ fn body_error(e: &serde_json::Error) -> DecodeError {
 /// Parses one field's raw value, reporting the full path of whatever inside
 /// it is wrong (`messages[1].tool_calls[0].function`).
 pub fn field<T: DeserializeOwned>(name: &str, raw: &RawValue) -> Result<T, DecodeError> {
+    // The plain decoder first; only a value that fails is decoded again,
+    // tracking the path, to name the part at fault.
+    if let Ok(v) = serde_json::from_str(raw.get()) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_str(raw.get());
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.path().to_string();
