@@ -213,6 +213,10 @@ impl Translator {
     }
 }
 
+/// Past this many bytes waiting for the caller, they are sent without
+/// looking for more.
+const COALESCE_BYTES: usize = 64 * 1024;
+
 /// An upstream stream being read: body, SSE parser, translator, writer.
 pub struct Live {
     pub provider: Arc<Provider>,
@@ -369,10 +373,24 @@ impl Live {
                         return Some(self.end_with(err, render_error));
                     }
                 }
-                // Coalesce: take whatever else is already readable.
+                // Coalesce: take whatever else is already readable. The
+                // connection task hands over one HTTP chunk at a time, so
+                // let it run (a yield) and look again, for as long as that
+                // brings more: an upstream that writes events back to back
+                // then reaches the caller in one write, while a paced one
+                // costs a single yield per event.
+                if self.writer.buf.len() >= COALESCE_BYTES {
+                    break;
+                }
                 match self.body.next().now_or_never() {
                     Some(more) => next = more,
-                    None => break,
+                    None => {
+                        tokio::task::yield_now().await;
+                        match self.body.next().now_or_never() {
+                            Some(more) => next = more,
+                            None => break,
+                        }
+                    }
                 }
             }
             if !self.writer.buf.is_empty() {

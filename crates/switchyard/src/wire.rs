@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod scan;
 pub mod sse;
 
 use std::borrow::Cow;

@@ -287,6 +287,72 @@ struct PeekChoice {
     finish_reason: Option<String>,
 }
 
+/// What [`Relay`] reads of a chunk, found by walking its bytes
+/// (`wire::scan`) rather than decoding it. `None` from [`FastPeek::of`]
+/// for anything the walk cannot vouch for (an error chunk, an escaped
+/// string where a value is read, JSON it does not accept): [`Peek`]
+/// decodes those.
+struct FastPeek<'a> {
+    id: Option<&'a str>,
+    model: Option<&'a str>,
+    choices: usize,
+    finish: Option<&'a str>,
+    usage: Option<&'a [u8]>,
+    groq: Option<&'a [u8]>,
+}
+
+impl<'a> FastPeek<'a> {
+    /// `ids`: whether the chunk's id and model are wanted (the first
+    /// chunk's only).
+    fn of(data: &'a [u8], ids: bool) -> Option<FastPeek<'a>> {
+        use crate::wire::scan::{Walker, plain_str};
+        let present = |raw: &'a [u8]| (raw != b"null").then_some(raw);
+        let text = |raw: &'a [u8]| -> Option<Option<&'a str>> {
+            match present(raw) {
+                None => Some(None),
+                Some(r) => plain_str(r).map(Some),
+            }
+        };
+        let mut p = FastPeek {
+            id: None,
+            model: None,
+            choices: 0,
+            finish: None,
+            usage: None,
+            groq: None,
+        };
+        let mut w = Walker::new(data);
+        w.object(|key, w| {
+            match key {
+                b"id" if ids => p.id = text(w.raw()?)?,
+                b"model" if ids => p.model = text(w.raw()?)?,
+                b"choices" => {
+                    p.choices = w.array(|i, w| {
+                        if i > 0 {
+                            return w.skip();
+                        }
+                        w.object(|k, w| {
+                            if k == b"finish_reason" {
+                                p.finish = text(w.raw()?)?;
+                                Some(())
+                            } else {
+                                w.skip()
+                            }
+                        })
+                    })?;
+                }
+                b"usage" => p.usage = present(w.raw()?),
+                b"x_groq" => p.groq = present(w.raw()?),
+                // An error chunk is decoded, to report it properly.
+                b"error" => present(w.raw()?).is_none().then_some(())?,
+                _ => w.skip()?,
+            }
+            Some(())
+        })?;
+        w.at_end().then_some(p)
+    }
+}
+
 impl Relay {
     pub fn new(include_usage: bool) -> Relay {
         Relay {
@@ -301,6 +367,40 @@ impl Relay {
             w.event(None, b"[DONE]");
             return Ok(());
         }
+        if let Some(p) = FastPeek::of(&ev.data, self.first_id.is_none()) {
+            if self.first_id.is_none() {
+                self.first_id = Some((
+                    p.id.unwrap_or_default().to_owned(),
+                    p.model.unwrap_or_default().to_owned(),
+                ));
+            }
+            if let Some(f) = p.finish {
+                self.finish = Some(decode_finish(f));
+            }
+            let malformed = |e: serde_json::Error| StreamError::Malformed(e.to_string());
+            let usage = match (p.usage, p.groq) {
+                (Some(raw), _) => Some(serde_json::from_slice::<UsageIn>(raw).map_err(malformed)?),
+                (None, Some(raw)) => {
+                    serde_json::from_slice::<GroqIn>(raw)
+                        .map_err(malformed)?
+                        .usage
+                }
+                (None, None) => None,
+            };
+            if let Some(u) = &usage {
+                self.usage = Some(decode_usage(u));
+            }
+            if p.choices == 0 && usage.is_some() && !self.include_usage {
+                return Ok(());
+            }
+            w.event(None, &ev.data);
+            return Ok(());
+        }
+        self.relay_decoded(ev, w)
+    }
+
+    /// [`Relay::relay`] for chunks the walk left to serde.
+    fn relay_decoded(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
         let peek: Peek =
             serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(err) = peek.error {
@@ -341,6 +441,41 @@ mod tests {
             data: data.as_bytes().to_vec(),
             id: None,
         }
+    }
+
+    #[test]
+    fn the_walk_and_serde_relay_alike() {
+        let chunks = [
+            r#"{"id":"c1","object":"chat.completion.chunk","created":5,"model":"gpt-x","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"say \"hi\" {"},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":null}"#,
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":{"reasoning_tokens":1}}}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":9,"completion_tokens":1}}}"#,
+        ];
+        for include_usage in [false, true] {
+            let (mut fast, mut slow) = (Relay::new(include_usage), Relay::new(include_usage));
+            let (mut wf, mut ws) = (sse::Writer::new(0), sse::Writer::new(0));
+            for c in chunks {
+                assert!(FastPeek::of(c.as_bytes(), true).is_some(), "{c}");
+                fast.relay(&sse(c), &mut wf).unwrap();
+                slow.relay_decoded(&sse(c), &mut ws).unwrap();
+            }
+            assert_eq!(wf.take(), ws.take());
+            assert_eq!(fast.usage, slow.usage);
+            assert_eq!(fast.finish, slow.finish);
+            assert_eq!(fast.first_id, slow.first_id);
+            assert_eq!(fast.usage.map(|u| u.input_tokens), Some(9));
+        }
+        // Errors and what the walk refuses go the decoding way.
+        let mut r = Relay::new(false);
+        let mut w = sse::Writer::new(0);
+        assert!(FastPeek::of(br#"{"error":{"message":"boom"}}"#, true).is_none());
+        assert!(
+            r.relay(&sse(r#"{"error":{"message":"boom"}}"#), &mut w)
+                .is_err()
+        );
+        assert!(r.relay(&sse(r#"{"id":"c1","choices":[}"#), &mut w).is_err());
+        assert!(FastPeek::of(br#"{"id":"c\u0031","choices":[]}"#, true).is_none());
     }
 
     #[test]

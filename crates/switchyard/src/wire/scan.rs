@@ -1,0 +1,319 @@
+//! Finding a few members of a JSON object without decoding the rest.
+//!
+//! A same-dialect stream is forwarded byte for byte, and the gateway needs
+//! only a handful of members of each chunk (the finish reason, the usage,
+//! an error). Decoding every chunk with serde, skipping the content deltas
+//! member by member, costs thousands of instructions per event; walking the
+//! bytes once costs a few hundred.
+//! The walk checks the structure it passes (balanced and matching
+//! brackets, terminated strings, the literals `true`, `false`, `null`,
+//! number characters, nothing after the value); it does not validate
+//! escapes or UTF-8 inside strings it skips. Anything it does not accept,
+//! including keys with escapes, is left to serde, whose errors are the ones
+//! callers see.
+
+/// A position in the bytes of one JSON value.
+pub struct Walker<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(b: &'a [u8]) -> Walker<'a> {
+        Walker { b, i: 0 }
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.b.len()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    /// Walks an object, calling `f` with each key (raw, without escapes)
+    /// and the walker at its value; `f` must consume the value (with
+    /// [`Walker::skip`], [`Walker::raw`] or a nested walk).
+    pub fn object(
+        &mut self,
+        mut f: impl FnMut(&'a [u8], &mut Walker<'a>) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            let (end, escaped) = self.string(self.i)?;
+            if escaped {
+                return None;
+            }
+            let key = &self.b[self.i + 1..end - 1];
+            self.i = end;
+            self.eat(b':')?;
+            self.ws();
+            f(key, self)?;
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Walks an array, calling `f` with each element's index and the
+    /// walker at it; `f` must consume the element.
+    pub fn array(
+        &mut self,
+        mut f: impl FnMut(usize, &mut Walker<'a>) -> Option<()>,
+    ) -> Option<usize> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(0);
+        }
+        let mut n = 0;
+        loop {
+            self.ws();
+            f(n, self)?;
+            n += 1;
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Some(n);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Consumes one value and returns its bytes.
+    pub fn raw(&mut self) -> Option<&'a [u8]> {
+        self.ws();
+        let start = self.i;
+        self.skip()?;
+        Some(&self.b[start..self.i])
+    }
+
+    /// Consumes one value.
+    pub fn skip(&mut self) -> Option<()> {
+        self.ws();
+        let b = self.b;
+        match *b.get(self.i)? {
+            b'"' => self.i = self.string_end(self.i)?,
+            b'{' | b'[' => {
+                // Nesting as bits (1 = object), so brackets must match too.
+                let (mut depth, mut kinds) = (0u32, 0u64);
+                loop {
+                    match *b.get(self.i)? {
+                        b'"' => {
+                            self.i = self.string_end(self.i)?;
+                            continue;
+                        }
+                        c @ (b'{' | b'[') => {
+                            if depth == 64 {
+                                return None;
+                            }
+                            kinds = (kinds << 1) | u64::from(c == b'{');
+                            depth += 1;
+                        }
+                        c @ (b'}' | b']') => {
+                            if depth == 0 || (kinds & 1 == 1) != (c == b'}') {
+                                return None;
+                            }
+                            kinds >>= 1;
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            b'n' => self.literal(b"null")?,
+            b'-' | b'0'..=b'9' => {
+                self.i += 1;
+                while matches!(
+                    b.get(self.i),
+                    Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                ) {
+                    self.i += 1;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end) == Some(word)).then(|| self.i = end)
+    }
+
+    /// `b[i]` is a quote; the index just past the closing quote.
+    fn string_end(&self, i: usize) -> Option<usize> {
+        self.string(i).map(|(end, _)| end)
+    }
+
+    /// `b[i]` is a quote; the index just past the closing quote, and
+    /// whether the string has escapes. A byte loop: the strings of a chunk
+    /// are mostly a few bytes long (a wider search, `memchr` or eight bytes
+    /// at a time, measured slower here).
+    fn string(&self, i: usize) -> Option<(usize, bool)> {
+        let mut j = i + 1;
+        let mut escaped = false;
+        loop {
+            match *self.b.get(j)? {
+                b'"' => return Some((j + 1, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    j += 2;
+                }
+                _ => j += 1,
+            }
+        }
+    }
+}
+
+/// The contents of a raw JSON string value without escapes; `None` for
+/// anything else (serde decodes those).
+pub fn plain_str(raw: &[u8]) -> Option<&str> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(inner).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The top-level members of `b`, if the walk accepts it whole.
+    fn members(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+        let mut w = Walker::new(b);
+        let mut out = Vec::new();
+        w.object(|k, w| {
+            out.push((k, w.raw()?));
+            Some(())
+        })?;
+        w.at_end().then_some(out)
+    }
+
+    #[test]
+    fn finds_members_and_walks_nested_values() {
+        let b = br#" {"id":"c1","choices":[{"index":0,"delta":{"content":"a \"q\" {[}"},"finish_reason":"stop"},{"index":1}],"usage":null,"n":-1.5e3,"t":true} "#;
+        let m = members(b).unwrap();
+        let keys: Vec<&[u8]> = m.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [&b"id"[..], b"choices", b"usage", b"n", b"t"].to_vec()
+        );
+        assert_eq!(plain_str(m[0].1), Some("c1"));
+        assert_eq!(m[2].1, b"null");
+        let mut finish = None;
+        let n = Walker::new(m[1].1)
+            .array(|i, w| {
+                if i > 0 {
+                    return w.skip();
+                }
+                w.object(|k, w| {
+                    if k == b"finish_reason" {
+                        finish = plain_str(w.raw()?);
+                        Some(())
+                    } else {
+                        w.skip()
+                    }
+                })
+            })
+            .unwrap();
+        assert_eq!((n, finish), (2, Some("stop")));
+        assert_eq!(members(b"{}").unwrap().len(), 0);
+        assert_eq!(Walker::new(b"[ ]").array(|_, w| w.skip()), Some(0));
+    }
+
+    #[test]
+    fn strings_end_where_they_end_whatever_the_alignment() {
+        for pad in 0..20 {
+            for tail in [r#"x""#, r#"ab\"c""#, r#"\\""#, r#"\u00e9z""#] {
+                let s = format!("\"{}{tail}", "a".repeat(pad));
+                let w = Walker::new(s.as_bytes());
+                let (end, escaped) = w.string(0).unwrap();
+                assert_eq!(end, s.len(), "{s}");
+                assert_eq!(escaped, tail.contains('\\'), "{s}");
+            }
+        }
+        assert!(Walker::new(br#""aaaaaaaaaaaaaaaa"#).string(0).is_none());
+    }
+
+    #[test]
+    fn refuses_what_is_not_well_formed() {
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{",
+            br#"{"a":1"#,
+            br#"{"a":tru}"#,
+            br#"{"a":[1,2}"#,
+            br#"{"a":{"b":1]}"#,
+            br#"{"a":"unterminated}"#,
+            br#"{"a":"esc at end\"#,
+            br#"{"a":1,}"#,
+            br#"{"a":1} trailing"#,
+            br#"{"k\"ey":1}"#,
+            br#"{a:1}"#,
+            br#"{"a":]}"#,
+        ] {
+            assert!(members(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(plain_str(br#""a\nb""#), None);
+        assert_eq!(plain_str(b"1"), None);
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(70), "]".repeat(70));
+        assert!(members(deep.as_bytes()).is_none(), "nesting is bounded");
+    }
+
+    #[test]
+    fn agrees_with_serde_on_what_it_accepts() {
+        // Whatever the walk accepts, serde reads as an object with the same
+        // keys in the same order and the same values.
+        let samples = [
+            r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            r#"{"a":[[],{},[{}],"]",0,-0.5,1E9,"\\\"",{"b":[true,false,null]}]}"#,
+        ];
+        for s in samples {
+            let m = members(s.as_bytes()).unwrap();
+            let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(s).unwrap();
+            let theirs: Vec<&String> = v.keys().collect();
+            assert_eq!(m.len(), theirs.len());
+            for ((k, raw), key) in m.into_iter().zip(theirs) {
+                assert_eq!(std::str::from_utf8(k).unwrap(), key);
+                let a: serde_json::Value = serde_json::from_slice(raw).unwrap();
+                assert_eq!(&a, &v[key]);
+            }
+        }
+    }
+}
