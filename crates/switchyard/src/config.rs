@@ -198,6 +198,8 @@ pub struct RawStreams {
     pub max_detached: Option<u32>,
     pub max_buffer_bytes: Option<u64>,
     pub retain_s: Option<Seconds>,
+    pub delivered_retain_s: Option<Seconds>,
+    pub max_retained_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -506,8 +508,14 @@ pub struct StreamsConfig {
     pub continue_on_disconnect: bool,
     pub max_detached: u32,
     pub max_buffer_bytes: u64,
+    /// How long an ended stream its caller did not read to the end is kept.
     #[serde(serialize_with = "ser_duration")]
     pub retain: Duration,
+    /// How long an ended stream its caller read whole is kept.
+    #[serde(serialize_with = "ser_duration")]
+    pub delivered_retain: Duration,
+    /// Bytes all ended streams may keep together.
+    pub max_retained_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1065,6 +1073,12 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             .retain_s
             .map(|s| s.0)
             .unwrap_or(Duration::from_secs(600)),
+        delivered_retain: raw
+            .streams
+            .delivered_retain_s
+            .map(|s| s.0)
+            .unwrap_or(Duration::from_secs(30)),
+        max_retained_bytes: raw.streams.max_retained_bytes.unwrap_or(32 * 1024 * 1024),
     };
     let logs = LogsConfig {
         mode: raw.logs.mode.unwrap_or(LogMode::Metadata),

@@ -82,7 +82,11 @@ impl Gateway {
             redis,
             recorder,
             cache,
-            streams: crate::stream::registry::Streams::new(config.streams.retain),
+            streams: crate::stream::registry::Streams::new(crate::stream::registry::Retention {
+                undelivered: config.streams.retain,
+                delivered: config.streams.delivered_retain,
+                max_bytes: usize::try_from(config.streams.max_retained_bytes).unwrap_or(usize::MAX),
+            }),
             sessions: Default::default(),
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(env, client.clone()),

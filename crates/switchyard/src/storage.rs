@@ -79,10 +79,6 @@ impl Storage {
                 // Deleted bodies and purged entries are overwritten, not
                 // left in free pages.
                 .pragma("secure_delete", "FAST")
-                // 64 MiB of page cache per connection (SQLite's default is
-                // 2 MiB): the right edges of the record indexes and the
-                // usage sums stay in memory while the writer appends.
-                .pragma("cache_size", "-65536")
                 // Statement journals (which a multi-row insert keeps so it
                 // can be undone alone) in memory, not in temporary files:
                 // otherwise every page it touches is written twice.

@@ -9,7 +9,7 @@
 //! the start (`overflowed`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::{Bytes, BytesMut};
@@ -58,6 +58,8 @@ pub struct Buffer {
     notify: Notify,
     followers: AtomicUsize,
     max_bytes: usize,
+    /// A follower read the stream to its end.
+    delivered: AtomicBool,
 }
 
 /// What a reader gets.
@@ -78,6 +80,7 @@ impl Buffer {
             notify: Notify::new(),
             followers: AtomicUsize::new(0),
             max_bytes,
+            delivered: AtomicBool::new(false),
         })
     }
 
@@ -148,6 +151,11 @@ impl Buffer {
 
     pub fn followers(&self) -> usize {
         self.followers.load(Ordering::Acquire)
+    }
+
+    /// Whether a follower has read the whole stream, its end included.
+    pub fn delivered(&self) -> bool {
+        self.delivered.load(Ordering::Acquire)
     }
 
     /// Everything from event `cursor` on that is available now.
@@ -246,7 +254,10 @@ impl Buffer {
                     Err(std::io::Error::other("the stream outgrew its buffer")),
                     guard,
                 )),
-                _ => None,
+                _ => {
+                    guard.buffer.delivered.store(true, Ordering::Release);
+                    None
+                }
             }
         })
     }

@@ -1,13 +1,18 @@
 //! Streams and idempotent requests this process is serving or has kept.
 //!
-//! A stream's buffer stays here while it is generated and for
-//! `streams.retain_s` after, so its caller (and only its caller) can
-//! re-attach through `GET /v1/streams/{id}`. An `Idempotency-Key` maps to
+//! A stream's buffer stays here while it is generated and after, so its
+//! caller (and only its caller) can re-attach through
+//! `GET /v1/streams/{id}`: for `streams.retain_s` when the caller did not
+//! read it to the end (it went away: resuming is what the buffer is for),
+//! for the shorter `streams.delivered_retain_s` when it did. What ended
+//! streams keep is bounded by `streams.max_retained_bytes` as well; past
+//! it the oldest delivered streams go first, then the oldest of the rest,
+//! so memory does not grow with throughput. An `Idempotency-Key` maps to
 //! the first request that used it (with a hash of its body), so a retry
 //! attaches to that request's stream or result instead of calling the
 //! provider again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,13 +65,33 @@ struct Idem {
     ended: Option<Instant>,
 }
 
+/// Kept streams, and the ended ones in the order they ended.
+#[derive(Debug, Default)]
+struct KeptSet {
+    map: HashMap<String, Kept>,
+    /// Ids of ended streams, oldest first; an id no longer in `map` is
+    /// skipped when met.
+    ended: VecDeque<String>,
+    /// Bytes held by the buffers of ended streams.
+    bytes: usize,
+}
+
+/// How long ended streams are kept, and how much of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub undelivered: Duration,
+    pub delivered: Duration,
+    pub max_bytes: usize,
+}
+
 #[derive(Debug)]
 pub struct Streams {
-    kept: Mutex<HashMap<String, Kept>>,
+    kept: Mutex<KeptSet>,
     idem: Mutex<HashMap<(String, String), Idem>>,
     /// Streams still generating with no client attached.
     pub detached: AtomicUsize,
     pub retain: Duration,
+    retention: Retention,
 }
 
 /// What an idempotency lookup found.
@@ -121,17 +146,46 @@ impl IdemClaim {
     }
 }
 
+/// Forgets one ended stream: the oldest delivered one among the oldest few,
+/// else the oldest. `false` when none is left to forget.
+fn evict_one(set: &mut KeptSet) -> bool {
+    // Ids already forgotten (by a sweep) are dropped on the way.
+    while let Some(front) = set.ended.front() {
+        if set.map.contains_key(front) {
+            break;
+        }
+        set.ended.pop_front();
+    }
+    if set.ended.is_empty() {
+        return false;
+    }
+    let pick = set
+        .ended
+        .iter()
+        .take(64)
+        .position(|id| set.map.get(id).is_some_and(|k| k.buffer.delivered()))
+        .unwrap_or(0);
+    let Some(id) = set.ended.remove(pick) else {
+        return false;
+    };
+    if let Some(k) = set.map.remove(&id) {
+        set.bytes = set.bytes.saturating_sub(k.buffer.bytes());
+    }
+    true
+}
+
 pub fn body_hash(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
 }
 
 impl Streams {
-    pub fn new(retain: Duration) -> Arc<Streams> {
+    pub fn new(retention: Retention) -> Arc<Streams> {
         Arc::new(Streams {
-            kept: Mutex::new(HashMap::new()),
+            kept: Mutex::new(KeptSet::default()),
             idem: Mutex::new(HashMap::new()),
             detached: AtomicUsize::new(0),
-            retain,
+            retain: retention.undelivered,
+            retention,
         })
     }
 
@@ -139,24 +193,36 @@ impl Streams {
         self.idem.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
+    fn lock_kept(&self) -> std::sync::MutexGuard<'_, KeptSet> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn keep(&self, id: &str, kept: Kept) {
-        self.lock_kept().insert(id.to_owned(), kept);
+        self.lock_kept().map.insert(id.to_owned(), kept);
     }
 
+    /// The stream finished generating: from now on its buffer counts
+    /// against the bound, and the oldest ended streams make room.
     pub fn ended(&self, id: &str) {
-        if let Some(k) = self.lock_kept().get_mut(id) {
-            k.ended = Some(Instant::now());
+        let mut set = self.lock_kept();
+        let Some(k) = set.map.get_mut(id) else {
+            return;
+        };
+        if k.ended.is_some() {
+            return;
         }
+        k.ended = Some(Instant::now());
+        let bytes = k.buffer.bytes();
+        set.bytes += bytes;
+        set.ended.push_back(id.to_owned());
+        while set.bytes > self.retention.max_bytes && evict_one(&mut set) {}
     }
 
     /// A kept stream, if `owner` may see it. Another caller's stream is
     /// reported exactly like a missing one.
     pub fn get(&self, id: &str, owner: &str) -> Option<Kept> {
         self.lock_kept()
+            .map
             .get(id)
             .filter(|k| k.owner == owner)
             .cloned()
@@ -195,20 +261,114 @@ impl Streams {
         })
     }
 
-    /// Forgets what ended more than `retain` ago.
+    /// Forgets what ended longer ago than it is kept for.
     pub fn sweep(&self) {
         let now = Instant::now();
+        let r = self.retention;
+        {
+            let mut set = self.lock_kept();
+            let mut freed = 0;
+            set.map.retain(|_, k| {
+                let keep = k.ended.is_none_or(|t| {
+                    let age = now.duration_since(t);
+                    let limit = if k.buffer.delivered() {
+                        r.delivered
+                    } else {
+                        r.undelivered
+                    };
+                    age <= limit
+                });
+                if !keep {
+                    freed += k.buffer.bytes();
+                }
+                keep
+            });
+            set.bytes = set.bytes.saturating_sub(freed);
+            let KeptSet { map, ended, .. } = &mut *set;
+            ended.retain(|id| map.contains_key(id));
+        }
         let stale =
             |ended: Option<Instant>| ended.is_some_and(|t| now.duration_since(t) > self.retain);
-        self.lock_kept().retain(|_, k| !stale(k.ended));
         self.lock_idem().retain(|_, e| !stale(e.ended));
     }
 
     pub fn kept_count(&self) -> usize {
-        self.lock_kept().len()
+        self.lock_kept().map.len()
+    }
+
+    /// Bytes held by the buffers of streams that have ended.
+    pub fn retained_bytes(&self) -> usize {
+        self.lock_kept().bytes
     }
 
     pub fn detached(&self) -> usize {
         self.detached.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Chunk;
+    use futures_util::StreamExt;
+
+    fn kept(bytes: usize) -> Kept {
+        let buffer = Buffer::new(1 << 20);
+        buffer.push(Chunk::new(Bytes::from(vec![b'x'; bytes]), vec![0]));
+        buffer.close();
+        Kept {
+            buffer,
+            owner: "o".into(),
+            dialect: Dialect::OpenAi,
+            provider: "p".into(),
+            model: "m".into(),
+            ended: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ended_streams_are_bounded_and_delivered_ones_go_first() {
+        let s = Streams::new(Retention {
+            undelivered: Duration::from_secs(600),
+            delivered: Duration::from_secs(30),
+            max_bytes: 100,
+        });
+        for id in ["a", "b", "c"] {
+            s.keep(id, kept(40));
+        }
+        // `b` was read to its end by its caller.
+        let b = s.get("b", "o").unwrap().buffer;
+        let mut follow = Box::pin(b.follow(0));
+        while follow.next().await.is_some() {}
+        drop(follow);
+        s.ended("a");
+        s.ended("b");
+        assert_eq!(s.retained_bytes(), 80);
+        s.ended("c");
+        assert!(s.get("b", "o").is_none(), "the delivered one made room");
+        assert!(s.get("a", "o").is_some() && s.get("c", "o").is_some());
+        assert_eq!(s.retained_bytes(), 80);
+        // Still running: not counted, not evicted.
+        s.keep("d", kept(90));
+        assert_eq!(s.retained_bytes(), 80);
+        s.ended("d");
+        assert!(s.get("a", "o").is_none() && s.get("c", "o").is_none());
+        assert_eq!((s.kept_count(), s.retained_bytes()), (1, 90));
+        // Kept for `retain` when nobody read it to the end...
+        tokio::time::advance(Duration::from_secs(599)).await;
+        s.sweep();
+        assert!(s.get("d", "o").is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        s.sweep();
+        assert_eq!((s.kept_count(), s.retained_bytes()), (0, 0));
+        // ...and for the shorter time when its caller had all of it.
+        s.keep("e", kept(10));
+        let e = s.get("e", "o").unwrap().buffer;
+        let mut follow = Box::pin(e.follow(0));
+        while follow.next().await.is_some() {}
+        s.ended("e");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        s.sweep();
+        assert!(s.get("e", "o").is_none());
     }
 }
