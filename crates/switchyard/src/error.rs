@@ -35,10 +35,10 @@ pub enum GatewayError {
     #[error("{0}")]
     Forbidden(String),
     /// Jurisdiction rules left no target: fail closed, with the evidence.
-    #[error("no provider may serve this request: allowed jurisdictions [{}]; excluded: {}", allowed.join(", "), excluded.join("; "))]
+    #[error("no provider may serve this request: allowed jurisdictions [{}]; excluded: {}", allowed.join(", "), crate::routing::describe_excluded(excluded))]
     NoCompliantProvider {
         allowed: Vec<String>,
-        excluded: Vec<String>,
+        excluded: Vec<crate::routing::Excluded>,
     },
     #[error("{0}")]
     NotFound(String),

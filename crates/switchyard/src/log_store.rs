@@ -39,6 +39,10 @@ pub struct Begin {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_body: Option<String>,
+    /// The budget held for the call: what it is settled at if its process
+    /// dies before it ends (the most it could have cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_usd: Option<f64>,
 }
 
 /// Written when the request is over, whatever the outcome.
@@ -301,6 +305,7 @@ mod tests {
             est_input_tokens: 3,
             metadata: Default::default(),
             request_body: None,
+            hold_usd: None,
         };
         for e in [
             Entry::Begin(b.clone()),

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::chat::Usage;
@@ -128,6 +128,8 @@ fn observe_in(map: &mut HashMap<String, Histogram>, key: &str, v: f64) {
 pub struct Metrics {
     reg: Mutex<Registry>,
     open_streams: AtomicI64,
+    /// Answers with usage but no price (cost null, not 0).
+    unpriced: AtomicU64,
 }
 
 impl Metrics {
@@ -158,6 +160,9 @@ impl Metrics {
     }
 
     pub fn tokens(&self, provider: &str, model: &str, u: &Usage, cost: Option<f64>) {
+        if cost.is_none() {
+            self.unpriced.fetch_add(1, Ordering::Relaxed);
+        }
         let mut r = self.lock();
         let s = r.series(provider, model);
         for (slot, n) in s.tokens.iter_mut().zip([
@@ -247,6 +252,11 @@ impl Metrics {
                 series.cost
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_unpriced_total Answers whose model has no price (their cost is null, not 0).\n# TYPE switchyard_unpriced_total counter\nswitchyard_unpriced_total {}",
+            self.unpriced.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP switchyard_attempts Upstream attempts per request.\n# TYPE switchyard_attempts histogram\n");
         r.attempts
             .render(&mut out, "switchyard_attempts", "", &ATTEMPT_BUCKETS);
@@ -300,7 +310,9 @@ mod tests {
             Some(0.5),
         );
         m.attempts(2);
+        m.tokens("p", "unknown", &Usage::default(), None);
         let text = m.render("");
+        assert!(text.contains("switchyard_unpriced_total 1"), "{text}");
         assert!(text.contains("switchyard_requests_total{provider=\"openai\",model=\"gpt-5\",status=\"200\",cache=\"MISS\"} 1"), "{text}");
         assert!(text.contains(
             "switchyard_request_duration_seconds_bucket{provider=\"openai\",le=\"0.05\"} 1"

@@ -106,7 +106,7 @@ impl Ctx {
 
 /// What a caller holds for the length of a request: who it is and what
 /// policy granted. Taken from the extensions the auth layer filled.
-fn caller(parts: &Parts) -> Result<Caller> {
+pub(crate) fn caller(parts: &Parts) -> Result<Caller> {
     parts
         .extensions
         .get::<Caller>()
@@ -221,10 +221,20 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
                     .unwrap_or_default();
                 trace(&gw, &ctx, &requested, None, status, None, &held.evidence);
             }
+            // The target that answered last (with the error), if any.
+            let last: Option<(String, String)> = held
+                .evidence
+                .attempts
+                .last()
+                .and_then(|a| a.target.split_once('/'))
+                .map(|(p, m)| (p.to_owned(), m.to_owned()));
+            let attempts = held.evidence.attempts.len();
             if held.journal.is_open() {
                 held.journal.close(
                     &gw.recorder,
                     End {
+                        provider: last.as_ref().map(|l| l.0.clone()),
+                        model: last.as_ref().map(|l| l.1.clone()),
                         status,
                         error_class: Some(e.class().to_owned()),
                         latency_ms: ms(ctx.started.elapsed()),
@@ -238,7 +248,18 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
             if let Some(p) = held.permit.take() {
                 policy::settle(&gw, p, None, None, false);
             }
-            ctx.error(e)
+            let mut resp = ctx.error(e);
+            let h = resp.headers_mut();
+            h.insert(ATTEMPTS, HeaderValue::from(attempts));
+            if let Some((p, m)) = last {
+                if let Ok(v) = HeaderValue::from_str(&p) {
+                    h.insert(PROVIDER, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&m) {
+                    h.insert(MODEL, v);
+                }
+            }
+            resp
         }
     };
     if let Some(h) = held.rate {
@@ -367,9 +388,15 @@ async fn chat_planned(
         est_input_tokens: estimate_tokens(body),
         metadata: Default::default(),
         request_body: None,
+        hold_usd: None,
     };
-    // Policy refusals are recorded too, with what was known.
+    // Policy refusals are recorded too, with what was known: a request
+    // that failed closed on jurisdiction keeps what was excluded and why.
     let refuse = |held: &mut Held, begin: Begin, e: GatewayError| {
+        let excluded = match &e {
+            GatewayError::NoCompliantProvider { excluded, .. } => excluded.clone(),
+            _ => Vec::new(),
+        };
         held.journal.refused(
             &gw.recorder,
             begin,
@@ -378,6 +405,7 @@ async fn chat_planned(
                 error_class: Some(e.class().to_owned()),
                 latency_ms: ms(ctx.started.elapsed()),
                 cache: "BYPASS".into(),
+                excluded,
                 ..End::default()
             },
         );
@@ -437,6 +465,7 @@ async fn chat_planned(
         }
     };
     held.rate = permit.rate_headers();
+    begin.hold_usd = permit.reservation.as_ref().map(|r| r.amount_usd);
     held.permit = Some(permit);
     if log_mode == crate::config::LogMode::Full {
         begin.request_body = Some(String::from_utf8_lossy(body).into_owned());
@@ -775,8 +804,10 @@ async fn chat_attempts(
         // A provider that said Retry-After during this request is not asked
         // again before then.
         if !held.evidence.attempts.is_empty()
-            && let Readiness::NotUntil(_) =
-                gw.health.readiness(provider, &target.key, Instant::now())
+            && matches!(
+                gw.health.readiness(provider, &target.key, Instant::now()),
+                Readiness::NotUntil(_) | Readiness::Blocked(_)
+            )
         {
             continue;
         }
@@ -879,6 +910,7 @@ async fn chat_attempts(
                                 provider: target.provider.name().to_owned(),
                                 model: target.model.clone(),
                                 ended: None,
+                                idempotent: claim.is_some(),
                             },
                         );
                         if let Some(c) = claim {
@@ -1552,6 +1584,7 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
             metadata,
             request_body: (log_mode == crate::config::LogMode::Full)
                 .then(|| String::from_utf8_lossy(&body).into_owned()),
+            hold_usd: None,
         };
         let permit = policy::admit(
             &gw,
@@ -1564,6 +1597,8 @@ pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response
         )
         .await?;
         rate = permit.rate_headers();
+        let mut begin = begin;
+        begin.hold_usd = permit.reservation.as_ref().map(|r| r.amount_usd);
         if let Err(e) = journal.open(&gw.recorder, begin) {
             policy::settle(&gw, permit, None, None, false);
             return Err(GatewayError::Unavailable(e.to_string()));

@@ -64,6 +64,21 @@ pub struct Excluded {
     pub reason: String,
 }
 
+/// `target (jurisdiction); ...`, for messages.
+pub fn describe_excluded(excluded: &[Excluded]) -> String {
+    excluded
+        .iter()
+        .map(|e| {
+            format!(
+                "{} ({})",
+                e.target,
+                e.jurisdiction.as_deref().unwrap_or("unspecified")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The attempts to make for one request, in order.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -165,16 +180,7 @@ pub fn plan(gw: &Gateway, model: &str, c: &Constraints) -> Result<Plan, GatewayE
     if allowed.is_empty() {
         return Err(GatewayError::NoCompliantProvider {
             allowed: c.jurisdictions.clone().unwrap_or_default(),
-            excluded: excluded
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{} ({})",
-                        e.target,
-                        e.jurisdiction.as_deref().unwrap_or("unspecified")
-                    )
-                })
-                .collect(),
+            excluded,
         });
     }
 
@@ -182,9 +188,13 @@ pub fn plan(gw: &Gateway, model: &str, c: &Constraints) -> Result<Plan, GatewayE
     let now = Instant::now();
     let ordered = order(gw, strategy, allowed, now);
 
-    // 3. Health: drop what is down, but never everything.
+    // 3. Health: drop what is down, but never everything: with every
+    // circuit open, the one that reopens soonest is tried. A provider that
+    // asked for a pause (Retry-After) is not asked again before it, even
+    // then: the caller hears how long to wait.
     let mut ready = Vec::with_capacity(ordered.len());
     let mut soonest: Option<(Instant, Target)> = None;
+    let mut blocked: Option<(Instant, Target)> = None;
     for t in ordered {
         match gw.health.readiness(t.provider.name(), &t.key, now) {
             Readiness::Ready | Readiness::Probe => ready.push(t),
@@ -193,12 +203,31 @@ pub fn plan(gw: &Gateway, model: &str, c: &Constraints) -> Result<Plan, GatewayE
                     soonest = Some((until, t));
                 }
             }
+            Readiness::Blocked(until) => {
+                if blocked.as_ref().is_none_or(|(s, _)| until < *s) {
+                    blocked = Some((until, t));
+                }
+            }
         }
     }
-    if ready.is_empty()
-        && let Some((_, t)) = soonest
-    {
-        ready.push(t);
+    if ready.is_empty() {
+        if let Some((_, t)) = soonest {
+            ready.push(t);
+        } else if let Some((until, t)) = blocked {
+            let wait = until.saturating_duration_since(now);
+            return Err(GatewayError::Upstream(crate::providers::UpstreamError {
+                provider: t.provider.name().to_owned(),
+                class: crate::providers::ErrorClass::RateLimited,
+                status: 429,
+                message: format!(
+                    "{} asked not to be called again for {:.1} s (Retry-After), and no other target can take the request",
+                    t.provider.name(),
+                    wait.as_secs_f64()
+                ),
+                provider_code: None,
+                retry_after: Some(wait.max(std::time::Duration::from_secs(1))),
+            }));
+        }
     }
 
     // 4. The cap: each ready target once by default; more cycles through them.

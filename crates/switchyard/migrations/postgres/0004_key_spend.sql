@@ -15,5 +15,9 @@ CREATE TABLE key_spend (
 INSERT INTO key_spend (key_id, day_ms, spent_usd)
 SELECT key_id, period_start, spent_usd FROM budget_spend WHERE spent_usd <> 0;
 
+-- What a call held of its key's budget, on its record: a call whose
+-- process died is settled at it.
+ALTER TABLE requests ADD COLUMN hold_usd DOUBLE PRECISION;
+
 DROP TABLE budget_reservations;
 DROP TABLE budget_spend;

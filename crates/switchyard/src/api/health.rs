@@ -53,6 +53,11 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         "# HELP switchyard_log_records_dropped_total Records dropped (best-effort mode with a full spool, or a failing disk).\n# TYPE switchyard_log_records_dropped_total counter\nswitchyard_log_records_dropped_total {}",
         gw.recorder.dropped()
     );
+    let _ = writeln!(
+        extra,
+        "# HELP switchyard_detached_streams Streams being generated with no client attached.\n# TYPE switchyard_detached_streams gauge\nswitchyard_detached_streams {}",
+        gw.streams.detached()
+    );
     let mut resp = gw.metrics.render(&extra).into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

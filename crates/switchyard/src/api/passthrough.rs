@@ -17,7 +17,9 @@ use super::read_request;
 use crate::chat::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::log_store::{Begin, End, Journal};
 use crate::pipeline::{self, Ctx};
+use crate::policy;
 
 /// Request headers that may go upstream.
 const FORWARDED: &[&str] = &[
@@ -60,61 +62,207 @@ pub(super) async fn passthrough(
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let result = async {
-        ctx.apply_headers(&parts.headers)?;
-        let _caller = crate::auth::authenticate(&gw, &parts.headers).await?;
-        let Some(p) = gw.providers.get(&provider) else {
-            return Err(GatewayError::NotFound(format!(
-                "no provider named `{provider}`"
-            )));
-        };
-        check_rest(&rest)?;
-        let c = pipeline::constraints(&parts.headers, None)?;
-        if !crate::routing::permits(c.jurisdictions.as_deref(), p) {
-            return Err(GatewayError::NoCompliantProvider {
-                allowed: c.jurisdictions.unwrap_or_default(),
-                excluded: vec![format!(
-                    "{} ({})",
-                    p.name(),
-                    p.config.jurisdiction.as_deref().unwrap_or("unspecified")
-                )],
-            });
-        }
-        let mut url = format!("{}/{}", p.config.base_url, rest);
-        if let Some(q) = &query {
-            url.push('?');
-            url.push_str(q);
-        }
-        let mut headers = HeaderMap::new();
-        for name in FORWARDED {
-            if let Some(v) = parts.headers.get(*name) {
-                headers.insert(HeaderName::from_static(name), v.clone());
-            }
-        }
-        let timeout = p.config.timeout.min(ctx.remaining());
-        let upstream = gw
-            .client
-            .forward(p, method, &url, headers, body, timeout)
-            .await?;
-        let status = upstream.status();
-        let mut out_headers = HeaderMap::new();
-        for (k, v) in upstream.headers() {
-            if !DROPPED.contains(&k.as_str()) {
-                out_headers.append(k.clone(), v.clone());
-            }
-        }
-        let (_, upstream_body) = upstream.into_parts();
-        let mut resp = Response::new(Body::new(upstream_body));
-        *resp.status_mut() = status;
-        *resp.headers_mut() = out_headers;
-        ctx.stamp(resp.headers_mut());
-        if let Ok(v) = http::HeaderValue::from_str(p.name()) {
-            resp.headers_mut().insert(pipeline::PROVIDER, v);
-        }
-        Ok(resp)
-    }
+    let mut journal = Journal::default();
+    let mut permit = None;
+    let mut begin = None;
+    let result = forward(
+        &gw,
+        &mut ctx,
+        &provider,
+        &rest,
+        query.as_deref(),
+        method,
+        &parts,
+        body,
+        &mut begin,
+        &mut journal,
+        &mut permit,
+    )
     .await;
-    result.unwrap_or_else(|e| ctx.error(e))
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status().as_u16(),
+    };
+    let end = End {
+        provider: gw.providers.get(&provider).map(|p| p.name().to_owned()),
+        status,
+        error_class: result.as_ref().err().map(|e| e.class().to_owned()),
+        latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+        cache: "BYPASS".into(),
+        ..End::default()
+    };
+    match begin {
+        // Refused by policy before the call: recorded too.
+        Some(b) if !journal.is_open() => journal.refused(&gw.recorder, b, end),
+        _ => journal.close(&gw.recorder, end),
+    }
+    if let Some(p) = permit {
+        // The provider's own usage is not read here: what was held for the
+        // input settles as it is.
+        let input = journal.begin().map(|b| b.est_input_tokens);
+        policy::settle(&gw, p, input, None, status < 400);
+    }
+    result.unwrap_or_else(|e| {
+        let rate = match &e {
+            GatewayError::RateLimited { headers, .. } => Some(*headers),
+            _ => None,
+        };
+        let mut resp = ctx.error(e);
+        if let Some(h) = rate {
+            crate::limits::write_headers(resp.headers_mut(), &h);
+        }
+        resp
+    })
+}
+
+/// Policy, record and the forwarded call. A passthrough call is held to the
+/// same key rules as any other: the key's model globs (against
+/// `provider/<model>` when the body names a model, else `provider/`, which
+/// only a glob covering the whole provider matches), its jurisdictions
+/// (with the request's header), its rate limits and log mode, and it leaves
+/// a record. A key with a budget may not use it: a provider-native call
+/// cannot be priced before it is made.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    gw: &Arc<Gateway>,
+    ctx: &mut Ctx,
+    provider: &str,
+    rest: &str,
+    query: Option<&str>,
+    method: http::Method,
+    parts: &http::request::Parts,
+    body: bytes::Bytes,
+    pending: &mut Option<Begin>,
+    journal: &mut Journal,
+    permit: &mut Option<crate::policy::Permit>,
+) -> Result<Response, GatewayError> {
+    ctx.apply_headers(&parts.headers)?;
+    let caller = pipeline::caller(parts)?;
+    let Some(p) = gw.providers.get(provider) else {
+        return Err(GatewayError::NotFound(format!(
+            "no provider named `{provider}`"
+        )));
+    };
+    check_rest(rest)?;
+    if caller.key.as_ref().is_some_and(|k| k.budget_usd.is_some()) {
+        return Err(GatewayError::Forbidden(
+            "a key with a budget may not use /passthrough: a provider-native call cannot be priced before it is made".into(),
+        ));
+    }
+    let scope = format!("{}/{}", p.name(), body_model(&body).unwrap_or(""));
+    let est_input_tokens = (body.len() as u64).div_ceil(3);
+    *pending = Some(Begin {
+        id: ctx.id.to_string(),
+        time_ms: crate::clock::unix_ms(),
+        instance: gw.recorder.instance.clone(),
+        key_id: caller.key_id().map(str::to_owned),
+        route: None,
+        requested_model: scope.clone(),
+        dialect: "passthrough".into(),
+        stream: false,
+        log_mode: gw.config.logs.mode,
+        est_input_tokens,
+        metadata: Default::default(),
+        request_body: None,
+        hold_usd: None,
+    });
+    let c = policy::constraints(&caller, &parts.headers, &scope)?;
+    if !crate::routing::permits(c.jurisdictions.as_deref(), p) {
+        let jurisdiction = p.config.jurisdiction.clone();
+        return Err(GatewayError::NoCompliantProvider {
+            allowed: c.jurisdictions.unwrap_or_default(),
+            excluded: vec![crate::routing::Excluded {
+                target: p.name().to_owned(),
+                reason: format!(
+                    "jurisdiction {} is not in the allowed set",
+                    jurisdiction.as_deref().unwrap_or("unspecified")
+                ),
+                jurisdiction,
+            }],
+        });
+    }
+    let log_mode = policy::log_mode(gw, &caller, &parts.headers)?;
+    let metadata = pipeline::metadata(&parts.headers, &caller, log_mode)?;
+    if let Some(b) = pending.as_mut() {
+        b.log_mode = log_mode;
+        b.metadata = metadata;
+    }
+    let plan = crate::routing::Plan {
+        route: None,
+        primary: Arc::from(scope.as_str()),
+        attempts: Vec::new(),
+        excluded: Vec::new(),
+        cache_fallback: false,
+    };
+    let hold_ms = ctx.timeout.as_millis() as i64 + 60_000;
+    let admitted = policy::admit(
+        gw,
+        caller.clone(),
+        log_mode,
+        &plan,
+        est_input_tokens,
+        Some(0),
+        hold_ms,
+    )
+    .await?;
+    let rate = admitted.rate_headers();
+    *permit = Some(admitted);
+    let Some(begin) = pending.take() else {
+        return Err(GatewayError::Internal("the record was lost".into()));
+    };
+    journal
+        .open(&gw.recorder, begin)
+        .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    let mut url = format!("{}/{}", p.config.base_url, rest);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    let mut headers = HeaderMap::new();
+    for name in FORWARDED {
+        if let Some(v) = parts.headers.get(*name) {
+            headers.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    let timeout = p.config.timeout.min(ctx.remaining());
+    let upstream = gw
+        .client
+        .forward(p, method, &url, headers, body, timeout)
+        .await?;
+    let status = upstream.status();
+    let mut out_headers = HeaderMap::new();
+    for (k, v) in upstream.headers() {
+        if !DROPPED.contains(&k.as_str()) {
+            out_headers.append(k.clone(), v.clone());
+        }
+    }
+    let (_, upstream_body) = upstream.into_parts();
+    let mut resp = Response::new(Body::new(upstream_body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = out_headers;
+    ctx.stamp(resp.headers_mut());
+    if let Ok(v) = http::HeaderValue::from_str(p.name()) {
+        resp.headers_mut().insert(pipeline::PROVIDER, v);
+    }
+    if let Some(h) = rate {
+        crate::limits::write_headers(resp.headers_mut(), &h);
+    }
+    Ok(resp)
+}
+
+/// The top-level `model` of a JSON body, if it has one.
+fn body_model(body: &[u8]) -> Option<&str> {
+    let mut model = None;
+    let mut w = crate::wire::scan::Walker::new(body);
+    w.object(|k, w| {
+        if k == b"model" {
+            model = crate::wire::scan::plain_str(w.raw()?);
+            Some(())
+        } else {
+            w.skip()
+        }
+    })?;
+    model
 }
 
 /// Refuses a path that could leave the provider's base path.

@@ -217,7 +217,7 @@ macro_rules! stored_sums {
     }};
 }
 
-/// Rows per multi-row INSERT (31 columns each: well inside both backends'
+/// Rows per multi-row INSERT (32 columns each: well inside both backends'
 /// limits on bound parameters).
 const ROWS_PER_INSERT: usize = 100;
 
@@ -244,7 +244,7 @@ const TAG_RUNS: &[usize] = &[4 * ROWS_PER_INSERT, 80, 16, 4, 1];
 const REQUEST_COLUMNS: &str = "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, \
     log_mode, est_input_tokens, metadata, request_body, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cached_tokens, reasoning_tokens, usage_source, cost_usd, saved_usd, price_version, cache, attempts, excluded, \
-    response_body) ";
+    response_body, hold_usd) ";
 
 /// A request's row as the batch knows it: its begin, and its end when that
 /// is in the same batch (then the row is written complete, in one insert).
@@ -335,7 +335,8 @@ macro_rules! insert_rows {
                         })
                         .unwrap_or_else(|| "[]".into()),
                     )
-                    .push_bind(e.and_then(|e| e.response_body.as_deref()));
+                    .push_bind(e.and_then(|e| e.response_body.as_deref()))
+                    .push_bind(b.hold_usd);
             });
             qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
             let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
@@ -578,14 +579,14 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
     let dead_before = crate::clock::unix_ms() - DEAD_AFTER_MS;
     let select = match instance {
         Some(_) => {
-            "SELECT id, requested_model, est_input_tokens FROM requests WHERE state = 'begun' AND instance = ?"
+            "SELECT id, requested_model, est_input_tokens, hold_usd FROM requests WHERE state = 'begun' AND instance = ?"
         }
         None => {
-            "SELECT r.id, r.requested_model, r.est_input_tokens FROM requests r JOIN instances i ON i.id = r.instance \
+            "SELECT r.id, r.requested_model, r.est_input_tokens, r.hold_usd FROM requests r JOIN instances i ON i.id = r.instance \
                  WHERE r.state = 'begun' AND i.beat_ms < ?"
         }
     };
-    let rows: Vec<(String, String, i64)> = match s {
+    let rows: Vec<(String, String, i64, Option<f64>)> = match s {
         Storage::Sqlite(p) => {
             let q = sqlx::query(select);
             let q = match instance {
@@ -595,7 +596,7 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
             q.fetch_all(p)
                 .await?
                 .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
                 .collect::<Result<_, sqlx::Error>>()?
         }
         Storage::Postgres(p) => {
@@ -608,20 +609,25 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
             q.fetch_all(p)
                 .await?
                 .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
                 .collect::<Result<_, sqlx::Error>>()?
         }
     };
     let mut n = 0;
-    for (id, model, est) in rows {
+    for (id, model, est, hold) in rows {
         let usage = crate::chat::Usage {
             input_tokens: est.max(0) as u64,
             ..Default::default()
         };
-        let cost = model
-            .split_once('/')
-            .and_then(|(p, m)| gw.prices.get(p, m))
-            .map(|p| p.cost(&usage));
+        // A call with a budget hold is settled at the hold (the most it
+        // could have cost: the budget never under-counts); else at the
+        // input estimate at the requested model's price.
+        let cost = hold.or_else(|| {
+            model
+                .split_once('/')
+                .and_then(|(p, m)| gw.prices.get(p, m))
+                .map(|p| p.cost(&usage))
+        });
         const Q: &str = "UPDATE requests SET state = 'interrupted', error_class = 'interrupted', input_tokens = ?, output_tokens = 0, \
                          usage_source = 'estimated', cost_usd = ?, price_version = ? WHERE id = ? AND state = 'begun' \
                          RETURNING time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, cached_tokens, cost_usd, saved_usd";

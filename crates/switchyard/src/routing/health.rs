@@ -4,7 +4,9 @@
 //!
 //! Breakers: `failures` consecutive failures open a circuit (connect
 //! failures and upstream errors counted apart, so a flapping network and a
-//! failing model each trip on their own). An open circuit waits a cooldown
+//! failing model each trip on their own). A provider's breaker counts
+//! connection failures; a provider/model's counts both, so one model's
+//! errors never eject the provider's other models. An open circuit waits a cooldown
 //! that doubles with each repeated ejection, then lets exactly one probe
 //! through (half-open); the probe's outcome closes or reopens it.
 //!
@@ -77,9 +79,11 @@ pub enum Readiness {
     Ready,
     /// Its circuit is half-open and no probe is out: this request probes.
     Probe,
-    /// Not before this instant (open circuit, probe in flight, or a
-    /// `Retry-After` block).
+    /// Not before this instant: an open circuit or a probe in flight.
     NotUntil(Instant),
+    /// The provider said not before this instant (`Retry-After`): unlike
+    /// an open circuit, never tried anyway as a route's last target.
+    Blocked(Instant),
 }
 
 #[derive(Debug)]
@@ -125,6 +129,8 @@ impl Health {
         let a = readiness_of(entries.get_mut(provider), now);
         let b = readiness_of(entries.get_mut(target), now);
         match (a, b) {
+            (Readiness::Blocked(x), Readiness::Blocked(y)) => Readiness::Blocked(x.max(y)),
+            (r @ Readiness::Blocked(_), _) | (_, r @ Readiness::Blocked(_)) => r,
             (Readiness::NotUntil(x), Readiness::NotUntil(y)) => Readiness::NotUntil(x.max(y)),
             (r @ Readiness::NotUntil(_), _) | (_, r @ Readiness::NotUntil(_)) => r,
             (Readiness::Probe, _) | (_, Readiness::Probe) => Readiness::Probe,
@@ -192,7 +198,11 @@ impl Health {
                 let until = now + after;
                 e.blocked_until = Some(e.blocked_until.map_or(until, |b| b.max(until)));
             }
-            if !counts {
+            // A provider's own breaker trips on connection failures only:
+            // an upstream error may be one model's (its target's breaker
+            // trips on it), and one failing model must not eject the
+            // provider's others.
+            if !counts || (i == 0 && class != ErrorClass::Connect) {
                 continue;
             }
             if class == ErrorClass::Connect {
@@ -277,7 +287,7 @@ fn readiness_of(e: Option<&mut Entry>, now: Instant) -> Readiness {
     let Some(e) = e else { return Readiness::Ready };
     if let Some(b) = e.blocked_until {
         if b > now {
-            return Readiness::NotUntil(b);
+            return Readiness::Blocked(b);
         }
         e.blocked_until = None;
     }
@@ -333,6 +343,40 @@ mod tests {
         ));
         h.success(p, t, Duration::from_millis(5), Instant::now());
         assert_eq!(h.readiness(p, t, Instant::now()), Readiness::Ready);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_failing_model_leaves_the_providers_others_alone() {
+        let h = health();
+        let now = Instant::now();
+        for _ in 0..5 {
+            h.failure("a", "a/bad", ErrorClass::Server, None, now);
+        }
+        assert!(matches!(
+            h.readiness("a", "a/bad", now),
+            Readiness::NotUntil(_)
+        ));
+        assert_eq!(h.readiness("a", "a/good", now), Readiness::Ready);
+        // Connection failures are the provider's: every model waits.
+        for _ in 0..3 {
+            h.failure("a", "a/bad", ErrorClass::Connect, None, now);
+        }
+        assert!(matches!(
+            h.readiness("a", "a/good", now),
+            Readiness::NotUntil(_)
+        ));
+        // Retry-After blocks the provider, and says so apart.
+        h.failure(
+            "b",
+            "b/m",
+            ErrorClass::RateLimited,
+            Some(Duration::from_secs(2)),
+            now,
+        );
+        assert!(matches!(
+            h.readiness("b", "b/other", now),
+            Readiness::Blocked(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -402,7 +446,7 @@ mod tests {
         );
         assert!(matches!(
             h.readiness("a", "a/other", Instant::now()),
-            Readiness::NotUntil(_)
+            Readiness::Blocked(_)
         ));
         tokio::time::advance(Duration::from_millis(2001)).await;
         assert_eq!(

@@ -35,6 +35,9 @@ pub struct Kept {
     pub provider: String,
     pub model: String,
     pub ended: Option<Instant>,
+    /// An `Idempotency-Key` points at it: kept for the full retention
+    /// even once delivered, so a retry still attaches.
+    pub idempotent: bool,
 }
 
 /// How the first request with an idempotency key turned out.
@@ -163,7 +166,11 @@ fn evict_one(set: &mut KeptSet) -> bool {
         .ended
         .iter()
         .take(64)
-        .position(|id| set.map.get(id).is_some_and(|k| k.buffer.delivered()))
+        .position(|id| {
+            set.map
+                .get(id)
+                .is_some_and(|k| k.buffer.delivered() && !k.idempotent)
+        })
         .unwrap_or(0);
     let Some(id) = set.ended.remove(pick) else {
         return false;
@@ -271,7 +278,7 @@ impl Streams {
             set.map.retain(|_, k| {
                 let keep = k.ended.is_none_or(|t| {
                     let age = now.duration_since(t);
-                    let limit = if k.buffer.delivered() {
+                    let limit = if k.buffer.delivered() && !k.idempotent {
                         r.delivered
                     } else {
                         r.undelivered
@@ -323,6 +330,7 @@ mod tests {
             provider: "p".into(),
             model: "m".into(),
             ended: None,
+            idempotent: false,
         }
     }
 

@@ -158,7 +158,12 @@ async function checkPage(name) {
 }
 
 async function gatewayChat(auth, nonce) {
-  const headers = { 'content-type': 'application/json', 'x-switchyard-metadata': JSON.stringify({ team: TAG }) };
+  // Cached, so the Cache page has an entry to list and purge.
+  const headers = {
+    'content-type': 'application/json',
+    'x-switchyard-metadata': JSON.stringify({ team: TAG }),
+    'x-switchyard-cache-ttl': '600',
+  };
   if (auth) headers.authorization = `Bearer ${auth}`;
   const res = await fetch(`${GATEWAY}/v1/chat/completions`, {
     method: 'POST',
@@ -364,11 +369,12 @@ await step('key-revoke', async () => {
 
 await step('cache-purge', async () => {
   await go('cache', byTest('cache-table'));
+  await until('the cached answer in the Cache table', async () => (await byTest('cache-row').count()) > 0, 15_000, 500);
   await snapshot('cache');
   await byTest('cache-purge-all').click();
   await byTest('confirm-dialog').waitFor();
   await byTest('confirm-ok').click();
-  await byTest('cache-result').filter({ hasText: /Deleted \d+/ }).waitFor();
+  await byTest('cache-result').filter({ hasText: /Deleted [1-9]\d*/ }).waitFor();
   await settled('cache-table');
   await until('an empty cache table', async () => (await byTest('cache-row').count()) === 0, 15_000, 500);
   const left = await pageFetch('/admin/v1/cache', {});

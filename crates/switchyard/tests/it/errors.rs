@@ -134,6 +134,10 @@ async fn upstream_errors_keep_their_status_and_name_the_provider() {
     assert_eq!(s, 429);
     assert_eq!(h["retry-after"], "7");
     assert_eq!(h["x-switchyard-request-id"].len(), 36);
+    // Which target answered with the error, and after how many attempts.
+    assert_eq!(h["x-switchyard-provider"], "openai");
+    assert_eq!(h["x-switchyard-model"], "gpt-test");
+    assert_eq!(h["x-switchyard-attempts"], "1");
     let (kind, _, message) = openai_error(&v);
     assert_eq!(kind, "rate_limit_error");
     assert!(
@@ -157,14 +161,15 @@ async fn upstream_errors_keep_their_status_and_name_the_provider() {
     );
 
     // A rejected provider key: the status stays, the upstream text (which
-    // may quote the key) does not.
-    gw.mocks.openai.script([Reply::Json(
+    // may quote the key) does not. (Another provider: openai asked above
+    // for a pause of 7 s, and is not asked again before it.)
+    gw.mocks.compat.script([Reply::Json(
         401,
-        json!({"error": {"message": format!("Incorrect API key provided: {OPENAI_KEY}"), "type": "invalid_request_error", "code": "invalid_api_key"}}),
+        json!({"error": {"message": format!("Incorrect API key provided: {COMPAT_KEY}"), "type": "invalid_request_error", "code": "invalid_api_key"}}),
         vec![],
     )]);
     let (s, _, v) = gw
-        .post("/v1/chat/completions", &body("openai/gpt-test"))
+        .post("/v1/chat/completions", &body("compat/local-test"))
         .await;
     assert_eq!(s, 401);
     assert!(

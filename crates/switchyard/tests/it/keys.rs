@@ -355,7 +355,16 @@ async fn budget_case(gws: &[&Gw]) -> (usize, f64, f64) {
     let spent = shown["budget_spent_usd"].as_f64().unwrap();
     let held = shown["budget_held_usd"].as_f64().unwrap();
     assert!(held.abs() < 1e-9, "nothing left held: {held}");
-    // And over budget, the answer is 402 budget_exceeded in the caller's dialect.
+    // Spend what is left, one call at a time; then the answer is 402
+    // budget_exceeded, in each caller's dialect, and nothing goes upstream.
+    let mut total = spent;
+    while total + hold <= budget + 1e-12 {
+        let (s, _, v) = call(gw, &secret, &chat("openai/gpt-test")).await;
+        assert_eq!(s, 200, "{v}");
+        total += 0.018;
+    }
+    assert!(total <= budget + 1e-9);
+    let upstream = gw.mocks.openai.count();
     let (s, _, v) = gw
         .post_with(
             "/v1/messages",
@@ -363,10 +372,13 @@ async fn budget_case(gws: &[&Gw]) -> (usize, f64, f64) {
             &[("x-api-key", secret.as_str())],
         )
         .await;
-    if spent + hold > budget {
-        assert_eq!(s, 402, "{v}");
-        assert_eq!(v["error"]["type"], "billing_error");
-    }
+    assert_eq!(s, 402, "{v}");
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "billing_error");
+    let (s, _, v) = call(gw, &secret, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 402, "{v}");
+    assert_eq!(v["error"]["code"], "budget_exceeded");
+    assert_eq!(gw.mocks.openai.count(), upstream, "refused before any call");
     (ok, spent, budget)
 }
 
@@ -613,6 +625,26 @@ async fn jurisdictions_on_a_key_narrow_every_request() {
     assert_eq!(s, 403, "header ∩ key = nothing: {v}");
     assert_eq!(v["error"]["code"], "no_compliant_provider");
     assert_eq!(gw.mocks.openai.count(), 0);
+    // The record keeps the evidence: what was excluded, and why.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, logs) = gw
+        .admin_call("GET", "/admin/v1/logs?status=403", None)
+        .await;
+    let excluded = &logs["data"][0]["excluded"];
+    let targets: Vec<&str> = excluded
+        .as_array()
+        .unwrap_or_else(|| panic!("{logs}"))
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["openai/gpt-test", "google/gemini-test"], "{logs}");
+    assert_eq!(excluded[1]["jurisdiction"], "eu");
+    assert!(
+        excluded[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in the allowed set")
+    );
     gw.shutdown().await;
 }
 
@@ -654,7 +686,8 @@ async fn keys_on_postgres() {
 }
 
 /// Spend is kept with the records: a process killed right after its answers
-/// (their records still in the spool) restarts knowing what was spent, and
+/// (their records still in the spool) and with a call in flight restarts
+/// knowing what was spent, the call in flight settled at what it held, and
 /// the budget holds across the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budget_spend_survives_sigkill() {
@@ -721,11 +754,22 @@ async fn budget_spend_survives_sigkill() {
     for _ in 0..3 {
         assert_eq!(send(bin.base.clone()).await, 200);
     }
+    // A fourth call the upstream takes its time over: in flight at the kill.
+    mocks.openai.script([crate::mock::Reply::Delay(
+        Duration::from_secs(5),
+        Box::new(crate::mock::Reply::Default),
+    )]);
+    let in_flight = tokio::spawn(send(bin.base.clone()));
+    let started = Instant::now();
+    while mocks.openai.count() < 4 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // SIGKILL at once: the records are in the spool, perhaps not yet in
     // the database.
     let pid = bin.child.id().to_string();
     let _ = Command::new("kill").args(["-KILL", &pid]).status();
     drop(bin);
+    in_flight.abort();
 
     let bin = crate::binary::Binary::start(&config, &env);
     let shown: Value = serde_json::from_str(
@@ -741,13 +785,14 @@ async fn budget_spend_survives_sigkill() {
     )
     .unwrap();
     let spent = shown["budget_spent_usd"].as_f64().unwrap();
+    let before = 3.0 * cost + hold;
     assert!(
-        (spent - 3.0 * cost).abs() < 1e-9,
-        "after the restart: {shown}"
+        (spent - before).abs() < 1e-9,
+        "after the restart, three answers and one interrupted call at its hold: {shown}"
     );
     // What still fits, one call at a time: admitted while spent + hold fits.
     let mut expected = 0;
-    let mut s = 3.0 * cost;
+    let mut s = before;
     while s + hold <= budget + 1e-12 {
         expected += 1;
         s += cost;
@@ -762,8 +807,115 @@ async fn budget_spend_survives_sigkill() {
         assert!(admitted <= expected, "the restart forgot what was spent");
     }
     println!(
-        "budget across a SIGKILL: 3 calls before, {admitted} after (expected {expected}), spend carried over ${spent:.3}"
+        "budget across a SIGKILL: 3 calls and 1 in flight before, {admitted} after (expected {expected}), spend carried over ${spent:.3}"
     );
     assert_eq!(admitted, expected);
     drop(bin);
+}
+
+/// Passthrough is held to the key's rules like any other call: model
+/// globs, jurisdictions, rate limits, no budgets, and a record.
+#[tokio::test]
+async fn passthrough_keeps_to_the_keys_rules() {
+    let gw = Gw::start(KEYED).await;
+    let pass = |key: String, path: &'static str, body: Option<Value>| {
+        let rb = gw
+            .http
+            .post(gw.url(path))
+            .bearer_auth(key)
+            .header("content-type", "application/json");
+        let rb = match body {
+            Some(b) => rb.body(b.to_string()),
+            None => rb,
+        };
+        async move {
+            let r = rb.send().await.unwrap();
+            let s = r.status().as_u16();
+            let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null);
+            (s, v)
+        }
+    };
+    // Model globs: a body's model is checked; without one, only a glob
+    // covering the whole provider lets it through.
+    let (_, scoped) = gw
+        .create_key(json!({"name": "one-model", "models": ["openai/gpt-test"]}))
+        .await;
+    let (s, v) = pass(
+        scoped.clone(),
+        "/passthrough/openai/chat/completions",
+        Some(chat("gpt-test")),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = pass(
+        scoped.clone(),
+        "/passthrough/openai/chat/completions",
+        Some(chat("gpt-other")),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = pass(scoped, "/passthrough/openai/files/list", None).await;
+    assert_eq!(
+        s, 403,
+        "no model named: the key must cover the whole provider"
+    );
+    let (_, whole) = gw
+        .create_key(json!({"name": "whole", "models": ["openai/*"]}))
+        .await;
+    assert_eq!(
+        pass(whole, "/passthrough/openai/files/list", None).await.0,
+        200
+    );
+    let upstream_before = gw.mocks.openai.count();
+
+    // Jurisdictions: an eu-only key never reaches the us provider.
+    let (_, eu) = gw
+        .create_key(json!({"name": "eu", "jurisdictions": ["eu"]}))
+        .await;
+    let (s, v) = pass(eu.clone(), "/passthrough/openai/files/list", None).await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "no_compliant_provider");
+    assert_eq!(pass(eu, "/passthrough/google/models", None).await.0, 200);
+
+    // Budgets: refused, as nothing could be held for the call.
+    let (_, budgeted) = gw.create_key(json!({"name": "b", "budget_usd": 5.0})).await;
+    let (s, v) = pass(budgeted, "/passthrough/openai/files/list", None).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("budget"));
+
+    // Rate limits.
+    let (limited_id, limited) = gw.create_key(json!({"name": "r", "rpm": 1})).await;
+    assert_eq!(
+        pass(limited.clone(), "/passthrough/openai/files/list", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        pass(limited, "/passthrough/openai/files/list", None)
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        gw.mocks.openai.count(),
+        upstream_before + 1,
+        "refused calls never went upstream"
+    );
+
+    // Records, refusals included.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, logs) = gw
+        .admin_call("GET", &format!("/admin/v1/logs?key={limited_id}"), None)
+        .await;
+    let statuses: Vec<i64> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [429, 200], "{logs}");
+    assert_eq!(logs["data"][1]["requested_model"], "openai/");
+    assert_eq!(logs["data"][1]["dialect"], "passthrough");
+    gw.shutdown().await;
 }

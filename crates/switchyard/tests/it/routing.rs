@@ -353,9 +353,12 @@ async fn circuits_open_half_open_and_close() {
         .iter()
         .find(|p| p["name"] == "anthropic")
         .unwrap();
-    assert_eq!(anth["health"]["circuit"], "open", "{v}");
-    assert_eq!(anth["health"]["last_error_class"], "server");
+    // Upstream errors open the model's circuit; the provider's own (which
+    // connection failures open) stays closed for its other models.
     assert_eq!(anth["targets"][0]["key"], "anthropic/claude-test");
+    assert_eq!(anth["targets"][0]["circuit"], "open", "{v}");
+    assert_eq!(anth["health"]["circuit"], "closed", "{v}");
+    assert_eq!(anth["health"]["last_error_class"], "server");
     // After the cooldown one probe goes through; it succeeds and closes it.
     tokio::time::sleep(Duration::from_millis(450)).await;
     let (_, h, _) = gw.post("/v1/chat/completions", &chat("smart")).await;
@@ -631,5 +634,36 @@ cooldown_ms = 50
     }
     println!("jurisdiction property: {schedules} random fault schedules, {violations} violations");
     assert_eq!(violations, 0);
+    gw.shutdown().await;
+}
+
+/// A provider that asked for a pause is not asked again before it, even as
+/// the only target: the caller gets the wait, in its own dialect.
+#[tokio::test]
+async fn retry_after_holds_for_a_single_target_too() {
+    let gw = Gw::start("").await;
+    gw.mocks.anthropic.script([Reply::Json(
+        429,
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}),
+        vec![("retry-after", "2".into())],
+    )]);
+    let (s, _, _) = gw
+        .post("/v1/chat/completions", &chat("anthropic/claude-test"))
+        .await;
+    assert_eq!(s, 429);
+    let before = gw.mocks.anthropic.count();
+    let (s, h, v) = gw
+        .post("/v1/messages", &chat("anthropic/claude-test"))
+        .await;
+    assert_eq!(s, 429, "{v}");
+    assert_eq!(v["type"], "error", "the caller's dialect: {v}");
+    let wait: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    assert_eq!(gw.mocks.anthropic.count(), before, "not asked again");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (s, _, _) = gw
+        .post("/v1/chat/completions", &chat("anthropic/claude-test"))
+        .await;
+    assert_eq!(s, 200, "asked again after the pause");
     gw.shutdown().await;
 }
