@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand};
 use switchyard::config::{Config, Env};
 
 /// mimalloc rather than the system allocator: requests allocate and free
-/// many small objects across threads, where glibc's malloc spends a tenth
-/// of the gateway's instructions (see BENCHMARKS.md).
+/// many small objects across threads, where glibc's malloc spent a tenth of
+/// the gateway's instructions (see BENCHMARKS.md). Built without
+/// transparent huge pages, which made idle memory 2 MiB-grained (28 MB idle
+/// instead of 15).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -196,3 +196,82 @@ impl Storage {
         }
     }
 }
+
+/// The nice value SQLite's worker threads run at.
+const WORKER_NICE: i32 = 5;
+
+/// Lowers the scheduling priority of this process's SQLite worker threads
+/// (sqlx runs each SQLite connection on a thread of its own), so that the
+/// log writer's database work yields the CPU to requests whenever both
+/// want it: a record is written a little later rather than an answer
+/// delayed. It still gets a share of a busy core (a nice of 5 weighs about
+/// a third of a normal thread), so the spool drains under load. Threads are
+/// found by name; connections opened later are caught by the next call.
+/// Linux only; elsewhere it does nothing.
+pub fn deprioritize_workers() {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("sqlx-sqlite") {
+                continue;
+            }
+            let tid = task
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<i32>().ok())
+                .and_then(rustix::process::Pid::from_raw);
+            if let Some(tid) = tid
+                && rustix::process::getpriority_process(Some(tid)).is_ok_and(|n| n < WORKER_NICE)
+            {
+                let _ = rustix::process::setpriority_process(Some(tid), WORKER_NICE);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// (thread id, nice) of this process's threads named `prefix*`.
+    fn nices(prefix: &str) -> Vec<(String, i64)> {
+        std::fs::read_dir("/proc/self/task")
+            .expect("procfs")
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .unwrap_or_default()
+                    .starts_with(prefix)
+            })
+            .filter_map(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                let after = &stat[stat.rfind(')')? + 2..];
+                let nice = after.split(' ').nth(16)?.parse().ok()?;
+                Some((t.file_name().to_string_lossy().into_owned(), nice))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sqlite_workers_yield_to_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = super::Storage::connect(&format!("sqlite://{}/n.db", dir.path().display()))
+            .await
+            .unwrap();
+        assert!(s.ping().await);
+        let before = nices("sqlx-sqlite");
+        assert!(before.iter().any(|(_, n)| *n < 5), "{before:?}");
+        super::deprioritize_workers();
+        let after = nices("sqlx-sqlite");
+        for (tid, _) in &before {
+            let nice = after.iter().find(|(t, _)| t == tid).map(|(_, n)| *n);
+            assert!(nice.is_none_or(|n| n >= 5), "{tid}: {after:?}");
+        }
+        assert!(
+            nices("tokio-runtime").iter().all(|(_, n)| *n < 5),
+            "request threads keep theirs"
+        );
+    }
+}
