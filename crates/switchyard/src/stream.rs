@@ -330,14 +330,23 @@ impl Live {
             return None;
         }
         loop {
-            let next = match tokio::time::timeout_at(deadline, self.body.next()).await {
+            // An upstream silent for as long as it may take to answer at
+            // all (the provider's `timeout_ms`) has stalled: the stream ends
+            // with an error rather than hanging until the whole deadline.
+            let idle = self.provider.config.timeout;
+            let bound = (tokio::time::Instant::now() + idle).min(deadline);
+            let next = match tokio::time::timeout_at(bound, self.body.next()).await {
                 Ok(n) => n,
                 Err(_) => {
-                    let err = UpstreamError::timeout(
-                        self.provider.name(),
-                        "end of stream before the deadline",
-                        Duration::ZERO,
-                    );
+                    let err = if bound < deadline {
+                        UpstreamError::timeout(self.provider.name(), "next stream event", idle)
+                    } else {
+                        UpstreamError::timeout(
+                            self.provider.name(),
+                            "end of stream before the deadline",
+                            Duration::ZERO,
+                        )
+                    };
                     return Some(self.end_with(err, render_error));
                 }
             };

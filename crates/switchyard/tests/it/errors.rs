@@ -249,6 +249,34 @@ base_url = "http://127.0.0.1:9/v1"
         "{v}"
     );
 
+    // A stream that goes silent after its first events: it ends with a
+    // terminal error once the upstream has said nothing for timeout_ms.
+    gw.mocks.compat.script([Reply::Sse {
+        pieces: vec![
+            (Duration::ZERO, crate::mock::openai_chunk("one ")),
+            (Duration::from_secs(30), crate::mock::openai_chunk("never")),
+        ],
+        abort: false,
+    }]);
+    let t = std::time::Instant::now();
+    let (s, _, text) = gw
+        .post_raw(
+            "/v1/chat/completions",
+            json!({"model": "slow/m", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+                .to_string()
+                .into_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(text.contains("one "), "{text}");
+    assert!(
+        text.contains("\"error\"") && text.contains("next stream event"),
+        "a terminal error event: {text}"
+    );
+    assert!(!text.contains("[DONE]"), "never a clean end: {text}");
+
     // The caller's deadline for the whole call.
     gw.mocks.compat.script([Reply::Delay(
         Duration::from_millis(250),
