@@ -14,14 +14,37 @@ pub fn unix_s() -> u64 {
     (unix_ms() / 1000) as u64
 }
 
-/// A new time-ordered id (UUIDv7: milliseconds, then 74 random bits) for a
-/// request. The random bits come from the thread's CSPRNG, not from a
-/// `getrandom` system call per id as `Uuid::now_v7` makes them.
+/// A new time-ordered id (UUIDv7) for a request: 48 bits of milliseconds,
+/// a 12-bit sequence that orders ids made in the same millisecond by this
+/// process (RFC 9562 §6.2, method 1), then 62 random bits. Records list
+/// newest first by (time, id), so two calls in one millisecond keep the
+/// order they were made in. The random bits come from the thread's CSPRNG,
+/// not from a `getrandom` system call per id as `Uuid::now_v7` makes them.
 pub fn request_id() -> uuid::Uuid {
     use rand::RngCore;
-    let mut random = [0u8; 10];
-    rand::thread_rng().fill_bytes(&mut random);
-    uuid::Builder::from_unix_timestamp_millis(unix_ms().max(0) as u64, &random).into_uuid()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Milliseconds << 12 | sequence, of the last id made. A sequence that
+    // overflows carries into the millisecond: ids stay unique and ordered,
+    // a burst of more than 4096 ids in one millisecond runs a little ahead.
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = (unix_ms().max(0) as u64) << 12;
+    let mut last = LAST.load(Ordering::Relaxed);
+    let stamp = loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    let ms = stamp >> 12;
+    let seq = (stamp & 0xfff) as u16;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70 | (seq >> 8) as u8;
+    bytes[7] = seq as u8;
+    rand::thread_rng().fill_bytes(&mut bytes[8..]);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f);
+    uuid::Uuid::from_bytes(bytes)
 }
 
 #[cfg(test)]
@@ -34,5 +57,16 @@ mod tests {
         assert_eq!(a.get_version_num(), 7);
         assert!(a < b, "{a} then {b}");
         assert_ne!(super::request_id(), super::request_id());
+    }
+
+    #[test]
+    fn request_ids_made_in_one_millisecond_keep_their_order() {
+        let ids: Vec<_> = (0..10_000).map(|_| super::request_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let id = ids[0];
+        assert_eq!(id.get_version_num(), 7);
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        let (secs, _) = id.get_timestamp().unwrap().to_unix();
+        assert!(secs.abs_diff(super::unix_s()) < 5);
     }
 }
