@@ -53,12 +53,14 @@ function dataTable(spec) {
       spec.series.map((se) => h('td', { class: 'num' }, se.values[i] == null ? '—' : spec.format(se.values[i])))))));
 }
 
-/// 1, 2, 5 × 10^k steps giving about `count` ticks up to at least `max`.
-export function niceTicks(max, count = 4) {
+/// 1, 2, 5 × 10^k steps giving about `count` ticks up to at least `max`;
+/// whole steps only when the values are counts.
+export function niceTicks(max, count = 4, counts = false) {
   if (!(max > 0)) return [0, 1];
-  const raw = max / count;
+  const raw = counts ? Math.max(1, max / count) : max / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw);
+  const steps = counts && mag < 10 ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+  const step = steps.map((m) => m * mag).find((st) => st >= raw);
   const ticks = [];
   for (let v = 0; v < max + step * 0.999; v += step) ticks.push(Number(v.toPrecision(12)));
   return ticks;
@@ -103,7 +105,7 @@ export function drawChart(spec, width, title) {
       for (const se of spec.series) if (se.values[i] != null) max = Math.max(max, se.values[i]);
     }
   }
-  const ticks = niceTicks(max);
+  const ticks = niceTicks(max, 4, spec.counts === true);
   const top = ticks[ticks.length - 1];
   const y = (v) => M.top + ph - (v / top) * ph;
 

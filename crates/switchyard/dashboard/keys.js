@@ -178,7 +178,7 @@ function keyForm(initial, { submitLabel, testid, onSubmit, onCancel }) {
     if (kind === 'period') {
       c = h('select', attrs, h('option', { value: '' }, '—'), ['day', 'month', 'total'].map((v) => h('option', { value: v }, v)));
     } else if (kind === 'log') {
-      c = h('select', attrs, h('option', { value: '' }, 'default (full)'), ['full', 'metadata', 'none'].map((v) => h('option', { value: v }, v)));
+      c = h('select', attrs, h('option', { value: '' }, 'gateway default ([logs] mode)'), ['full', 'metadata', 'none'].map((v) => h('option', { value: v }, v)));
     } else if (kind === 'int') {
       c = h('input', { ...attrs, type: 'number', min: 1, step: 1, inputmode: 'numeric' });
     } else if (kind === 'money') {

@@ -106,7 +106,7 @@ export async function render(root) {
     );
 
     charts.requests.draw({
-      ...base, kind: 'bar', format: fmtCompact,
+      ...base, kind: 'bar', format: fmtCompact, counts: true,
       series: [
         { name: 'Succeeded', values: col((r) => Math.max(0, (r.requests || 0) - (r.errors || 0))), color: 0 },
         { name: 'Failed', values: col((r) => r.errors || 0), color: 6 },
@@ -131,7 +131,7 @@ export async function render(root) {
       ],
     });
     charts.tokens.draw({
-      ...base, kind: 'bar', format: fmtCompact,
+      ...base, kind: 'bar', format: fmtCompact, counts: true,
       series: [
         { name: 'Input', values: col((r) => r.input_tokens || 0), color: 0 },
         { name: 'Output', values: col((r) => r.output_tokens || 0), color: 2 },

@@ -74,9 +74,8 @@ function timeline(r) {
     return h('p', { class: 'muted', 'data-testid': 'attempt-timeline' },
       r.cache === 'HIT' ? 'Served from the cache; no provider was called.' : 'No attempts were recorded.');
   }
-  const t0 = Math.min(r.time_ms ?? Infinity, ...attempts.map((a) => a.start_ms));
-  const t1 = Math.max(t0 + (r.latency_ms || 0), ...attempts.map((a) => a.start_ms + (a.duration_ms || 0)));
-  const span = Math.max(1, t1 - t0);
+  // Attempts start at offsets (ms) from the request's arrival, which is 0.
+  const span = Math.max(1, r.latency_ms || 0, ...attempts.map((a) => a.start_ms + (a.duration_ms || 0)));
   const pct = (v) => `${Math.max(0, Math.min(100, (v / span) * 100)).toFixed(2)}%`;
 
   const bar = (cls, from, dur) => {
@@ -89,8 +88,8 @@ function timeline(r) {
   const whole = h('li', { class: 'tl-row' },
     h('div', { class: 'tl-label' }, h('strong', {}, 'Whole request'), ` · ${fmtMs(r.latency_ms)}`,
       r.ttft_ms != null ? ` · first token at ${fmtMs(r.ttft_ms)}` : ''),
-    h('div', { class: 'tl-track', 'aria-hidden': 'true' }, bar('whole', (r.time_ms ?? t0) - t0, r.latency_ms || 0),
-      r.ttft_ms != null ? (() => { const m = h('span', { class: 'tl-mark' }); m.style.left = pct((r.time_ms ?? t0) - t0 + r.ttft_ms); return m; })() : null));
+    h('div', { class: 'tl-track', 'aria-hidden': 'true' }, bar('whole', 0, r.latency_ms || 0),
+      r.ttft_ms != null ? (() => { const m = h('span', { class: 'tl-mark' }); m.style.left = pct(r.ttft_ms); return m; })() : null));
 
   return h('div', {},
     h('ol', { class: 'timeline', 'data-testid': 'attempt-timeline', 'aria-label': 'Attempt timeline' },
@@ -102,8 +101,8 @@ function timeline(r) {
           h('span', { class: `badge ${a.outcome === 'ok' ? 'ok' : 'err'}` }, a.outcome),
           a.status != null ? ` HTTP ${a.status}` : '',
           a.error_class ? ` · ${a.error_class}` : '',
-          ` · ${fmtMs(a.duration_ms)} · started at +${fmtMs(a.start_ms - t0)}`),
-        h('div', { class: 'tl-track', 'aria-hidden': 'true' }, bar(a.outcome === 'ok' ? 'ok' : 'err', a.start_ms - t0, a.duration_ms || 0))))),
+          ` · ${fmtMs(a.duration_ms)} · started at +${fmtMs(a.start_ms)}`),
+        h('div', { class: 'tl-track', 'aria-hidden': 'true' }, bar(a.outcome === 'ok' ? 'ok' : 'err', a.start_ms, a.duration_ms || 0))))),
     h('div', { class: 'tl-axis', 'aria-hidden': 'true' }, h('span', {}, '0 ms'), h('span', {}, fmtMs(span))));
 }
 

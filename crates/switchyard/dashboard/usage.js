@@ -188,7 +188,7 @@ export async function render(root) {
     if (list.length > TOP) series.push(other);
     chart.draw({
       kind: 'bar', times, since, until, bucketMs: BUCKET_MS[state.bucket], series,
-      format: state.measure === 'cost' ? fmtUsd : fmtCompact,
+      format: state.measure === 'cost' ? fmtUsd : fmtCompact, counts: state.measure !== 'cost',
       empty: 'No usage in this range',
     });
   }

@@ -148,6 +148,15 @@ async function snapshot(name) {
   findForbidden(html, `page ${name}`);
   // Let polling pages settle so the image is not caught mid-redraw.
   await page.waitForTimeout(300);
+  // Nothing on a page may run off its side (a bar placed past its track,
+  // a table too wide for its wrapper).
+  const overflow = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    view: document.documentElement.clientWidth,
+  }));
+  if (overflow.scroll > overflow.view + 1) {
+    throw new Error(`page ${name} is ${overflow.scroll}px wide in a ${overflow.view}px window`);
+  }
   await page.screenshot({ path: path.join(opt.out, `${name}.png`), fullPage: true });
 }
 
