@@ -1286,6 +1286,7 @@ async fn pump(
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
     buffer.close();
+    buffer.compact();
     gw.streams.ended(&id);
     if let Some(m) = mirror {
         m.end(cfg.retain).await;

@@ -128,6 +128,35 @@ impl Buffer {
         self.notify.notify_waiters();
     }
 
+    /// Once the stream is done: its events in one allocation of exactly
+    /// their size. The chunks the pump wrote share the blocks its writer
+    /// grew, so a kept stream would otherwise hold those blocks' spare room
+    /// too, and the retention bound (which counts event bytes) would
+    /// understate what ended streams really cost.
+    pub fn compact(&self) {
+        let mut s = self.lock();
+        let Some(first_id) = s.chunks.front().map(|c| c.first_id) else {
+            return;
+        };
+        if !s.done {
+            return;
+        }
+        let events = s.chunks.iter().map(|c| c.chunk.starts.len()).sum();
+        let mut bytes = Vec::with_capacity(s.bytes);
+        let mut starts = Vec::with_capacity(events);
+        for c in &s.chunks {
+            let base = bytes.len() as u32;
+            starts.extend(c.chunk.starts.iter().map(|o| base + o));
+            bytes.extend_from_slice(&c.chunk.bytes);
+        }
+        s.chunks = VecDeque::from([Stored {
+            chunk: Chunk::new(Bytes::from(bytes), starts),
+            first_id,
+        }]);
+        s.cursors.retain(|c| c.strong_count() > 0);
+        s.cursors.shrink_to_fit();
+    }
+
     pub fn is_done(&self) -> bool {
         self.lock().done
     }
@@ -289,6 +318,25 @@ mod tests {
             bytes.extend_from_slice(e.as_bytes());
         }
         Chunk::new(Bytes::from(bytes), starts)
+    }
+
+    #[test]
+    fn compacting_keeps_every_resume_point() {
+        let b = Buffer::new(1 << 20);
+        b.push(chunk(&["a0;", "a1;", "a2;"]));
+        b.push(chunk(&["b3;"]));
+        b.push(chunk(&["c4;", "c5;"]));
+        let before: Vec<Read> = (0..7).map(|i| b.read_from(i)).collect();
+        b.compact();
+        assert_eq!(b.lock().chunks.len(), 3, "not done yet: left as written");
+        b.close();
+        b.compact();
+        assert_eq!(b.lock().chunks.len(), 1);
+        let after: Vec<Read> = (0..7).map(|i| b.read_from(i)).collect();
+        assert_eq!(before[..6], after[..6]);
+        assert_eq!(after[6], Read::Done);
+        assert_eq!(b.bytes(), "a0;a1;a2;b3;c4;c5;".len());
+        assert_eq!(b.starts_of_first(18), [0, 3, 6, 9, 12, 15]);
     }
 
     #[test]

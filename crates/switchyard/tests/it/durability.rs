@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::Row;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -323,6 +323,172 @@ async fn a_database_outage_delays_records_and_loses_none() {
     );
     assert_eq!(missing, 0);
     assert_eq!(rows.len(), got.len());
+    db.close().await;
+    gw.shutdown().await;
+}
+
+/// A gateway on Postgres behind a cut-able proxy, with a spool of a few
+/// records and the given choice for when it is full.
+async fn gateway_with_small_spool(pg: &str, on_full: &str) -> (Gw, Proxy) {
+    let (host_port, rest) = pg
+        .strip_prefix("postgres://postgres@")
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    let proxy = Proxy::start(host_port.parse().unwrap()).await;
+    let via = format!("postgres://postgres@{}/{rest}", proxy.addr);
+    let extra = format!("[logs]\nspool_max_bytes = 4096\non_spool_full = \"{on_full}\"\n");
+    let gw = Gw::start_on(
+        start_mocks().await,
+        "",
+        &extra,
+        &via,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    (gw, proxy)
+}
+
+async fn chat_status(gw: &Gw) -> (u16, Value) {
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(
+            json!({"model": "openai/gpt-test", "messages": [{"role": "user", "content": "hi"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn dropped_metric(gw: &Gw) -> u64 {
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchyard_log_records_dropped_total "))
+        .unwrap_or_else(|| panic!("no dropped counter in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// With the database gone and the spool full, a call that could not be
+/// recorded is never made: 503 before any upstream call. Once the
+/// database is back and the spool drained, calls go through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_refuses_before_any_upstream_call() {
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    let (gw, proxy) = gateway_with_small_spool(&pg, "refuse").await;
+    assert_eq!(chat_status(&gw).await.0, 200);
+    proxy.cut();
+    let mut answered = 0;
+    let refused = loop {
+        let (status, body) = chat_status(&gw).await;
+        match status {
+            200 => answered += 1,
+            503 => break body,
+            other => panic!("unexpected {other}: {body}"),
+        }
+        assert!(answered < 100, "a 4 KiB spool never filled");
+    };
+    assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("spool is full"), "{message}");
+    let upstream = gw.mocks.openai.count();
+    for _ in 0..5 {
+        assert_eq!(chat_status(&gw).await.0, 503);
+    }
+    assert_eq!(
+        gw.mocks.openai.count(),
+        upstream,
+        "refused calls never reached the provider"
+    );
+    assert_eq!(dropped_metric(&gw).await, 0, "refusing drops nothing");
+    proxy.restore();
+    let back = Instant::now();
+    loop {
+        if chat_status(&gw).await.0 == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "the spool never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("full spool (refuse): {answered} answered during the outage before the first 503");
+    gw.shutdown().await;
+}
+
+/// Best-effort: with the spool full, calls go on, what could not be
+/// recorded is counted, and a gap record says how many were dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_effort_drops_with_a_count_and_a_gap_record() {
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    let (gw, proxy) = gateway_with_small_spool(&pg, "best-effort").await;
+    let db = sqlx::PgPool::connect(&pg).await.unwrap();
+    let gaps_before: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE state = 'gap'")
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        .get(0);
+    proxy.cut();
+    for _ in 0..60 {
+        let (status, body) = chat_status(&gw).await;
+        assert_eq!(status, 200, "best-effort never refuses: {body}");
+    }
+    let dropped = dropped_metric(&gw).await;
+    assert!(dropped > 0, "60 calls into a 4 KiB spool dropped nothing");
+    proxy.restore();
+    let back = Instant::now();
+    // The gap is written with the next begin that fits.
+    let gap = loop {
+        assert_eq!(chat_status(&gw).await.0, 200);
+        let row = sqlx::query(
+            "SELECT metadata FROM requests WHERE state = 'gap' ORDER BY time_ms DESC LIMIT 1 OFFSET 0",
+        )
+        .fetch_optional(&db)
+        .await
+        .unwrap();
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE state = 'gap'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .get(0);
+        if n > gaps_before {
+            break row.map(|r| r.get::<String, _>(0)).unwrap();
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "no gap record after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Calls made before the spool drained may have been dropped too: the
+    // gap counts every one, as the counter does.
+    let gap: Value = serde_json::from_str(&gap).unwrap();
+    let total = dropped_metric(&gw).await;
+    assert!(total >= dropped);
+    assert_eq!(gap["dropped"].as_u64(), Some(total), "{gap}");
+    println!(
+        "full spool (best-effort): 60 calls answered during the outage, {dropped} dropped; gap record {gap}"
+    );
     db.close().await;
     gw.shutdown().await;
 }
