@@ -95,16 +95,23 @@ fn stream_chunks(c: &mut Criterion) {
     });
 }
 
-fn key_and_limits(c: &mut Criterion) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+/// A current-thread runtime and a migrated SQLite database in a temporary
+/// directory, holding one key made from `spec`.
+fn with_key(
+    spec: &[u8],
+) -> (
+    tokio::runtime::Runtime,
+    tempfile::TempDir,
+    switchyard::storage::Storage,
+    switchyard::keys::KeyRecord,
+    String,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => panic!("runtime: {e}"),
-    };
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let (keys, record, secret) = rt.block_on(async {
+    let (storage, record, secret) = rt.block_on(async {
         let url = format!("sqlite://{}/bench.db", dir.path().display());
         let storage = switchyard::storage::Storage::connect(&url)
             .await
@@ -113,18 +120,22 @@ fn key_and_limits(c: &mut Criterion) {
             .migrate()
             .await
             .unwrap_or_else(|e| panic!("migrate: {e}"));
-        let spec = switchyard::keys::manage::KeySpec::parse(
-            br#"{"name":"bench","rpm":100000000,"tpm":100000000000}"#,
-        )
-        .unwrap_or_else(|e| panic!("spec: {e:?}"));
+        let spec = switchyard::keys::manage::KeySpec::parse(spec)
+            .unwrap_or_else(|e| panic!("spec: {e:?}"));
         let (record, secret) = switchyard::keys::manage::create(&storage, spec)
             .await
             .unwrap_or_else(|e| panic!("create: {e:?}"));
-        let keys = switchyard::keys::Keys::load(storage)
-            .await
-            .unwrap_or_else(|e| panic!("keys: {e}"));
-        (keys, record, secret)
+        (storage, record, secret)
     });
+    (rt, dir, storage, record, secret)
+}
+
+fn key_and_limits(c: &mut Criterion) {
+    let (rt, _dir, storage, record, secret) =
+        with_key(br#"{"name":"bench","rpm":100000000,"tpm":100000000000}"#);
+    let keys = rt
+        .block_on(switchyard::keys::Keys::load(storage))
+        .unwrap_or_else(|e| panic!("keys: {e}"));
     c.bench_function("key check (hash the presented secret, find the key)", |b| {
         b.iter(|| rt.block_on(keys.authenticate(black_box(&secret))).is_some())
     });
@@ -145,34 +156,10 @@ fn key_and_limits(c: &mut Criterion) {
 }
 
 fn budget_hold(c: &mut Criterion) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => panic!("runtime: {e}"),
-    };
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let (ledger, record) = rt.block_on(async {
-        let url = format!("sqlite://{}/budget.db", dir.path().display());
-        let storage = switchyard::storage::Storage::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("storage: {e}"));
-        storage
-            .migrate()
-            .await
-            .unwrap_or_else(|e| panic!("migrate: {e}"));
-        let spec = switchyard::keys::manage::KeySpec::parse(
-            br#"{"name":"budget","budget_usd":1000000,"budget_period":"total"}"#,
-        )
-        .unwrap_or_else(|e| panic!("spec: {e:?}"));
-        let (record, _) = switchyard::keys::manage::create(&storage, spec)
-            .await
-            .unwrap_or_else(|e| panic!("create: {e:?}"));
-        let ledger = switchyard::budget::Ledger::new(storage, None);
-        ledger.mark_ready();
-        (ledger, record)
-    });
+    let (rt, _dir, storage, record, _) =
+        with_key(br#"{"name":"budget","budget_usd":1000000,"budget_period":"total"}"#);
+    let ledger = switchyard::budget::Ledger::new(storage, None);
+    ledger.mark_ready();
     let now = switchyard::clock::unix_ms();
     c.bench_function("budget hold and settle (in memory)", |b| {
         b.iter(|| {

@@ -233,6 +233,18 @@ impl Proxy {
         Proxy { addr, up }
     }
 
+    /// A proxy to the Postgres of `pg` (a test URL), and the URL through it.
+    async fn to_postgres(pg: &str) -> (Proxy, String) {
+        let (host_port, rest) = pg
+            .strip_prefix("postgres://postgres@")
+            .unwrap()
+            .split_once('/')
+            .unwrap();
+        let proxy = Proxy::start(host_port.parse().unwrap()).await;
+        let via = format!("postgres://postgres@{}/{rest}", proxy.addr);
+        (proxy, via)
+    }
+
     /// Cuts every connection and refuses new ones.
     fn cut(&self) {
         self.up.lock().unwrap().cancel();
@@ -249,13 +261,7 @@ async fn a_database_outage_delays_records_and_loses_none() {
         return;
     };
     // Route the gateway's Postgres connection through the proxy.
-    let (host_port, rest) = pg
-        .strip_prefix("postgres://postgres@")
-        .unwrap()
-        .split_once('/')
-        .unwrap();
-    let proxy = Proxy::start(host_port.parse().unwrap()).await;
-    let via = format!("postgres://postgres@{}/{rest}", proxy.addr);
+    let (proxy, via) = Proxy::to_postgres(&pg).await;
     let gw = Gw::start_on(
         start_mocks().await,
         "",
@@ -330,13 +336,7 @@ async fn a_database_outage_delays_records_and_loses_none() {
 /// A gateway on Postgres behind a cut-able proxy, with a spool of a few
 /// records and the given choice for when it is full.
 async fn gateway_with_small_spool(pg: &str, on_full: &str) -> (Gw, Proxy) {
-    let (host_port, rest) = pg
-        .strip_prefix("postgres://postgres@")
-        .unwrap()
-        .split_once('/')
-        .unwrap();
-    let proxy = Proxy::start(host_port.parse().unwrap()).await;
-    let via = format!("postgres://postgres@{}/{rest}", proxy.addr);
+    let (proxy, via) = Proxy::to_postgres(pg).await;
     let extra = format!("[logs]\nspool_max_bytes = 4096\non_spool_full = \"{on_full}\"\n");
     let gw = Gw::start_on(
         start_mocks().await,
@@ -367,15 +367,7 @@ async fn chat_status(gw: &Gw) -> (u16, Value) {
 }
 
 async fn dropped_metric(gw: &Gw) -> u64 {
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("switchyard_log_records_dropped_total "))
         .unwrap_or_else(|| panic!("no dropped counter in {text}"))
@@ -461,7 +453,7 @@ async fn best_effort_drops_with_a_count_and_a_gap_record() {
     let gap = loop {
         assert_eq!(chat_status(&gw).await.0, 200);
         let row = sqlx::query(
-            "SELECT metadata FROM requests WHERE state = 'gap' ORDER BY time_ms DESC LIMIT 1 OFFSET 0",
+            "SELECT metadata FROM requests WHERE state = 'gap' ORDER BY time_ms DESC LIMIT 1",
         )
         .fetch_optional(&db)
         .await

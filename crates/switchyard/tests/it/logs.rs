@@ -309,15 +309,7 @@ async fn filters_paging_and_grouping_by_any_tag() {
     assert_eq!(v["top_models"][0]["name"], "gpt-test");
 
     // Metrics.
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert!(text.contains("switchyard_requests_total{provider=\"openai\",model=\"gpt-test\",status=\"200\",cache=\"BYPASS\"} 3"), "{text}");
     assert!(text.contains("switchyard_spool_bytes"));
     assert!(text.contains(
