@@ -235,6 +235,10 @@ impl Cache {
                     .arg(e.meta.expires_at)
                     .zadd(index_key(), &e.meta.id, e.meta.expires_at)
                     .zadd(ns_key(&e.meta.namespace), &e.meta.id, e.meta.expires_at)
+                    // The indexes forget what has expired, so they stay as
+                    // small as what is live.
+                    .zrembyscore(index_key(), "-inf", e.meta.created_at)
+                    .zrembyscore(ns_key(&e.meta.namespace), "-inf", e.meta.created_at)
                     .query_async(&mut conn)
                     .await;
                 if let Err(err) = r {

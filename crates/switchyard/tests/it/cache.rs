@@ -150,22 +150,92 @@ async fn redis_cache_hits_misses_and_bypasses() {
     gw.shutdown().await;
 }
 
-#[tokio::test]
-async fn expired_entries_are_never_served() {
-    let gw = Gw::start(CONFIG).await;
+/// A one-second entry: a hit while it lives, a miss once it has expired,
+/// and gone from the listing. Returns the expired entry's id.
+async fn expiry_flow(gw: &Gw, before_expiry: impl AsyncFnOnce(&str)) -> String {
     let ttl = [("x-switchyard-cache-ttl", "1")];
     let body = chat("openai/gpt-test", "short-lived");
-    let (_, h, _) = ask(&gw, "/v1/chat/completions", &body, &ttl).await;
+    let (_, h, _) = ask(gw, "/v1/chat/completions", &body, &ttl).await;
     assert_eq!(cache_of(&h), "MISS");
-    let (_, h, _) = ask(&gw, "/v1/chat/completions", &body, &ttl).await;
+    let (_, h, _) = ask(gw, "/v1/chat/completions", &body, &ttl).await;
     assert_eq!(cache_of(&h), "HIT");
+    let (_, v) = gw.admin_call("GET", "/admin/v1/cache", None).await;
+    let listed = v["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{v}");
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    before_expiry(&id).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (_, h, _) = ask(&gw, "/v1/chat/completions", &body, &ttl).await;
+    let (_, v) = gw.admin_call("GET", "/admin/v1/cache", None).await;
+    assert!(
+        v["data"].as_array().unwrap().is_empty(),
+        "expired, unlisted: {v}"
+    );
+    let (_, h, _) = ask(gw, "/v1/chat/completions", &body, &ttl).await;
     assert_eq!(
         cache_of(&h),
         "MISS",
         "expired, whatever the backend still holds"
     );
+    id
+}
+
+#[tokio::test]
+async fn expired_entries_are_never_served() {
+    let gw = Gw::start(CONFIG).await;
+    expiry_flow(&gw, async |_| {}).await;
+    gw.shutdown().await;
+}
+
+/// Redis would drop the entry at its expiry on its own; here its expiry is
+/// taken off, so Redis still holds the entry when it is asked for, and the
+/// gateway's own check is what keeps it from being served.
+#[tokio::test]
+async fn expired_entries_are_never_served_from_redis() {
+    let Some(redis_url) = redis_url().map(|u| format!("{u}/6")) else {
+        return;
+    };
+    let gw = Gw::start(&format!("{CONFIG}\n[redis]\nurl = \"{redis_url}\"\n")).await;
+    gw.admin_call("DELETE", "/admin/v1/cache", None).await;
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut c = conn.clone();
+    let id = expiry_flow(&gw, async move |id| {
+        let kept: i64 = redis::cmd("PERSIST")
+            .arg(format!("sy:cache:e:{id}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(kept, 1, "the entry had a Redis expiry to take off");
+    })
+    .await;
+    // The miss stored the answer again, under the same id, with a fresh
+    // expiry in Redis too.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("sy:cache:e:{id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=1000).contains(&pttl), "Redis expiry set again: {pttl}");
+    // Another write prunes what has expired from the indexes.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ask(
+        &gw,
+        "/v1/chat/completions",
+        &chat("openai/gpt-test", "long-lived"),
+        &[("x-switchyard-cache-ttl", "60")],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let indexed: Vec<String> = redis::cmd("ZRANGE")
+        .arg("sy:cache:idx")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(indexed.len(), 1, "only the live entry is indexed");
+    assert_ne!(indexed[0], id);
     gw.shutdown().await;
 }
 
