@@ -38,6 +38,16 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/streams/{id}"),
 ];
 
+/// The dialect of a caller whose path does not say it: an Anthropic SDK
+/// sends `anthropic-version`, everyone else is answered as OpenAI.
+fn caller_dialect(headers: &http::HeaderMap) -> Dialect {
+    if headers.contains_key("anthropic-version") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    }
+}
+
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
     Some(match (method, path) {
         ("POST", "/v1/chat/completions") => post(openai::chat_completions),

@@ -66,15 +66,8 @@ struct AnthropicModel {
 /// route name. An Anthropic SDK (it sends `anthropic-version`) gets
 /// Anthropic's list shape.
 pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let anthropic = headers.contains_key("anthropic-version");
-    let ctx = Ctx::new(
-        &gw,
-        if anthropic {
-            Dialect::Anthropic
-        } else {
-            Dialect::OpenAi
-        },
-    );
+    let ctx = Ctx::new(&gw, super::caller_dialect(&headers));
+    let anthropic = ctx.dialect == Dialect::Anthropic;
     if let Err(e) = crate::auth::authenticate(&gw, &headers).await {
         return ctx.error(e);
     }

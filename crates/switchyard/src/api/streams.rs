@@ -28,17 +28,9 @@ pub(super) async fn resume(
         return resume_shared(&gw, &id, owner, &headers).await;
     };
     let ctx = Ctx::new(&gw, kept.dialect);
-    let from = match headers.get("last-event-id") {
-        None => 0,
-        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-            Some(n) => n + 1,
-            None => {
-                return ctx.error(GatewayError::BadHeader {
-                    header: "last-event-id",
-                    message: "expected the id of an event of this stream".into(),
-                });
-            }
-        },
+    let from = match first_event(&headers) {
+        Ok(n) => n,
+        Err(e) => return ctx.error(e),
     };
     if let crate::stream::buffer::Read::Gone = kept.buffer.read_from(from) {
         return ctx.error(GatewayError::Gone(
@@ -59,8 +51,26 @@ pub(super) async fn resume(
     resp
 }
 
-fn not_found(gw: &Gateway) -> Response {
-    Ctx::new(gw, Dialect::OpenAi).error(GatewayError::NotFound(
+/// The sequence number to replay from: the one after `Last-Event-ID`, or
+/// the start.
+fn first_event(headers: &HeaderMap) -> Result<u64, GatewayError> {
+    match headers.get("last-event-id") {
+        None => Ok(0),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|n| n.saturating_add(1))
+            .ok_or(GatewayError::BadHeader {
+                header: "last-event-id",
+                message: "expected the id of an event of this stream".into(),
+            }),
+    }
+}
+
+/// No stream to name a dialect: the caller's headers say it.
+fn not_found(gw: &Gateway, headers: &HeaderMap) -> Response {
+    Ctx::new(gw, super::caller_dialect(headers)).error(GatewayError::NotFound(
         "no stream with that id (unknown, expired, or not yours)".into(),
     ))
 }
@@ -68,13 +78,13 @@ fn not_found(gw: &Gateway) -> Response {
 /// A stream another replica generated, read from its Redis mirror.
 async fn resume_shared(gw: &Gateway, id: &str, owner: &str, headers: &HeaderMap) -> Response {
     let Some(conn) = &gw.redis else {
-        return not_found(gw);
+        return not_found(gw, headers);
     };
     let Some(meta) = crate::stream::shared::meta(conn, id)
         .await
         .filter(|m| m.owner == owner)
     else {
-        return not_found(gw);
+        return not_found(gw, headers);
     };
     let dialect = if meta.dialect == "anthropic" {
         Dialect::Anthropic
@@ -87,17 +97,9 @@ async fn resume_shared(gw: &Gateway, id: &str, owner: &str, headers: &HeaderMap)
             "this stream outgrew its resume buffer (streams.max_buffer_bytes); the events asked for are gone".into(),
         ));
     }
-    let from = match headers.get("last-event-id") {
-        None => 0,
-        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-            Some(n) => n + 1,
-            None => {
-                return ctx.error(GatewayError::BadHeader {
-                    header: "last-event-id",
-                    message: "expected the id of an event of this stream".into(),
-                });
-            }
-        },
+    let from = match first_event(headers) {
+        Ok(n) => n,
+        Err(e) => return ctx.error(e),
     };
     let body = axum::body::Body::from_stream(crate::stream::shared::follow(
         conn.clone(),

@@ -49,9 +49,12 @@ fn body() -> Value {
     json!({"model": "openai/gpt-test", "stream": true, "messages": [{"role": "user", "content": "go"}]})
 }
 
+/// An SSE event as read: (id, event name, data).
+type Named = (u64, Option<String>, String);
+
 /// Reads SSE events from a response until `stop` of them have arrived;
-/// returns (request id, events as (id, data)).
-async fn read_some(resp: reqwest::Response, stop: usize) -> (String, Vec<(u64, String)>) {
+/// returns (request id, events).
+async fn read_named(resp: reqwest::Response, stop: usize) -> (String, Vec<Named>) {
     let id = resp.headers()["x-switchyard-request-id"]
         .to_str()
         .unwrap()
@@ -68,11 +71,18 @@ async fn read_some(resp: reqwest::Response, stop: usize) -> (String, Vec<(u64, S
         for e in events.drain(..) {
             out.push((
                 e.id.as_deref().unwrap().parse().unwrap(),
+                e.event.clone(),
                 e.data_str().to_owned(),
             ));
         }
     }
     (id, out)
+}
+
+/// [`read_named`] for a dialect whose events carry no names: (id, data).
+async fn read_some(resp: reqwest::Response, stop: usize) -> (String, Vec<(u64, String)>) {
+    let (id, events) = read_named(resp, stop).await;
+    (id, events.into_iter().map(|(i, _, d)| (i, d)).collect())
 }
 
 async fn read_all(resp: reqwest::Response) -> Vec<(u64, String)> {
@@ -506,4 +516,158 @@ async fn many_detached_streams_stay_within_memory_bounds() {
     assert!(open > 0, "generation goes on without the clients");
     assert!(detached < 256 * 1024, "RSS {detached} KiB");
     bin.stop();
+}
+
+/// An Anthropic stream of `n` text deltas, `gap` apart, as the mock sends
+/// it: named events, a ping, cumulative usage in `message_delta`, no [DONE].
+fn slow_anthropic_stream(n: usize, gap: Duration) -> Reply {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut pieces = vec![
+        (
+            Duration::ZERO,
+            ev(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_01", "type": "message",
+                    "role": "assistant", "model": "claude-test", "content": [], "stop_reason": null,
+                    "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+            ),
+        ),
+        (
+            Duration::ZERO,
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0,
+                       "content_block": {"type": "text", "text": ""}}),
+            ),
+        ),
+        (Duration::ZERO, ev("ping", json!({"type": "ping"}))),
+    ];
+    for i in 0..n {
+        pieces.push((
+            gap,
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0,
+                       "delta": {"type": "text_delta", "text": format!("w{i} ")}}),
+            ),
+        ));
+    }
+    for (name, data) in [
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"output_tokens": n}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ] {
+        pieces.push((gap, ev(name, data)));
+    }
+    Reply::Sse {
+        pieces,
+        abort: false,
+    }
+}
+
+/// The text of an Anthropic event sequence, checking as it goes that each
+/// event is named and its data's `type` repeats the name.
+fn anthropic_text(events: &[Named]) -> String {
+    let mut text = String::new();
+    for (i, name, data) in events {
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(name.as_deref(), v["type"].as_str(), "event {i}: {data}");
+        if let Some(t) = v["delta"]["text"].as_str() {
+            text.push_str(t);
+        }
+    }
+    text
+}
+
+/// The Anthropic dialect resumes as the OpenAI one does: named events with
+/// contiguous ids, ending in `message_stop`, from an Anthropic upstream
+/// and from a translated OpenAI one; one upstream call per generation; an
+/// unknown id is a 404 in Anthropic's error shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anthropic_streams_resume_in_their_own_dialect() {
+    let gw = Gw::start("").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let n = 12;
+    let want: String = (0..n).map(|i| format!("w{i} ")).collect();
+    let trials = 25;
+    for model in ["anthropic/claude-test", "openai/gpt-test"] {
+        let mock = if model.starts_with("anthropic") {
+            &gw.mocks.anthropic
+        } else {
+            &gw.mocks.openai
+        };
+        let before = mock.count();
+        let mut mismatches = 0;
+        for t in 0..trials {
+            let gap = Duration::from_micros(500);
+            mock.script([if model.starts_with("anthropic") {
+                slow_anthropic_stream(n, gap)
+            } else {
+                slow_stream(n, gap)
+            }]);
+            let resp = gw
+                .http
+                .post(gw.url("/v1/messages"))
+                .header("content-type", "application/json")
+                .header("anthropic-version", "2023-06-01")
+                .body(
+                    json!({"model": model, "max_tokens": 64, "stream": true,
+                           "messages": [{"role": "user", "content": "go"}]})
+                    .to_string(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let cut = rng.gen_range(1..n + 6);
+            let (id, first) = read_named(resp, cut).await;
+            let after = first.last().map(|(i, _, _)| *i);
+            let (_, rest) = read_named(resume(&gw, &id, after, None).await, usize::MAX).await;
+            let joined: Vec<Named> = first.into_iter().chain(rest).collect();
+            let ids: Vec<u64> = joined.iter().map(|(i, _, _)| *i).collect();
+            let names: Vec<&str> = joined
+                .iter()
+                .map(|(_, e, _)| e.as_deref().unwrap_or(""))
+                .collect();
+            let ok = ids == (0..ids.len() as u64).collect::<Vec<_>>()
+                && names.first() == Some(&"message_start")
+                && names.ends_with(&["message_delta", "message_stop"])
+                && names.iter().filter(|n| **n == "message_stop").count() == 1
+                && anthropic_text(&joined) == want;
+            // Read again from the start, once it has ended: the same events.
+            let (_, again) = read_named(resume(&gw, &id, None, None).await, usize::MAX).await;
+            if !ok || again != joined {
+                mismatches += 1;
+                eprintln!("{model} trial {t}: cut {cut}: {joined:?}");
+            }
+        }
+        let calls = mock.count() - before;
+        println!(
+            "anthropic-dialect resume via {model}: {trials} trials, {mismatches} mismatches, {calls} upstream calls"
+        );
+        assert_eq!(mismatches, 0, "{model}");
+        assert_eq!(calls, trials, "{model}: one upstream call per generation");
+    }
+    let resp = gw
+        .http
+        .get(gw.url("/v1/streams/0190aaaa-0000-7000-8000-000000000000"))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["error"]["type"].as_str()),
+        (Some("error"), Some("not_found_error")),
+        "{v}"
+    );
+    gw.shutdown().await;
 }
