@@ -423,6 +423,65 @@ async fn sqlite_plans_use_indexes() {
     gw.shutdown().await;
 }
 
+/// `x-switchyard-log` makes a call's record stricter than the key's (or
+/// the configured) mode, never looser; a bad value is refused by name.
+#[tokio::test]
+async fn the_log_header_only_tightens() {
+    let gw = Gw::start(&format!(
+        "[auth]\nrequire_keys = true\n{PRICED}\n[logs]\nmode = \"full\"\n"
+    ))
+    .await;
+    let (_, strict) = gw
+        .create_key(json!({"name": "strict", "log": "metadata"}))
+        .await;
+    let (_, open) = gw.create_key(json!({"name": "open"})).await;
+    let canary = "CANARY-CEILING-5e2";
+    // (key, header, the mode the record must be kept in)
+    let cases = [
+        (&strict, None, "metadata"),
+        (&strict, Some("full"), "metadata"),
+        (&strict, Some("none"), "none"),
+        (&open, None, "full"),
+        (&open, Some("metadata"), "metadata"),
+        (&open, Some("none"), "none"),
+    ];
+    for (key, header, want) in cases {
+        let auth = format!("Bearer {key}");
+        let mut h = vec![("authorization", auth.as_str())];
+        if let Some(m) = header {
+            h.push(("x-switchyard-log", m));
+        }
+        let body = chat("openai/gpt-test", canary);
+        let (s, hh, _) = gw
+            .post_raw("/v1/chat/completions", body.to_string().into_bytes(), &h)
+            .await;
+        assert_eq!(s, 200);
+        let r = record(&gw, &id_of(&hh)).await;
+        assert_eq!(r["log_mode"], want, "{header:?}: {r}");
+        assert_eq!(
+            r["request_body"].to_string().contains(canary),
+            want == "full",
+            "{header:?}: {r}"
+        );
+    }
+    let (s, _, v) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("openai/gpt-test", "x"),
+            &[
+                ("authorization", &format!("Bearer {open}")),
+                ("x-switchyard-log", "everything"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["param"].as_str()),
+        (400, Some("x-switchyard-log")),
+        "{v}"
+    );
+    gw.shutdown().await;
+}
+
 /// Canary strings in prompts and answers, under modes `metadata` and
 /// `none`, on the stream, error, fallback and disconnect paths: not one in
 /// the database file, its WAL, the spool or the logs. Mode `full` keeps
