@@ -335,6 +335,7 @@ async fn streams_replay_their_events() {
         ("/v1/chat/completions", "anthropic/claude-test"),
         ("/v1/messages", "openai/gpt-test"),
         ("/v1/chat/completions", "openai/gpt-test"),
+        ("/v1/messages", "anthropic/claude-test"),
     ] {
         let mut body = chat(model, "stream me");
         body["stream"] = json!(true);

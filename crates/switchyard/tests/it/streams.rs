@@ -438,6 +438,38 @@ async fn streams_resume_and_retries_attach_across_replicas() {
         (2, 0),
         "generated once, on A"
     );
+
+    // Log mode none: the stream (and its idempotency claim) never leaves
+    // A's memory, so B cannot find it and Redis holds nothing of it.
+    a.mocks
+        .openai
+        .script([slow_stream(10, Duration::from_millis(5))]);
+    let key = format!("private-{}", uuid::Uuid::now_v7().simple());
+    let resp = a
+        .http
+        .post(a.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("x-switchyard-log", "none")
+        .header("idempotency-key", key.clone())
+        .body(body().to_string())
+        .send()
+        .await
+        .unwrap();
+    let (id, _) = read_some(resp, 2).await;
+    assert_eq!(resume(&b, &id, None, None).await.status(), 404);
+    let mine = read_all(resume(&a, &id, None, None).await).await;
+    assert_eq!(mine.last().unwrap().1, "[DONE]");
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sy:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !keys.iter().any(|k| k.contains(&id) || k.contains(&key)),
+        "nothing of a log-mode-none stream in Redis: {keys:?}"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
