@@ -428,6 +428,29 @@ async fn limits_and_budgets_hold_across_two_replicas() {
     let (ok, limited, _) = burst(&[&a, &b], &secret, 50).await;
     println!("rpm=5, 50 concurrent over two replicas (Redis): {ok} admitted, {limited} refused");
     assert_eq!((ok, limited), (5, 45));
+    // Tokens: two holds fit the minute's tokens, whichever replica admits.
+    let hold = (chat("openai/gpt-test").to_string().len() as u64).div_ceil(3) + 10;
+    let (_, secret) = a
+        .create_key(json!({"name": "t2", "tpm": hold * 2 + hold / 2}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for gw in [&a, &b] {
+        gw.mocks.openai.script((0..20).map(|_| {
+            crate::mock::Reply::Delay(
+                Duration::from_millis(300),
+                Box::new(crate::mock::Reply::Default),
+            )
+        }));
+    }
+    let (ok, limited, _) = burst(&[&a, &b], &secret, 20).await;
+    for gw in [&a, &b] {
+        gw.mocks.openai.clear_script();
+    }
+    println!(
+        "tpm={}, 20 concurrent over two replicas (Redis): {ok} admitted, {limited} refused",
+        hold * 2 + hold / 2
+    );
+    assert_eq!((ok, limited), (2, 18), "two holds fit");
     let (ok, spent, budget) = budget_case(&[&a, &b]).await;
     println!(
         "budget for 10 holds, 50 concurrent over two replicas (Redis ledger, Postgres records): {ok} admitted, spent ${spent:.4} of ${budget:.4}, overspend ${:.4}",
