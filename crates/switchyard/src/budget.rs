@@ -25,7 +25,7 @@
 //! the next reservation for that key.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -130,6 +130,9 @@ impl std::fmt::Debug for Ledger {
 /// {1} when held. Floats travel as strings.
 const RESERVE: &str = r#"
 if redis.call('HEXISTS', KEYS[1], 'spent') == 0 then return {-1} end
+-- The account lives its period's TTL whether or not this hold fits (a
+-- freshly seeded account refused at once must not stay forever).
+if tonumber(ARGV[6]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[6]) end
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 for _, id in ipairs(stale) do
   local a = redis.call('HGET', KEYS[1], 'h:' .. id)
@@ -149,12 +152,10 @@ end
 redis.call('HINCRBYFLOAT', KEYS[1], 'held', amount)
 redis.call('HSET', KEYS[1], 'h:' .. ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
-if tonumber(ARGV[6]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
-end
+if tonumber(ARGV[6]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
 return {1}
 "#;
+static RESERVE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RESERVE));
 
 /// Replaces hold ARGV[1] with the cost ARGV[2]; a hold already settled as
 /// expired is not counted twice.
@@ -167,6 +168,7 @@ redis.call('HINCRBYFLOAT', KEYS[1], 'held', -tonumber(a))
 redis.call('HINCRBYFLOAT', KEYS[1], 'spent', tonumber(ARGV[2]))
 return 1
 "#;
+static SETTLE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SETTLE));
 
 fn redis_keys(key_id: &str, period_start: i64) -> (String, String) {
     let base = format!("sy:budget:{key_id}:{period_start}");
@@ -269,7 +271,7 @@ impl Ledger {
             Backend::Redis(conn) => {
                 let (k1, k2) = redis_keys(&key.id, start);
                 let id = uuid::Uuid::now_v7().simple().to_string();
-                let script = redis::Script::new(RESERVE);
+                let script = &*RESERVE_SCRIPT;
                 for _ in 0..2 {
                     let mut c = conn.clone();
                     let r: Vec<redis::Value> = script
@@ -364,7 +366,7 @@ impl Ledger {
             Backend::Redis(conn) => {
                 let (k1, k2) = redis_keys(&h.key_id, h.period_start);
                 let mut c = conn.clone();
-                let r: Result<i64, _> = redis::Script::new(SETTLE)
+                let r: Result<i64, _> = SETTLE_SCRIPT
                     .key(&k1)
                     .key(&k2)
                     .arg(&h.id)

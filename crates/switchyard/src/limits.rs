@@ -7,7 +7,7 @@
 //! size + max output tokens) and settled to what the provider reported.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use http::{HeaderName, HeaderValue};
 use redis::aio::ConnectionManager;
@@ -111,6 +111,16 @@ t = redis.call('INCRBY', KEYS[2], est)
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return {1, r, t}
 "#;
+static ADMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADMIT));
+
+/// Moves a window's token count by ARGV[1], if the window is still there:
+/// a request that outlives its minute must not bring back (with no expiry)
+/// a window that has already gone.
+const SETTLE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"#;
+static SETTLE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SETTLE));
 
 impl Limiter {
     pub fn memory() -> Limiter {
@@ -159,7 +169,7 @@ impl Limiter {
             }
             Backend::Redis(conn) => {
                 let mut conn = conn.clone();
-                let script = redis::Script::new(ADMIT);
+                let script = &*ADMIT_SCRIPT;
                 let res: Result<(i64, i64, i64), _> = script
                     .key(format!("sy:rl:{}:{window}:r", key.id))
                     .key(format!("sy:rl:{}:{window}:t", key.id))
@@ -241,10 +251,10 @@ impl Limiter {
             Backend::Redis(conn) => {
                 let mut conn = conn.clone();
                 let key = format!("sy:rl:{}:{}:t", a.key_id, a.window);
-                let r: Result<i64, _> = redis::cmd("INCRBY")
-                    .arg(&key)
+                let r: Result<i64, _> = SETTLE_SCRIPT
+                    .key(&key)
                     .arg(delta)
-                    .query_async(&mut conn)
+                    .invoke_async(&mut conn)
                     .await;
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "Could not settle rate-limit tokens");

@@ -530,7 +530,13 @@ async fn claim_shared(
         {
             Claimed::Mine => {
                 held.claim = Some(crate::stream::registry::IdemClaim::Shared(
-                    shared::SharedClaim::new(conn.clone(), owner, key, &id, ttl),
+                    shared::SharedClaim::new(
+                        conn.clone(),
+                        owner,
+                        key,
+                        &id,
+                        gw.config.streams.retain,
+                    ),
                 ));
                 return Ok(None);
             }
@@ -913,6 +919,12 @@ async fn chat_attempts(
                                 idempotent: claim.is_some(),
                             },
                         );
+                        let idem = match &claim {
+                            Some(crate::stream::registry::IdemClaim::Shared(c)) => {
+                                Some(c.redis_key())
+                            }
+                            _ => None,
+                        };
                         if let Some(c) = claim {
                             c.resolve(crate::stream::registry::Outcome::Stream(ctx.id.to_string()));
                         }
@@ -922,7 +934,13 @@ async fn chat_attempts(
                             target.clone(),
                             live,
                             buffer,
-                            Box::new((journal, permit, evidence, slot)),
+                            Box::new(Carried {
+                                journal,
+                                permit,
+                                evidence,
+                                slot,
+                                idem,
+                            }),
                             ttft,
                         ));
                         response
@@ -1195,6 +1213,17 @@ pub fn sse_response(buffer: Arc<Buffer>, from: u64) -> Response {
     response
 }
 
+/// What a stream's pump carries to its end: the request's record, its
+/// permit and evidence, its cache slot, and the Redis key of its shared
+/// idempotency claim.
+struct Carried {
+    journal: Journal,
+    permit: Permit,
+    evidence: Evidence,
+    slot: Option<CacheSlot>,
+    idem: Option<String>,
+}
+
 /// Reads the rest of a stream into its buffer, in a tracked task: the
 /// caller may go away, the generation (and its record) still completes,
 /// within the detached-stream limit; the buffer stays for re-attachment.
@@ -1204,10 +1233,16 @@ async fn pump(
     target: Target,
     mut live: Box<Live>,
     buffer: Arc<Buffer>,
-    held: Box<(Journal, Permit, Evidence, Option<CacheSlot>)>,
+    held: Box<Carried>,
     ttft: Duration,
 ) {
-    let (journal, permit, evidence, slot) = *held;
+    let Carried {
+        journal,
+        permit,
+        evidence,
+        slot,
+        idem,
+    } = *held;
     let id = ctx.id.to_string();
     let cache_status = if slot.is_some() { "MISS" } else { "BYPASS" };
     let dialect = ctx.dialect;
@@ -1230,6 +1265,7 @@ async fn pump(
                 &meta,
                 cfg.max_buffer_bytes as usize,
                 ctx.timeout + cfg.retain,
+                idem,
             )
             .await;
             if let crate::stream::buffer::Read::Data(bytes, _) = buffer.read_from(0) {

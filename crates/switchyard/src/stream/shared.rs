@@ -54,6 +54,9 @@ pub struct Mirror {
     overflowed: bool,
     /// How long the keys live while the stream is being generated.
     live_ttl: Duration,
+    /// The Redis key of the idempotency claim that points here, which must
+    /// not outlive the stream it leads to.
+    idem: Option<String>,
 }
 
 impl Mirror {
@@ -63,6 +66,7 @@ impl Mirror {
         meta: &RemoteMeta,
         max_bytes: usize,
         live_ttl: Duration,
+        idem: Option<String>,
     ) -> Mirror {
         let mut m = Mirror {
             conn,
@@ -72,6 +76,7 @@ impl Mirror {
             max_bytes,
             overflowed: false,
             live_ttl,
+            idem,
         };
         let r: redis::RedisResult<()> = redis::pipe()
             .hset(meta_key(id), "owner", &meta.owner)
@@ -82,7 +87,7 @@ impl Mirror {
             .ignore()
             .hset(meta_key(id), "model", &meta.model)
             .ignore()
-            .expire(meta_key(id), live_ttl.as_secs() as i64)
+            .expire(meta_key(id), secs(live_ttl))
             .ignore()
             .query_async(&mut m.conn)
             .await;
@@ -119,7 +124,7 @@ impl Mirror {
             .arg("data")
             .arg(chunk.bytes.as_ref())
             .ignore()
-            .expire(stream_key(&self.id), self.live_ttl.as_secs() as i64)
+            .expire(stream_key(&self.id), secs(self.live_ttl))
             .ignore()
             .query_async(&mut self.conn)
             .await;
@@ -128,11 +133,12 @@ impl Mirror {
         }
     }
 
-    /// Marks the end; both keys then live `retain` longer.
+    /// Marks the end; both keys (and the idempotency claim leading to
+    /// them) then live `retain` longer.
     pub async fn end(mut self, retain: Duration) {
-        let secs = retain.as_secs().max(1) as i64;
-        let r: redis::RedisResult<()> = redis::pipe()
-            .cmd("XADD")
+        let secs = secs(retain);
+        let mut p = redis::pipe();
+        p.cmd("XADD")
             .arg(stream_key(&self.id))
             .arg("*")
             .arg("end")
@@ -141,9 +147,11 @@ impl Mirror {
             .expire(stream_key(&self.id), secs)
             .ignore()
             .expire(meta_key(&self.id), secs)
-            .ignore()
-            .query_async(&mut self.conn)
-            .await;
+            .ignore();
+        if let Some(k) = &self.idem {
+            p.expire(k, secs).ignore();
+        }
+        let r: redis::RedisResult<()> = p.query_async(&mut self.conn).await;
         if let Err(e) = r {
             tracing::warn!(error = %e, "Could not close a mirrored stream");
         }
@@ -283,6 +291,11 @@ pub enum Claimed {
     Theirs(String),
 }
 
+/// A Redis expiry in whole seconds; never 0, which would delete the key.
+fn secs(d: Duration) -> i64 {
+    d.as_secs().max(1) as i64
+}
+
 pub async fn claim(
     conn: &ConnectionManager,
     owner: &str,
@@ -299,7 +312,7 @@ pub async fn claim(
         .arg(&value)
         .arg("NX")
         .arg("EX")
-        .arg(ttl.as_secs().max(1))
+        .arg(secs(ttl))
         .query_async(&mut conn)
         .await?;
     if set.is_some() {
@@ -319,9 +332,12 @@ pub async fn release(conn: &ConnectionManager, owner: &str, key: &str) {
     let _: redis::RedisResult<()> = conn.del(idem_key(owner, key)).await;
 }
 
+/// Stores a whole answer for `ttl`, and has the idempotency claim `idem`
+/// that leads to it end with it.
 pub async fn store_answer(
     conn: &ConnectionManager,
     id: &str,
+    idem: &str,
     body: &[u8],
     provider: &str,
     model: &str,
@@ -335,7 +351,9 @@ pub async fn store_answer(
         .ignore()
         .hset(answer_key(id), "model", model)
         .ignore()
-        .expire(answer_key(id), ttl.as_secs().max(1) as i64)
+        .expire(answer_key(id), secs(ttl))
+        .ignore()
+        .expire(idem, secs(ttl))
         .ignore()
         .query_async(&mut conn)
         .await;
@@ -367,7 +385,8 @@ pub struct SharedClaim {
     owner: String,
     key: String,
     id: String,
-    ttl: Duration,
+    /// How long a resolved claim (and the answer it leads to) is kept.
+    retain: Duration,
     resolved: bool,
 }
 
@@ -377,16 +396,22 @@ impl SharedClaim {
         owner: &str,
         key: &str,
         id: &str,
-        ttl: Duration,
+        retain: Duration,
     ) -> SharedClaim {
         SharedClaim {
             conn,
             owner: owner.to_owned(),
             key: key.to_owned(),
             id: id.to_owned(),
-            ttl,
+            retain,
             resolved: false,
         }
+    }
+
+    /// The claim's Redis key, for the stream mirror to end it with the
+    /// stream.
+    pub fn redis_key(&self) -> String {
+        idem_key(&self.owner, &self.key)
     }
 
     /// A stream is found through its mirror; a whole answer is stored for
@@ -394,10 +419,11 @@ impl SharedClaim {
     pub fn resolve(mut self, outcome: &super::registry::Outcome) {
         self.resolved = true;
         if let super::registry::Outcome::Whole(a) = outcome {
-            let (conn, id, ttl) = (self.conn.clone(), self.id.clone(), self.ttl);
+            let (conn, id, retain) = (self.conn.clone(), self.id.clone(), self.retain);
+            let idem = self.redis_key();
             let a = a.clone();
             tokio::spawn(async move {
-                store_answer(&conn, &id, &a.body, &a.provider, &a.model, ttl).await
+                store_answer(&conn, &id, &idem, &a.body, &a.provider, &a.model, retain).await
             });
         }
     }

@@ -462,6 +462,79 @@ async fn limits_and_budgets_hold_across_two_replicas() {
     b.shutdown().await;
 }
 
+/// Every key the limiter and the ledger leave in Redis expires: a budget
+/// account refused on its first hold, and a rate-limit window that is gone
+/// (expired) before a long request settles against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_and_budget_state_in_redis_always_expires() {
+    let Some(redis_url) = redis_url().map(|u| format!("{u}/7")) else {
+        return;
+    };
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+    let gw = Gw::start(&format!("{KEYED}\n[redis]\nurl = \"{redis_url}\"\n")).await;
+    let (_, poor) = gw
+        .create_key(json!({"name": "poor", "budget_usd": 0.000001, "budget_period": "day"}))
+        .await;
+    let (s, _, _) = call(&gw, &poor, &chat("openai/gpt-test")).await;
+    assert_eq!(s, 402);
+    let (_, slow) = gw
+        .create_key(json!({"name": "slow", "tpm": 1_000_000}))
+        .await;
+    gw.mocks.openai.script([crate::mock::Reply::Delay(
+        Duration::from_millis(500),
+        Box::new(crate::mock::Reply::Default),
+    )]);
+    let running = {
+        let url = gw.url("/v1/chat/completions");
+        let http = gw.http.clone();
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(slow)
+                .header("content-type", "application/json")
+                .body(chat("openai/gpt-test").to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let windows: Vec<String> = redis::cmd("KEYS")
+        .arg("sy:rl:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!windows.is_empty(), "the request is counted in a window");
+    // The window expires while the request runs.
+    let _: () = redis::cmd("DEL")
+        .arg(&windows)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(running.await.unwrap(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sy:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter().any(|k| k.starts_with("sy:budget:")),
+        "the account was seeded: {keys:?}"
+    );
+    for k in &keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{k} never expires (TTL {ttl})");
+    }
+    gw.shutdown().await;
+}
+
 /// A revocation on one replica stops the key on the other within a second.
 #[tokio::test]
 async fn revocation_reaches_other_replicas_within_a_second() {

@@ -438,6 +438,17 @@ async fn streams_resume_and_retries_attach_across_replicas() {
         (2, 0),
         "generated once, on A"
     );
+    // The claim ends with the stream it leads to: kept streams.retain_s
+    // (600) after the end, not the request timeout on top of that.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("sy:idem:anonymous:{key}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=600).contains(&ttl), "idempotency claim TTL {ttl}");
 
     // Log mode none: the stream (and its idempotency claim) never leaves
     // A's memory, so B cannot find it and Redis holds nothing of it.
@@ -459,8 +470,6 @@ async fn streams_resume_and_retries_attach_across_replicas() {
     assert_eq!(resume(&b, &id, None, None).await.status(), 404);
     let mine = read_all(resume(&a, &id, None, None).await).await;
     assert_eq!(mine.last().unwrap().1, "[DONE]");
-    let client = redis::Client::open(redis.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("sy:*")
         .query_async(&mut conn)
