@@ -226,7 +226,7 @@ pub fn classify(
         (_, Some(m)) if !m.is_empty() => format!("provider {name}: {}", scrub(&m, provider)),
         _ => format!("provider {name} answered HTTP {status}"),
     };
-    let retry_after = retry_after(headers).or(retry_info.map(Duration::from_secs_f64));
+    let retry_after = retry_after(headers).or(retry_info.and_then(wait_of));
     UpstreamError {
         provider: name.to_owned(),
         class,
@@ -237,15 +237,28 @@ pub fn classify(
     }
 }
 
-/// `retry-after-ms`, or `retry-after` in seconds or as an HTTP date.
+/// The longest an upstream's Retry-After blocks it: past this the gateway
+/// tries again anyway (a provider's "wait a year" is more likely a bug than
+/// a plan, and a block cannot be lifted short of a restart).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A wait of `secs` seconds as the upstream said it, capped at
+/// [`MAX_RETRY_AFTER`]; nothing for a negative or non-finite value.
+fn wait_of(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())))
+}
+
+/// `retry-after-ms`, or `retry-after` in seconds or as an HTTP date,
+/// capped at [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
+    if let Some(wait) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
+        .and_then(|ms| wait_of(ms / 1000.0))
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(wait);
     }
     let v = headers
         .get(http::header::RETRY_AFTER)?
@@ -253,14 +266,14 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return wait_of(secs);
     }
     let when = httpdate_to_unix(v)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_secs();
-    Some(Duration::from_secs(when.saturating_sub(now)))
+    Some(Duration::from_secs(when.saturating_sub(now)).min(MAX_RETRY_AFTER))
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
@@ -414,5 +427,40 @@ mod tests {
             httpdate_to_unix("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(784111777)
         );
+    }
+
+    /// Whatever an upstream says, the wait is a real duration no longer
+    /// than the cap: no panic on huge, negative or non-finite values.
+    #[test]
+    fn absurd_waits_are_capped_or_ignored() {
+        for (name, value, want) in [
+            ("retry-after", "1e20", Some(MAX_RETRY_AFTER)),
+            ("retry-after", "9300000000000000000", Some(MAX_RETRY_AFTER)),
+            ("retry-after", "-5", None),
+            ("retry-after", "inf", None),
+            ("retry-after", "NaN", None),
+            ("retry-after-ms", "1e300", Some(MAX_RETRY_AFTER)),
+            (
+                "retry-after",
+                "Fri, 31 Dec 9999 23:59:59 GMT",
+                Some(MAX_RETRY_AFTER),
+            ),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, value.parse().unwrap());
+            assert_eq!(retry_after(&h), want, "{name}: {value}");
+        }
+        let g = provider(ProviderKind::Gemini);
+        for delay in ["-1s", "infs", "NaNs", "1e20s"] {
+            let body = format!(
+                r#"{{"error":{{"code":429,"message":"Quota","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"{delay}"}}]}}}}"#
+            );
+            let e = classify(&g, 429, &HeaderMap::new(), body.as_bytes());
+            assert!(
+                e.retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER),
+                "{delay}: {:?}",
+                e.retry_after
+            );
+        }
     }
 }

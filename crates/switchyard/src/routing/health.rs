@@ -86,6 +86,27 @@ pub enum Readiness {
     Blocked(Instant),
 }
 
+/// Targets tracked at most. Providers are configured, but a caller may
+/// name any `provider/model`; past this many, a new target is not tracked
+/// (its provider still is).
+const MAX_TRACKED_TARGETS: usize = 4096;
+
+/// The entry of `key`, made if need be; a new target only while there is
+/// room. No allocation when it exists.
+fn slot<'a>(
+    entries: &'a mut HashMap<String, Entry>,
+    key: &str,
+    is_provider: bool,
+) -> Option<&'a mut Entry> {
+    if !entries.contains_key(key) {
+        if !is_provider && entries.len() >= MAX_TRACKED_TARGETS {
+            return None;
+        }
+        entries.insert(key.to_owned(), Entry::default());
+    }
+    entries.get_mut(key)
+}
+
 #[derive(Debug)]
 pub struct Health {
     config: CircuitConfig,
@@ -141,8 +162,10 @@ impl Health {
     /// Marks the start of an attempt; a half-open circuit's probe is taken.
     pub fn begin(&self, provider: &str, target: &str, now: Instant) {
         let mut entries = self.lock();
-        for key in [provider, target] {
-            let e = entries.entry(key.to_owned()).or_default();
+        for (i, key) in [provider, target].into_iter().enumerate() {
+            let Some(e) = slot(&mut entries, key, i == 0) else {
+                continue;
+            };
             e.requests += 1;
             if let Circuit::HalfOpen { probe_since } = &mut e.circuit {
                 probe_since.get_or_insert(now);
@@ -152,8 +175,10 @@ impl Health {
 
     pub fn success(&self, provider: &str, target: &str, latency: Duration, now: Instant) {
         let mut entries = self.lock();
-        for key in [provider, target] {
-            let e = entries.entry(key.to_owned()).or_default();
+        for (i, key) in [provider, target].into_iter().enumerate() {
+            let Some(e) = slot(&mut entries, key, i == 0) else {
+                continue;
+            };
             e.connect_failures = 0;
             e.upstream_failures = 0;
             e.successes += 1;
@@ -186,7 +211,9 @@ impl Health {
         );
         let mut entries = self.lock();
         for (i, key) in [provider, target].into_iter().enumerate() {
-            let e = entries.entry(key.to_owned()).or_default();
+            let Some(e) = slot(&mut entries, key, i == 0) else {
+                continue;
+            };
             e.failures += 1;
             e.successes = 0;
             e.last_error = Some((class, SystemTime::now()));
@@ -195,7 +222,9 @@ impl Health {
             if i == 0
                 && let Some(after) = retry_after
             {
-                let until = now + after;
+                let until = now
+                    .checked_add(after.min(crate::providers::errors::MAX_RETRY_AFTER))
+                    .unwrap_or(now);
                 e.blocked_until = Some(e.blocked_until.map_or(until, |b| b.max(until)));
             }
             // A provider's own breaker trips on connection failures only:
@@ -343,6 +372,32 @@ mod tests {
         ));
         h.success(p, t, Duration::from_millis(5), Instant::now());
         assert_eq!(h.readiness(p, t, Instant::now()), Readiness::Ready);
+    }
+
+    /// Callers may name any model: the table stops growing at its bound,
+    /// the provider is still tracked, and a huge Retry-After cannot panic.
+    #[tokio::test(start_paused = true)]
+    async fn made_up_models_do_not_grow_the_table_without_bound() {
+        let h = health();
+        let now = Instant::now();
+        for i in 0..MAX_TRACKED_TARGETS + 100 {
+            let t = format!("a/made-up-{i}");
+            h.begin("a", &t, now);
+            h.success("a", &t, Duration::from_millis(1), now);
+        }
+        assert_eq!(h.lock().len(), MAX_TRACKED_TARGETS);
+        assert!(h.lock().contains_key("a"), "the provider is tracked");
+        h.failure(
+            "a",
+            "a/other",
+            ErrorClass::RateLimited,
+            Some(Duration::MAX),
+            now,
+        );
+        assert!(matches!(
+            h.readiness("a", "a/x", now),
+            Readiness::Blocked(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]
