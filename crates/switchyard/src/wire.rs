@@ -54,6 +54,27 @@ pub struct DecodeError {
     pub message: String,
 }
 
+/// The longest `model` accepted: far past any provider's model names, and
+/// short enough that a name never weighs on the health table, a record or
+/// an error message.
+pub const MAX_MODEL_BYTES: usize = 256;
+
+/// A request's `model`, checked: present, not empty, not absurdly long.
+pub fn check_model(model: Option<&str>) -> Result<(), DecodeError> {
+    match model {
+        None => Err(DecodeError::missing("model")),
+        Some("") => Err(DecodeError::new("model", "`model` must not be empty")),
+        Some(m) if m.len() > MAX_MODEL_BYTES => Err(DecodeError::new(
+            "model",
+            format!(
+                "`model` is {} bytes long; at most {MAX_MODEL_BYTES} are accepted",
+                m.len()
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 impl DecodeError {
     /// The message names the field when it does not already.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -164,6 +185,9 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Top-level members a request body may have.
+const MAX_FIELDS: usize = 256;
+
 impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -176,6 +200,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(12));
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     let value: &'de RawValue = map.next_value()?;
+                    // A real request has a few dozen; the duplicate check
+                    // below is linear, so the count is bounded.
+                    if out.len() == MAX_FIELDS {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_FIELDS} top-level fields"
+                        )));
+                    }
                     if out.iter().any(|(k, _): &(Cow<str>, _)| *k == key) {
                         return Err(serde::de::Error::custom(format!("duplicate field `{key}`")));
                     }

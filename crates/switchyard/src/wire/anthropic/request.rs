@@ -165,12 +165,7 @@ pub fn decode_request(body: &[u8]) -> Result<(chat::Request, Fields<'_>), Decode
             }
         }
     }
-    if !saw_model {
-        return Err(DecodeError::missing("model"));
-    }
-    if req.model.is_empty() {
-        return Err(DecodeError::new("model", "`model` must not be empty"));
-    }
+    crate::wire::check_model(saw_model.then_some(req.model.as_str()))?;
     if !saw_messages {
         return Err(DecodeError::missing("messages"));
     }

@@ -17,13 +17,77 @@ pub struct EmbeddingsRequest {
     pub unknown_fields: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EmbeddingInput {
     Text(String),
     Texts(Vec<String>),
     Tokens(Vec<u32>),
     TokenBatches(Vec<Vec<u32>>),
+}
+
+/// Inputs one request may carry (OpenAI's own limit).
+pub const MAX_INPUTS: usize = 2048;
+
+/// One item of an input array.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Item {
+    Text(String),
+    Token(u32),
+    Tokens(Vec<u32>),
+}
+
+/// Decoded item by item (an untagged enum would first copy the whole array
+/// into serde's buffer), at most [`MAX_INPUTS`] of them.
+impl<'de> Deserialize<'de> for EmbeddingInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EmbeddingInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, or an array of strings, of token ids or of token-id arrays")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(EmbeddingInput::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(EmbeddingInput::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let mut out = None;
+                let mut n = 0;
+                while let Some(item) = seq.next_element::<Item>()? {
+                    n += 1;
+                    if n > MAX_INPUTS {
+                        return Err(A::Error::custom(format!(
+                            "at most {MAX_INPUTS} inputs per request"
+                        )));
+                    }
+                    match (&mut out, item) {
+                        (None, Item::Text(t)) => out = Some(EmbeddingInput::Texts(vec![t])),
+                        (None, Item::Token(t)) => out = Some(EmbeddingInput::Tokens(vec![t])),
+                        (None, Item::Tokens(t)) => {
+                            out = Some(EmbeddingInput::TokenBatches(vec![t]));
+                        }
+                        (Some(EmbeddingInput::Texts(v)), Item::Text(t)) => v.push(t),
+                        (Some(EmbeddingInput::Tokens(v)), Item::Token(t)) => v.push(t),
+                        (Some(EmbeddingInput::TokenBatches(v)), Item::Tokens(t)) => v.push(t),
+                        _ => {
+                            return Err(A::Error::custom(
+                                "an input array holds strings, token ids or token-id arrays, not a mix",
+                            ));
+                        }
+                    }
+                }
+                Ok(out.unwrap_or(EmbeddingInput::Texts(Vec::new())))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl EmbeddingInput {
@@ -82,10 +146,8 @@ pub fn decode_embeddings_request(
             }
         }
     }
-    let model = model.ok_or_else(|| DecodeError::missing("model"))?;
-    if model.is_empty() {
-        return Err(DecodeError::new("model", "`model` must not be empty"));
-    }
+    crate::wire::check_model(model.as_deref())?;
+    let model = model.unwrap_or_default();
     let input = input.ok_or_else(|| DecodeError::missing("input"))?;
     Ok((
         EmbeddingsRequest {
@@ -206,5 +268,31 @@ mod tests {
         assert_eq!(e.field, "input");
         let e = decode_embeddings_request(br#"{"model":"a/b"}"#).unwrap_err();
         assert_eq!(e.field, "input");
+    }
+
+    #[test]
+    fn every_input_shape_decodes_and_the_count_is_bounded() {
+        let input = |json: &str| {
+            decode_embeddings_request(format!(r#"{{"model":"a/b","input":{json}}}"#).as_bytes())
+                .map(|(r, _)| r.input)
+        };
+        assert_eq!(input(r#""hi""#).unwrap(), EmbeddingInput::Text("hi".into()));
+        assert_eq!(
+            input(r#"["a","b"]"#).unwrap(),
+            EmbeddingInput::Texts(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(input("[1,2]").unwrap(), EmbeddingInput::Tokens(vec![1, 2]));
+        assert_eq!(
+            input("[[1],[2,3]]").unwrap(),
+            EmbeddingInput::TokenBatches(vec![vec![1], vec![2, 3]])
+        );
+        assert_eq!(input("[]").unwrap(), EmbeddingInput::Texts(vec![]));
+        let mixed = input(r#"["a",1]"#).unwrap_err();
+        assert!(mixed.message.contains("not a mix"), "{}", mixed.message);
+        let many = format!("[{}]", vec![r#""""#; MAX_INPUTS + 1].join(","));
+        let e = input(&many).unwrap_err();
+        assert_eq!(e.field, "input");
+        assert!(e.message.contains("at most 2048"), "{}", e.message);
+        assert!(input(&format!("[{}]", vec![r#""""#; MAX_INPUTS].join(","))).is_ok());
     }
 }
