@@ -270,9 +270,27 @@ pub struct Usage {
     pub reasoning_tokens: u64,
 }
 
+/// The largest token count taken from an upstream: far past any real
+/// call, and small enough that sums over millions of calls stay within the
+/// database's 64-bit integers.
+pub const MAX_TOKEN_COUNT: u64 = 1 << 40;
+
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+
+    /// Every count at most [`MAX_TOKEN_COUNT`]: what an upstream reports is
+    /// input like any other.
+    pub fn bounded(self) -> Usage {
+        let b = |n: u64| n.min(MAX_TOKEN_COUNT);
+        Usage {
+            input_tokens: b(self.input_tokens),
+            output_tokens: b(self.output_tokens),
+            cached_input_tokens: b(self.cached_input_tokens),
+            cache_write_tokens: b(self.cache_write_tokens),
+            reasoning_tokens: b(self.reasoning_tokens),
+        }
     }
 }
 

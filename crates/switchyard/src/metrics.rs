@@ -171,7 +171,7 @@ impl Metrics {
             u.cached_input_tokens,
             u.reasoning_tokens,
         ]) {
-            *slot += n;
+            *slot = slot.saturating_add(n);
         }
         s.cost += cost.unwrap_or(0.0);
         s.counted = true;

@@ -155,9 +155,9 @@ impl Totals {
     fn add(&mut self, s: &Sums) {
         self.requests += s.requests;
         self.errors += s.errors;
-        self.input_tokens += s.input_tokens;
-        self.output_tokens += s.output_tokens;
-        self.cached_tokens += s.cached_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(s.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(s.output_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(s.cached_tokens);
         self.cost_usd += s.cost_usd;
         self.saved_usd += s.saved_usd;
     }

@@ -24,6 +24,9 @@ impl Event {
     }
 }
 
+/// The longest `id:` value kept.
+const MAX_ID_BYTES: usize = 256;
+
 #[derive(Debug, Default)]
 pub struct Parser {
     /// Bytes of a line not yet terminated.
@@ -130,7 +133,9 @@ impl Parser {
                 self.has_data = true;
             }
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
-            b"id" if !value.contains(&0) => {
+            // The last id is repeated on every event after it, so a long
+            // one is not kept (nothing here resumes an upstream by it).
+            b"id" if !value.contains(&0) && value.len() <= MAX_ID_BYTES => {
                 self.id = Some(String::from_utf8_lossy(value).into_owned());
             }
             _ => {}
@@ -272,6 +277,15 @@ mod tests {
                 (None, "x", Some("7")),
             ]
         );
+    }
+
+    #[test]
+    fn a_long_id_is_not_repeated_on_every_event() {
+        let long = format!("id: {}\n", "9".repeat(MAX_ID_BYTES + 1));
+        let input = format!("id: 1\ndata: a\n\n{long}data: b\n\ndata: c\n\n");
+        let out = parse_all(&[input.as_bytes()]);
+        let ids: Vec<_> = out.iter().map(|e| e.id.as_deref()).collect();
+        assert_eq!(ids, [Some("1"), Some("1"), Some("1")]);
     }
 
     #[test]

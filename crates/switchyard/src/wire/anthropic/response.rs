@@ -11,12 +11,17 @@ pub fn decode_usage(u: &UsageIn) -> Usage {
     let cached = u.cache_read_input_tokens.unwrap_or(0);
     let written = u.cache_creation_input_tokens.unwrap_or(0);
     Usage {
-        input_tokens: u.input_tokens.unwrap_or(0) + cached + written,
+        input_tokens: u
+            .input_tokens
+            .unwrap_or(0)
+            .saturating_add(cached)
+            .saturating_add(written),
         output_tokens: u.output_tokens.unwrap_or(0),
         cached_input_tokens: cached,
         cache_write_tokens: written,
         reasoning_tokens: 0,
     }
+    .bounded()
 }
 
 pub fn encode_usage(u: &Usage) -> UsageOut {

@@ -85,12 +85,17 @@ pub struct UsageIn {
 
 pub fn decode_usage(u: &UsageIn) -> Usage {
     Usage {
-        input_tokens: u.prompt_token_count + u.tool_use_prompt_token_count,
-        output_tokens: u.candidates_token_count + u.thoughts_token_count,
+        input_tokens: u
+            .prompt_token_count
+            .saturating_add(u.tool_use_prompt_token_count),
+        output_tokens: u
+            .candidates_token_count
+            .saturating_add(u.thoughts_token_count),
         cached_input_tokens: u.cached_content_token_count,
         cache_write_tokens: 0,
         reasoning_tokens: u.thoughts_token_count,
     }
+    .bounded()
 }
 
 pub fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
@@ -244,6 +249,39 @@ pub fn decode_error(body: &[u8]) -> Option<(Option<String>, Option<String>, Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts an upstream reports are bounded, in every dialect, so sums
+    /// never overflow and never exceed the database's integers.
+    #[test]
+    fn absurd_usage_counts_are_bounded() {
+        use crate::chat::MAX_TOKEN_COUNT;
+        let max = u64::MAX;
+        let g = decode_usage(&UsageIn {
+            prompt_token_count: max,
+            candidates_token_count: max,
+            thoughts_token_count: max,
+            cached_content_token_count: max,
+            tool_use_prompt_token_count: max,
+        });
+        let a = crate::wire::anthropic::response::decode_usage(
+            &crate::wire::anthropic::types::UsageIn {
+                input_tokens: Some(max),
+                output_tokens: Some(max),
+                cache_creation_input_tokens: Some(max),
+                cache_read_input_tokens: Some(max),
+            },
+        );
+        let o: crate::wire::openai::types::UsageIn = serde_json::from_str(&format!(
+            r#"{{"prompt_tokens":{max},"completion_tokens":{max},"prompt_tokens_details":{{"cached_tokens":{max}}}}}"#
+        ))
+        .unwrap();
+        for u in [g, a, crate::wire::openai::response::decode_usage(&o)] {
+            assert_eq!(u.input_tokens, MAX_TOKEN_COUNT, "{u:?}");
+            assert_eq!(u.output_tokens, MAX_TOKEN_COUNT, "{u:?}");
+            assert!(u.cached_input_tokens <= MAX_TOKEN_COUNT);
+            assert_eq!(u.total(), 2 * MAX_TOKEN_COUNT);
+        }
+    }
 
     #[test]
     fn thoughts_count_as_output_and_calls_set_the_finish() {

@@ -21,6 +21,7 @@ pub fn decode_usage(u: &UsageIn) -> Usage {
             .and_then(|d| d.reasoning_tokens)
             .unwrap_or(0),
     }
+    .bounded()
 }
 
 pub fn encode_usage(u: &Usage) -> UsageOut {
