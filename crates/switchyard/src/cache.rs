@@ -27,6 +27,9 @@ use sha2::{Digest, Sha256};
 use crate::chat::Dialect;
 use crate::wire::Fields;
 
+/// The longest an entry may live: a year.
+pub const MAX_TTL_S: u64 = 365 * 86_400;
+
 /// What an entry says about itself; listed by the admin API (never the body).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EntryMeta {

@@ -177,10 +177,13 @@ fn cache_ttl(gw: &Gateway, caller: &Caller, headers: &HeaderMap) -> Result<Durat
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
-            .filter(|s| *s <= 365 * 86_400)
+            .filter(|s| *s <= crate::cache::MAX_TTL_S)
             .ok_or_else(|| GatewayError::BadHeader {
                 header: "x-switchyard-cache-ttl",
-                message: "expected whole seconds from 0 (off) to 31536000".into(),
+                message: format!(
+                    "expected whole seconds from 0 (off) to {}",
+                    crate::cache::MAX_TTL_S
+                ),
             })?;
         return Ok(Duration::from_secs(secs));
     }

@@ -180,6 +180,15 @@ impl KeySpec {
             k.cache_namespace = ns;
         }
         if let Some(t) = self.cache_ttl_s {
+            if t.is_some_and(|t| t > crate::cache::MAX_TTL_S) {
+                return Err(bad(
+                    "cache_ttl_s",
+                    format!(
+                        "expected whole seconds from 0 (off) to {}",
+                        crate::cache::MAX_TTL_S
+                    ),
+                ));
+            }
             k.cache_ttl_s = t;
         }
         Ok(())
