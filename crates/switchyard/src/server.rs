@@ -171,6 +171,11 @@ async fn refresh_keys(gw: Arc<Gateway>, shutdown: CancellationToken) {
         if let Err(e) = gw.keys.refresh().await {
             tracing::warn!(error = %e, "Could not refresh keys");
         }
-        gw.streams.sweep();
+        let delivered = gw.streams.sweep();
+        if let Some(conn) = &gw.redis
+            && !delivered.is_empty()
+        {
+            crate::stream::shared::forget(conn, &delivered).await;
+        }
     }
 }

@@ -269,13 +269,17 @@ impl Streams {
     }
 
     /// Forgets what ended longer ago than it is kept for.
-    pub fn sweep(&self) {
+    /// Forgets what has outlived its retention. Returns the ids of the
+    /// delivered streams forgotten early (`delivered_retain`), whose Redis
+    /// mirrors are to go with them.
+    pub fn sweep(&self) -> Vec<String> {
         let now = Instant::now();
         let r = self.retention;
+        let mut delivered = Vec::new();
         {
             let mut set = self.lock_kept();
             let mut freed = 0;
-            set.map.retain(|_, k| {
+            set.map.retain(|id, k| {
                 let keep = k.ended.is_none_or(|t| {
                     let age = now.duration_since(t);
                     let limit = if k.buffer.delivered() && !k.idempotent {
@@ -287,6 +291,9 @@ impl Streams {
                 });
                 if !keep {
                     freed += k.buffer.bytes();
+                    if k.buffer.delivered() && !k.idempotent {
+                        delivered.push(id.clone());
+                    }
                 }
                 keep
             });
@@ -297,6 +304,7 @@ impl Streams {
         let stale =
             |ended: Option<Instant>| ended.is_some_and(|t| now.duration_since(t) > self.retain);
         self.lock_idem().retain(|_, e| !stale(e.ended));
+        delivered
     }
 
     pub fn kept_count(&self) -> usize {

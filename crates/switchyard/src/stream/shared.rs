@@ -158,6 +158,22 @@ impl Mirror {
     }
 }
 
+/// Deletes the mirrors of streams `ids` (their callers read them to the
+/// end and this replica has forgotten them).
+pub async fn forget(conn: &ConnectionManager, ids: &[String]) {
+    let mut conn = conn.clone();
+    for chunk in ids.chunks(256) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .flat_map(|id| [stream_key(id), meta_key(id)])
+            .collect();
+        let r: redis::RedisResult<()> = conn.del(keys).await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "Could not delete delivered stream mirrors");
+        }
+    }
+}
+
 pub async fn meta(conn: &ConnectionManager, id: &str) -> Option<RemoteMeta> {
     let mut conn = conn.clone();
     let fields: std::collections::HashMap<String, String> =

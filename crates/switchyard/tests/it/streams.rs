@@ -483,6 +483,56 @@ async fn streams_resume_and_retries_attach_across_replicas() {
     b.shutdown().await;
 }
 
+/// A stream its caller read to the end is forgotten after
+/// `delivered_retain_s`, in Redis as in memory: the mirrors do not pile up
+/// for `retain_s` at the rate streams are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_streams_leave_redis_with_their_local_copy() {
+    let Some(redis) = redis_url().map(|u| format!("{u}/8")) else {
+        return;
+    };
+    let gw = Gw::start(&format!(
+        "[redis]\nurl = \"{redis}\"\n[streams]\ndelivered_retain_s = 1\n"
+    ))
+    .await;
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body().to_string())
+        .send()
+        .await
+        .unwrap();
+    let (id, events) = read_named(resp, usize::MAX).await;
+    assert_eq!(events.last().unwrap().2, "[DONE]");
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mirrored = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let id = id.clone();
+        async move {
+            let n: i64 = redis::cmd("EXISTS")
+                .arg(format!("sy:stream:{id}"))
+                .arg(format!("sy:streammeta:{id}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    assert_eq!(mirrored(&mut conn).await, 2, "mirrored while it is kept");
+    let started = std::time::Instant::now();
+    while mirrored(&mut conn).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the mirror of a delivered stream outlives delivered_retain_s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(resume(&gw, &id, None, None).await.status(), 404);
+    gw.shutdown().await;
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
