@@ -99,8 +99,9 @@ fn upstream_error(raw: &RawValue) -> StreamError {
 /// Reads an Anthropic upstream stream into canonical events.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
-    /// Content-block index → tool-call index, for tool_use blocks.
-    tool_blocks: Vec<(u32, u32)>,
+    /// Content-block index → (tool-call index, whether any argument
+    /// fragment came), for tool_use blocks.
+    tool_blocks: Vec<(u32, u32, bool)>,
     usage: UsageIn,
     pub done: bool,
 }
@@ -131,7 +132,7 @@ impl StreamDecoder {
                 match b.kind.as_str() {
                     "tool_use" => {
                         let tool = self.tool_blocks.len() as u32;
-                        self.tool_blocks.push((e.index.unwrap_or(0), tool));
+                        self.tool_blocks.push((e.index.unwrap_or(0), tool, false));
                         out.push(Event::ToolCallStart {
                             index: tool,
                             id: b.id.unwrap_or_default(),
@@ -161,11 +162,13 @@ impl StreamDecoder {
                     }
                     Some("input_json_delta") => {
                         let block = e.index.unwrap_or(0);
-                        if let Some(&(_, tool)) = self.tool_blocks.iter().find(|(b, _)| *b == block)
+                        if let Some((_, tool, got)) =
+                            self.tool_blocks.iter_mut().find(|(b, _, _)| *b == block)
                             && let Some(p) = d.partial_json.filter(|p| !p.is_empty())
                         {
+                            *got = true;
                             out.push(Event::ToolCallDelta {
-                                index: tool,
+                                index: *tool,
                                 arguments: p,
                             });
                         }
@@ -181,6 +184,21 @@ impl StreamDecoder {
                         }
                     }
                     _ => {}
+                }
+            }
+            // A tool called with no arguments streams none (or only ""):
+            // its arguments are the empty object, as in a whole answer.
+            "content_block_stop" => {
+                let block = e.index.unwrap_or(0);
+                if let Some((_, tool, got)) =
+                    self.tool_blocks.iter_mut().find(|(b, _, _)| *b == block)
+                    && !*got
+                {
+                    *got = true;
+                    out.push(Event::ToolCallDelta {
+                        index: *tool,
+                        arguments: "{}".into(),
+                    });
                 }
             }
             "message_delta" => {
@@ -633,6 +651,48 @@ mod tests {
             reason: FinishReason::ToolCalls,
             stop_sequence: None
         }));
+    }
+
+    #[test]
+    fn a_tool_called_without_arguments_gets_the_empty_object() {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for (name, data) in [
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"now","input":{}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_2","name":"f","input":{}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":1}"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
+        ] {
+            d.decode(&ev(name, data), &mut out).unwrap();
+        }
+        let args: Vec<(u32, String)> = out
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::ToolCallDelta { index, arguments } => Some((index, arguments)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args, [(0, "{}".to_owned()), (1, r#"{"a":1}"#.to_owned())]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! function calls) and the cumulative usage so far.
 
 use super::response::{ResponseIn, decode_finish, decode_usage, tool_call};
-use crate::chat::Event;
+use crate::chat::{Event, FinishReason};
 use crate::wire::{StreamError, sse};
 
 #[derive(Debug, Default)]
@@ -45,6 +45,18 @@ impl StreamDecoder {
         if let Some(u) = &r.usage_metadata {
             out.push(Event::Usage(decode_usage(u)));
         }
+        // A blocked prompt has no candidates, only the reason: the answer
+        // is a content filter, not a stream cut short.
+        if r.candidates.is_empty()
+            && r.prompt_feedback
+                .as_ref()
+                .is_some_and(|f| f.block_reason.is_some())
+        {
+            out.push(Event::Finish {
+                reason: FinishReason::ContentFilter,
+                stop_sequence: None,
+            });
+        }
         if let Some(c) = r.candidates.into_iter().next() {
             for p in c.content.map(|c| c.parts).unwrap_or_default() {
                 if let Some(fc) = p.function_call {
@@ -74,5 +86,34 @@ impl StreamDecoder {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blocked prompt streams no candidates, only the reason: the answer
+    /// ends as a content filter, not as a broken stream.
+    #[test]
+    fn a_blocked_prompt_ends_as_a_content_filter() {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        let ev = sse::Event {
+            event: None,
+            data: br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":7,"totalTokenCount":7},"modelVersion":"gemini-x","responseId":"r1"}"#.to_vec(),
+            id: None,
+        };
+        d.decode(&ev, &mut out).unwrap();
+        assert!(
+            out.iter().any(|e| matches!(
+                e,
+                Event::Finish {
+                    reason: FinishReason::ContentFilter,
+                    ..
+                }
+            )),
+            "{out:?}"
+        );
     }
 }

@@ -579,6 +579,12 @@ fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(
                     }
                 }
             }
+            // A turn of reasoning only (cut off by max_tokens, say) has
+            // nothing Chat Completions can take, and an assistant message
+            // with neither content nor tool calls is refused.
+            if texts.is_empty() && tool_calls.is_empty() {
+                return Ok(());
+            }
             let content = match texts.as_slice() {
                 [] => None,
                 [one] => Some(ContentOut::Text(Cow::Borrowed(one))),

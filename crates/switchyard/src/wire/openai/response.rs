@@ -24,6 +24,15 @@ pub fn decode_usage(u: &UsageIn) -> Usage {
     .bounded()
 }
 
+/// `stop` after tool calls means the turn ended to call them.
+pub fn finish_with_calls(reason: FinishReason, called: bool) -> FinishReason {
+    if reason == FinishReason::Stop && called {
+        FinishReason::ToolCalls
+    } else {
+        reason
+    }
+}
+
 pub fn encode_usage(u: &Usage) -> UsageOut {
     UsageOut {
         prompt_tokens: u.input_tokens,
@@ -123,10 +132,13 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
             arguments: tc.function.arguments,
         });
     }
-    // A refusal arrives with finish_reason "stop"; say what it was.
+    // A refusal arrives with finish_reason "stop"; say what it was. So do
+    // tool calls forced by tool_choice (OpenAI, and several compatible
+    // servers): the turn ended to call them.
+    let called = content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
     let finish = match choice.finish_reason.as_deref() {
         _ if refused => Some(FinishReason::Refusal),
-        Some(f) => Some(decode_finish(f)),
+        Some(f) => Some(finish_with_calls(decode_finish(f), called)),
         None => None,
     };
     Ok(chat::Response {

@@ -14,6 +14,8 @@ use crate::wire::{StreamError, sse};
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
+    /// A refusal was streamed: the `stop` that ends it says so.
+    refused: bool,
     /// Upstream tool-call index → ours, in order of first appearance.
     tool_index: Vec<u32>,
     pub done: bool,
@@ -48,6 +50,7 @@ impl StreamDecoder {
                 out.push(Event::TextDelta(t));
             }
             if let Some(t) = delta.refusal.filter(|s| !s.is_empty()) {
+                self.refused = true;
                 out.push(Event::TextDelta(t));
             }
             for (pos, tc) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
@@ -77,8 +80,12 @@ impl StreamDecoder {
                 }
             }
             if let Some(f) = choice.finish_reason {
+                let reason = match decode_finish(&f) {
+                    FinishReason::Stop if self.refused => FinishReason::Refusal,
+                    r => super::response::finish_with_calls(r, !self.tool_index.is_empty()),
+                };
                 out.push(Event::Finish {
-                    reason: decode_finish(&f),
+                    reason,
                     stop_sequence: None,
                 });
             }
@@ -441,6 +448,45 @@ mod tests {
             data: data.as_bytes().to_vec(),
             id: None,
         }
+    }
+
+    fn finishes(chunks: &[&str]) -> Vec<FinishReason> {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            d.decode(&sse(c), &mut out).unwrap();
+        }
+        out.into_iter()
+            .filter_map(|e| match e {
+                Event::Finish { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Forced tool calls and refusals both end with `stop`; what reaches
+    /// another dialect says what they were.
+    #[test]
+    fn stop_after_tool_calls_or_a_refusal_says_so() {
+        let called = finishes(&[
+            r#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        ]);
+        assert_eq!(called, [FinishReason::ToolCalls]);
+        let refused = finishes(&[
+            r#"{"id":"c","choices":[{"index":0,"delta":{"refusal":"I can't help with that."},"finish_reason":null}]}"#,
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        ]);
+        assert_eq!(refused, [FinishReason::Refusal]);
+        let plain = finishes(&[
+            r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}"#,
+        ]);
+        assert_eq!(plain, [FinishReason::Stop]);
+        let r = super::super::response::decode_response(
+            br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.finish, Some(FinishReason::ToolCalls));
     }
 
     #[test]
