@@ -59,6 +59,10 @@ pub enum GatewayError {
     Upstream(#[from] UpstreamError),
     #[error("the request did not finish within its deadline of {0}")]
     DeadlineExceeded(String),
+    /// The caller went away before the answer (and
+    /// `streams.continue_on_disconnect` is off): nobody reads this one.
+    #[error("the caller closed the connection before the answer")]
+    ClientGone,
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -85,6 +89,10 @@ impl GatewayError {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             GatewayError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            // nginx's "client closed request"; only ever recorded.
+            GatewayError::ClientGone => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,6 +127,7 @@ impl GatewayError {
             GatewayError::BudgetExceeded(_) => "budget_exceeded",
             GatewayError::Upstream(e) => e.class.as_str(),
             GatewayError::DeadlineExceeded(_) => "deadline_exceeded",
+            GatewayError::ClientGone => "client_gone",
             GatewayError::Unavailable(_) => "unavailable",
             GatewayError::Internal(_) => "internal_error",
         }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -194,18 +195,73 @@ fn cache_ttl(gw: &Gateway, caller: &Caller, headers: &HeaderMap) -> Result<Durat
 }
 
 /// `POST /v1/chat/completions` and `POST /v1/messages`.
+///
+/// The call runs in a tracked task of its own, not in the handler: when a
+/// caller goes away, hyper drops the handler's future, and a call cut at an
+/// arbitrary await would leave its budget hold, its record and its
+/// idempotency claim unsettled. In its own task it finishes (the answer is
+/// recorded and billed once, and a retry with the same Idempotency-Key
+/// attaches to it) or, with `streams.continue_on_disconnect` off, stops
+/// and settles as `client_gone`.
 pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes) -> Response {
+    let task_gw = gw.clone();
+    in_own_task(&gw, dialect, move |left| {
+        chat_here(task_gw, dialect, parts, body, left)
+    })
+    .await
+}
+
+/// Runs the call `work` makes in a tracked task and waits for its answer.
+/// `work` gets a token cancelled when the caller has gone (this future was
+/// dropped): it decides whether to stop; nothing is cut short under it.
+pub async fn in_own_task<F, Fut>(gw: &Arc<Gateway>, dialect: Dialect, work: F) -> Response
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
+    let left = CancellationToken::new();
+    let _cancel_when_dropped = left.clone().drop_guard();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let work = work(left);
+    gw.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    match rx.await {
+        Ok(resp) => resp,
+        Err(_) => Ctx::new(gw, dialect).error(GatewayError::Internal(
+            "the request's task ended without an answer".into(),
+        )),
+    }
+}
+
+async fn chat_here(
+    gw: Arc<Gateway>,
+    dialect: Dialect,
+    parts: Parts,
+    body: Bytes,
+    left: CancellationToken,
+) -> Response {
     let mut ctx = Ctx::new(&gw, dialect);
     let mut held = Held::default();
+    let keep_going = gw.config.streams.continue_on_disconnect;
     let result = async {
         ctx.apply_headers(&parts.headers)?;
         let ctx = ctx.clone();
         let work = chat_planned(&gw, &ctx, &parts, &body, &mut held);
-        match tokio::time::timeout_at(ctx.deadline, work).await {
-            Ok(r) => r,
-            Err(_) => Err(GatewayError::DeadlineExceeded(crate::config::fmt_duration(
-                ctx.timeout,
-            ))),
+        let gone = async {
+            if keep_going {
+                std::future::pending::<()>().await;
+            }
+            left.cancelled().await;
+        };
+        tokio::select! {
+            r = tokio::time::timeout_at(ctx.deadline, work) => match r {
+                Ok(r) => r,
+                Err(_) => Err(GatewayError::DeadlineExceeded(crate::config::fmt_duration(
+                    ctx.timeout,
+                ))),
+            },
+            () = gone => Err(GatewayError::ClientGone),
         }
     }
     .await;
@@ -1307,6 +1363,18 @@ async fn pump(
         }
         if let Some(why) = stopped {
             tracing::info!(request_id = %ctx.id, reason = why, "Stopping a stream nobody is reading");
+            let e = if why == "client_gone" {
+                GatewayError::ClientGone
+            } else {
+                GatewayError::Unavailable(
+                    "the gateway stopped this stream: too many streams were generating with nobody reading them (streams.max_detached)".into(),
+                )
+            };
+            let chunk = live.stop(&e.body(ctx.dialect));
+            if let Some(m) = mirror.as_mut() {
+                m.push(&chunk).await;
+            }
+            buffer.push(chunk);
             break;
         }
         match live.next_output(ctx.deadline, &render).await {
@@ -1598,7 +1666,17 @@ fn translate_response(
 }
 
 /// `POST /v1/embeddings`: policy and failover as for chat; no streams.
+/// `POST /v1/embeddings`, in its own task like [`chat`] (it always runs
+/// to the end: an embedding is one short call).
 pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response {
+    let task_gw = gw.clone();
+    in_own_task(&gw, Dialect::OpenAi, move |_| {
+        embeddings_here(task_gw, parts, body)
+    })
+    .await
+}
+
+async fn embeddings_here(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response {
     let mut ctx = Ctx::new(&gw, Dialect::OpenAi);
     let mut rate = None;
     let mut journal = Journal::default();

@@ -408,6 +408,14 @@ impl Live {
         }
     }
 
+    /// Ends a stream the gateway stops (nobody is reading it) with a
+    /// terminal error `error_body`, so whoever re-attaches sees it was cut,
+    /// never a clean end.
+    pub fn stop(&mut self, error_body: &[u8]) -> Chunk {
+        self.translator.fail(&mut self.writer, error_body);
+        self.take()
+    }
+
     fn end_with(
         &mut self,
         err: UpstreamError,

@@ -55,13 +55,35 @@ pub(super) async fn passthrough(
         Some(Dialect::Anthropic) => Dialect::Anthropic,
         _ => Dialect::OpenAi,
     };
-    let mut ctx = Ctx::new(&gw, dialect);
+    let ctx = Ctx::new(&gw, dialect);
     let query = req.uri().query().map(str::to_owned);
     let method = req.method().clone();
     let (parts, body) = match read_request(&gw, req, dialect).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
+    // In its own task, like every call (see `pipeline::chat`): a caller
+    // that goes away does not leave the record and the permit unsettled.
+    let task_gw = gw.clone();
+    pipeline::in_own_task(&gw, dialect, move |_| async move {
+        let gw = task_gw;
+        forward_and_record(&gw, ctx, provider, rest, query, method, parts, body).await
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward_and_record(
+    gw: &Arc<Gateway>,
+    mut ctx: Ctx,
+    provider: String,
+    rest: String,
+    query: Option<String>,
+    method: http::Method,
+    parts: http::request::Parts,
+    body: bytes::Bytes,
+) -> Response {
+    let gw = gw.clone();
     let mut journal = Journal::default();
     let mut permit = None;
     let mut begin = None;

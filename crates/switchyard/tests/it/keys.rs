@@ -399,6 +399,70 @@ async fn budgets_are_a_hard_cap_on_one_process() {
     gw.shutdown().await;
 }
 
+/// A caller that hangs up mid-call leaves nothing unsettled: the call
+/// finishes in its own task, is recorded, and its budget hold settles at
+/// the real cost; with `continue_on_disconnect` off it stops, is recorded
+/// as `client_gone` and its hold is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_hangs_up_leaves_nothing_unsettled() {
+    for keep_going in [true, false] {
+        let gw = Gw::start(&format!(
+            "{KEYED}\n[streams]\ncontinue_on_disconnect = {keep_going}\n"
+        ))
+        .await;
+        let (id, secret) = gw
+            .create_key(json!({"name": "h", "budget_usd": 10.0, "budget_period": "day"}))
+            .await;
+        gw.mocks.openai.script([crate::mock::Reply::Delay(
+            Duration::from_millis(600),
+            Box::new(crate::mock::Reply::Default),
+        )]);
+        let r = gw
+            .http
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(&secret)
+            .header("content-type", "application/json")
+            .timeout(Duration::from_millis(150))
+            .body(chat("openai/gpt-test").to_string())
+            .send()
+            .await;
+        assert!(r.is_err(), "the client gave up first");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let (_, listed) = gw
+            .admin_call("GET", &format!("/admin/v1/logs?key={id}"), None)
+            .await;
+        let rid = listed["data"][0]["id"].as_str().unwrap().to_owned();
+        let rec = crate::logs::record(&gw, &rid).await;
+        let (_, shown) = gw
+            .admin_call("GET", &format!("/admin/v1/keys/{id}"), None)
+            .await;
+        let held = shown["budget_held_usd"].as_f64().unwrap();
+        let spent = shown["budget_spent_usd"].as_f64().unwrap();
+        assert!(
+            held.abs() < 1e-9,
+            "{keep_going}: nothing left held: {shown}"
+        );
+        if keep_going {
+            assert_eq!(rec["status"], 200, "{rec}");
+            assert!(
+                (spent - 0.018).abs() < 1e-9,
+                "billed once at its cost: {spent}"
+            );
+        } else {
+            assert_eq!(
+                (rec["status"].as_u64(), rec["error_class"].as_str()),
+                (Some(499), Some("client_gone")),
+                "{rec}"
+            );
+            assert!(
+                spent.abs() < 1e-9,
+                "nothing answered, nothing billed: {spent}"
+            );
+        }
+        gw.shutdown().await;
+    }
+}
+
 /// Two gateway processes' worth of state (two servers in this process,
 /// separate memory) sharing Redis and Postgres.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

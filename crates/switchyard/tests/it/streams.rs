@@ -345,6 +345,21 @@ async fn detached_streams_and_buffers_are_bounded() {
         classes.contains(&"detached_limit"),
         "one was cancelled and says so: {classes:?}"
     );
+    // Re-attached, the stopped one ends with an error event, not cleanly.
+    let stopped = if a["error_class"] == "detached_limit" {
+        &ids[0]
+    } else {
+        &ids[1]
+    };
+    let events = read_all(resume(&gw, stopped, None, None).await).await;
+    let last: Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_detached")),
+        "{events:?}"
+    );
+    assert!(events.iter().all(|(_, d)| d != "[DONE]"), "{events:?}");
     // A stream past max_buffer_bytes cannot be resumed from the start, and
     // says so.
     gw.mocks.openai.script([slow_stream(200, Duration::ZERO)]);
