@@ -951,6 +951,7 @@ async fn chat_attempts(
                                 evidence,
                                 body: Some(body),
                                 cache: cache_status,
+                                streamed: false,
                             },
                         );
                         response
@@ -1058,6 +1059,9 @@ struct Finished<'a> {
     /// What the caller got, kept only in log mode `full`.
     body: Option<Bytes>,
     cache: &'static str,
+    /// A stream whose first events reached the caller: generation began,
+    /// whatever ended it.
+    streamed: bool,
 }
 
 /// Closes a served request: its record, its permit, its metrics.
@@ -1094,6 +1098,18 @@ fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f:
             &f.evidence,
         );
     }
+    // Generation happened if the answer succeeded, usage was reported, or
+    // a stream got going (a stream cut short still cost what it used).
+    let generated = f.status < 400 || f.usage.is_some() || f.streamed;
+    // Nothing said what it cost (no usage reported: a stream cut before its
+    // last chunk, a server that never reports it): a budget keeps the whole
+    // hold, since it never under-counts, and the record says so.
+    let estimated = generated && f.usage.is_none() && f.cost.is_none();
+    let cost = if estimated {
+        permit.reservation.as_ref().map(|r| r.amount_usd)
+    } else {
+        f.cost
+    };
     journal.close(
         &gw.recorder,
         End {
@@ -1107,8 +1123,12 @@ fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f:
             output_tokens: f.usage.map(|u| u.output_tokens),
             cached_tokens: f.usage.map(|u| u.cached_input_tokens),
             reasoning_tokens: f.usage.map(|u| u.reasoning_tokens),
-            usage_source: f.usage.map(|_| "reported".to_owned()),
-            cost_usd: f.cost,
+            usage_source: if estimated && cost.is_some() {
+                Some("estimated".to_owned())
+            } else {
+                f.usage.map(|_| "reported".to_owned())
+            },
+            cost_usd: cost,
             saved_usd: None,
             price_version: Some(gw.prices.version.clone()),
             cache: f.cache.into(),
@@ -1122,8 +1142,7 @@ fn finish(gw: &Arc<Gateway>, ctx: &Ctx, mut journal: Journal, permit: Permit, f:
             ..End::default()
         },
     );
-    let succeeded = f.status < 400 || f.usage.is_some();
-    policy::settle(gw, permit, f.usage.map(|u| u.total()), f.cost, succeeded);
+    policy::settle(gw, permit, f.usage.map(|u| u.total()), cost, generated);
 }
 
 fn ms(d: Duration) -> f64 {
@@ -1445,6 +1464,7 @@ async fn pump(
                 .filter(|_| full)
                 .map(|b| b.slice(..b.len().min(MAX_LOGGED_STREAM))),
             cache: cache_status,
+            streamed: true,
         },
     );
 }

@@ -463,6 +463,51 @@ async fn a_caller_that_hangs_up_leaves_nothing_unsettled() {
     }
 }
 
+/// A stream cut short before the upstream reported usage still counts
+/// against the budget: at its whole hold, recorded as estimated, never as
+/// free.
+#[tokio::test]
+async fn a_stream_cut_before_its_usage_is_not_free() {
+    let gw = Gw::start(KEYED).await;
+    let (id, secret) = gw
+        .create_key(json!({"name": "cut", "budget_usd": 10.0, "budget_period": "day"}))
+        .await;
+    gw.mocks.openai.script([crate::mock::Reply::Sse {
+        pieces: vec![
+            (Duration::ZERO, crate::mock::openai_chunk("one ")),
+            (Duration::from_millis(20), crate::mock::openai_chunk("two ")),
+        ],
+        abort: true,
+    }]);
+    let mut body = chat("openai/gpt-test");
+    body["stream"] = json!(true);
+    let (s, h, text) = gw
+        .post_raw(
+            "/v1/chat/completions",
+            body.to_string().into_bytes(),
+            &[("authorization", &format!("Bearer {secret}"))],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(text.contains("one"), "{text}");
+    let rec = crate::logs::record(&gw, h["x-switchyard-request-id"].to_str().unwrap()).await;
+    assert!(rec["status"].as_u64().unwrap() >= 400, "{rec}");
+    assert_eq!(rec["usage_source"], "estimated", "{rec}");
+    let cost = rec["cost_usd"].as_f64().unwrap();
+    assert!(cost > 0.0, "{rec}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, shown) = gw
+        .admin_call("GET", &format!("/admin/v1/keys/{id}"), None)
+        .await;
+    let spent = shown["budget_spent_usd"].as_f64().unwrap();
+    assert!(
+        (spent - cost).abs() < 1e-9,
+        "spent {spent}, recorded {cost}"
+    );
+    assert!(shown["budget_held_usd"].as_f64().unwrap().abs() < 1e-9);
+    gw.shutdown().await;
+}
+
 /// Two gateway processes' worth of state (two servers in this process,
 /// separate memory) sharing Redis and Postgres.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
