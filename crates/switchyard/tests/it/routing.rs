@@ -225,6 +225,35 @@ async fn streams_fail_over_before_the_first_byte_and_never_after() {
     let after = counts(&gw);
     assert_eq!((after[1] - before[1], after[0] - before[0]), (1, 1));
 
+    // Still before the answer: `message_start` and a ping, then the error
+    // (how an overloaded Anthropic often answers). Nothing has reached the
+    // caller yet, in either dialect, so the route fails over.
+    let started_then_overloaded = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        gw.mocks.anthropic.script([Reply::Sse {
+            pieces: vec![(Duration::ZERO, started_then_overloaded.into())],
+            abort: false,
+        }]);
+        let before = counts(&gw);
+        let (s, h, raw) = gw.post_raw(path, body.to_string().into_bytes(), &[]).await;
+        assert_eq!(
+            (s, h["x-switchyard-provider"].to_str().unwrap()),
+            (200, "openai"),
+            "{path}: {raw}"
+        );
+        assert!(
+            !raw.contains("msg_1"),
+            "{path}: nothing of the failed attempt: {raw}"
+        );
+        assert!(!raw.contains("overloaded"), "{path}: {raw}");
+        let after = counts(&gw);
+        assert_eq!(
+            (after[1] - before[1], after[0] - before[0]),
+            (1, 1),
+            "{path}"
+        );
+    }
+
     // After the first byte: a terminal error, and no second provider.
     let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Partial\"}}\n\n";
     gw.mocks.anthropic.script([Reply::Sse {

@@ -537,6 +537,12 @@ pub struct Relay {
     pub finish: Option<FinishReason>,
     pub done: bool,
     pub first_id: Option<(String, String)>,
+    /// `message_start` and `ping`, held back until the answer itself
+    /// begins: an error right after them (Anthropic's overloaded 529 often
+    /// comes so) then reaches the caller as nothing at all, and the route
+    /// can fail over.
+    held: Vec<(Option<String>, Vec<u8>)>,
+    begun: bool,
 }
 
 impl Relay {
@@ -567,6 +573,16 @@ impl Relay {
                 }
             }
             _ => {}
+        }
+        if !self.begun {
+            if matches!(name, "message_start" | "ping") {
+                self.held.push((ev.event.clone(), ev.data.clone()));
+                return Ok(());
+            }
+            self.begun = true;
+            for (name, data) in self.held.drain(..) {
+                w.event(name.as_deref(), &data);
+            }
         }
         w.event(ev.event.as_deref(), &ev.data);
         Ok(())

@@ -129,6 +129,10 @@ pub struct StreamEncoder {
     created: u64,
     include_usage: bool,
     usage: Option<Usage>,
+    /// Whether the `role` chunk is out. It waits for the answer itself: an
+    /// upstream error right after the start then reaches the caller as
+    /// nothing at all, and the route can fail over.
+    begun: bool,
 }
 
 impl StreamEncoder {
@@ -141,6 +145,19 @@ impl StreamEncoder {
             created,
             include_usage,
             usage: None,
+            begun: false,
+        }
+    }
+
+    fn begin(&mut self, w: &mut sse::Writer) {
+        if !self.begun {
+            self.begun = true;
+            let delta = DeltaOut {
+                role: Some("assistant"),
+                content: Some(""),
+                ..DeltaOut::default()
+            };
+            self.chunk(w, delta, None);
         }
     }
 
@@ -162,6 +179,12 @@ impl StreamEncoder {
     }
 
     pub fn encode(&mut self, ev: &Event, w: &mut sse::Writer) {
+        if !matches!(
+            ev,
+            Event::Start { .. } | Event::Usage(_) | Event::SignatureDelta(_)
+        ) {
+            self.begin(w);
+        }
         match ev {
             Event::Start { id, model, created } => {
                 if !id.is_empty() {
@@ -173,12 +196,6 @@ impl StreamEncoder {
                 if *created != 0 {
                     self.created = *created;
                 }
-                let delta = DeltaOut {
-                    role: Some("assistant"),
-                    content: Some(""),
-                    ..DeltaOut::default()
-                };
-                self.chunk(w, delta, None);
             }
             Event::TextDelta(t) => self.chunk(
                 w,
@@ -237,6 +254,7 @@ impl StreamEncoder {
 
     /// The upstream ended normally: the usage chunk if asked for, then `[DONE]`.
     pub fn finish(&mut self, w: &mut sse::Writer) {
+        self.begin(w);
         if self.include_usage
             && let Some(u) = &self.usage
         {
@@ -487,6 +505,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.finish, Some(FinishReason::ToolCalls));
+    }
+
+    #[test]
+    fn the_role_chunk_waits_for_the_answer() {
+        let mut e = StreamEncoder::new("id".into(), "m".into(), 1, false);
+        let mut w = sse::Writer::new(0);
+        e.encode(
+            &Event::Start {
+                id: "chatcmpl-1".into(),
+                model: "m2".into(),
+                created: 2,
+            },
+            &mut w,
+        );
+        assert!(w.buf.is_empty(), "nothing before the answer begins");
+        e.encode(&Event::TextDelta("hi".into()), &mut w);
+        let text = String::from_utf8_lossy(&w.buf).into_owned();
+        let role = text.find(r#""role":"assistant""#).unwrap();
+        let hi = text.find(r#""content":"hi""#).unwrap();
+        assert!(role < hi && text.contains("chatcmpl-1"), "{text}");
+        // An empty answer still opens with the role chunk.
+        let mut e = StreamEncoder::new("id".into(), "m".into(), 1, false);
+        let mut w = sse::Writer::new(0);
+        e.finish(&mut w);
+        assert!(String::from_utf8_lossy(&w.buf).contains("assistant"));
     }
 
     #[test]
