@@ -610,6 +610,11 @@ async fn claim_shared(
                 if let Some(meta) = shared::meta(conn, &first).await
                     && meta.owner == owner
                 {
+                    if meta.overflowed {
+                        return Err(GatewayError::Gone(
+                            "the first request's stream outgrew its resume buffer (streams.max_buffer_bytes); it cannot be replayed".into(),
+                        ));
+                    }
                     let mut r = Response::new(Body::from_stream(shared::follow(
                         conn.clone(),
                         first.clone(),
@@ -672,6 +677,11 @@ fn attach(
             let kept = gw.streams.get(&id, owner).ok_or_else(|| {
                 GatewayError::NotFound("the first request's stream has expired".into())
             })?;
+            if let crate::stream::buffer::Read::Gone = kept.buffer.read_from(0) {
+                return Err(GatewayError::Gone(
+                    "the first request's stream outgrew its resume buffer (streams.max_buffer_bytes); it cannot be replayed".into(),
+                ));
+            }
             let mut r = sse_response(kept.buffer, 0);
             if let Ok(v) = HeaderValue::from_str(&kept.provider) {
                 r.headers_mut().insert(PROVIDER, v);

@@ -106,10 +106,27 @@ impl Mirror {
         self.bytes += chunk.bytes.len();
         if self.bytes > self.max_bytes {
             // Past the bound a stream cannot resume; say so, keep nothing more.
+            // What was kept goes; a marker stays, so a reader following
+            // the stream learns it was cut rather than seeing a clean end.
             self.overflowed = true;
-            let _: redis::RedisResult<()> =
-                self.conn.hset(meta_key(&self.id), "overflowed", 1).await;
-            let _: redis::RedisResult<()> = self.conn.del(stream_key(&self.id)).await;
+            let r: redis::RedisResult<()> = redis::pipe()
+                .hset(meta_key(&self.id), "overflowed", 1)
+                .ignore()
+                .del(stream_key(&self.id))
+                .ignore()
+                .cmd("XADD")
+                .arg(stream_key(&self.id))
+                .arg("*")
+                .arg("overflowed")
+                .arg(1)
+                .ignore()
+                .expire(stream_key(&self.id), secs(self.live_ttl))
+                .ignore()
+                .query_async(&mut self.conn)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "Could not mark a mirrored stream as past its bound");
+            }
             return;
         }
         let starts: Vec<String> = chunk.starts.iter().map(u32::to_string).collect();
@@ -249,6 +266,14 @@ pub fn follow(
             let mut out = BytesMut::new();
             for (entry_id, fields) in entries {
                 st.last = entry_id;
+                if fields.contains_key("overflowed") {
+                    return Some((
+                        Err(std::io::Error::other(
+                            "this stream outgrew its resume buffer (streams.max_buffer_bytes)",
+                        )),
+                        State { done: true, ..st },
+                    ));
+                }
                 if fields.contains_key("end") {
                     st.done = true;
                     break;

@@ -389,7 +389,71 @@ async fn detached_streams_and_buffers_are_bounded() {
             .unwrap()
             .contains("outgrew its resume buffer")
     );
+    // An idempotent retry of such a stream is told so too, not handed a
+    // stream with its beginning missing.
+    gw.mocks.openai.script([slow_stream(200, Duration::ZERO)]);
+    let send = || {
+        gw.http
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "big-one")
+            .body(body().to_string())
+            .send()
+    };
+    let first = read_all(send().await.unwrap()).await;
+    assert_eq!(first.last().unwrap().1, "[DONE]");
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("outgrew its resume buffer")
+    );
     gw.shutdown().await;
+}
+
+/// The same through Redis: a retry on another replica of a stream that
+/// outgrew its buffer is a 410, and so is a resume there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outgrown_stream_is_gone_on_every_replica() {
+    let Some(redis) = redis_url().map(|u| format!("{u}/9")) else {
+        return;
+    };
+    let extra = format!("[redis]\nurl = \"{redis}\"\n[streams]\nmax_buffer_bytes = 2000\n");
+    let a = Gw::start(&extra).await;
+    let b = Gw::start(&extra).await;
+    a.mocks.openai.script([slow_stream(200, Duration::ZERO)]);
+    let key = format!("big-{}", uuid::Uuid::now_v7().simple());
+    let send = |gw: &Gw| {
+        gw.http
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key.clone())
+            .body(body().to_string())
+            .send()
+    };
+    let resp = send(&a).await.unwrap();
+    let (id, all) = read_some(resp, usize::MAX).await;
+    assert_eq!(
+        all.last().unwrap().1,
+        "[DONE]",
+        "the live reader loses nothing"
+    );
+    let again = send(&b).await.unwrap();
+    assert_eq!(again.status(), 410);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("outgrew its resume buffer")
+    );
+    assert_eq!(resume(&b, &id, None, None).await.status(), 410);
+    assert_eq!(b.mocks.openai.count(), 0, "nothing generated again");
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 /// A stream started on one replica resumes through another, and an
