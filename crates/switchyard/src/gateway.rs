@@ -18,6 +18,10 @@ pub struct Gateway {
     /// Work that must finish even if its request's client goes away
     /// (stream pumps, log writes). Shutdown waits for it.
     pub tasks: TaskTracker,
+    /// Cancelled when shutdown's grace period is over: calls and streams
+    /// still running end now, in order (a terminal error, a record, a
+    /// settled permit), before the process goes.
+    pub stopping: tokio_util::sync::CancellationToken,
     pub admin_token: crate::admin::AdminToken,
     pub health: crate::routing::health::Health,
     pub prices: crate::pricing::PriceTable,
@@ -95,6 +99,7 @@ impl Gateway {
             client,
             storage,
             tasks: TaskTracker::new(),
+            stopping: Default::default(),
             admin_token,
         }))
     }

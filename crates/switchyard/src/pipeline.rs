@@ -211,6 +211,9 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
     .await
 }
 
+/// What a call still running when shutdown's grace period ends is told.
+const SHUTTING_DOWN: &str = "the gateway is shutting down; retry the request";
+
 /// Runs the call `work` makes in a tracked task and waits for its answer.
 /// `work` gets a token cancelled when the caller has gone (this future was
 /// dropped): it decides whether to stop; nothing is cut short under it.
@@ -262,6 +265,7 @@ async fn chat_here(
                 ))),
             },
             () = gone => Err(GatewayError::ClientGone),
+            () = gw.stopping.cancelled() => Err(GatewayError::Unavailable(SHUTTING_DOWN.into())),
         }
     }
     .await;
@@ -591,6 +595,7 @@ async fn claim_shared(
                 held.claim = Some(crate::stream::registry::IdemClaim::Shared(
                     shared::SharedClaim::new(
                         conn.clone(),
+                        gw.tasks.clone(),
                         owner,
                         key,
                         &id,
@@ -1391,13 +1396,13 @@ async fn pump(
             }
         }
         if let Some(why) = stopped {
-            tracing::info!(request_id = %ctx.id, reason = why, "Stopping a stream nobody is reading");
-            let e = if why == "client_gone" {
-                GatewayError::ClientGone
-            } else {
-                GatewayError::Unavailable(
+            tracing::info!(request_id = %ctx.id, reason = why, "Stopping a stream");
+            let e = match why {
+                "client_gone" => GatewayError::ClientGone,
+                "shutting_down" => GatewayError::Unavailable(SHUTTING_DOWN.into()),
+                _ => GatewayError::Unavailable(
                     "the gateway stopped this stream: too many streams were generating with nobody reading them (streams.max_detached)".into(),
-                )
+                ),
             };
             let chunk = live.stop(&e.body(ctx.dialect));
             if let Some(m) = mirror.as_mut() {
@@ -1406,7 +1411,15 @@ async fn pump(
             buffer.push(chunk);
             break;
         }
-        match live.next_output(ctx.deadline, &render).await {
+        let next = tokio::select! {
+            biased;
+            () = gw.stopping.cancelled() => {
+                stopped = Some("shutting_down");
+                continue;
+            }
+            next = live.next_output(ctx.deadline, &render) => next,
+        };
+        match next {
             Some(chunk) => {
                 if let Some(m) = mirror.as_mut() {
                     m.push(&chunk).await;
@@ -1440,6 +1453,7 @@ async fn pump(
             );
             (e.status, Some(e.class.as_str().to_owned()))
         }
+        (None, Some("shutting_down")) => (503, Some("shutting_down".to_owned())),
         (None, Some(why)) => (499, Some(why.to_owned())),
         (None, None) => (499, Some("client_gone".to_owned())),
     };

@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Env};
 use crate::gateway::Gateway;
 
+/// How long before the end of the shutdown grace period running calls are
+/// stopped, so their callers still get the terminal event.
+const END_CALLS_BEFORE: Duration = Duration::from_millis(300);
+
 /// A started gateway.
 pub struct Running {
     pub addr: SocketAddr,
@@ -37,6 +41,15 @@ impl Running {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let grace = self.gateway.config.server.shutdown_grace;
+        // Calls and streams still running a moment before the connections'
+        // grace is over end then, each with a terminal error its caller can
+        // still read, a record and a settled permit.
+        let stopping = self.gateway.stopping.clone();
+        let end_calls = tokio::spawn(async move {
+            tokio::time::sleep(grace.saturating_sub(END_CALLS_BEFORE)).await;
+            tracing::info!("Shutdown grace period ending: stopping the calls still running");
+            stopping.cancel();
+        });
         for l in self.listeners {
             let _ = l.await;
         }
@@ -47,6 +60,7 @@ impl Running {
         {
             tracing::warn!("Tracked tasks still running after the grace period; stopping anyway");
         }
+        end_calls.abort();
         // Records last: every request's end is in the spool by now.
         self.writer_stop.cancel();
         if tokio::time::timeout(grace, self.writer).await.is_err() {

@@ -423,6 +423,9 @@ pub async fn answer(conn: &ConnectionManager, id: &str) -> Option<(Bytes, String
 /// failed), it is released so a retry runs.
 pub struct SharedClaim {
     conn: ConnectionManager,
+    /// The gateway's tasks: what the claim leaves to do is waited for at
+    /// shutdown like any other work.
+    tasks: tokio_util::task::TaskTracker,
     owner: String,
     key: String,
     id: String,
@@ -434,6 +437,7 @@ pub struct SharedClaim {
 impl SharedClaim {
     pub fn new(
         conn: ConnectionManager,
+        tasks: tokio_util::task::TaskTracker,
         owner: &str,
         key: &str,
         id: &str,
@@ -441,6 +445,7 @@ impl SharedClaim {
     ) -> SharedClaim {
         SharedClaim {
             conn,
+            tasks,
             owner: owner.to_owned(),
             key: key.to_owned(),
             id: id.to_owned(),
@@ -463,7 +468,7 @@ impl SharedClaim {
             let (conn, id, retain) = (self.conn.clone(), self.id.clone(), self.retain);
             let idem = self.redis_key();
             let a = a.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 store_answer(&conn, &id, &idem, &a.body, &a.provider, &a.model, retain).await
             });
         }
@@ -474,7 +479,8 @@ impl Drop for SharedClaim {
     fn drop(&mut self) {
         if !self.resolved {
             let (conn, owner, key) = (self.conn.clone(), self.owner.clone(), self.key.clone());
-            tokio::spawn(async move { release(&conn, &owner, &key).await });
+            self.tasks
+                .spawn(async move { release(&conn, &owner, &key).await });
         }
     }
 }

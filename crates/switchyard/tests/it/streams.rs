@@ -612,6 +612,63 @@ async fn delivered_streams_leave_redis_with_their_local_copy() {
     gw.shutdown().await;
 }
 
+/// Shutdown gives running streams the grace period, then ends them in
+/// order: the caller reads a terminal error (never a clean end, never just
+/// a reset), and the record says 503 shutting_down, not `interrupted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_ends_running_streams_with_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/switchyard.db", dir.path().display());
+    let gw = Gw::start_on(
+        start_mocks().await,
+        "shutdown_grace_ms = 1000",
+        "",
+        &url,
+        dir,
+    )
+    .await;
+    gw.mocks
+        .openai
+        .script([slow_stream(100, Duration::from_millis(50))]);
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body().to_string())
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let reading = tokio::spawn(read_named(resp, usize::MAX));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let Gw {
+        running,
+        dir,
+        mocks,
+        ..
+    } = gw;
+    let t = std::time::Instant::now();
+    running.shutdown().await;
+    let took = t.elapsed();
+    let (_, events) = reading.await.unwrap();
+    let last = &events.last().unwrap().2;
+    assert!(last.contains("shutting down"), "{events:?}");
+    assert!(events.iter().all(|(_, _, d)| d != "[DONE]"));
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    // The next start on the same data reads the record as written.
+    let gw = Gw::start_on(mocks, "", "", &url, dir).await;
+    let r = crate::logs::record(&gw, &id).await;
+    assert_eq!(
+        (r["status"].as_u64(), r["error_class"].as_str()),
+        (Some(503), Some("shutting_down")),
+        "{r}"
+    );
+    gw.shutdown().await;
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
