@@ -172,11 +172,55 @@ fn budget_hold(c: &mut Criterion) {
     });
 }
 
+/// What running each call in a tracked task of its own costs (a spawn, a
+/// oneshot, a cancellation token), against awaiting it in place: on a
+/// one-worker runtime, as the benchmark pins the gateway, from inside a
+/// task, as a handler runs. The call's future carries 8 KiB of state across
+/// an await, so the spawn moves a future of a request's size.
+fn own_task(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    async fn call(i: u64) -> u64 {
+        let state = [i as u8; 8192];
+        tokio::task::yield_now().await;
+        u64::from(black_box(&state)[4096]) + i
+    }
+    let timed = |rt: &tokio::runtime::Runtime, n: u64, tracked: bool| {
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                let tasks = tokio_util::task::TaskTracker::new();
+                let t = std::time::Instant::now();
+                for i in 0..n {
+                    let v = if tracked {
+                        switchyard::gateway::own_task(&tasks, move |_| call(i)).await
+                    } else {
+                        Some(call(i).await)
+                    };
+                    black_box(v);
+                }
+                t.elapsed()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("bench task: {e}"))
+        })
+    };
+    c.bench_function("a call awaited in place (baseline)", |b| {
+        b.iter_custom(|n| timed(&rt, n, false))
+    });
+    c.bench_function("a call in a tracked task of its own", |b| {
+        b.iter_custom(|n| timed(&rt, n, true))
+    });
+}
+
 criterion_group!(
     benches,
     decode_and_translate,
     stream_chunks,
     key_and_limits,
-    budget_hold
+    budget_hold,
+    own_task
 );
 criterion_main!(benches);

@@ -113,6 +113,26 @@ impl Gateway {
     }
 }
 
+/// Runs `work` as a task of `tasks` and waits for what it returns; `None`
+/// only if the task died without answering. `work` gets a token cancelled
+/// when this future is dropped (its caller went away): it may stop, but
+/// nothing is cut short under it.
+pub async fn own_task<F, Fut, T>(tasks: &TaskTracker, work: F) -> Option<T>
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let left = tokio_util::sync::CancellationToken::new();
+    let _cancel_when_dropped = left.clone().drop_guard();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let work = work(left);
+    tasks.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.await.ok()
+}
+
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(url)?;
     match tokio::time::timeout(

@@ -222,16 +222,9 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Response> + Send + 'static,
 {
-    let left = CancellationToken::new();
-    let _cancel_when_dropped = left.clone().drop_guard();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let work = work(left);
-    gw.spawn(async move {
-        let _ = tx.send(work.await);
-    });
-    match rx.await {
-        Ok(resp) => resp,
-        Err(_) => Ctx::new(gw, dialect).error(GatewayError::Internal(
+    match crate::gateway::own_task(&gw.tasks, work).await {
+        Some(resp) => resp,
+        None => Ctx::new(gw, dialect).error(GatewayError::Internal(
             "the request's task ended without an answer".into(),
         )),
     }
