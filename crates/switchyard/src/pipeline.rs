@@ -211,6 +211,10 @@ pub async fn chat(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes)
     .await
 }
 
+/// The outcome of an attempt the request's deadline (or shutdown, or the
+/// caller leaving) cut short while it ran.
+const CUT: &str = "cut";
+
 /// What a call still running when shutdown's grace period ends is told.
 const SHUTTING_DOWN: &str = "the gateway is shutting down; retry the request";
 
@@ -276,6 +280,15 @@ async fn chat_here(
                     .map(|b| b.requested_model.clone())
                     .unwrap_or_default();
                 trace(&gw, &ctx, &requested, None, status, None, &held.evidence);
+            }
+            // An attempt cut while it ran: its duration is until now.
+            if let Some(a) = held.evidence.attempts.last_mut()
+                && a.outcome == CUT
+            {
+                a.duration_ms = (ms(ctx.started.elapsed()) - a.start_ms).max(0.0);
+                if !matches!(e, GatewayError::DeadlineExceeded(_)) {
+                    a.error_class = Some(e.class().to_owned());
+                }
             }
             // The target that answered last (with the error), if any.
             let last: Option<(String, String)> = held
@@ -887,7 +900,20 @@ async fn chat_attempts(
         let started = Instant::now();
         gw.health.begin(provider, &target.key, started);
         let attempt = held.evidence.attempts.len() as u32 + 1;
+        // In the evidence while it runs: if the request's deadline drops
+        // this attempt mid-way, the record still shows where it went (the
+        // error path gives it its duration).
+        held.evidence.attempts.push(Attempt {
+            target: target.key.to_string(),
+            jurisdiction: target.jurisdiction().map(str::to_owned),
+            start_ms: ms(started.saturating_duration_since(ctx.started)),
+            duration_ms: 0.0,
+            outcome: CUT.to_owned(),
+            error_class: Some("deadline_exceeded".to_owned()),
+            status: None,
+        });
         let result = attempt_chat(gw, ctx, inbound, target, attempt).await;
+        held.evidence.attempts.pop();
         let took = started.elapsed();
         let mut record = |outcome: &str, class: Option<&str>, status| {
             held.evidence.attempts.push(Attempt {
@@ -1043,6 +1069,9 @@ async fn chat_attempts(
                 }
             }
             Err(other) => {
+                if matches!(other, GatewayError::DeadlineExceeded(_)) {
+                    record("error", Some(other.class()), None);
+                }
                 last_error = Some(other);
                 break;
             }

@@ -101,7 +101,8 @@ pub struct Attempt {
     /// Milliseconds after the request arrived.
     pub start_ms: f64,
     pub duration_ms: f64,
-    /// `ok` or `error`.
+    /// `ok`, `error`, or `cut` (the request's deadline, shutdown or the
+    /// caller ended it while it ran).
     pub outcome: String,
     pub error_class: Option<String>,
     pub status: Option<u16>,

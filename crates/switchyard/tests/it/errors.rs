@@ -242,6 +242,24 @@ base_url = "http://127.0.0.1:9/v1"
         "{v}"
     );
 
+    // The request's own deadline, cut while an attempt waits: the 504's
+    // record still names the attempt and how long it ran.
+    gw.mocks.compat.script([Reply::Hang]);
+    let (s, h, v) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &body("slow/m"),
+            &[("x-switchyard-request-timeout", "150")],
+        )
+        .await;
+    assert_eq!(s, 504, "{v}");
+    assert_eq!(h["x-switchyard-attempts"], "1");
+    let r = crate::logs::record(&gw, h["x-switchyard-request-id"].to_str().unwrap()).await;
+    let a = &r["attempts"][0];
+    assert_eq!(a["target"], "slow/m", "{r}");
+    assert_eq!(a["error_class"], "deadline_exceeded", "{r}");
+    assert!(a["duration_ms"].as_f64().unwrap() >= 100.0, "{r}");
+
     let (s, _, v) = gw.post("/v1/messages", &json!({"model": "down/m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(s, 502, "{v}");
     assert_eq!(anthropic_error(&v).0, "api_error");
