@@ -18,8 +18,14 @@ pub struct StreamDecoder {
     refused: bool,
     /// Upstream tool-call index → ours, in order of first appearance.
     tool_index: Vec<u32>,
+    /// Calls from a server that sends no `index`: a chunk with an `id`
+    /// opens the next one, a chunk without continues the last.
+    unindexed: u32,
     pub done: bool,
 }
+
+/// Where calls without an upstream `index` are numbered from.
+const UNINDEXED: u32 = 1 << 30;
 
 impl StreamDecoder {
     pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
@@ -53,8 +59,16 @@ impl StreamDecoder {
                 self.refused = true;
                 out.push(Event::TextDelta(t));
             }
-            for (pos, tc) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
-                let upstream = tc.index.unwrap_or(pos as u32);
+            for tc in delta.tool_calls.unwrap_or_default() {
+                let upstream = match tc.index {
+                    Some(i) => i,
+                    None => {
+                        if tc.id.is_some() || self.unindexed == 0 {
+                            self.unindexed += 1;
+                        }
+                        UNINDEXED + self.unindexed
+                    }
+                };
                 let (name, args) = match tc.function {
                     Some(f) => (f.name, f.arguments),
                     None => (None, None),
@@ -505,6 +519,43 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.finish, Some(FinishReason::ToolCalls));
+    }
+
+    /// A server that sends no `index`, one parallel call per chunk: each
+    /// `id` opens a call of its own, argument chunks go to the last one.
+    #[test]
+    fn calls_without_an_index_stay_apart() {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in [
+            r#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_a","type":"function","function":{"name":"a","arguments":""}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{\"x\":1}"}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_b","type":"function","function":{"name":"b","arguments":"{\"y\":2}"}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            d.decode(&sse(c), &mut out).unwrap();
+        }
+        let calls: Vec<String> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::ToolCallStart { index, id, name } => {
+                    Some(format!("start {index} {id} {name}"))
+                }
+                Event::ToolCallDelta { index, arguments } => {
+                    Some(format!("args {index} {arguments}"))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                "start 0 call_a a",
+                r#"args 0 {"x":1}"#,
+                "start 1 call_b b",
+                r#"args 1 {"y":2}"#
+            ]
+        );
     }
 
     #[test]
