@@ -283,12 +283,11 @@ async fn chat_here(
             }
             // An attempt cut while it ran: its duration is until now.
             if let Some(a) = held.evidence.attempts.last_mut()
-                && a.outcome == CUT
+                && a.outcome.is_empty()
             {
                 a.duration_ms = (ms(ctx.started.elapsed()) - a.start_ms).max(0.0);
-                if !matches!(e, GatewayError::DeadlineExceeded(_)) {
-                    a.error_class = Some(e.class().to_owned());
-                }
+                a.outcome = CUT.to_owned();
+                a.error_class = Some(e.class().to_owned());
             }
             // The target that answered last (with the error), if any.
             let last: Option<(String, String)> = held
@@ -622,9 +621,7 @@ async fn claim_shared(
                     && meta.owner == owner
                 {
                     if meta.overflowed {
-                        return Err(GatewayError::Gone(
-                            "the first request's stream outgrew its resume buffer (streams.max_buffer_bytes); it cannot be replayed".into(),
-                        ));
+                        return Err(GatewayError::Gone(crate::stream::buffer::OUTGROWN.into()));
                     }
                     let mut r = Response::new(Body::from_stream(shared::follow(
                         conn.clone(),
@@ -689,9 +686,7 @@ fn attach(
                 GatewayError::NotFound("the first request's stream has expired".into())
             })?;
             if let crate::stream::buffer::Read::Gone = kept.buffer.read_from(0) {
-                return Err(GatewayError::Gone(
-                    "the first request's stream outgrew its resume buffer (streams.max_buffer_bytes); it cannot be replayed".into(),
-                ));
+                return Err(GatewayError::Gone(crate::stream::buffer::OUTGROWN.into()));
             }
             let mut r = sse_response(kept.buffer, 0);
             if let Ok(v) = HeaderValue::from_str(&kept.provider) {
@@ -900,31 +895,27 @@ async fn chat_attempts(
         let started = Instant::now();
         gw.health.begin(provider, &target.key, started);
         let attempt = held.evidence.attempts.len() as u32 + 1;
-        // In the evidence while it runs: if the request's deadline drops
-        // this attempt mid-way, the record still shows where it went (the
-        // error path gives it its duration).
+        // In the evidence while it runs, its outcome still empty: if the
+        // request's deadline drops this attempt mid-way, the record still
+        // shows where it went (the error path marks it cut).
         held.evidence.attempts.push(Attempt {
             target: target.key.to_string(),
             jurisdiction: target.jurisdiction().map(str::to_owned),
             start_ms: ms(started.saturating_duration_since(ctx.started)),
             duration_ms: 0.0,
-            outcome: CUT.to_owned(),
-            error_class: Some("deadline_exceeded".to_owned()),
+            outcome: String::new(),
+            error_class: None,
             status: None,
         });
         let result = attempt_chat(gw, ctx, inbound, target, attempt).await;
-        held.evidence.attempts.pop();
         let took = started.elapsed();
         let mut record = |outcome: &str, class: Option<&str>, status| {
-            held.evidence.attempts.push(Attempt {
-                target: target.key.to_string(),
-                jurisdiction: target.jurisdiction().map(str::to_owned),
-                start_ms: ms(started.saturating_duration_since(ctx.started)),
-                duration_ms: ms(took),
-                outcome: outcome.to_owned(),
-                error_class: class.map(str::to_owned),
-                status,
-            })
+            if let Some(a) = held.evidence.attempts.last_mut() {
+                a.duration_ms = ms(took);
+                a.outcome = outcome.to_owned();
+                a.error_class = class.map(str::to_owned);
+                a.status = status;
+            }
         };
         match result {
             Ok(served) => {
@@ -1057,8 +1048,10 @@ async fn chat_attempts(
                     break;
                 }
             }
-            // This target cannot express the request; another may.
+            // This target cannot express the request; another may. Nothing
+            // was sent: not an attempt.
             Err(GatewayError::Untranslatable(u)) => {
+                held.evidence.attempts.pop();
                 held.evidence.excluded.push(routing::Excluded {
                     target: target.key.to_string(),
                     jurisdiction: target.jurisdiction().map(str::to_owned),
@@ -1071,6 +1064,8 @@ async fn chat_attempts(
             Err(other) => {
                 if matches!(other, GatewayError::DeadlineExceeded(_)) {
                     record("error", Some(other.class()), None);
+                } else {
+                    held.evidence.attempts.pop();
                 }
                 last_error = Some(other);
                 break;
@@ -1328,6 +1323,46 @@ pub fn sse_response(buffer: Arc<Buffer>, from: u64) -> Response {
     response
 }
 
+/// Why the gateway stopped a stream before its end.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// Its caller left and `streams.continue_on_disconnect` is off.
+    ClientGone,
+    /// Too many streams were going on with nobody reading them.
+    DetachedLimit,
+    /// Shutdown's grace period was over.
+    ShuttingDown,
+}
+
+impl Stop {
+    /// The record's error class.
+    fn class(self) -> &'static str {
+        match self {
+            Stop::ClientGone => "client_gone",
+            Stop::DetachedLimit => "detached_limit",
+            Stop::ShuttingDown => "shutting_down",
+        }
+    }
+
+    fn status(self) -> u16 {
+        match self {
+            Stop::ShuttingDown => 503,
+            Stop::ClientGone | Stop::DetachedLimit => 499,
+        }
+    }
+
+    /// The terminal error whoever reads the stream gets.
+    fn error(self) -> GatewayError {
+        match self {
+            Stop::ClientGone => GatewayError::ClientGone,
+            Stop::DetachedLimit => GatewayError::Unavailable(
+                "the gateway stopped this stream: too many streams were generating with nobody reading them (streams.max_detached)".into(),
+            ),
+            Stop::ShuttingDown => GatewayError::Unavailable(SHUTTING_DOWN.into()),
+        }
+    }
+}
+
 /// What a stream's pump carries to its end: the request's record, its
 /// permit and evidence, its cache slot, and the Redis key of its shared
 /// idempotency claim.
@@ -1393,7 +1428,7 @@ async fn pump(
     };
     gw.metrics.stream_opened();
     let mut detached = false;
-    let mut stopped: Option<&'static str> = None;
+    let mut stopped: Option<Stop> = None;
     loop {
         // Detached: no client attached. Generation goes on, unless too many
         // streams are already going on alone.
@@ -1407,9 +1442,9 @@ async fn pump(
                     .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
                     + 1;
                 if !cfg.continue_on_disconnect {
-                    stopped = Some("client_gone");
+                    stopped = Some(Stop::ClientGone);
                 } else if n > cfg.max_detached as usize {
-                    stopped = Some("detached_limit");
+                    stopped = Some(Stop::DetachedLimit);
                 }
             } else {
                 gw.streams
@@ -1418,15 +1453,8 @@ async fn pump(
             }
         }
         if let Some(why) = stopped {
-            tracing::info!(request_id = %ctx.id, reason = why, "Stopping a stream");
-            let e = match why {
-                "client_gone" => GatewayError::ClientGone,
-                "shutting_down" => GatewayError::Unavailable(SHUTTING_DOWN.into()),
-                _ => GatewayError::Unavailable(
-                    "the gateway stopped this stream: too many streams were generating with nobody reading them (streams.max_detached)".into(),
-                ),
-            };
-            let chunk = live.stop(&e.body(ctx.dialect));
+            tracing::info!(request_id = %ctx.id, reason = why.class(), "Stopping a stream");
+            let chunk = live.stop(&why.error().body(ctx.dialect));
             if let Some(m) = mirror.as_mut() {
                 m.push(&chunk).await;
             }
@@ -1436,7 +1464,7 @@ async fn pump(
         let next = tokio::select! {
             biased;
             () = gw.stopping.cancelled() => {
-                stopped = Some("shutting_down");
+                stopped = Some(Stop::ShuttingDown);
                 continue;
             }
             next = live.next_output(ctx.deadline, &render) => next,
@@ -1475,8 +1503,7 @@ async fn pump(
             );
             (e.status, Some(e.class.as_str().to_owned()))
         }
-        (None, Some("shutting_down")) => (503, Some("shutting_down".to_owned())),
-        (None, Some(why)) => (499, Some(why.to_owned())),
+        (None, Some(why)) => (why.status(), Some(why.class().to_owned())),
         (None, None) => (499, Some("client_gone".to_owned())),
     };
     let usage = live.translator.usage();
@@ -1731,9 +1758,8 @@ fn translate_response(
     Ok((Bytes::from(out), usage))
 }
 
-/// `POST /v1/embeddings`: policy and failover as for chat; no streams.
-/// `POST /v1/embeddings`, in its own task like [`chat`] (it always runs
-/// to the end: an embedding is one short call).
+/// `POST /v1/embeddings`: policy and failover as for chat; no streams. In
+/// its own task like [`chat`], always run to the end (one short call).
 pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response {
     let task_gw = gw.clone();
     in_own_task(&gw, Dialect::OpenAi, move |_| {

@@ -33,9 +33,7 @@ pub(super) async fn resume(
         Err(e) => return ctx.error(e),
     };
     if let crate::stream::buffer::Read::Gone = kept.buffer.read_from(from) {
-        return ctx.error(GatewayError::Gone(
-            "this stream outgrew its resume buffer (streams.max_buffer_bytes); the events asked for are gone".into(),
-        ));
+        return ctx.error(GatewayError::Gone(crate::stream::buffer::OUTGROWN.into()));
     }
     let mut resp = pipeline::sse_response(kept.buffer, from);
     let h = resp.headers_mut();
@@ -93,9 +91,7 @@ async fn resume_shared(gw: &Gateway, id: &str, owner: &str, headers: &HeaderMap)
     };
     let ctx = Ctx::new(gw, dialect);
     if meta.overflowed {
-        return ctx.error(GatewayError::Gone(
-            "this stream outgrew its resume buffer (streams.max_buffer_bytes); the events asked for are gone".into(),
-        ));
+        return ctx.error(GatewayError::Gone(crate::stream::buffer::OUTGROWN.into()));
     }
     let from = match first_event(headers) {
         Ok(n) => n,

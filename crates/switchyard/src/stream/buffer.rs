@@ -16,6 +16,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::sync::Notify;
 
+/// What a reader of a stream past `streams.max_buffer_bytes` is told.
+pub const OUTGROWN: &str =
+    "this stream outgrew its resume buffer (streams.max_buffer_bytes); its events are gone";
+
 /// Events written in one go: the bytes and where each event starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chunk {

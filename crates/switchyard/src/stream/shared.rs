@@ -105,9 +105,9 @@ impl Mirror {
         }
         self.bytes += chunk.bytes.len();
         if self.bytes > self.max_bytes {
-            // Past the bound a stream cannot resume; say so, keep nothing more.
-            // What was kept goes; a marker stays, so a reader following
-            // the stream learns it was cut rather than seeing a clean end.
+            // Past the bound a stream cannot resume: what was kept goes,
+            // and a marker stays, so a reader following the stream learns
+            // it was cut rather than seeing a clean end.
             self.overflowed = true;
             let r: redis::RedisResult<()> = redis::pipe()
                 .hset(meta_key(&self.id), "overflowed", 1)
@@ -268,9 +268,7 @@ pub fn follow(
                 st.last = entry_id;
                 if fields.contains_key("overflowed") {
                     return Some((
-                        Err(std::io::Error::other(
-                            "this stream outgrew its resume buffer (streams.max_buffer_bytes)",
-                        )),
+                        Err(std::io::Error::other(super::buffer::OUTGROWN)),
                         State { done: true, ..st },
                     ));
                 }
