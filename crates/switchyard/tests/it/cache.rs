@@ -196,8 +196,7 @@ async fn expired_entries_are_never_served_from_redis() {
     };
     let gw = Gw::start(&format!("{CONFIG}\n[redis]\nurl = \"{redis_url}\"\n")).await;
     gw.admin_call("DELETE", "/admin/v1/cache", None).await;
-    let client = redis::Client::open(redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis_conn(&redis_url).await;
     let mut c = conn.clone();
     let id = expiry_flow(&gw, async move |id| {
         let kept: i64 = redis::cmd("PERSIST")
@@ -492,13 +491,8 @@ async fn purges_really_delete_from_redis() {
     .await;
     gw.admin_call("DELETE", "/admin/v1/cache", None).await;
     let canaries = admin_flow(&gw).await;
-    let client = redis::Client::open(redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sy:cache:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = redis_conn(&redis_url).await;
+    let keys = redis_keys(&mut conn, "sy:cache:*").await;
     let mut dump = Vec::new();
     for k in &keys {
         let v: Option<Vec<u8>> = redis::cmd("DUMP")

@@ -358,3 +358,24 @@ pub async fn postgres_url() -> Option<String> {
 pub fn redis_url() -> Option<String> {
     crate::binary::required_env("SWITCHYARD_TEST_REDIS_URL")
 }
+
+/// A connection to the test Redis at `url` (with the test's own database).
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The Redis keys matching `pattern`.
+pub async fn redis_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(conn)
+        .await
+        .unwrap()
+}

@@ -579,8 +579,7 @@ async fn limit_and_budget_state_in_redis_always_expires() {
     let Some(redis_url) = redis_url().map(|u| format!("{u}/7")) else {
         return;
     };
-    let client = redis::Client::open(redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis_conn(&redis_url).await;
     let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
     let gw = Gw::start(&format!("{KEYED}\n[redis]\nurl = \"{redis_url}\"\n")).await;
     let (_, poor) = gw
@@ -610,11 +609,7 @@ async fn limit_and_budget_state_in_redis_always_expires() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let windows: Vec<String> = redis::cmd("KEYS")
-        .arg("sy:rl:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let windows = redis_keys(&mut conn, "sy:rl:*").await;
     assert!(!windows.is_empty(), "the request is counted in a window");
     // The window expires while the request runs.
     let _: () = redis::cmd("DEL")
@@ -624,11 +619,7 @@ async fn limit_and_budget_state_in_redis_always_expires() {
         .unwrap();
     assert_eq!(running.await.unwrap(), 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sy:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = redis_keys(&mut conn, "sy:*").await;
     assert!(
         keys.iter().any(|k| k.starts_with("sy:budget:")),
         "the account was seeded: {keys:?}"

@@ -49,6 +49,14 @@ fn body() -> Value {
     json!({"model": "openai/gpt-test", "stream": true, "messages": [{"role": "user", "content": "go"}]})
 }
 
+/// A streamed chat call with [`body`] to `gw`, ready for more headers.
+fn stream_call(gw: &Gw) -> reqwest::RequestBuilder {
+    gw.http
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body().to_string())
+}
+
 /// An SSE event as read: (id, event name, data).
 type Named = (u64, Option<String>, String);
 
@@ -126,14 +134,7 @@ async fn resuming_at_random_points_reads_the_whole_generation_once() {
         gw.mocks
             .openai
             .script([slow_stream(n, Duration::from_micros(300))]);
-        let resp = gw
-            .http
-            .post(gw.url("/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(body().to_string())
-            .send()
-            .await
-            .unwrap();
+        let resp = stream_call(&gw).send().await.unwrap();
         let cut = rng.gen_range(1..n + 3);
         let (id, first) = read_some(resp, cut).await;
         // The connection is gone; generation goes on. Re-attach after the
@@ -177,14 +178,7 @@ async fn a_detached_stream_finishes_and_is_billed_once() {
     gw.mocks
         .openai
         .script([slow_stream(20, Duration::from_millis(10))]);
-    let resp = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body().to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_call(&gw).send().await.unwrap();
     let (id, first) = read_some(resp, 2).await;
     assert_eq!(first.len(), 2);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -217,15 +211,7 @@ async fn only_the_caller_that_made_a_stream_can_read_it() {
     let gw = Gw::start("[auth]\nrequire_keys = true\n").await;
     let (_, a) = gw.create_key(json!({"name": "a"})).await;
     let (_, b) = gw.create_key(json!({"name": "b"})).await;
-    let resp = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&a)
-        .header("content-type", "application/json")
-        .body(body().to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_call(&gw).bearer_auth(&a).send().await.unwrap();
     let id = resp.headers()["x-switchyard-request-id"]
         .to_str()
         .unwrap()
@@ -324,14 +310,7 @@ async fn detached_streams_and_buffers_are_bounded() {
         gw.mocks
             .openai
             .script([slow_stream(30, Duration::from_millis(15))]);
-        let resp = gw
-            .http
-            .post(gw.url("/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(body().to_string())
-            .send()
-            .await
-            .unwrap();
+        let resp = stream_call(&gw).send().await.unwrap();
         let (id, _) = read_some(resp, 1).await;
         ids.push(id);
     }
@@ -363,14 +342,7 @@ async fn detached_streams_and_buffers_are_bounded() {
     // A stream past max_buffer_bytes cannot be resumed from the start, and
     // says so.
     gw.mocks.openai.script([slow_stream(200, Duration::ZERO)]);
-    let resp = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body().to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_call(&gw).send().await.unwrap();
     let id = resp.headers()["x-switchyard-request-id"]
         .to_str()
         .unwrap()
@@ -392,14 +364,7 @@ async fn detached_streams_and_buffers_are_bounded() {
     // An idempotent retry of such a stream is told so too, not handed a
     // stream with its beginning missing.
     gw.mocks.openai.script([slow_stream(200, Duration::ZERO)]);
-    let send = || {
-        gw.http
-            .post(gw.url("/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", "big-one")
-            .body(body().to_string())
-            .send()
-    };
+    let send = || stream_call(&gw).header("idempotency-key", "big-one").send();
     let first = read_all(send().await.unwrap()).await;
     assert_eq!(first.last().unwrap().1, "[DONE]");
     let again = send().await.unwrap();
@@ -427,11 +392,8 @@ async fn an_outgrown_stream_is_gone_on_every_replica() {
     a.mocks.openai.script([slow_stream(200, Duration::ZERO)]);
     let key = format!("big-{}", uuid::Uuid::now_v7().simple());
     let send = |gw: &Gw| {
-        gw.http
-            .post(gw.url("/v1/chat/completions"))
-            .header("content-type", "application/json")
+        stream_call(gw)
             .header("idempotency-key", key.clone())
-            .body(body().to_string())
             .send()
     };
     let resp = send(&a).await.unwrap();
@@ -469,14 +431,7 @@ async fn streams_resume_and_retries_attach_across_replicas() {
     a.mocks
         .openai
         .script([slow_stream(25, Duration::from_millis(8))]);
-    let resp = a
-        .http
-        .post(a.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body().to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_call(&a).send().await.unwrap();
     let (id, first) = read_some(resp, 4).await;
     let last = first.last().unwrap().0;
     // While A is still generating, B takes over the reading.
@@ -497,11 +452,8 @@ async fn streams_resume_and_retries_attach_across_replicas() {
         .script([slow_stream(10, Duration::from_millis(10))]);
     let key = format!("cross-{}", uuid::Uuid::now_v7().simple());
     let send = |gw: &Gw| {
-        gw.http
-            .post(gw.url("/v1/chat/completions"))
-            .header("content-type", "application/json")
+        stream_call(gw)
             .header("idempotency-key", key.clone())
-            .body(body().to_string())
             .send()
     };
     let r1 = send(&a).await.unwrap();
@@ -520,8 +472,7 @@ async fn streams_resume_and_retries_attach_across_replicas() {
     // The claim ends with the stream it leads to: kept streams.retain_s
     // (600) after the end, not the request timeout on top of that.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let client = redis::Client::open(redis.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis_conn(&redis).await;
     let ttl: i64 = redis::cmd("TTL")
         .arg(format!("sy:idem:anonymous:{key}"))
         .query_async(&mut conn)
@@ -535,13 +486,9 @@ async fn streams_resume_and_retries_attach_across_replicas() {
         .openai
         .script([slow_stream(10, Duration::from_millis(5))]);
     let key = format!("private-{}", uuid::Uuid::now_v7().simple());
-    let resp = a
-        .http
-        .post(a.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
+    let resp = stream_call(&a)
         .header("x-switchyard-log", "none")
         .header("idempotency-key", key.clone())
-        .body(body().to_string())
         .send()
         .await
         .unwrap();
@@ -549,11 +496,7 @@ async fn streams_resume_and_retries_attach_across_replicas() {
     assert_eq!(resume(&b, &id, None, None).await.status(), 404);
     let mine = read_all(resume(&a, &id, None, None).await).await;
     assert_eq!(mine.last().unwrap().1, "[DONE]");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sy:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = redis_keys(&mut conn, "sy:*").await;
     assert!(
         !keys.iter().any(|k| k.contains(&id) || k.contains(&key)),
         "nothing of a log-mode-none stream in Redis: {keys:?}"
@@ -574,34 +517,19 @@ async fn delivered_streams_leave_redis_with_their_local_copy() {
         "[redis]\nurl = \"{redis}\"\n[streams]\ndelivered_retain_s = 1\n"
     ))
     .await;
-    let resp = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body().to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_call(&gw).send().await.unwrap();
     let (id, events) = read_named(resp, usize::MAX).await;
     assert_eq!(events.last().unwrap().2, "[DONE]");
-    let client = redis::Client::open(redis.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mirrored = |conn: &mut redis::aio::MultiplexedConnection| {
-        let mut conn = conn.clone();
-        let id = id.clone();
-        async move {
-            let n: i64 = redis::cmd("EXISTS")
-                .arg(format!("sy:stream:{id}"))
-                .arg(format!("sy:streammeta:{id}"))
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            n
-        }
-    };
-    assert_eq!(mirrored(&mut conn).await, 2, "mirrored while it is kept");
+    let mut conn = redis_conn(&redis).await;
+    // sy:stream:{id} and sy:streammeta:{id}
+    let mirror = format!("sy:stream*:{id}");
+    assert_eq!(
+        redis_keys(&mut conn, &mirror).await.len(),
+        2,
+        "mirrored while it is kept"
+    );
     let started = std::time::Instant::now();
-    while mirrored(&mut conn).await > 0 {
+    while !redis_keys(&mut conn, &mirror).await.is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "the mirror of a delivered stream outlives delivered_retain_s"
@@ -630,14 +558,7 @@ async fn shutdown_ends_running_streams_with_a_record() {
     gw.mocks
         .openai
         .script([slow_stream(100, Duration::from_millis(50))]);
-    let resp = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body().to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_call(&gw).send().await.unwrap();
     let id = resp.headers()["x-switchyard-request-id"]
         .to_str()
         .unwrap()
