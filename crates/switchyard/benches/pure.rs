@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchyard::chat::Dialect;
+use switchyard::dialect::Dialect;
 use switchyard::wire::{self, sse};
 
 const REQUEST: &[u8] = br#"{"model":"openai/gpt-4o","messages":[{"role":"system","content":"You are a concise assistant. Answer in one sentence and do not use lists."},{"role":"user","content":"Summarise the plot of Hamlet in one sentence for a reader who has not seen the play."}],"max_tokens":256,"temperature":0.2}"#;

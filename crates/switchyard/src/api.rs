@@ -21,7 +21,7 @@ use http::Request;
 use http::request::Parts;
 use http_body_util::BodyExt;
 
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::pipeline::Ctx;

@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderMap;
 
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::keys::{KeyRecord, SECRET_PREFIX};

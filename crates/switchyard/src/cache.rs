@@ -24,7 +24,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 use crate::wire::Fields;
 
 /// The longest an entry may live: a year.

@@ -29,24 +29,6 @@ impl std::ops::Deref for RawJson {
     }
 }
 
-/// Which wire format a caller or an upstream speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
-impl Dialect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::OpenAi => "openai",
-            Dialect::Anthropic => "anthropic",
-            Dialect::Gemini => "gemini",
-        }
-    }
-}
-
 /// One chat request, whatever dialect it arrived in.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request {

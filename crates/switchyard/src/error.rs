@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
-use crate::chat::{Dialect, Untranslatable};
+use crate::chat::Untranslatable;
+use crate::dialect::{Dialect, ErrorParts};
 use crate::providers::UpstreamError;
-use crate::wire::{self, DecodeError};
+use crate::wire::DecodeError;
 
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
 
@@ -141,40 +142,17 @@ impl GatewayError {
         }
     }
 
-    fn openai_type(&self) -> &'static str {
-        match self.status().as_u16() {
-            401 => "authentication_error",
-            402 => "insufficient_quota",
-            403 => "permission_error",
-            404 => "not_found_error",
-            429 => "rate_limit_error",
-            400..=499 => "invalid_request_error",
-            _ => "server_error",
-        }
-    }
-
     /// The error body in `dialect`.
     pub fn body(&self, dialect: Dialect) -> Vec<u8> {
         let message = self.to_string();
-        match dialect {
-            Dialect::Anthropic => {
-                let kind = match self {
-                    GatewayError::Upstream(e)
-                        if e.class == crate::providers::ErrorClass::Overloaded =>
-                    {
-                        "overloaded_error"
-                    }
-                    _ => wire::anthropic::error_type_for_status(self.status().as_u16()),
-                };
-                wire::anthropic::encode_error(kind, &message)
-            }
-            Dialect::OpenAi | Dialect::Gemini => wire::openai::encode_error(
-                &message,
-                self.openai_type(),
-                self.param(),
-                Some(self.code()),
-            ),
-        }
+        dialect.error_body(&ErrorParts {
+            status: self.status().as_u16(),
+            message: &message,
+            code: self.code(),
+            param: self.param(),
+            overloaded: matches!(self, GatewayError::Upstream(e)
+                if e.class == crate::providers::ErrorClass::Overloaded),
+        })
     }
 
     /// The full HTTP response in `dialect`.

@@ -9,7 +9,8 @@
 //! - [`auth`]: credentials → caller.
 //! - [`pipeline`]: the journey of one request, as one readable function.
 //! - [`wire`] and [`chat`]: the providers' wire formats and the canonical
-//!   model between them; pure, no IO.
+//!   model between them; [`dialect`]: the one table of what differs per
+//!   dialect, caller side and upstream side; pure, no IO.
 //! - [`routing`]: `model` → the targets to try.
 //! - [`providers`]: adapters (URL, auth, body, error meaning) and
 //!   [`providers::client`], the one HTTP client that calls upstreams.
@@ -26,6 +27,7 @@ pub mod cache;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod dialect;
 pub mod error;
 pub mod gateway;
 pub mod keys;

@@ -18,8 +18,9 @@ use http::HeaderValue;
 
 pub use errors::{ErrorClass, UpstreamError};
 
-use crate::chat::{self, Dialect, Untranslatable};
+use crate::chat::{self, Untranslatable};
 use crate::config::{Config, Env, ProviderConfig, ProviderKind};
+use crate::dialect::Dialect;
 use crate::wire::{self, Fields};
 
 /// A credential read from the environment. It has no `Serialize`, and its
@@ -154,7 +155,7 @@ pub fn chat_call(
     upstream_model: &str,
 ) -> Result<Call, Untranslatable> {
     build_chat_call(provider, inbound, upstream_model).map_err(|mut u| {
-        u.field = wire::caller_field(inbound.dialect, &u.field);
+        u.field = inbound.dialect.field_name(&u.field);
         u
     })
 }

@@ -18,9 +18,10 @@ use futures_util::{FutureExt, StreamExt};
 
 pub use buffer::{Buffer, Chunk};
 
-use crate::chat::{Dialect, Event, FinishReason, Usage};
+use crate::chat::{Event, FinishReason, Usage};
+use crate::dialect::{Decoder, Dialect, Encoder, Relay};
 use crate::providers::{Provider, UpstreamError};
-use crate::wire::{self, StreamError, sse};
+use crate::wire::{StreamError, sse};
 
 /// Largest single upstream SSE event accepted.
 const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
@@ -28,10 +29,8 @@ const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 /// Turns upstream events into caller-dialect bytes.
 #[derive(Debug)]
 pub enum Translator {
-    /// OpenAI upstream, OpenAI caller: chunks pass as they came.
-    OpenAiRelay(wire::openai::stream::Relay),
-    /// Anthropic upstream, Anthropic caller: events pass as they came.
-    AnthropicRelay(wire::anthropic::stream::Relay),
+    /// Same dialect both sides: events pass as they came.
+    Relay(Relay),
     /// Different dialects: decode to canonical events, encode again.
     Cross(Box<Cross>),
 }
@@ -43,20 +42,6 @@ pub struct Cross {
     events: Vec<Event>,
     usage: Option<Usage>,
     finish: Option<FinishReason>,
-    started: Option<(String, String)>,
-}
-
-#[derive(Debug)]
-pub enum Decoder {
-    OpenAi(wire::openai::StreamDecoder),
-    Anthropic(wire::anthropic::StreamDecoder),
-    Gemini(wire::gemini::StreamDecoder),
-}
-
-#[derive(Debug)]
-pub enum Encoder {
-    OpenAi(wire::openai::StreamEncoder),
-    Anthropic(wire::anthropic::StreamEncoder),
 }
 
 impl Translator {
@@ -69,42 +54,21 @@ impl Translator {
         model: String,
         created: u64,
     ) -> Translator {
-        match (caller, upstream) {
-            (Dialect::OpenAi, Dialect::OpenAi) => {
-                Translator::OpenAiRelay(wire::openai::stream::Relay::new(include_usage))
-            }
-            (Dialect::Anthropic, Dialect::Anthropic) => {
-                Translator::AnthropicRelay(wire::anthropic::stream::Relay::default())
-            }
-            (caller, upstream) => Translator::Cross(Box::new(Cross {
-                decoder: match upstream {
-                    Dialect::OpenAi => Decoder::OpenAi(Default::default()),
-                    Dialect::Anthropic => Decoder::Anthropic(Default::default()),
-                    Dialect::Gemini => Decoder::Gemini(Default::default()),
-                },
-                encoder: match caller {
-                    Dialect::Anthropic => {
-                        Encoder::Anthropic(wire::anthropic::StreamEncoder::new(id, model))
-                    }
-                    _ => Encoder::OpenAi(wire::openai::StreamEncoder::new(
-                        id,
-                        model,
-                        created,
-                        include_usage,
-                    )),
-                },
-                events: Vec::new(),
-                usage: None,
-                finish: None,
-                started: None,
-            })),
+        if let Some(relay) = Dialect::relay(caller, upstream, include_usage) {
+            return Translator::Relay(relay);
         }
+        Translator::Cross(Box::new(Cross {
+            decoder: upstream.stream_decoder(),
+            encoder: caller.stream_encoder(id, model, created, include_usage),
+            events: Vec::new(),
+            usage: None,
+            finish: None,
+        }))
     }
 
     pub fn feed(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
         match self {
-            Translator::OpenAiRelay(r) => r.relay(ev, w),
-            Translator::AnthropicRelay(r) => r.relay(ev, w),
+            Translator::Relay(r) => r.relay(ev, w),
             Translator::Cross(c) => {
                 let Cross {
                     decoder,
@@ -112,27 +76,16 @@ impl Translator {
                     events,
                     usage,
                     finish,
-                    started,
                 } = &mut **c;
                 events.clear();
-                match decoder {
-                    Decoder::OpenAi(d) => d.decode(ev, events)?,
-                    Decoder::Anthropic(d) => d.decode(ev, events)?,
-                    Decoder::Gemini(d) => d.decode(ev, events)?,
-                }
+                decoder.decode(ev, events)?;
                 for e in events.iter() {
                     match e {
                         Event::Usage(u) => *usage = Some(*u),
                         Event::Finish { reason, .. } => *finish = Some(reason.clone()),
-                        Event::Start { id, model, .. } if started.is_none() => {
-                            *started = Some((id.clone(), model.clone()))
-                        }
                         _ => {}
                     }
-                    match encoder {
-                        Encoder::OpenAi(enc) => enc.encode(e, w),
-                        Encoder::Anthropic(enc) => enc.encode(e, w),
-                    }
+                    encoder.encode(e, w);
                 }
                 Ok(())
             }
@@ -143,16 +96,8 @@ impl Translator {
     /// (`[DONE]`, `message_stop`) or a finish reason.
     pub fn complete(&self) -> bool {
         match self {
-            Translator::OpenAiRelay(r) => r.done || r.finish.is_some(),
-            Translator::AnthropicRelay(r) => r.done || r.finish.is_some(),
-            Translator::Cross(c) => {
-                c.finish.is_some()
-                    || match &c.decoder {
-                        Decoder::OpenAi(d) => d.done,
-                        Decoder::Anthropic(d) => d.done,
-                        Decoder::Gemini(_) => false,
-                    }
-            }
+            Translator::Relay(r) => r.complete(),
+            Translator::Cross(c) => c.finish.is_some() || c.decoder.done(),
         }
     }
 
@@ -160,54 +105,33 @@ impl Translator {
     /// closing events.
     pub fn finish(&mut self, w: &mut sse::Writer) {
         match self {
-            Translator::OpenAiRelay(r) => {
-                if !r.done {
-                    w.event(None, b"[DONE]");
-                }
-            }
-            Translator::AnthropicRelay(r) => {
-                if !r.done {
-                    w.event(Some("message_stop"), br#"{"type":"message_stop"}"#);
-                }
-            }
-            Translator::Cross(c) => match &mut c.encoder {
-                Encoder::OpenAi(enc) => enc.finish(w),
-                Encoder::Anthropic(enc) => enc.finish(w),
-            },
+            Translator::Relay(r) => r.finish(w),
+            Translator::Cross(c) => c.encoder.finish(w),
         }
     }
 
     pub fn caller_dialect(&self) -> Dialect {
         match self {
-            Translator::OpenAiRelay(_) => Dialect::OpenAi,
-            Translator::AnthropicRelay(_) => Dialect::Anthropic,
-            Translator::Cross(c) => match &c.encoder {
-                Encoder::OpenAi(_) => Dialect::OpenAi,
-                Encoder::Anthropic(_) => Dialect::Anthropic,
-            },
+            Translator::Relay(r) => r.dialect(),
+            Translator::Cross(c) => c.encoder.dialect(),
         }
     }
 
     /// Ends the stream with a terminal error in the caller's dialect.
     pub fn fail(&mut self, w: &mut sse::Writer, error_body: &[u8]) {
-        match self.caller_dialect() {
-            Dialect::Anthropic => wire::anthropic::stream::write_error(w, error_body),
-            _ => wire::openai::stream::write_error(w, error_body),
-        }
+        self.caller_dialect().write_stream_error(w, error_body);
     }
 
     pub fn usage(&self) -> Option<Usage> {
         match self {
-            Translator::OpenAiRelay(r) => r.usage,
-            Translator::AnthropicRelay(r) => r.usage(),
+            Translator::Relay(r) => r.usage(),
             Translator::Cross(c) => c.usage,
         }
     }
 
     pub fn finish_reason(&self) -> Option<&FinishReason> {
         match self {
-            Translator::OpenAiRelay(r) => r.finish.as_ref(),
-            Translator::AnthropicRelay(r) => r.finish.as_ref(),
+            Translator::Relay(r) => r.finish_reason(),
             Translator::Cross(c) => c.finish.as_ref(),
         }
     }

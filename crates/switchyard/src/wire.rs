@@ -128,24 +128,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for TextOrList<T> {
     }
 }
 
-/// The caller's own name for a canonical request field, for errors: an
-/// Anthropic caller never sent `parallel_tool_calls`, it sent
-/// `tool_choice.disable_parallel_tool_use`.
-pub fn caller_field(dialect: crate::chat::Dialect, canonical: &str) -> String {
-    if dialect != crate::chat::Dialect::Anthropic {
-        return canonical.to_owned();
-    }
-    match canonical {
-        "parallel_tool_calls" => "tool_choice.disable_parallel_tool_use",
-        "user" => "metadata.user_id",
-        "reasoning_effort" => "output_config.effort",
-        "response_format" => "output_config.format",
-        "stop" => "stop_sequences",
-        other => other,
-    }
-    .to_owned()
-}
-
 /// What can go wrong while reading an upstream stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError {

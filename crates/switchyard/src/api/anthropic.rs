@@ -8,7 +8,7 @@ use axum::response::Response;
 use http::Request;
 
 use super::read_request;
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 use crate::gateway::Gateway;
 use crate::pipeline;
 

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, Request};
 use serde::Serialize;
 
 use super::read_request;
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 use crate::gateway::Gateway;
 use crate::pipeline::{self, Ctx};
 

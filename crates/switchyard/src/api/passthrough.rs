@@ -14,7 +14,7 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderName, Request};
 
 use super::read_request;
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::log_store::{Begin, End, Journal};

@@ -12,7 +12,7 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue};
 
 use crate::auth::Caller;
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::pipeline::{self, Ctx};
@@ -84,11 +84,7 @@ async fn resume_shared(gw: &Gateway, id: &str, owner: &str, headers: &HeaderMap)
     else {
         return not_found(gw, headers);
     };
-    let dialect = if meta.dialect == "anthropic" {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    };
+    let dialect = Dialect::parse(&meta.dialect);
     let ctx = Ctx::new(gw, dialect);
     if meta.overflowed {
         return ctx.error(GatewayError::Gone(crate::stream::buffer::OUTGROWN.into()));

@@ -10,7 +10,6 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::Provider;
-use crate::chat::Dialect;
 use crate::wire;
 
 /// Kinds of upstream failure. Routing decides from these, never from text.
@@ -184,17 +183,7 @@ pub fn classify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> UpstreamError {
-    let (code, message, retry_info) = match provider.dialect() {
-        Dialect::OpenAi => match wire::openai::decode_error(body) {
-            Some((c, m)) => (c, m, None),
-            None => (None, None, None),
-        },
-        Dialect::Anthropic => match wire::anthropic::decode_error(body) {
-            Some((c, m)) => (c, m, None),
-            None => (None, None, None),
-        },
-        Dialect::Gemini => wire::gemini::decode_error(body).unwrap_or((None, None, None)),
-    };
+    let (code, message, retry_info) = provider.dialect().decode_error(body);
     let code_is = |c: &str| code.as_deref() == Some(c);
     let message_has = |s: &str| {
         message

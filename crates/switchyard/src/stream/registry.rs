@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::buffer::Buffer;
-use crate::chat::Dialect;
+use crate::dialect::Dialect;
 
 /// A stream kept for re-attachment.
 #[derive(Debug, Clone)]

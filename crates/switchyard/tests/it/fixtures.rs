@@ -14,8 +14,8 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use switchyard::chat::Dialect;
 use switchyard::config::{Config, Env};
+use switchyard::dialect::Dialect;
 use switchyard::providers::{Inbound, Providers, chat_call};
 use switchyard::stream::Translator;
 use switchyard::wire;
