@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod health;
 pub mod openai;
 pub mod passthrough;
+pub mod responses;
 pub mod streams;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/v1/embeddings"),
     ("GET", "/v1/models"),
     ("POST", "/v1/messages"),
+    ("POST", "/v1/responses"),
     ("ANY", "/passthrough/{provider}/{*rest}"),
     ("GET", "/v1/streams/{id}"),
 ];
@@ -54,6 +56,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("POST", "/v1/embeddings") => post(openai::embeddings),
         ("GET", "/v1/models") => get(openai::models),
         ("POST", "/v1/messages") => post(anthropic::messages),
+        ("POST", "/v1/responses") => post(responses::create),
         ("ANY", "/passthrough/{provider}/{*rest}") => any(passthrough::passthrough),
         ("GET", "/v1/streams/{id}") => get(streams::resume),
         _ => return None,

@@ -40,6 +40,10 @@ pub struct Request {
     pub system: Vec<SystemPart>,
     pub messages: Vec<Message>,
     pub tools: Vec<Tool>,
+    /// Tools the provider runs itself (`web_search`, ...), as the caller
+    /// defined them: a target maps each to its own equivalent or refuses it
+    /// by name.
+    pub builtin_tools: Vec<BuiltinTool>,
     pub tool_choice: Option<ToolChoice>,
     pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<ResponseFormat>,
@@ -198,6 +202,31 @@ pub struct Tool {
     pub parameters: Option<RawJson>,
     pub strict: Option<bool>,
     pub cache_control: Option<RawJson>,
+    /// What the caller defined, when that was not a plain function.
+    pub origin: ToolOrigin,
+}
+
+/// A function tool as the caller defined it, so its calls go back in the
+/// caller's terms: a Responses `custom` (freeform) tool is sent as a
+/// function of one string argument `input`, and a tool inside a
+/// `namespace` under the name `{namespace}__{name}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolOrigin {
+    pub namespace: Option<String>,
+    /// The caller's own name, when `name` was made from it.
+    pub name: Option<String>,
+    pub freeform: bool,
+}
+
+/// A built-in tool the caller asked for (Responses `web_search`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltinTool {
+    /// Its `type`.
+    pub kind: String,
+    /// Where the caller put it (`tools[3]`), for errors.
+    pub path: String,
+    /// The whole definition, as sent.
+    pub definition: RawJson,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +347,23 @@ pub enum Event {
         reason: FinishReason,
         stop_sequence: Option<String>,
     },
+}
+
+impl Request {
+    /// Refuses the first built-in tool, for a target that has none.
+    pub fn no_builtin_tools(&self, target: &'static str) -> Result<(), Untranslatable> {
+        match self.builtin_tools.first() {
+            None => Ok(()),
+            Some(b) => Err(Untranslatable::new(
+                b.path.clone(),
+                target,
+                format!(
+                    "the built-in tool `{}` has no equivalent there (an operator may drop it: [responses] drop_unsupported_tools)",
+                    b.kind
+                ),
+            )),
+        }
+    }
 }
 
 /// A request field the target dialect cannot express. The gateway answers

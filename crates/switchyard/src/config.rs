@@ -151,6 +151,9 @@ pub struct RawProvider {
     #[serde(default)]
     pub models: Vec<String>,
     pub default_max_tokens: Option<u32>,
+    /// The server also speaks the Responses API (`/responses`): Responses
+    /// callers are forwarded natively. Default: true for `openai`.
+    pub responses: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -471,6 +474,8 @@ pub struct ProviderConfig {
     pub first_chunk_timeout: Duration,
     pub models: Vec<String>,
     pub default_max_tokens: u32,
+    /// Responses callers go to `{base_url}/responses` as they came.
+    pub responses: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -894,6 +899,18 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
                 "must be greater than zero".into(),
             ));
         }
+        let responses = match (kind, p.responses) {
+            (ProviderKind::Openai | ProviderKind::OpenaiCompatible, r) => {
+                r.unwrap_or(kind == ProviderKind::Openai)
+            }
+            (_, Some(true)) => {
+                return Err(err(
+                    &at("responses"),
+                    "only openai and openai-compatible servers speak the Responses API".into(),
+                ));
+            }
+            (_, _) => false,
+        };
         providers.push(ProviderConfig {
             name: p.name,
             kind,
@@ -904,6 +921,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             first_chunk_timeout,
             models: p.models,
             default_max_tokens,
+            responses,
         });
     }
 
@@ -1202,6 +1220,7 @@ fn embedded_providers(env: &Env) -> Vec<ProviderConfig> {
             first_chunk_timeout: Duration::from_secs(60),
             models: Vec::new(),
             default_max_tokens: DEFAULT_MAX_TOKENS,
+            responses: p.kind == ProviderKind::Openai,
         });
     }
     out

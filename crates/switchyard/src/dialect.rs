@@ -10,15 +10,41 @@
 //!
 //! Pure, like [`crate::wire`]: no IO, no clock, no logging.
 
+use std::sync::Arc;
+
 use crate::chat::{self, Event, FinishReason, Usage};
 use crate::wire::{self, DecodeError, Fields, StreamError, sse};
 
 /// Which wire format a caller or an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
+    /// Chat Completions.
     OpenAi,
     Anthropic,
     Gemini,
+    /// OpenAI's Responses API.
+    Responses,
+}
+
+/// What an answer in the caller's dialect needs of its request beyond the
+/// canonical answer: a Response object repeats its request's settings and
+/// gives freeform and namespaced tools back in the caller's terms.
+#[derive(Debug, Clone, Default)]
+pub enum Echo {
+    #[default]
+    None,
+    Responses(Arc<wire::responses::Echo>),
+}
+
+/// How an answer starts, before the upstream names it.
+pub struct Start<'a> {
+    pub id: String,
+    pub model: String,
+    pub created: u64,
+    pub include_usage: bool,
+    pub echo: &'a Echo,
+    /// The provider serving it (sealed reasoning names it).
+    pub provider: &'a str,
 }
 
 impl Dialect {
@@ -27,6 +53,7 @@ impl Dialect {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::Gemini => "gemini",
+            Dialect::Responses => "responses",
         }
     }
 
@@ -36,6 +63,7 @@ impl Dialect {
         match name {
             "anthropic" => Dialect::Anthropic,
             "gemini" => Dialect::Gemini,
+            "responses" => Dialect::Responses,
             _ => Dialect::OpenAi,
         }
     }
@@ -47,54 +75,84 @@ impl Dialect {
     pub fn decode_request(self, body: &[u8]) -> Result<(chat::Request, Fields<'_>), DecodeError> {
         match self {
             Dialect::Anthropic => wire::anthropic::decode_request(body),
+            Dialect::Responses => wire::responses::decode_request(body),
             Dialect::OpenAi | Dialect::Gemini => wire::openai::decode_request(body),
         }
     }
 
-    /// A complete answer in this caller's dialect.
-    pub fn encode_response(self, r: &chat::Response) -> Result<Vec<u8>, DecodeError> {
+    /// What this caller's answers repeat of its request. `store`: whether
+    /// the gateway keeps the answer.
+    pub fn echo(
+        self,
+        request_id: &uuid::Uuid,
+        fields: &Fields<'_>,
+        request: &chat::Request,
+        store: bool,
+    ) -> Echo {
         match self {
-            Dialect::Anthropic => wire::anthropic::encode_response(r),
-            Dialect::OpenAi | Dialect::Gemini => Ok(wire::openai::encode_response(r)),
+            Dialect::Responses => Echo::Responses(Arc::new(wire::responses::Echo::new(
+                self.answer_id(request_id),
+                fields,
+                request,
+                store,
+            ))),
+            _ => Echo::None,
         }
     }
 
-    /// The id an answer carries when its upstream gave none.
+    /// A complete answer in this caller's dialect, from `provider`.
+    pub fn encode_response(
+        self,
+        r: &chat::Response,
+        echo: &Echo,
+        provider: &str,
+    ) -> Result<Vec<u8>, DecodeError> {
+        match (self, echo) {
+            (Dialect::Anthropic, _) => wire::anthropic::encode_response(r),
+            (Dialect::Responses, Echo::Responses(e)) => Ok(wire::responses::encode_response(
+                r,
+                e,
+                provider,
+                crate::clock::unix_s(),
+            )),
+            (Dialect::Responses, Echo::None) => Err(DecodeError::new(
+                "",
+                "a Responses answer needs its request's echo",
+            )),
+            (Dialect::OpenAi | Dialect::Gemini, _) => Ok(wire::openai::encode_response(r)),
+        }
+    }
+
+    /// The id an answer carries when its upstream gave none (a Responses
+    /// answer always carries this one: it is stored and resumed by it).
     pub fn answer_id(self, request_id: &uuid::Uuid) -> String {
         match self {
             Dialect::Anthropic => format!("msg_{}", request_id.simple()),
+            Dialect::Responses => format!("resp_{}", request_id.simple()),
             Dialect::OpenAi | Dialect::Gemini => format!("chatcmpl-{}", request_id.simple()),
         }
     }
 
-    /// Writes canonical stream events in this caller's dialect. `id` and
-    /// `model` name the answer until the upstream names it.
-    pub fn stream_encoder(
-        self,
-        id: String,
-        model: String,
-        created: u64,
-        include_usage: bool,
-    ) -> Encoder {
-        match self {
-            Dialect::Anthropic => {
-                Encoder::Anthropic(wire::anthropic::StreamEncoder::new(id, model))
+    /// Writes canonical stream events in this caller's dialect.
+    pub fn stream_encoder(self, s: Start<'_>) -> Encoder {
+        match (self, s.echo) {
+            (Dialect::Anthropic, _) => {
+                Encoder::Anthropic(wire::anthropic::StreamEncoder::new(s.id, s.model))
             }
-            Dialect::OpenAi | Dialect::Gemini => Encoder::OpenAi(wire::openai::StreamEncoder::new(
-                id,
-                model,
-                created,
-                include_usage,
+            (Dialect::Responses, Echo::Responses(e)) => {
+                Encoder::Responses(Box::new(wire::responses::StreamEncoder::new(
+                    e.clone(),
+                    s.provider.to_owned(),
+                    s.model,
+                    s.created,
+                )))
+            }
+            _ => Encoder::OpenAi(wire::openai::StreamEncoder::new(
+                s.id,
+                s.model,
+                s.created,
+                s.include_usage,
             )),
-        }
-    }
-
-    /// Ends a stream with the terminal error `body` (already rendered by
-    /// [`Dialect::error_body`]).
-    pub fn write_stream_error(self, w: &mut sse::Writer, body: &[u8]) {
-        match self {
-            Dialect::Anthropic => wire::anthropic::stream::write_error(w, body),
-            Dialect::OpenAi | Dialect::Gemini => wire::openai::stream::write_error(w, body),
         }
     }
 
@@ -109,7 +167,7 @@ impl Dialect {
                 };
                 wire::anthropic::encode_error(kind, e.message)
             }
-            Dialect::OpenAi | Dialect::Gemini => wire::openai::encode_error(
+            Dialect::OpenAi | Dialect::Gemini | Dialect::Responses => wire::openai::encode_error(
                 e.message,
                 openai_error_type(e.status),
                 e.param,
@@ -122,8 +180,21 @@ impl Dialect {
     /// Anthropic caller never sent `parallel_tool_calls`, it sent
     /// `tool_choice.disable_parallel_tool_use`.
     pub fn field_name(self, canonical: &str) -> String {
-        if self != Dialect::Anthropic {
-            return canonical.to_owned();
+        match self {
+            Dialect::Anthropic => {}
+            Dialect::Responses => {
+                if let Some(rest) = canonical.strip_prefix("messages[") {
+                    return format!("input[{rest}");
+                }
+                return match canonical {
+                    "max_tokens" => "max_output_tokens",
+                    "response_format" => "text.format",
+                    "reasoning_effort" => "reasoning.effort",
+                    other => other,
+                }
+                .to_owned();
+            }
+            Dialect::OpenAi | Dialect::Gemini => return canonical.to_owned(),
         }
         match canonical {
             "parallel_tool_calls" => "tool_choice.disable_parallel_tool_use",
@@ -144,6 +215,12 @@ impl Dialect {
             Dialect::OpenAi => wire::openai::decode_response(body),
             Dialect::Anthropic => wire::anthropic::decode_response(body),
             Dialect::Gemini => wire::gemini::decode_response(body),
+            // A native Responses upstream serves only Responses callers,
+            // whose answers pass as they came.
+            Dialect::Responses => Err(DecodeError::new(
+                "",
+                "a Responses answer is only ever relayed, never translated",
+            )),
         }
     }
 
@@ -152,6 +229,7 @@ impl Dialect {
     pub fn peek_usage(self, body: &[u8]) -> Option<Usage> {
         match self {
             Dialect::Anthropic => wire::anthropic::response::peek_usage(body),
+            Dialect::Responses => wire::responses::peek_usage(body),
             Dialect::OpenAi | Dialect::Gemini => wire::openai::response::peek_usage(body),
         }
     }
@@ -160,7 +238,7 @@ impl Dialect {
     /// long it asked to wait (Gemini's `RetryInfo`), as far as it says.
     pub fn decode_error(self, body: &[u8]) -> UpstreamErrorParts {
         match self {
-            Dialect::OpenAi => {
+            Dialect::OpenAi | Dialect::Responses => {
                 wire::openai::decode_error(body).map_or((None, None, None), |(c, m)| (c, m, None))
             }
             Dialect::Anthropic => wire::anthropic::decode_error(body)
@@ -175,6 +253,7 @@ impl Dialect {
             Dialect::OpenAi => Decoder::OpenAi(Default::default()),
             Dialect::Anthropic => Decoder::Anthropic(Default::default()),
             Dialect::Gemini => Decoder::Gemini(Default::default()),
+            Dialect::Responses => Decoder::Unrelayed,
         }
     }
 
@@ -188,6 +267,7 @@ impl Dialect {
             (Dialect::Anthropic, Dialect::Anthropic) => {
                 Some(Relay::Anthropic(wire::anthropic::stream::Relay::default()))
             }
+            (Dialect::Responses, Dialect::Responses) => Some(Relay::Responses(Box::default())),
             _ => None,
         }
     }
@@ -228,6 +308,7 @@ fn openai_error_type(status: u16) -> &'static str {
 pub enum Relay {
     OpenAi(wire::openai::stream::Relay),
     Anthropic(wire::anthropic::stream::Relay),
+    Responses(Box<wire::responses::Relay>),
 }
 
 impl Relay {
@@ -235,6 +316,7 @@ impl Relay {
         match self {
             Relay::OpenAi(r) => r.relay(ev, w),
             Relay::Anthropic(r) => r.relay(ev, w),
+            Relay::Responses(r) => r.relay(ev, w),
         }
     }
 
@@ -243,6 +325,7 @@ impl Relay {
         match self {
             Relay::OpenAi(r) => r.done || r.finish.is_some(),
             Relay::Anthropic(r) => r.done || r.finish.is_some(),
+            Relay::Responses(r) => r.done,
         }
     }
 
@@ -260,13 +343,18 @@ impl Relay {
                     w.event(Some("message_stop"), br#"{"type":"message_stop"}"#);
                 }
             }
+            // Complete means its terminal event was relayed.
+            Relay::Responses(_) => {}
         }
     }
 
-    pub fn dialect(&self) -> Dialect {
+    /// Ends the stream with the terminal error `body` (rendered by
+    /// [`Dialect::error_body`]).
+    pub fn fail(&mut self, w: &mut sse::Writer, body: &[u8]) {
         match self {
-            Relay::OpenAi(_) => Dialect::OpenAi,
-            Relay::Anthropic(_) => Dialect::Anthropic,
+            Relay::OpenAi(_) => wire::openai::stream::write_error(w, body),
+            Relay::Anthropic(_) => wire::anthropic::stream::write_error(w, body),
+            Relay::Responses(r) => r.fail(w, body),
         }
     }
 
@@ -274,6 +362,7 @@ impl Relay {
         match self {
             Relay::OpenAi(r) => r.usage,
             Relay::Anthropic(r) => r.usage(),
+            Relay::Responses(r) => r.usage,
         }
     }
 
@@ -281,6 +370,16 @@ impl Relay {
         match self {
             Relay::OpenAi(r) => r.finish.as_ref(),
             Relay::Anthropic(r) => r.finish.as_ref(),
+            Relay::Responses(r) => r.finish.as_ref(),
+        }
+    }
+
+    /// The answer's final object, for dialects whose streams end with one
+    /// (a Responses stream's terminal Response).
+    pub fn terminal(&self) -> Option<&str> {
+        match self {
+            Relay::Responses(r) => r.terminal.as_deref(),
+            _ => None,
         }
     }
 }
@@ -291,6 +390,8 @@ pub enum Decoder {
     OpenAi(wire::openai::StreamDecoder),
     Anthropic(wire::anthropic::StreamDecoder),
     Gemini(wire::gemini::StreamDecoder),
+    /// A dialect whose streams are only relayed (Responses).
+    Unrelayed,
 }
 
 impl Decoder {
@@ -299,6 +400,12 @@ impl Decoder {
             Decoder::OpenAi(d) => d.decode(ev, out),
             Decoder::Anthropic(d) => d.decode(ev, out),
             Decoder::Gemini(d) => d.decode(ev, out),
+            Decoder::Unrelayed => {
+                let _ = (ev, out);
+                Err(StreamError::Malformed(
+                    "this stream can only be relayed to a caller of its own dialect".into(),
+                ))
+            }
         }
     }
 
@@ -308,7 +415,7 @@ impl Decoder {
         match self {
             Decoder::OpenAi(d) => d.done,
             Decoder::Anthropic(d) => d.done,
-            Decoder::Gemini(_) => false,
+            Decoder::Gemini(_) | Decoder::Unrelayed => false,
         }
     }
 }
@@ -318,6 +425,7 @@ impl Decoder {
 pub enum Encoder {
     OpenAi(wire::openai::StreamEncoder),
     Anthropic(wire::anthropic::StreamEncoder),
+    Responses(Box<wire::responses::StreamEncoder>),
 }
 
 impl Encoder {
@@ -325,6 +433,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.encode(ev, w),
             Encoder::Anthropic(e) => e.encode(ev, w),
+            Encoder::Responses(e) => e.encode(ev, w),
         }
     }
 
@@ -333,13 +442,25 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.finish(w),
             Encoder::Anthropic(e) => e.finish(w),
+            Encoder::Responses(e) => e.finish(w),
         }
     }
 
-    pub fn dialect(&self) -> Dialect {
+    /// Ends the stream with the terminal error `body` (rendered by
+    /// [`Dialect::error_body`]).
+    pub fn fail(&mut self, w: &mut sse::Writer, body: &[u8]) {
         match self {
-            Encoder::OpenAi(_) => Dialect::OpenAi,
-            Encoder::Anthropic(_) => Dialect::Anthropic,
+            Encoder::OpenAi(_) => wire::openai::stream::write_error(w, body),
+            Encoder::Anthropic(_) => wire::anthropic::stream::write_error(w, body),
+            Encoder::Responses(e) => e.fail(w, body),
+        }
+    }
+
+    /// The answer's final object, for dialects whose streams end with one.
+    pub fn terminal(&self) -> Option<&str> {
+        match self {
+            Encoder::Responses(e) => e.terminal(),
+            _ => None,
         }
     }
 }

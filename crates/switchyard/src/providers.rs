@@ -131,6 +131,8 @@ pub struct Inbound<'a> {
     /// when the upstream is Anthropic too.
     pub anthropic_version: Option<&'a HeaderValue>,
     pub anthropic_beta: Option<&'a HeaderValue>,
+    /// What the caller's answers repeat of the request.
+    pub echo: &'a crate::dialect::Echo,
 }
 
 /// One upstream HTTP call, built but not sent. Holds no credential.
@@ -166,8 +168,28 @@ fn build_chat_call(
     upstream_model: &str,
 ) -> Result<Call, Untranslatable> {
     let base = &provider.config.base_url;
-    let req = inbound.request;
-    let stream = req.stream;
+    let stream = inbound.request.stream;
+    if inbound.dialect == Dialect::Responses && provider.config.responses {
+        return Ok(Call {
+            url: format!("{base}/responses"),
+            body: Bytes::from(wire::responses::rewrite_request(
+                inbound.fields,
+                upstream_model,
+            )),
+            stream,
+            dialect: Dialect::Responses,
+            headers: Vec::new(),
+            passthrough: true,
+        });
+    }
+    // Reasoning a Responses caller carried is for the provider that made it.
+    let req = match inbound.dialect {
+        Dialect::Responses => {
+            wire::responses::reasoning::for_provider(inbound.request, provider.name())
+        }
+        _ => std::borrow::Cow::Borrowed(inbound.request),
+    };
+    let req = req.as_ref();
     let mut headers = Vec::new();
     let same = inbound.dialect == provider.dialect();
     let body: Vec<u8> = match provider.config.kind {

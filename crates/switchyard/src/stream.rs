@@ -19,7 +19,7 @@ use futures_util::{FutureExt, StreamExt};
 pub use buffer::{Buffer, Chunk};
 
 use crate::chat::{Event, FinishReason, Usage};
-use crate::dialect::{Decoder, Dialect, Encoder, Relay};
+use crate::dialect::{Decoder, Dialect, Encoder, Relay, Start};
 use crate::providers::{Provider, UpstreamError};
 use crate::wire::{StreamError, sse};
 
@@ -45,21 +45,14 @@ pub struct Cross {
 }
 
 impl Translator {
-    /// `id` and `model` name the answer until the upstream names it.
-    pub fn new(
-        caller: Dialect,
-        upstream: Dialect,
-        include_usage: bool,
-        id: String,
-        model: String,
-        created: u64,
-    ) -> Translator {
-        if let Some(relay) = Dialect::relay(caller, upstream, include_usage) {
+    /// `start` names the answer until the upstream names it.
+    pub fn new(caller: Dialect, upstream: Dialect, start: Start<'_>) -> Translator {
+        if let Some(relay) = Dialect::relay(caller, upstream, start.include_usage) {
             return Translator::Relay(relay);
         }
         Translator::Cross(Box::new(Cross {
             decoder: upstream.stream_decoder(),
-            encoder: caller.stream_encoder(id, model, created, include_usage),
+            encoder: caller.stream_encoder(start),
             events: Vec::new(),
             usage: None,
             finish: None,
@@ -110,16 +103,21 @@ impl Translator {
         }
     }
 
-    pub fn caller_dialect(&self) -> Dialect {
+    /// Ends the stream with a terminal error in the caller's dialect.
+    pub fn fail(&mut self, w: &mut sse::Writer, error_body: &[u8]) {
         match self {
-            Translator::Relay(r) => r.dialect(),
-            Translator::Cross(c) => c.encoder.dialect(),
+            Translator::Relay(r) => r.fail(w, error_body),
+            Translator::Cross(c) => c.encoder.fail(w, error_body),
         }
     }
 
-    /// Ends the stream with a terminal error in the caller's dialect.
-    pub fn fail(&mut self, w: &mut sse::Writer, error_body: &[u8]) {
-        self.caller_dialect().write_stream_error(w, error_body);
+    /// The answer's final object, for dialects whose streams end with one
+    /// (a Responses stream's terminal Response).
+    pub fn terminal(&self) -> Option<&str> {
+        match self {
+            Translator::Relay(r) => r.terminal(),
+            Translator::Cross(c) => c.encoder.terminal(),
+        }
     }
 
     pub fn usage(&self) -> Option<Usage> {

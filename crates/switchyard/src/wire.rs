@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 pub mod scan;
 pub mod sse;
 

@@ -75,12 +75,14 @@ pub(super) async fn prepare(
         }
         held.cache = Some(slot);
     }
+    let echo = ctx.dialect.echo(&ctx.id, &fields, &request, false);
     let inbound = Inbound {
         dialect: ctx.dialect,
         request: &request,
         fields: &fields,
         anthropic_version: parts.headers.get("anthropic-version"),
         anthropic_beta: parts.headers.get("anthropic-beta"),
+        echo: &echo,
     };
     super::attempts::attempts(gw, ctx, &inbound, &plan, held).await
 }

@@ -12,7 +12,7 @@ use http::HeaderValue;
 use super::ctx::{Ctx, served_headers, unix_now};
 use super::deliver::Served;
 use crate::chat::{self, Usage};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Echo, Start};
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::providers::{self, Inbound, UpstreamError};
@@ -25,14 +25,21 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// A whole answer, read and translated.
 pub(super) async fn whole(
     ctx: &Ctx,
+    echo: &Echo,
     target: &Target,
     attempt: u32,
     call: &providers::Call,
     resp: providers::client::UpstreamResponse,
 ) -> Result<Served> {
     let upstream_body = read_body(&target.provider, resp).await?;
-    let (out, usage) =
-        translate_response(ctx, call.dialect, call.passthrough, upstream_body, target)?;
+    let (out, usage) = translate_response(
+        ctx,
+        echo,
+        call.dialect,
+        call.passthrough,
+        upstream_body,
+        target,
+    )?;
     let body = out.clone();
     let mut response = Response::new(Body::from(out));
     let h = response.headers_mut();
@@ -63,10 +70,14 @@ pub(super) async fn first_of_stream(
     let translator = Translator::new(
         ctx.dialect,
         call.dialect,
-        inbound.request.include_usage,
-        ctx.dialect.answer_id(&ctx.id),
-        target.model.clone(),
-        unix_now(),
+        Start {
+            id: ctx.dialect.answer_id(&ctx.id),
+            model: target.model.clone(),
+            created: unix_now(),
+            include_usage: inbound.request.include_usage,
+            echo: inbound.echo,
+            provider: provider.name(),
+        },
     );
     let mut live = Live::new(provider.clone(), resp, translator);
     let first_timeout = provider.config.first_chunk_timeout.min(ctx.remaining());
@@ -133,6 +144,7 @@ fn too_large(provider: &providers::Provider) -> GatewayError {
 /// A complete upstream answer in the caller's dialect, and its usage.
 fn translate_response(
     ctx: &Ctx,
+    echo: &Echo,
     upstream: Dialect,
     passthrough: bool,
     body: Bytes,
@@ -158,7 +170,7 @@ fn translate_response(
     let usage = r.usage;
     let out = ctx
         .dialect
-        .encode_response(&r)
+        .encode_response(&r, echo, name)
         .map_err(|e| UpstreamError::protocol(name, &e.message))?;
     Ok((Bytes::from(out), usage))
 }

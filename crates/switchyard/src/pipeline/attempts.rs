@@ -155,7 +155,7 @@ async fn attempt_chat(
     if call.stream {
         super::answer::first_of_stream(gw, ctx, inbound, target, attempt, &call, resp).await
     } else {
-        super::answer::whole(ctx, target, attempt, &call, resp).await
+        super::answer::whole(ctx, inbound.echo, target, attempt, &call, resp).await
     }
 }
 

@@ -348,6 +348,7 @@ mod tests {
                 first_chunk_timeout: Duration::from_secs(1),
                 models: vec![],
                 default_max_tokens: 1,
+                responses: false,
             },
             auth: None,
             secret: Some(super::super::Secret("sk-canary-123456789".into())),

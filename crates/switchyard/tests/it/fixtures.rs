@@ -55,6 +55,7 @@ fn dialect(name: &str) -> Dialect {
         "openai" => Dialect::OpenAi,
         "anthropic" => Dialect::Anthropic,
         "gemini" => Dialect::Gemini,
+        "responses" => Dialect::Responses,
         other => panic!("unknown dialect {other}"),
     }
 }
@@ -83,20 +84,18 @@ kind = "gemini"
 /// What the gateway sends upstream for `request`, or the refused field.
 fn upstream_body(providers: &Providers, inbound: Dialect, kind: &str, request: &Value) -> Value {
     let bytes = request.to_string().into_bytes();
-    let decoded = match inbound {
-        Dialect::Anthropic => wire::anthropic::decode_request(&bytes),
-        _ => wire::openai::decode_request(&bytes),
-    };
-    let (req, fields) = match decoded {
+    let (req, fields) = match inbound.decode_request(&bytes) {
         Ok(x) => x,
         Err(e) => return json!({"decode_error": e.field}),
     };
+    let echo = inbound.echo(&fixed_id(), &fields, &req, true);
     let inbound = Inbound {
         dialect: inbound,
         request: &req,
         fields: &fields,
         anthropic_version: None,
         anthropic_beta: None,
+        echo: &echo,
     };
     let provider = providers.get(kind).unwrap();
     match chat_call(provider, &inbound, "test-model") {
@@ -162,7 +161,12 @@ fn response_fixtures() {
             .collect();
         let mut changed = false;
         for caller in callers {
-            let got = translate_response(upstream, dialect(&caller), &body);
+            let got = translate_response(
+                upstream,
+                dialect(&caller),
+                &body,
+                case.get("request").filter(|_| caller == "responses"),
+            );
             if bless() {
                 changed |= case["callers"][&caller] != got;
                 case["callers"][&caller] = got;
@@ -182,28 +186,51 @@ fn response_fixtures() {
     }
 }
 
-fn translate_response(upstream: Dialect, caller: Dialect, body: &[u8]) -> Value {
+/// The request id fixtures are made with, so ids in them are stable.
+fn fixed_id() -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)
+}
+
+/// The echo a Responses caller's answers carry in fixtures: a request with
+/// no settings but the ones `request` holds.
+fn fixture_echo(caller: Dialect, request: Option<&Value>) -> switchyard::dialect::Echo {
+    if caller != Dialect::Responses {
+        return switchyard::dialect::Echo::None;
+    }
+    let body = request
+        .cloned()
+        .unwrap_or_else(|| json!({"model": "m", "input": "hi"}))
+        .to_string();
+    let (req, fields) = caller
+        .decode_request(body.as_bytes())
+        .expect("fixture requests decode");
+    caller.echo(&fixed_id(), &fields, &req, true)
+}
+
+fn translate_response(
+    upstream: Dialect,
+    caller: Dialect,
+    body: &[u8],
+    request: Option<&Value>,
+) -> Value {
     if upstream == caller {
         // Same dialect: the body passes through untouched.
         return serde_json::from_slice(body).unwrap();
     }
-    let r = match upstream {
-        Dialect::OpenAi => wire::openai::decode_response(body),
-        Dialect::Anthropic => wire::anthropic::decode_response(body),
-        Dialect::Gemini => wire::gemini::decode_response(body),
-    };
-    let r = match r {
+    let r = match upstream.decode_response(body) {
         Ok(r) => r,
         Err(e) => return json!({"error": e.message}),
     };
-    let out = match caller {
-        Dialect::Anthropic => match wire::anthropic::encode_response(&r) {
-            Ok(b) => b,
-            Err(e) => return json!({"error": e.message}),
-        },
-        _ => wire::openai::encode_response(&r),
+    let echo = fixture_echo(caller, request);
+    let mut out: Value = match caller.encode_response(&r, &echo, upstream.as_str()) {
+        Ok(b) => serde_json::from_slice(&b).unwrap(),
+        Err(e) => return json!({"error": e.message}),
     };
-    serde_json::from_slice(&out).unwrap()
+    // The time a Response completed is the clock's.
+    if out.get("completed_at").is_some_and(|v| !v.is_null()) {
+        out["completed_at"] = json!("<now>");
+    }
+    out
 }
 
 #[test]
@@ -225,7 +252,13 @@ fn stream_fixtures() {
         let mut changed = false;
         for caller in callers {
             let include_usage = case["include_usage"].as_bool().unwrap_or(true);
-            let got = translate_stream(upstream, dialect(&caller), include_usage, raw.as_bytes());
+            let got = translate_stream(
+                upstream,
+                dialect(&caller),
+                include_usage,
+                raw.as_bytes(),
+                case.get("request").filter(|_| caller == "responses"),
+            );
             if bless() {
                 changed |= case["callers"][&caller] != got;
                 case["callers"][&caller] = got;
@@ -247,14 +280,25 @@ fn stream_fixtures() {
 
 /// Runs an upstream SSE body through the translator the gateway uses, and
 /// lists what the caller receives as `[event name or null, data]`.
-fn translate_stream(upstream: Dialect, caller: Dialect, include_usage: bool, raw: &[u8]) -> Value {
+fn translate_stream(
+    upstream: Dialect,
+    caller: Dialect,
+    include_usage: bool,
+    raw: &[u8],
+    request: Option<&Value>,
+) -> Value {
+    let echo = fixture_echo(caller, request);
     let mut t = Translator::new(
         caller,
         upstream,
-        include_usage,
-        "id-default".into(),
-        "model-default".into(),
-        1700000000,
+        switchyard::dialect::Start {
+            id: "id-default".into(),
+            model: "model-default".into(),
+            created: 1700000000,
+            include_usage,
+            echo: &echo,
+            provider: upstream.as_str(),
+        },
     );
     let mut p = wire::sse::Parser::new(0);
     let mut events = Vec::new();
@@ -268,13 +312,13 @@ fn translate_stream(upstream: Dialect, caller: Dialect, include_usage: bool, raw
                 wire::StreamError::Upstream { status, .. } => *status,
                 wire::StreamError::Malformed(_) => 502,
             };
-            let body = match caller {
-                Dialect::Anthropic => wire::anthropic::encode_error(
-                    wire::anthropic::error_type_for_status(status),
-                    &e.to_string(),
-                ),
-                _ => wire::openai::encode_error(&e.to_string(), "server_error", None, None),
-            };
+            let body = caller.error_body(&switchyard::dialect::ErrorParts {
+                status,
+                message: &e.to_string(),
+                code: "server_error",
+                param: None,
+                overloaded: false,
+            });
             t.fail(&mut w, &body);
             return list(&w.take());
         }

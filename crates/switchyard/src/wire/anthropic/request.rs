@@ -95,6 +95,7 @@ pub fn decode_request(body: &[u8]) -> Result<(chat::Request, Fields<'_>), Decode
                         parameters: t.input_schema,
                         strict: t.strict,
                         cache_control: t.cache_control,
+                        origin: Default::default(),
                     });
                 }
             }
@@ -388,6 +389,7 @@ pub fn encode_request(
             "the field has no equivalent there",
         ));
     }
+    req.no_builtin_tools(TARGET)?;
     if req.n.is_some_and(|n| n != 1) {
         return Err(Untranslatable::new(
             "n",

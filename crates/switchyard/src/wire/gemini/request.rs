@@ -174,6 +174,7 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
             "the field has no equivalent there",
         ));
     }
+    req.no_builtin_tools(TARGET)?;
     if req.n.is_some_and(|n| n != 1) {
         return Err(Untranslatable::new(
             "n",

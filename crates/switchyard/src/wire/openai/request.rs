@@ -312,6 +312,7 @@ fn decode_tools(tools: Vec<ToolIn>, req: &mut chat::Request) -> Result<(), Decod
             parameters: f.parameters,
             strict: f.strict,
             cache_control: None,
+            origin: Default::default(),
         });
     }
     Ok(())
@@ -388,6 +389,7 @@ pub fn encode_request(
             "the field has no equivalent there",
         ));
     }
+    req.no_builtin_tools(TARGET)?;
     if req.top_k.is_some() {
         return Err(Untranslatable::new(
             "top_k",

@@ -1,0 +1,603 @@
+//! Responses requests: decode what a caller sent into the canonical model,
+//! and rewrite a caller's own bytes for a native Responses upstream.
+
+use serde_json::value::RawValue;
+
+use super::reasoning;
+use super::types::*;
+use crate::chat::{
+    self, BuiltinTool, Image, Message, Part, ResponseFormat, Role, SystemPart, Tool, ToolChoice,
+    ToolOrigin, ToolResultPart,
+};
+use crate::wire::{DecodeError, Fields, TextOrList, field, is_neutral, opt_field};
+
+/// Fields that describe the client or ask for a presentation detail, not
+/// for a different answer: accepted whatever the target, and forwarded
+/// only on the native path. README lists them as the deliberate exceptions
+/// to "refused, never dropped".
+const HINTS: &[&str] = &[
+    "store",
+    "include",
+    "metadata",
+    "previous_response_id",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "prompt_cache_options",
+    "safety_identifier",
+    "client_metadata",
+    "service_tier",
+    "truncation",
+    "max_tool_calls",
+];
+
+/// Decodes a `/v1/responses` body. The returned [`Fields`] borrow the body
+/// so a native call can forward it with [`rewrite_request`].
+pub fn decode_request(body: &[u8]) -> Result<(chat::Request, Fields<'_>), DecodeError> {
+    let fields = Fields::parse(body)?;
+    let mut req = chat::Request::default();
+    let mut saw_model = false;
+    let mut input = None;
+    for (key, raw) in &fields.0 {
+        let raw: &RawValue = raw;
+        match key.as_ref() {
+            "model" => {
+                req.model = field("model", raw)?;
+                saw_model = true;
+            }
+            "input" => input = Some(raw),
+            "instructions" => {
+                if let Some(text) = opt_field::<String>("instructions", raw)? {
+                    req.system.push(SystemPart {
+                        text,
+                        cache_control: None,
+                    });
+                }
+            }
+            "tools" => {
+                if let Some(tools) = opt_field::<Vec<ToolIn>>("tools", raw)? {
+                    decode_tools(tools, "tools", &mut req)?;
+                }
+            }
+            "tool_choice" => {
+                if let Some(tc) = opt_field::<ToolChoiceIn>("tool_choice", raw)? {
+                    decode_tool_choice(tc, &mut req)?;
+                }
+            }
+            "parallel_tool_calls" => req.parallel_tool_calls = opt_field(key, raw)?,
+            "text" => {
+                if let Some(t) = opt_field::<TextConfigIn>("text", raw)? {
+                    decode_text(t, &mut req)?;
+                }
+            }
+            "reasoning" => {
+                if let Some(r) = opt_field::<ReasoningIn>("reasoning", raw)? {
+                    // `summary`, `context` and `mode` say how reasoning is
+                    // shown or kept, not what is answered.
+                    let _ = (r.summary, r.generate_summary, r.context, r.mode);
+                    req.reasoning_effort = r.effort;
+                    for k in r.unknown.0 {
+                        req.unknown_fields.push(format!("reasoning.{k}"));
+                    }
+                }
+            }
+            "max_output_tokens" => req.max_tokens = opt_field(key, raw)?,
+            "temperature" => req.temperature = opt_field(key, raw)?,
+            "top_p" => req.top_p = opt_field(key, raw)?,
+            "user" => req.user = opt_field(key, raw)?,
+            "stream" => req.stream = opt_field(key, raw)?.unwrap_or(false),
+            "stream_options" => {
+                if let Some(so) = opt_field::<StreamOptionsIn>("stream_options", raw)? {
+                    for k in so.keys.0 {
+                        if k != "include_obfuscation" {
+                            req.unknown_fields.push(format!("stream_options.{k}"));
+                        }
+                    }
+                }
+            }
+            "background" | "top_logprobs" => {
+                if !is_neutral(raw) {
+                    req.unknown_fields.push(key.to_string());
+                }
+            }
+            hint if HINTS.contains(&hint) => {}
+            other => {
+                if !is_neutral(raw) {
+                    req.unknown_fields.push(other.to_owned());
+                }
+            }
+        }
+    }
+    crate::wire::check_model(saw_model.then_some(req.model.as_str()))?;
+    let Some(input) = input else {
+        return Err(DecodeError::missing("input"));
+    };
+    match field::<TextOrList<ItemIn>>("input", input)? {
+        TextOrList::Text(t) => req
+            .messages
+            .push(Message::new(Role::User, vec![text(t)], 0)),
+        TextOrList::List(items) => decode_items(items, &mut req)?,
+    }
+    if req.messages.is_empty() {
+        return Err(DecodeError::new(
+            "input",
+            "`input` must hold at least one message or item",
+        ));
+    }
+    // Usage always arrives at the end of a Responses stream.
+    req.include_usage = req.stream;
+    Ok((req, fields))
+}
+
+fn text(text: String) -> Part {
+    Part::Text {
+        text,
+        cache_control: None,
+    }
+}
+
+/// Appends `part` to the assistant turn in progress, or starts one: a
+/// reasoning item, the message and the calls after it are one turn (the
+/// turn's errors name its first item).
+fn assistant(req: &mut chat::Request, part: Part, i: usize) {
+    match req.messages.last_mut() {
+        Some(m) if m.role == Role::Assistant => m.parts.push(part),
+        _ => req
+            .messages
+            .push(Message::new(Role::Assistant, vec![part], i)),
+    }
+}
+
+fn decode_items(items: Vec<ItemIn>, req: &mut chat::Request) -> Result<(), DecodeError> {
+    for (i, item) in items.into_iter().enumerate() {
+        let at = |f: &str| format!("input[{i}].{f}");
+        let kind = item.kind.as_deref().unwrap_or("message");
+        let unknown_ok: &[&str] = &["id", "status", "phase", "caller", "async", "created_by"];
+        for k in &item.unknown.0 {
+            if !unknown_ok.contains(&k.as_str()) {
+                req.unknown_fields.push(at(k));
+            }
+        }
+        match kind {
+            "message" => decode_message(item, i, req)?,
+            "function_call" | "custom_tool_call" => {
+                let call_id = item
+                    .call_id
+                    .ok_or_else(|| DecodeError::missing(&at("call_id")))?;
+                let name = item.name.ok_or_else(|| DecodeError::missing(&at("name")))?;
+                let name = flat_name(item.namespace.as_deref(), &name);
+                let arguments = if kind == "function_call" {
+                    item.arguments.unwrap_or_default()
+                } else {
+                    let input = item
+                        .input
+                        .ok_or_else(|| DecodeError::missing(&at("input")))?;
+                    serde_json::json!({ "input": input }).to_string()
+                };
+                assistant(
+                    req,
+                    Part::ToolCall {
+                        id: call_id,
+                        name,
+                        arguments,
+                    },
+                    i,
+                );
+            }
+            "function_call_output" | "custom_tool_call_output" => {
+                let call_id = item
+                    .call_id
+                    .ok_or_else(|| DecodeError::missing(&at("call_id")))?;
+                let Some(output) = item.output else {
+                    return Err(DecodeError::missing(&at("output")));
+                };
+                let content = tool_output(output, &at("output"), &mut req.unknown_fields)?;
+                req.messages.push(Message::new(
+                    Role::Tool,
+                    vec![Part::ToolResult {
+                        tool_call_id: call_id,
+                        content,
+                        is_error: false,
+                    }],
+                    i,
+                ));
+            }
+            "reasoning" => {
+                // Only reasoning the gateway sealed can go to another
+                // provider; OpenAI's own blob is for OpenAI (the native
+                // path forwards it) and a summary alone is nothing to send.
+                if let Some(part) = item.encrypted_content.as_deref().and_then(reasoning::open) {
+                    assistant(req, part, i);
+                }
+            }
+            "additional_tools" => {
+                if let Some(tools) = item.tools {
+                    decode_tools(tools, &at("tools"), req)?;
+                }
+            }
+            "item_reference" => {
+                return Err(DecodeError::new(
+                    format!("input[{i}]"),
+                    "an item_reference needs a stored response of this key holding that item",
+                ));
+            }
+            other => {
+                // compaction, hosted-tool calls and whatever comes next:
+                // the native path forwards them, other targets refuse.
+                req.unknown_fields.push(format!("input[{i}].type={other}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn decode_message(item: ItemIn, i: usize, req: &mut chat::Request) -> Result<(), DecodeError> {
+    let at = |f: &str| format!("input[{i}].{f}");
+    let role = item.role.ok_or_else(|| DecodeError::missing(&at("role")))?;
+    let content = item
+        .content
+        .ok_or_else(|| DecodeError::missing(&at("content")))?;
+    let parts = content_parts(content, &at("content"), &mut req.unknown_fields)?;
+    match role.as_str() {
+        "system" | "developer" => {
+            let mut joined = String::new();
+            for (j, p) in parts.into_iter().enumerate() {
+                match p {
+                    Part::Text { text, .. } => joined.push_str(&text),
+                    _ => {
+                        return Err(DecodeError::new(
+                            format!("input[{i}].content[{j}]"),
+                            "system and developer messages may hold only text",
+                        ));
+                    }
+                }
+            }
+            if req.messages.is_empty() {
+                req.system.push(SystemPart {
+                    text: joined,
+                    cache_control: None,
+                });
+            } else {
+                req.messages
+                    .push(Message::new(Role::System, vec![text(joined)], i));
+            }
+        }
+        "user" => req.messages.push(Message::new(Role::User, parts, i)),
+        "assistant" => {
+            for p in parts {
+                assistant(req, p, i);
+            }
+        }
+        other => {
+            return Err(DecodeError::new(
+                at("role"),
+                format!(
+                    "unsupported role `{other}`: expected user, assistant, system or developer"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A message's content parts as canonical parts.
+fn content_parts(
+    content: TextOrList<PartIn>,
+    path: &str,
+    unknown: &mut Vec<String>,
+) -> Result<Vec<Part>, DecodeError> {
+    let ps = match content {
+        TextOrList::Text(t) => return Ok(vec![text(t)]),
+        TextOrList::List(ps) => ps,
+    };
+    let mut parts = Vec::with_capacity(ps.len());
+    for (j, p) in ps.into_iter().enumerate() {
+        let at = format!("{path}[{j}]");
+        for k in &p.unknown.0 {
+            if k != "annotations" && k != "logprobs" && k != "prompt_cache_breakpoint" {
+                unknown.push(format!("{at}.{k}"));
+            }
+        }
+        match p.kind.as_str() {
+            "input_text" | "output_text" | "text" => {
+                let t = p
+                    .text
+                    .ok_or_else(|| DecodeError::missing(&format!("{at}.text")))?;
+                parts.push(text(t));
+            }
+            "refusal" => {
+                let r = p
+                    .refusal
+                    .ok_or_else(|| DecodeError::missing(&format!("{at}.refusal")))?;
+                parts.push(text(r));
+            }
+            "input_image" => {
+                if p.detail.as_deref().is_some_and(|d| d != "auto") {
+                    unknown.push(format!("{at}.detail"));
+                }
+                match (p.image_url, p.file_id) {
+                    (Some(url), _) => parts.push(Part::Image(Image::from_url(&url))),
+                    // A file id names a file stored at OpenAI: only the
+                    // native path can use it.
+                    (None, Some(_)) => unknown.push(format!("{at}.file_id")),
+                    (None, None) => {
+                        return Err(DecodeError::missing(&format!("{at}.image_url")));
+                    }
+                }
+            }
+            other => unknown.push(format!("{at}.type={other}")),
+        }
+    }
+    Ok(parts)
+}
+
+/// A tool output: a string, or a list of text and image parts.
+fn tool_output(
+    output: TextOrList<PartIn>,
+    path: &str,
+    unknown: &mut Vec<String>,
+) -> Result<Vec<ToolResultPart>, DecodeError> {
+    Ok(content_parts(output, path, unknown)?
+        .into_iter()
+        .filter_map(|p| match p {
+            Part::Text { text, .. } => Some(ToolResultPart::Text(text)),
+            Part::Image(img) => Some(ToolResultPart::Image(img)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The name a tool inside a namespace goes by in a flat tool list.
+pub fn flat_name(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}__{name}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// The schema a freeform tool is sent with: one string, `input`.
+fn freeform_schema(format: Option<&CustomFormatIn>) -> chat::RawJson {
+    let mut description = "The tool's whole input, as raw text (not JSON).".to_owned();
+    if let Some(f) = format
+        && f.kind == "grammar"
+        && let Some(def) = &f.definition
+    {
+        description = format!(
+            "The tool's whole input, as raw text (not JSON), following this {} grammar:\n{def}",
+            f.syntax.as_deref().unwrap_or("lark")
+        );
+    }
+    chat::RawJson(crate::wire::to_raw(&serde_json::json!({
+        "type": "object",
+        "properties": {"input": {"type": "string", "description": description}},
+        "required": ["input"],
+        "additionalProperties": false,
+    })))
+}
+
+fn decode_tools(
+    tools: Vec<ToolIn>,
+    path: &str,
+    req: &mut chat::Request,
+) -> Result<(), DecodeError> {
+    for (i, t) in tools.into_iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        decode_tool(t, &at, None, req)?;
+    }
+    Ok(())
+}
+
+fn decode_tool(
+    t: ToolIn,
+    at: &str,
+    namespace: Option<&str>,
+    req: &mut chat::Request,
+) -> Result<(), DecodeError> {
+    let known: &[&str] = &["defer_loading", "allowed_callers", "async", "output_schema"];
+    match t.kind.as_str() {
+        "function" | "custom" => {
+            for k in &t.unknown.0 {
+                if !known.contains(&k.as_str()) {
+                    req.unknown_fields.push(format!("{at}.{k}"));
+                }
+            }
+            let name = t
+                .name
+                .ok_or_else(|| DecodeError::missing(&format!("{at}.name")))?;
+            let freeform = t.kind == "custom";
+            let flat = flat_name(namespace, &name);
+            if req.tools.iter().any(|x| x.name == flat) {
+                return Err(DecodeError::new(
+                    format!("{at}.name"),
+                    format!("two tools are named `{flat}`"),
+                ));
+            }
+            req.tools.push(Tool {
+                origin: ToolOrigin {
+                    namespace: namespace.map(str::to_owned),
+                    name: (flat != name).then_some(name),
+                    freeform,
+                },
+                name: flat,
+                description: t.description,
+                parameters: if freeform {
+                    Some(freeform_schema(t.format.as_ref()))
+                } else {
+                    t.parameters
+                },
+                strict: if freeform { None } else { t.strict },
+                cache_control: None,
+            });
+        }
+        "namespace" => {
+            let ns = t
+                .name
+                .ok_or_else(|| DecodeError::missing(&format!("{at}.name")))?;
+            for (j, inner) in t.tools.unwrap_or_default().into_iter().enumerate() {
+                decode_tool(inner, &format!("{at}.tools[{j}]"), Some(&ns), req)?;
+            }
+        }
+        kind => {
+            let mut definition = serde_json::json!({"type": kind});
+            if let Some(n) = t.name {
+                definition["name"] = n.into();
+            }
+            req.builtin_tools.push(BuiltinTool {
+                kind: kind.to_owned(),
+                path: at.to_owned(),
+                definition: chat::RawJson(crate::wire::to_raw(&definition)),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn decode_tool_choice(tc: ToolChoiceIn, req: &mut chat::Request) -> Result<(), DecodeError> {
+    req.tool_choice = Some(match tc {
+        ToolChoiceIn::Mode(m) => match m.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(DecodeError::new(
+                    "tool_choice",
+                    format!(
+                        "unknown tool_choice `{other}`: expected auto, none, required or an object"
+                    ),
+                ));
+            }
+        },
+        ToolChoiceIn::Object(o) => match o.kind.as_str() {
+            "function" | "custom" => {
+                let name = o
+                    .name
+                    .ok_or_else(|| DecodeError::missing("tool_choice.name"))?;
+                ToolChoice::Named(name)
+            }
+            "allowed_tools" => {
+                // Only the allowed tools are offered; the mode says
+                // whether one must be called.
+                let allowed: Vec<String> = o
+                    .tools
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|t| {
+                        t.name
+                            .filter(|_| t.kind == "function" || t.kind == "custom")
+                    })
+                    .collect();
+                req.tools.retain(|t| {
+                    allowed
+                        .iter()
+                        .any(|a| *a == t.name || t.origin.name.as_deref() == Some(a))
+                });
+                match o.mode.as_deref() {
+                    Some("required") => ToolChoice::Required,
+                    _ => ToolChoice::Auto,
+                }
+            }
+            other => {
+                req.unknown_fields.push(format!("tool_choice.type={other}"));
+                return Ok(());
+            }
+        },
+    });
+    Ok(())
+}
+
+fn decode_text(t: TextConfigIn, req: &mut chat::Request) -> Result<(), DecodeError> {
+    // `verbosity` asks for a longer or shorter answer in OpenAI's models'
+    // own terms; other targets take the default (README lists this).
+    let _ = t.verbosity;
+    for k in t.unknown.0 {
+        req.unknown_fields.push(format!("text.{k}"));
+    }
+    let Some(f) = t.format else { return Ok(()) };
+    req.response_format = Some(match f.kind.as_str() {
+        "text" => ResponseFormat::Text,
+        "json_object" => ResponseFormat::JsonObject,
+        "json_schema" => ResponseFormat::JsonSchema {
+            name: f
+                .name
+                .ok_or_else(|| DecodeError::missing("text.format.name"))?,
+            schema: f
+                .schema
+                .ok_or_else(|| DecodeError::missing("text.format.schema"))?,
+            strict: f.strict,
+        },
+        other => {
+            return Err(DecodeError::new(
+                "text.format.type",
+                format!(
+                    "unknown text.format type `{other}`: expected text, json_object or json_schema"
+                ),
+            ));
+        }
+    });
+    let _ = f.description;
+    Ok(())
+}
+
+/// The caller's body for a native Responses upstream: `model` replaced,
+/// and reasoning the gateway sealed for another provider taken out of
+/// `input` (OpenAI would refuse it as `invalid_encrypted_content`); every
+/// other member forwarded as it came.
+pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        fields
+            .0
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>()
+            + 16,
+    );
+    out.push(b'{');
+    let mut first = true;
+    let mut member = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, key).expect("a string serialises");
+        out.push(b':');
+        out.extend_from_slice(value);
+    };
+    for (k, v) in &fields.0 {
+        match k.as_ref() {
+            "model" => {
+                let m = serde_json::to_vec(upstream_model).expect("a string serialises");
+                member(&mut out, "model", &m);
+            }
+            "input" if v.get().contains(reasoning::PREFIX) => {
+                member(&mut out, "input", &without_sealed_reasoning(v));
+            }
+            key => member(&mut out, key, v.get().as_bytes()),
+        }
+    }
+    out.push(b'}');
+    out
+}
+
+/// `input` without the reasoning items the gateway sealed.
+fn without_sealed_reasoning(input: &RawValue) -> Vec<u8> {
+    let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(input.get()) else {
+        return input.get().as_bytes().to_vec();
+    };
+    #[derive(serde::Deserialize)]
+    struct Peek<'a> {
+        #[serde(rename = "type", default)]
+        kind: Option<&'a str>,
+        #[serde(default)]
+        encrypted_content: Option<&'a str>,
+    }
+    let kept: Vec<&RawValue> = items
+        .into_iter()
+        .filter(|it| {
+            !serde_json::from_str::<Peek>(it.get()).is_ok_and(|p| {
+                p.kind == Some("reasoning")
+                    && p.encrypted_content
+                        .is_some_and(|e| e.starts_with(reasoning::PREFIX))
+            })
+        })
+        .collect();
+    crate::wire::to_vec(&kept)
+}

@@ -1,0 +1,656 @@
+//! Responses streams: canonical events written as OpenAI's stream events
+//! (the translated path), and a native upstream's events relayed.
+//!
+//! Every event is `event: <type>` + `data: {..., "sequence_number": n}`,
+//! `n` rising from 0 with one SSE event per Responses event (so an SSE id
+//! is a sequence number, and `starting_after` is `Last-Event-ID`). The
+//! order is OpenAI's: `response.created`, `response.in_progress`, then per
+//! output item `output_item.added`, its parts and deltas, their `done`s and
+//! `output_item.done`, and exactly one terminal event:
+//! `response.completed`, `response.incomplete` or, after an `error` event,
+//! `response.failed`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::echo::Echo;
+use super::response::{self, ContentOut, ItemOut, Object, status_of};
+use crate::chat::{Event, FinishReason, Part, Usage};
+use crate::wire::{StreamError, sse};
+
+/// The output item being streamed.
+#[derive(Debug)]
+enum Open {
+    Message {
+        id: String,
+        text: String,
+    },
+    Reasoning {
+        id: String,
+        text: String,
+        signature: String,
+    },
+    Call {
+        id: String,
+        index: u32,
+        call_id: String,
+        name: String,
+        arguments: String,
+        freeform: bool,
+    },
+}
+
+/// Canonical events → Responses events, for one response.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    echo: Arc<Echo>,
+    /// Who serves: sealed reasoning names it.
+    provider: String,
+    model: String,
+    created: u64,
+    seq: u64,
+    started: bool,
+    open: Option<Open>,
+    /// Finished output items, rendered.
+    output: Vec<String>,
+    usage: Option<Usage>,
+    finish: Option<FinishReason>,
+    /// The terminal Response object, once written.
+    terminal: Option<String>,
+}
+
+impl StreamEncoder {
+    pub fn new(echo: Arc<Echo>, provider: String, model: String, created: u64) -> StreamEncoder {
+        StreamEncoder {
+            echo,
+            provider,
+            model,
+            created,
+            seq: 0,
+            started: false,
+            open: None,
+            output: Vec::new(),
+            usage: None,
+            finish: None,
+            terminal: None,
+        }
+    }
+
+    /// The terminal Response object, once the stream has ended.
+    pub fn terminal(&self) -> Option<&str> {
+        self.terminal.as_deref()
+    }
+
+    /// Writes one event: its `type` and `sequence_number` spliced into the
+    /// object `body` (rendered without braces).
+    fn emit(&mut self, w: &mut sse::Writer, kind: &str, body: &str) {
+        let mut data = String::with_capacity(body.len() + kind.len() + 48);
+        data.push_str(r#"{"type":""#);
+        data.push_str(kind);
+        data.push('"');
+        if !body.is_empty() {
+            data.push(',');
+            data.push_str(body);
+        }
+        data.push_str(&format!(r#","sequence_number":{}}}"#, self.seq));
+        self.seq += 1;
+        w.event(Some(kind), data.as_bytes());
+    }
+
+    fn object(&self, status: &str, error: Option<&str>, incomplete: Option<&str>) -> String {
+        let done = status != "in_progress";
+        response::render(
+            &self.echo,
+            &Object {
+                status,
+                model: &self.model,
+                created_at: self.created,
+                completed_at: (status == "completed").then(crate::clock::unix_s),
+                error,
+                incomplete,
+                output: &if done {
+                    self.output.join(",")
+                } else {
+                    String::new()
+                },
+                usage: if done { self.usage.as_ref() } else { None },
+            },
+        )
+    }
+
+    /// `response.created` and `response.in_progress`, held back until the
+    /// answer itself begins, so a failure before it can still fail over.
+    fn start(&mut self, w: &mut sse::Writer) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let o = self.object("in_progress", None, None);
+        self.emit(w, "response.created", &format!(r#""response":{o}"#));
+        self.emit(w, "response.in_progress", &format!(r#""response":{o}"#));
+    }
+
+    fn index(&self) -> usize {
+        self.output.len()
+    }
+
+    pub fn encode(&mut self, ev: &Event, w: &mut sse::Writer) {
+        match ev {
+            Event::Start { model, created, .. } => {
+                if !model.is_empty() {
+                    self.model = model.clone();
+                }
+                if *created != 0 {
+                    self.created = *created;
+                }
+            }
+            Event::TextDelta(t) => {
+                if !matches!(self.open, Some(Open::Message { .. })) {
+                    self.close(w, "completed");
+                    self.start(w);
+                    let id = self.echo.item_id("msg", self.index());
+                    let n = self.index();
+                    self.emit(
+                        w,
+                        "response.output_item.added",
+                        &format!(
+                            r#""output_index":{n},"item":{{"id":"{id}","type":"message","status":"in_progress","content":[],"role":"assistant"}}"#
+                        ),
+                    );
+                    self.emit(
+                        w,
+                        "response.content_part.added",
+                        &format!(
+                            r#""item_id":"{id}","output_index":{n},"content_index":0,"part":{{"type":"output_text","annotations":[],"logprobs":[],"text":""}}"#
+                        ),
+                    );
+                    self.open = Some(Open::Message {
+                        id,
+                        text: String::new(),
+                    });
+                }
+                let n = self.index();
+                if let Some(Open::Message { id, text }) = &mut self.open {
+                    text.push_str(t);
+                    let body = format!(
+                        r#""item_id":"{id}","output_index":{n},"content_index":0,"delta":{},"logprobs":[]"#,
+                        json(t)
+                    );
+                    self.emit(w, "response.output_text.delta", &body);
+                }
+            }
+            Event::ThinkingDelta(t) => {
+                self.open_reasoning(w);
+                let n = self.index();
+                if let Some(Open::Reasoning { id, text, .. }) = &mut self.open {
+                    text.push_str(t);
+                    let body = format!(
+                        r#""item_id":"{id}","output_index":{n},"summary_index":0,"delta":{}"#,
+                        json(t)
+                    );
+                    self.emit(w, "response.reasoning_summary_text.delta", &body);
+                }
+            }
+            Event::SignatureDelta(s) => {
+                self.open_reasoning(w);
+                if let Some(Open::Reasoning { signature, .. }) = &mut self.open {
+                    signature.push_str(s);
+                }
+            }
+            Event::ToolCallStart { index, id, name } => {
+                self.close(w, "completed");
+                self.start(w);
+                let freeform = self.echo.tool(name).is_some_and(|t| t.freeform);
+                let n = self.index();
+                let item_id = self.echo.item_id(if freeform { "ctc" } else { "fc" }, n);
+                let item =
+                    response::call_item(&self.echo, item_id.clone(), "in_progress", id, name, "");
+                let item = to_string(&item);
+                self.emit(
+                    w,
+                    "response.output_item.added",
+                    &format!(r#""output_index":{n},"item":{item}"#),
+                );
+                self.open = Some(Open::Call {
+                    id: item_id,
+                    index: *index,
+                    call_id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                    freeform,
+                });
+            }
+            Event::ToolCallDelta { index, arguments } => {
+                let n = self.index();
+                if let Some(Open::Call {
+                    id,
+                    index: open,
+                    arguments: args,
+                    freeform,
+                    ..
+                }) = &mut self.open
+                    && *open == *index
+                {
+                    args.push_str(arguments);
+                    // A freeform tool's input is known only whole.
+                    if !*freeform {
+                        let body = format!(
+                            r#""item_id":"{id}","output_index":{n},"delta":{}"#,
+                            json(arguments)
+                        );
+                        self.emit(w, "response.function_call_arguments.delta", &body);
+                    }
+                }
+            }
+            Event::Usage(u) => self.usage = Some(*u),
+            Event::Finish { reason, .. } => self.finish = Some(reason.clone()),
+        }
+    }
+
+    fn open_reasoning(&mut self, w: &mut sse::Writer) {
+        if matches!(self.open, Some(Open::Reasoning { .. })) {
+            return;
+        }
+        self.close(w, "completed");
+        self.start(w);
+        let n = self.index();
+        let id = self.echo.item_id("rs", n);
+        self.emit(
+            w,
+            "response.output_item.added",
+            &format!(
+                r#""output_index":{n},"item":{{"id":"{id}","type":"reasoning","summary":[]}}"#
+            ),
+        );
+        self.emit(
+            w,
+            "response.reasoning_summary_part.added",
+            &format!(
+                r#""item_id":"{id}","output_index":{n},"summary_index":0,"part":{{"type":"summary_text","text":""}}"#
+            ),
+        );
+        self.open = Some(Open::Reasoning {
+            id,
+            text: String::new(),
+            signature: String::new(),
+        });
+    }
+
+    /// Finishes the open item with its `done` events.
+    fn close(&mut self, w: &mut sse::Writer, status: &'static str) {
+        let Some(open) = self.open.take() else { return };
+        let n = self.index();
+        let item = match open {
+            Open::Message { id, text } => {
+                let t = json(&text);
+                self.emit(
+                    w,
+                    "response.output_text.done",
+                    &format!(r#""item_id":"{id}","output_index":{n},"content_index":0,"text":{t},"logprobs":[]"#),
+                );
+                self.emit(
+                    w,
+                    "response.content_part.done",
+                    &format!(
+                        r#""item_id":"{id}","output_index":{n},"content_index":0,"part":{{"type":"output_text","annotations":[],"logprobs":[],"text":{t}}}"#
+                    ),
+                );
+                let content = if self.finish == Some(FinishReason::Refusal) {
+                    ContentOut::Refusal {
+                        refusal: text.into(),
+                    }
+                } else {
+                    ContentOut::OutputText {
+                        annotations: [],
+                        logprobs: [],
+                        text: text.into(),
+                    }
+                };
+                to_string(&ItemOut::Message {
+                    id,
+                    status,
+                    content: vec![content],
+                    role: "assistant",
+                })
+            }
+            Open::Reasoning {
+                id,
+                text,
+                signature,
+            } => {
+                let t = json(&text);
+                self.emit(
+                    w,
+                    "response.reasoning_summary_text.done",
+                    &format!(r#""item_id":"{id}","output_index":{n},"summary_index":0,"text":{t}"#),
+                );
+                self.emit(
+                    w,
+                    "response.reasoning_summary_part.done",
+                    &format!(
+                        r#""item_id":"{id}","output_index":{n},"summary_index":0,"part":{{"type":"summary_text","text":{t}}}"#
+                    ),
+                );
+                let part = Part::Thinking {
+                    text,
+                    signature: (!signature.is_empty()).then_some(signature),
+                };
+                to_string(&response::reasoning_item(id, &self.provider, &part))
+            }
+            Open::Call {
+                id,
+                call_id,
+                name,
+                arguments,
+                freeform,
+                ..
+            } => {
+                let item = response::call_item(
+                    &self.echo,
+                    id.clone(),
+                    status,
+                    &call_id,
+                    &name,
+                    &arguments,
+                );
+                if freeform {
+                    if let ItemOut::CustomToolCall { input, .. } = &item {
+                        let input = json(input);
+                        self.emit(
+                            w,
+                            "response.custom_tool_call_input.delta",
+                            &format!(r#""item_id":"{id}","output_index":{n},"delta":{input}"#),
+                        );
+                        self.emit(
+                            w,
+                            "response.custom_tool_call_input.done",
+                            &format!(r#""item_id":"{id}","output_index":{n},"input":{input}"#),
+                        );
+                    }
+                } else {
+                    self.emit(
+                        w,
+                        "response.function_call_arguments.done",
+                        &format!(
+                            r#""item_id":"{id}","output_index":{n},"arguments":{}"#,
+                            json(&arguments)
+                        ),
+                    );
+                }
+                to_string(&item)
+            }
+        };
+        self.emit(
+            w,
+            "response.output_item.done",
+            &format!(r#""output_index":{n},"item":{item}"#),
+        );
+        self.output.push(item);
+    }
+
+    /// The upstream's answer is complete: the open item's `done`s and the
+    /// terminal event.
+    pub fn finish(&mut self, w: &mut sse::Writer) {
+        self.start(w);
+        let (status, incomplete) = status_of(self.finish.as_ref());
+        self.close(
+            w,
+            if status == "incomplete" {
+                "incomplete"
+            } else {
+                "completed"
+            },
+        );
+        let o = self.object(status, None, incomplete);
+        let kind = if status == "incomplete" {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        self.emit(w, kind, &format!(r#""response":{o}"#));
+        self.terminal = Some(o);
+    }
+
+    /// The stream failed after it began: an `error` event, then
+    /// `response.failed`. `body` is the error in OpenAI's shape
+    /// (`{"error":{...}}`).
+    pub fn fail(&mut self, w: &mut sse::Writer, body: &[u8]) {
+        self.start(w);
+        self.close(w, "incomplete");
+        let error = error_of(body);
+        self.emit(w, "error", &format!(r#""error":{error}"#));
+        let o = self.object("failed", Some(&error), None);
+        self.emit(w, "response.failed", &format!(r#""response":{o}"#));
+        self.terminal = Some(o);
+    }
+}
+
+/// The `error` object of an OpenAI-shaped error body.
+fn error_of(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow)]
+        error: &'a RawValue,
+    }
+    serde_json::from_slice::<Body>(body)
+        .map(|b| b.error.get().to_owned())
+        .unwrap_or_else(|_| {
+            r#"{"type":"server_error","code":"server_error","message":"the stream failed"}"#
+                .to_owned()
+        })
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn to_string<T: serde::Serialize>(v: &T) -> String {
+    String::from_utf8(crate::wire::to_vec(v)).unwrap_or_default()
+}
+
+/// A native Responses upstream's stream relayed to a Responses caller
+/// event by event, read on the way for its id, usage and terminal event.
+#[derive(Debug, Default)]
+pub struct Relay {
+    pub usage: Option<Usage>,
+    pub finish: Option<FinishReason>,
+    /// A terminal event was relayed.
+    pub done: bool,
+    /// The upstream's response id.
+    pub response_id: Option<String>,
+    /// The last sequence number relayed, to continue from on a failure.
+    last_seq: Option<u64>,
+    /// `response.created`'s object, to build `response.failed` from.
+    created: Option<String>,
+    /// The terminal Response object.
+    pub terminal: Option<String>,
+    /// `response.created` and `in_progress`, held back until the answer
+    /// begins: an error straight after them can still fail over.
+    held: Vec<(Option<String>, Vec<u8>)>,
+    begun: bool,
+}
+
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    sequence_number: Option<u64>,
+    #[serde(default, borrow)]
+    response: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    code: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct PeekResponse<'a> {
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<response::UsageIn>,
+    #[serde(default, borrow)]
+    incomplete_details: Option<IncompleteIn<'a>>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IncompleteIn<'a> {
+    #[serde(default, borrow)]
+    reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorIn<'a> {
+    #[serde(default, borrow)]
+    code: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The HTTP status an in-stream error code means.
+fn status_for(code: &str) -> u16 {
+    match code {
+        "rate_limit_exceeded" | "insufficient_quota" | "rate_limit_error" => 429,
+        "server_is_overloaded" | "overloaded" => 503,
+        "invalid_prompt" | "invalid_request_error" => 400,
+        _ => 500,
+    }
+}
+
+impl Relay {
+    pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
+        if ev.data == b"[DONE]" {
+            return Ok(());
+        }
+        let p: Peek = serde_json::from_slice(&ev.data)
+            .map_err(|e| StreamError::Malformed(format!("not a Responses event: {e}")))?;
+        let kind = p.kind.as_deref().unwrap_or("");
+        match kind {
+            "response.created" | "response.in_progress" | "response.queued" => {
+                if let Some(r) = p.response {
+                    if let Ok(pr) = serde_json::from_str::<PeekResponse>(r.get()) {
+                        self.response_id = pr.id.map(|s| s.into_owned());
+                    }
+                    if kind == "response.created" {
+                        self.created = Some(r.get().to_owned());
+                    }
+                }
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                let pr = p
+                    .response
+                    .and_then(|r| serde_json::from_str::<PeekResponse>(r.get()).ok());
+                if kind == "response.failed" && !self.begun {
+                    let (code, message) = pr
+                        .as_ref()
+                        .and_then(|r| r.error)
+                        .and_then(|e| serde_json::from_str::<ErrorIn>(e.get()).ok())
+                        .map(|e| {
+                            (
+                                e.code.or(e.kind).map(|c| c.into_owned()),
+                                e.message.map(|m| m.into_owned()),
+                            )
+                        })
+                        .unwrap_or((None, None));
+                    return Err(StreamError::Upstream {
+                        status: code.as_deref().map_or(500, status_for),
+                        kind: code,
+                        message: message.unwrap_or_else(|| "the response failed".into()),
+                    });
+                }
+                if let Some(pr) = pr {
+                    self.usage = pr.usage.map(response::UsageIn::canonical);
+                    self.finish = Some(
+                        match pr.incomplete_details.and_then(|d| d.reason).as_deref() {
+                            Some("max_output_tokens") => FinishReason::Length,
+                            Some("content_filter") => FinishReason::ContentFilter,
+                            _ => FinishReason::Stop,
+                        },
+                    );
+                }
+                self.terminal = p.response.map(|r| r.get().to_owned());
+                self.done = true;
+            }
+            "error" if !self.begun => {
+                let e = p
+                    .error
+                    .and_then(|e| serde_json::from_str::<ErrorIn>(e.get()).ok());
+                let code = e
+                    .as_ref()
+                    .and_then(|e| e.code.clone().or(e.kind.clone()))
+                    .or(p.code.clone())
+                    .map(|c| c.into_owned());
+                let message = e
+                    .and_then(|e| e.message)
+                    .or(p.message)
+                    .map(|m| m.into_owned())
+                    .unwrap_or_else(|| "the upstream reported an error".into());
+                return Err(StreamError::Upstream {
+                    status: code.as_deref().map_or(500, status_for),
+                    kind: code,
+                    message,
+                });
+            }
+            _ => {}
+        }
+        if let Some(n) = p.sequence_number {
+            self.last_seq = Some(n);
+        }
+        if !self.begun {
+            if matches!(
+                kind,
+                "response.created" | "response.in_progress" | "response.queued"
+            ) {
+                self.held.push((ev.event.clone(), ev.data.clone()));
+                return Ok(());
+            }
+            self.begun = true;
+            for (name, data) in self.held.drain(..) {
+                w.event(name.as_deref(), &data);
+            }
+        }
+        w.event(ev.event.as_deref(), &ev.data);
+        Ok(())
+    }
+
+    /// The stream failed after it began: an `error` event and
+    /// `response.failed`, numbered on from the upstream's last event.
+    pub fn fail(&mut self, w: &mut sse::Writer, body: &[u8]) {
+        for (name, data) in self.held.drain(..) {
+            w.event(name.as_deref(), &data);
+        }
+        let mut seq = self.last_seq.map_or(0, |n| n + 1);
+        let error = error_of(body);
+        w.event(
+            Some("error"),
+            format!(r#"{{"type":"error","error":{error},"sequence_number":{seq}}}"#).as_bytes(),
+        );
+        seq += 1;
+        let mut object: serde_json::Value = self
+            .created
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_else(
+                || serde_json::json!({"id": self.response_id, "object": "response", "output": []}),
+            );
+        object["status"] = "failed".into();
+        object["error"] = serde_json::from_str(&error).unwrap_or(serde_json::Value::Null);
+        let o = object.to_string();
+        w.event(
+            Some("response.failed"),
+            format!(r#"{{"type":"response.failed","response":{o},"sequence_number":{seq}}}"#)
+                .as_bytes(),
+        );
+        self.terminal = Some(o);
+        self.done = true;
+    }
+}
