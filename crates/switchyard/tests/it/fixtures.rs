@@ -217,10 +217,14 @@ fn translate_response(
         // Same dialect: the body passes through untouched.
         return serde_json::from_slice(body).unwrap();
     }
-    let r = match upstream.decode_response(body) {
+    let mut r = match upstream.decode_response(body) {
         Ok(r) => r,
         Err(e) => return json!({"error": e.message}),
     };
+    // As the gateway does, with a clock that stands still.
+    if r.created == 0 {
+        r.created = 1700000000;
+    }
     let echo = fixture_echo(caller, request);
     let mut out: Value = match caller.encode_response(&r, &echo, upstream.as_str()) {
         Ok(b) => serde_json::from_slice(&b).unwrap(),
@@ -325,6 +329,16 @@ fn translate_stream(
     }
     if t.complete() {
         t.finish(&mut w);
+    } else {
+        // As the gateway ends a stream cut short: a terminal error.
+        let body = caller.error_body(&switchyard::dialect::ErrorParts {
+            status: 502,
+            message: "the upstream ended the stream before its answer was complete",
+            code: "broken_stream",
+            param: None,
+            overloaded: false,
+        });
+        t.fail(&mut w, &body);
     }
     list(&w.take())
 }
@@ -336,8 +350,12 @@ fn list(bytes: &[u8]) -> Value {
     Value::Array(
         out.iter()
             .map(|e| {
-                let data = serde_json::from_slice(&e.data)
+                let mut data: Value = serde_json::from_slice(&e.data)
                     .unwrap_or_else(|_| Value::String(e.data_str().into()));
+                // The time a Response completed is the clock's.
+                if data["response"]["completed_at"].is_number() {
+                    data["response"]["completed_at"] = json!("<now>");
+                }
                 json!([e.event, data])
             })
             .collect(),

@@ -182,13 +182,9 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
             "the gateway asks Gemini for one candidate",
         ));
     }
-    if req.user.is_some() {
-        return Err(Untranslatable::new(
-            "user",
-            TARGET,
-            "generateContent has no end-user id",
-        ));
-    }
+    // `user` only describes the caller (an end-user id for abuse
+    // tracking); generateContent has none, and it is no reason to refuse
+    // (DESIGN §1a, README's list of deliberate exceptions).
     if req.parallel_tool_calls == Some(false) {
         return Err(Untranslatable::new(
             "parallel_tool_calls",
