@@ -91,6 +91,17 @@ pub struct RawConfig {
     pub circuit: RawCircuit,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub responses: RawResponses,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponses {
+    pub store: Option<bool>,
+    pub retain_days: Option<u32>,
+    #[serde(default)]
+    pub drop_unsupported_tools: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -385,6 +396,20 @@ pub struct Config {
     pub pricing: BTreeMap<String, RawPrice>,
     pub circuit: CircuitConfig,
     pub limits: LimitsConfig,
+    pub responses: ResponsesConfig,
+}
+
+/// The Responses API's stored conversations and built-in tools.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponsesConfig {
+    /// False: nothing is ever stored (`store: true` is answered with
+    /// `"store": false`).
+    pub store: bool,
+    pub retain_days: u32,
+    /// Built-in tools (`web_search`, ...) dropped, not refused, where the
+    /// target has no equivalent; the answer's `x-switchyard-dropped-tools`
+    /// names them.
+    pub drop_unsupported_tools: Vec<String>,
 }
 
 /// Sizing of rate-limit and budget holds.
@@ -1137,6 +1162,17 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             "must not be shorter than circuit.cooldown_ms".into(),
         ));
     }
+    let responses = ResponsesConfig {
+        store: raw.responses.store.unwrap_or(true),
+        retain_days: match raw.responses.retain_days {
+            Some(0) => {
+                return Err(err("responses.retain_days", "must be at least 1".into()));
+            }
+            Some(d) => d,
+            None => 30,
+        },
+        drop_unsupported_tools: raw.responses.drop_unsupported_tools,
+    };
     Ok(Config {
         source: file,
         server,
@@ -1156,6 +1192,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         limits: LimitsConfig {
             max_output_tokens: raw.limits.max_output_tokens.unwrap_or(32_768),
         },
+        responses,
     })
 }
 

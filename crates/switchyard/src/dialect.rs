@@ -36,6 +36,19 @@ pub enum Echo {
     Responses(Arc<wire::responses::Echo>),
 }
 
+impl Echo {
+    /// A native upstream's whole answer as the caller gets it.
+    pub fn correct(&self, body: bytes::Bytes) -> bytes::Bytes {
+        match self {
+            Echo::Responses(e) => std::str::from_utf8(&body)
+                .ok()
+                .and_then(|s| e.correct(s))
+                .map_or(body, bytes::Bytes::from),
+            Echo::None => body,
+        }
+    }
+}
+
 /// How an answer starts, before the upstream names it.
 pub struct Start<'a> {
     pub id: String,
@@ -69,6 +82,12 @@ impl Dialect {
     }
 
     // The caller's side.
+
+    /// Whether this dialect's answers may be stored and continued
+    /// (`store`, `previous_response_id`): the Responses API's.
+    pub fn keeps_conversations(self) -> bool {
+        self == Dialect::Responses
+    }
 
     /// A caller's request: the canonical form, and its own top-level fields
     /// for the same-dialect fast path and the cache key.
@@ -259,10 +278,10 @@ impl Dialect {
 
     /// How a stream from `upstream` reaches a `caller` of the same dialect
     /// untranslated; `None` when the two differ (or no relay exists).
-    pub fn relay(caller: Dialect, upstream: Dialect, include_usage: bool) -> Option<Relay> {
+    pub fn relay(caller: Dialect, upstream: Dialect, start: &Start<'_>) -> Option<Relay> {
         match (caller, upstream) {
             (Dialect::OpenAi, Dialect::OpenAi) => Some(Relay::OpenAi(
-                wire::openai::stream::Relay::new(include_usage),
+                wire::openai::stream::Relay::new(start.include_usage),
             )),
             (Dialect::Anthropic, Dialect::Anthropic) => {
                 Some(Relay::Anthropic(wire::anthropic::stream::Relay::default()))

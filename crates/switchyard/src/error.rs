@@ -43,6 +43,14 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     NotFound(String),
+    /// A request names something stored that is not there (or not the
+    /// caller's): `previous_response_id`, an `item_reference`.
+    #[error("{message}")]
+    MissingReference {
+        param: String,
+        code: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Gone(String),
     /// An `Idempotency-Key` reused with another body.
@@ -76,7 +84,9 @@ impl GatewayError {
             GatewayError::BadRequest(_)
             | GatewayError::Untranslatable(_)
             | GatewayError::BadHeader { .. } => StatusCode::BAD_REQUEST,
-            GatewayError::UnknownModel { .. } | GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::UnknownModel { .. }
+            | GatewayError::NotFound(_)
+            | GatewayError::MissingReference { .. } => StatusCode::NOT_FOUND,
             GatewayError::Gone(_) => StatusCode::GONE,
             GatewayError::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -106,6 +116,7 @@ impl GatewayError {
             GatewayError::Untranslatable(e) => Some(&e.field),
             GatewayError::BadHeader { header, .. } => Some(header),
             GatewayError::UnknownModel { .. } => Some("model"),
+            GatewayError::MissingReference { param, .. } => Some(param),
             _ => None,
         }
     }
@@ -122,6 +133,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::NoCompliantProvider { .. } => "no_compliant_provider",
             GatewayError::NotFound(_) => "not_found",
+            GatewayError::MissingReference { code, .. } => code,
             GatewayError::Gone(_) => "stream_gone",
             GatewayError::Conflict(_) => "idempotency_key_reused",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",

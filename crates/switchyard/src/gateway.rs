@@ -35,6 +35,8 @@ pub struct Gateway {
     pub cache: crate::cache::Cache,
     pub streams: Arc<crate::stream::registry::Streams>,
     pub sessions: crate::admin::dashboard::Sessions,
+    /// Responses stored in the last minutes (the rest is in storage).
+    pub conversations: crate::conversations::Recent,
 }
 
 impl Gateway {
@@ -92,6 +94,7 @@ impl Gateway {
                 max_bytes: usize::try_from(config.streams.max_retained_bytes).unwrap_or(usize::MAX),
             }),
             sessions: Default::default(),
+            conversations: Default::default(),
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(env, client.clone()),
             config: Arc::new(config),

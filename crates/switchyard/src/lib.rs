@@ -27,6 +27,7 @@ pub mod cache;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod conversations;
 pub mod dialect;
 pub mod error;
 pub mod gateway;

@@ -86,6 +86,17 @@ pub enum Entry {
         time_ms: i64,
         dropped: u64,
     },
+    /// A stored Response (`store: true`), with its items.
+    Response(Box<crate::conversations::StoredResponse>),
+    /// A stored Response deleted.
+    ResponseDeleted {
+        id: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeletedLine {
+    id: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +127,8 @@ impl Entry {
                     dropped: *dropped,
                 },
             ),
+            Entry::Response(r) => line(b'R', r),
+            Entry::ResponseDeleted { id } => line(b'D', &DeletedLine { id: id.clone() }),
         }
     }
 
@@ -128,6 +141,9 @@ impl Entry {
                 time_ms: g.time_ms,
                 dropped: g.dropped,
             }),
+            Some((b'R', json)) => serde_json::from_slice(json).map(Entry::Response),
+            Some((b'D', json)) => serde_json::from_slice(json)
+                .map(|d: DeletedLine| Entry::ResponseDeleted { id: d.id }),
             _ => serde_json::from_slice(line),
         }
     }

@@ -5,7 +5,8 @@
 //!    its deadline, its caller leaving and shutdown; a failure anywhere
 //!    ends there (record closed, permit released, error in the caller's
 //!    dialect).
-//! 2. [`admit`]: the body decoded in the caller's dialect
+//! 2. [`admit`]: a stored [`conversation`] the call continues put into its
+//!    input, the body decoded in the caller's dialect
 //!    ([`crate::dialect`]), the `Idempotency-Key` claimed
 //!    ([`idempotency`]), policy applied (the caller's header [`options`],
 //!    model scope, jurisdictions, rate limits, budget), the plan made and
@@ -16,7 +17,8 @@
 //! 4. [`answer`]: the upstream's answer read, bounded, and put in the
 //!    caller's dialect; a stream up to its first event.
 //! 5. [`deliver`]: the answer handed over: priced, cached, resolved for
-//!    idempotent retries; a stream registered and given to its [`pump`].
+//!    idempotent retries, kept in its conversation; a stream registered
+//!    and given to its [`pump`].
 //! 6. [`finish`]: the record closed with usage and cost, the permit
 //!    settled, metrics and the [`trace`].
 //!
@@ -27,6 +29,7 @@ mod admit;
 mod answer;
 mod attempts;
 mod cached;
+mod conversation;
 mod ctx;
 mod deliver;
 mod embeddings;

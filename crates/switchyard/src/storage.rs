@@ -61,6 +61,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_partial_indexes.sql"),
         include_str!("../migrations/postgres/0005_partial_indexes.sql"),
     ),
+    (
+        6,
+        "responses",
+        include_str!("../migrations/sqlite/0006_responses.sql"),
+        include_str!("../migrations/postgres/0006_responses.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

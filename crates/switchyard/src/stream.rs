@@ -47,7 +47,7 @@ pub struct Cross {
 impl Translator {
     /// `start` names the answer until the upstream names it.
     pub fn new(caller: Dialect, upstream: Dialect, start: Start<'_>) -> Translator {
-        if let Some(relay) = Dialect::relay(caller, upstream, start.include_usage) {
+        if let Some(relay) = Dialect::relay(caller, upstream, &start) {
             return Translator::Relay(relay);
         }
         Translator::Cross(Box::new(Cross {

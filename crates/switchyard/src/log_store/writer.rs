@@ -472,6 +472,16 @@ macro_rules! upsert_all {
             }
         }
         flush_sums!(tx, $q, &batch);
+        // Stored responses, and deletions, in the order they were spooled.
+        for e in entries {
+            match e {
+                Entry::Response(r) => crate::conversations::store::insert_response!(tx, $q, r),
+                Entry::ResponseDeleted { id } => {
+                    crate::conversations::store::delete_response!(tx, $q, id)
+                }
+                _ => {}
+            }
+        }
     }};
 }
 
@@ -578,6 +588,18 @@ async fn chores(gw: &Gateway) -> anyhow::Result<()> {
     heartbeat(&gw.storage, &gw.recorder.instance, &spool).await?;
     settle_interrupted(gw, None).await?;
     retention(gw).await?;
+    for _ in 0..4 {
+        if crate::conversations::store::expire(
+            &gw.storage,
+            crate::clock::unix_ms(),
+            RETENTION_BATCH / 10,
+        )
+        .await?
+            < (RETENTION_BATCH / 10) as u64
+        {
+            break;
+        }
+    }
     Ok(())
 }
 

@@ -32,6 +32,9 @@ pub(super) async fn prepare(
     held: &mut Held,
 ) -> Result<Response> {
     let caller = caller(parts)?;
+    let mut turn = super::conversation::begin(gw, ctx, &caller, parts, body).await?;
+    let expanded = turn.as_mut().and_then(|t| t.expanded.take());
+    let body = expanded.as_ref().unwrap_or(body);
     let (request, fields) = ctx.dialect.decode_request(body)?;
     if let Some(resp) = super::idempotency::claim(gw, ctx, parts, &caller, body, held).await? {
         return Ok(resp);
@@ -63,7 +66,10 @@ pub(super) async fn prepare(
     held.journal
         .open(&gw.recorder, begin)
         .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    let plan = admitted.plan;
+    let mut plan = admitted.plan;
+    if let Some(t) = &turn {
+        t.prefer_previous(&request.model, &mut plan);
+    }
     held.evidence = Evidence {
         route: plan.route.clone(),
         attempts: Vec::with_capacity(plan.attempts.len()),
@@ -75,7 +81,13 @@ pub(super) async fn prepare(
         }
         held.cache = Some(slot);
     }
-    let echo = ctx.dialect.echo(&ctx.id, &fields, &request, false);
+    let echo = ctx.dialect.echo(
+        &ctx.id,
+        &fields,
+        &request,
+        turn.as_ref().is_some_and(|t| t.store),
+    );
+    held.turn = turn;
     let inbound = Inbound {
         dialect: ctx.dialect,
         request: &request,

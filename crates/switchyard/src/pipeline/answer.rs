@@ -153,7 +153,7 @@ fn translate_response(
     let name = target.provider.name();
     if passthrough {
         let usage = upstream.peek_usage(&body);
-        return Ok((body, usage));
+        return Ok((echo.correct(body), usage));
     }
     let mut r: chat::Response = upstream
         .decode_response(&body)

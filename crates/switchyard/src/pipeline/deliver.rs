@@ -55,6 +55,7 @@ pub(super) fn deliver(
         evidence: std::mem::take(&mut held.evidence),
         slot: held.cache.take(),
         idem: None,
+        turn: held.turn.take(),
     };
     let claim = held.claim.take();
     Ok(match served {
@@ -98,6 +99,13 @@ fn whole(
         .insert(CACHE, HeaderValue::from_static(cache_status));
     if let Some(slot) = carried.slot {
         super::cached::store(gw, slot, target, body.clone(), usage, cost);
+    }
+    if let Some(t) = carried.turn {
+        let requested = carried
+            .journal
+            .begin()
+            .map_or("", |b| b.requested_model.as_str());
+        t.finish(gw, ctx, requested, target, std::str::from_utf8(&body).ok());
     }
     if let Some(c) = claim {
         c.resolve(Outcome::Whole(Arc::new(StoredAnswer {

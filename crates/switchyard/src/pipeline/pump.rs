@@ -90,6 +90,7 @@ pub(super) struct Carried {
     pub evidence: Evidence,
     pub slot: Option<CacheSlot>,
     pub idem: Option<String>,
+    pub turn: Option<super::conversation::Turn>,
 }
 
 /// Reads the rest of a stream into its buffer, in a tracked task: the
@@ -110,6 +111,7 @@ pub(super) async fn pump(
         evidence,
         slot,
         idem,
+        turn,
     } = *held;
     let id = ctx.id.to_string();
     let cache_status = if slot.is_some() { "MISS" } else { "BYPASS" };
@@ -235,6 +237,10 @@ pub(super) async fn pump(
     } else {
         None
     };
+    if let Some(t) = turn {
+        let requested = journal.begin().map_or("", |b| b.requested_model.as_str());
+        t.finish(&gw, &ctx, requested, &target, live.translator.terminal());
+    }
     if let (Some(slot), Some(bytes), 200) = (slot, everything.clone(), status) {
         super::cached::store(&gw, slot, &target, bytes, usage, cost);
     }

@@ -38,6 +38,8 @@ pub(super) struct Held {
     pub cache: Option<CacheSlot>,
     /// The `Idempotency-Key` this request claimed, resolved with its answer.
     pub claim: Option<crate::stream::registry::IdemClaim>,
+    /// The stored conversation this call is a turn of.
+    pub turn: Option<super::conversation::Turn>,
 }
 
 /// Runs the call `work` makes in a tracked task and waits for its answer.

@@ -14,6 +14,7 @@ mod harness;
 mod keys;
 mod logs;
 mod mock;
+mod responses;
 mod routing;
 mod scale;
 mod sdk;

@@ -24,6 +24,8 @@ use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+mod responses;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     OpenAi,
@@ -428,6 +430,15 @@ fn default_reply(kind: Kind, uri: &str, body: &Bytes) -> Response {
         let n = v["requests"].as_array().map(Vec::len).unwrap_or(0);
         let embeddings: Vec<Value> = (0..n).map(|_| json!({"values": [0.1, 0.2, 0.3]})).collect();
         return json_response(json!({"embeddings": embeddings}));
+    }
+    if kind == Kind::OpenAi && uri.ends_with("/responses") {
+        let ask = responses::read_ask(&v);
+        let ans = answer(kind, &ask);
+        return if ask.stream {
+            sse_response(responses::stream(&ask, &ans), false)
+        } else {
+            json_response(responses::message(&ask, &ans))
+        };
     }
     let is_chat = uri.contains("/chat/completions")
         || uri.contains("/messages")

@@ -23,6 +23,11 @@ pub struct ToolName {
 /// The request's side of every Response object of one call.
 #[derive(Debug)]
 pub struct Echo {
+    /// What a native upstream's objects are corrected to: the gateway
+    /// keeps the conversation (OpenAI never saw `previous_response_id`)
+    /// and decides whether the answer is stored.
+    previous_response_id: Option<String>,
+    store: bool,
     /// `resp_...`: the id the answer goes by (and is stored and resumed by).
     pub id: String,
     /// The request's members, rendered: `"instructions":null,...`.
@@ -93,12 +98,35 @@ impl Echo {
                 freeform: t.origin.freeform,
             })
             .collect();
-        Echo { id, members, tools }
+        let previous_response_id = fields
+            .get("previous_response_id")
+            .and_then(|v| serde_json::from_str::<Option<String>>(v.get()).ok())
+            .flatten();
+        Echo {
+            previous_response_id,
+            store,
+            id,
+            members,
+            tools,
+        }
     }
 
     /// The caller's terms for a tool the model called by its flat name.
     pub fn tool(&self, flat: &str) -> Option<&ToolName> {
         self.tools.iter().find(|t| t.flat == flat)
+    }
+
+    /// A native upstream's Response object as the caller gets it: its
+    /// `previous_response_id` and `store` are the gateway's.
+    pub fn correct(&self, object: &str) -> Option<String> {
+        let mut m: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(object).ok()?;
+        m.insert(
+            "previous_response_id".into(),
+            self.previous_response_id.clone().into(),
+        );
+        m.insert("store".into(), self.store.into());
+        serde_json::to_string(&m).ok()
     }
 
     /// The request's members, for splicing into a Response object.

@@ -563,6 +563,9 @@ pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
     };
     for (k, v) in &fields.0 {
         match k.as_ref() {
+            // The gateway keeps conversations itself and has put this one
+            // into `input`; the id is its own, unknown upstream.
+            "previous_response_id" => {}
             "model" => {
                 let m = serde_json::to_vec(upstream_model).expect("a string serialises");
                 member(&mut out, "model", &m);

@@ -451,9 +451,11 @@ fn to_string<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// A native Responses upstream's stream relayed to a Responses caller
-/// event by event, read on the way for its id, usage and terminal event.
+/// event by event, read on the way for its id, usage and terminal event;
+/// its Response objects corrected by the request's echo.
 #[derive(Debug, Default)]
 pub struct Relay {
+    echo: Option<Arc<Echo>>,
     pub usage: Option<Usage>,
     pub finish: Option<FinishReason>,
     /// A terminal event was relayed.
@@ -527,6 +529,24 @@ fn status_for(code: &str) -> u16 {
 }
 
 impl Relay {
+    pub fn new(echo: Option<Arc<Echo>>) -> Relay {
+        Relay {
+            echo,
+            ..Relay::default()
+        }
+    }
+
+    /// A lifecycle event with its Response object corrected.
+    fn corrected(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let echo = self.echo.as_ref()?;
+        let mut m: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(data).ok()?;
+        let object = m.get("response")?.to_string();
+        let fixed: serde_json::Value = serde_json::from_str(&echo.correct(&object)?).ok()?;
+        m.insert("response".into(), fixed);
+        serde_json::to_vec(&m).ok()
+    }
+
     pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
         if ev.data == b"[DONE]" {
             return Ok(());
@@ -605,12 +625,32 @@ impl Relay {
         if let Some(n) = p.sequence_number {
             self.last_seq = Some(n);
         }
+        let lifecycle = matches!(
+            kind,
+            "response.created"
+                | "response.in_progress"
+                | "response.queued"
+                | "response.completed"
+                | "response.incomplete"
+                | "response.failed"
+        );
+        let data = match lifecycle.then(|| self.corrected(&ev.data)).flatten() {
+            Some(d) => {
+                if self.done {
+                    self.terminal = serde_json::from_slice::<Peek>(&d)
+                        .ok()
+                        .and_then(|p| p.response.map(|r| r.get().to_owned()));
+                }
+                std::borrow::Cow::Owned(d)
+            }
+            None => std::borrow::Cow::Borrowed(&ev.data),
+        };
         if !self.begun {
             if matches!(
                 kind,
                 "response.created" | "response.in_progress" | "response.queued"
             ) {
-                self.held.push((ev.event.clone(), ev.data.clone()));
+                self.held.push((ev.event.clone(), data.into_owned()));
                 return Ok(());
             }
             self.begun = true;
@@ -618,7 +658,7 @@ impl Relay {
                 w.event(name.as_deref(), &data);
             }
         }
-        w.event(ev.event.as_deref(), &ev.data);
+        w.event(ev.event.as_deref(), &data);
         Ok(())
     }
 
@@ -645,6 +685,7 @@ impl Relay {
         object["status"] = "failed".into();
         object["error"] = serde_json::from_str(&error).unwrap_or(serde_json::Value::Null);
         let o = object.to_string();
+        let o = self.echo.as_ref().and_then(|e| e.correct(&o)).unwrap_or(o);
         w.event(
             Some("response.failed"),
             format!(r#"{{"type":"response.failed","response":{o},"sequence_number":{seq}}}"#)

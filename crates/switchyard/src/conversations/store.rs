@@ -1,0 +1,164 @@
+//! SQL of stored responses (`responses`, `response_items`), for SQLite and
+//! Postgres. Inserts and deletes run in the log writer's transaction.
+
+use serde_json::value::RawValue;
+use sqlx::Row;
+
+use super::StoredResponse;
+use crate::storage::{Storage, pg};
+
+const GET: &str = "SELECT id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response \
+                   FROM responses WHERE id = ?";
+const ITEMS: &str = "SELECT item, is_output FROM response_items WHERE response_id = ? ORDER BY seq";
+
+fn raw(text: String) -> Result<Box<RawValue>, sqlx::Error> {
+    RawValue::from_string(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+macro_rules! read_response {
+    ($pool:expr, $get:expr, $items:expr, $id:expr) => {{
+        let Some(row) = sqlx::query($get).bind($id).fetch_optional($pool).await? else {
+            return Ok(None);
+        };
+        let mut r = StoredResponse {
+            id: row.try_get("id")?,
+            owner: row.try_get("owner")?,
+            created_ms: row.try_get("created_ms")?,
+            expires_ms: row.try_get("expires_ms")?,
+            previous_id: row.try_get("previous_id")?,
+            requested_model: row.try_get("requested_model")?,
+            provider: row.try_get("provider")?,
+            model: row.try_get("model")?,
+            request_id: row.try_get("request_id")?,
+            response: raw(row.try_get("response")?)?,
+            input: Vec::new(),
+            output: Vec::new(),
+        };
+        for item in sqlx::query($items).bind($id).fetch_all($pool).await? {
+            let text: String = item.try_get("item")?;
+            let is_output: bool = item.try_get("is_output")?;
+            if is_output {
+                r.output.push(raw(text)?);
+            } else {
+                r.input.push(raw(text)?);
+            }
+        }
+        Ok(Some(r))
+    }};
+}
+
+/// The stored response `id`, whoever owns it (callers check).
+pub async fn get(s: &Storage, id: &str) -> Result<Option<StoredResponse>, sqlx::Error> {
+    match s {
+        Storage::Sqlite(p) => read_response!(p, GET, ITEMS, id),
+        Storage::Postgres(p) => read_response!(p, &pg(GET), &pg(ITEMS), id),
+    }
+}
+
+/// The response holding item `item_id`.
+pub async fn holding(s: &Storage, item_id: &str) -> Result<Option<String>, sqlx::Error> {
+    const Q: &str = "SELECT response_id FROM response_items WHERE item_id = ? LIMIT 1";
+    match s {
+        Storage::Sqlite(p) => sqlx::query_scalar(Q).bind(item_id).fetch_optional(p).await,
+        Storage::Postgres(p) => {
+            sqlx::query_scalar(&pg(Q))
+                .bind(item_id)
+                .fetch_optional(p)
+                .await
+        }
+    }
+}
+
+/// Inserts a stored response and its items in the writer's transaction
+/// `$tx`; a response already stored is left as it is (spool replays).
+macro_rules! insert_response {
+    ($tx:expr, $q:expr, $r:expr) => {{
+        let r: &crate::conversations::StoredResponse = $r;
+        let done = sqlx::query(&$q(
+            "INSERT INTO responses (id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(&r.id)
+        .bind(&r.owner)
+        .bind(r.created_ms)
+        .bind(r.expires_ms)
+        .bind(&r.previous_id)
+        .bind(&r.requested_model)
+        .bind(&r.provider)
+        .bind(&r.model)
+        .bind(&r.request_id)
+        .bind(r.response.get())
+        .execute(&mut *$tx)
+        .await?;
+        if done.rows_affected() > 0 {
+            let items = r.input.iter().map(|i| (false, i)).chain(r.output.iter().map(|i| (true, i)));
+            for (seq, (is_output, item)) in items.enumerate() {
+                sqlx::query(&$q(
+                    "INSERT INTO response_items (response_id, seq, item_id, is_output, item) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (response_id, seq) DO NOTHING",
+                ))
+                .bind(&r.id)
+                .bind(seq as i64)
+                .bind(crate::conversations::item_id(item).unwrap_or_default())
+                .bind(is_output)
+                .bind(item.get())
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+    }};
+}
+pub(crate) use insert_response;
+
+/// Deletes a stored response and its items in the writer's transaction.
+macro_rules! delete_response {
+    ($tx:expr, $q:expr, $id:expr) => {{
+        let id: &str = $id;
+        sqlx::query(&$q("DELETE FROM response_items WHERE response_id = ?"))
+            .bind(id)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(&$q("DELETE FROM responses WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+pub(crate) use delete_response;
+
+/// Deletes responses past their expiry, a batch at a time; returns how
+/// many went.
+pub async fn expire(s: &Storage, now_ms: i64, batch: i64) -> Result<u64, sqlx::Error> {
+    const IDS: &str = "SELECT id FROM responses WHERE expires_ms < ? LIMIT ?";
+    let ids: Vec<String> = match s {
+        Storage::Sqlite(p) => {
+            sqlx::query_scalar(IDS)
+                .bind(now_ms)
+                .bind(batch)
+                .fetch_all(p)
+                .await?
+        }
+        Storage::Postgres(p) => {
+            sqlx::query_scalar(&pg(IDS))
+                .bind(now_ms)
+                .bind(batch)
+                .fetch_all(p)
+                .await?
+        }
+    };
+    for id in &ids {
+        match s {
+            Storage::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                delete_response!(tx, |q: &str| q.to_owned(), id);
+                tx.commit().await?;
+            }
+            Storage::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                delete_response!(tx, pg, id);
+                tx.commit().await?;
+            }
+        }
+    }
+    Ok(ids.len() as u64)
+}
