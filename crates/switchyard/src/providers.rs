@@ -133,6 +133,9 @@ pub struct Inbound<'a> {
     pub anthropic_beta: Option<&'a HeaderValue>,
     /// What the caller's answers repeat of the request.
     pub echo: &'a crate::dialect::Echo,
+    /// Built-in tools dropped, not refused, where a target has no
+    /// equivalent (`[responses] drop_unsupported_tools`).
+    pub drop_tools: &'a [String],
 }
 
 /// One upstream HTTP call, built but not sent. Holds no credential.
@@ -146,6 +149,8 @@ pub struct Call {
     pub headers: Vec<(&'static str, HeaderValue)>,
     /// Whether the body is the caller's own, forwarded (same dialect).
     pub passthrough: bool,
+    /// Built-in tools of the caller's left out for this target.
+    pub dropped_tools: Vec<String>,
 }
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -180,6 +185,7 @@ fn build_chat_call(
             dialect: Dialect::Responses,
             headers: Vec::new(),
             passthrough: true,
+            dropped_tools: Vec::new(),
         });
     }
     // Reasoning a Responses caller carried is for the provider that made it.
@@ -188,6 +194,24 @@ fn build_chat_call(
             wire::responses::reasoning::for_provider(inbound.request, provider.name())
         }
         _ => std::borrow::Cow::Borrowed(inbound.request),
+    };
+    let mut dropped_tools = Vec::new();
+    let req = if req
+        .builtin_tools
+        .iter()
+        .any(|b| inbound.drop_tools.contains(&b.kind))
+    {
+        let mut r = req.into_owned();
+        r.builtin_tools.retain(|b| {
+            let drop = inbound.drop_tools.contains(&b.kind);
+            if drop {
+                dropped_tools.push(b.kind.clone());
+            }
+            !drop
+        });
+        std::borrow::Cow::Owned(r)
+    } else {
+        req
     };
     let req = req.as_ref();
     let mut headers = Vec::new();
@@ -245,6 +269,7 @@ fn build_chat_call(
         dialect: provider.dialect(),
         headers,
         passthrough: same,
+        dropped_tools,
     })
 }
 
@@ -264,6 +289,7 @@ pub fn embeddings_call(
             dialect: Dialect::OpenAi,
             headers: Vec::new(),
             passthrough: true,
+            dropped_tools: Vec::new(),
         }),
         ProviderKind::Gemini => {
             if let Some(f) = req.unknown_fields.first() {
@@ -292,6 +318,7 @@ pub fn embeddings_call(
                 dialect: Dialect::Gemini,
                 headers: Vec::new(),
                 passthrough: false,
+                dropped_tools: Vec::new(),
             })
         }
         ProviderKind::Anthropic => Err(Untranslatable::new(

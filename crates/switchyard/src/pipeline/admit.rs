@@ -95,6 +95,7 @@ pub(super) async fn prepare(
         anthropic_version: parts.headers.get("anthropic-version"),
         anthropic_beta: parts.headers.get("anthropic-beta"),
         echo: &echo,
+        drop_tools: &gw.config.responses.drop_unsupported_tools,
     };
     super::attempts::attempts(gw, ctx, &inbound, &plan, held).await
 }

@@ -16,6 +16,9 @@ use crate::routing::health::Readiness;
 use crate::routing::{self, Attempt, Target};
 use axum::response::Response;
 
+/// Names the caller's built-in tools a target left out.
+const DROPPED_TOOLS: http::HeaderName = http::HeaderName::from_static("x-switchyard-dropped-tools");
+
 pub(super) async fn attempts(
     gw: &Arc<Gateway>,
     ctx: &Ctx,
@@ -152,11 +155,17 @@ async fn attempt_chat(
         call.headers.push(("x-switchyard-request-id", v));
     }
     let resp = send(gw, ctx, provider, &call).await?;
-    if call.stream {
-        super::answer::first_of_stream(gw, ctx, inbound, target, attempt, &call, resp).await
+    let mut served = if call.stream {
+        super::answer::first_of_stream(gw, ctx, inbound, target, attempt, &call, resp).await?
     } else {
-        super::answer::whole(ctx, inbound.echo, target, attempt, &call, resp).await
+        super::answer::whole(ctx, inbound.echo, target, attempt, &call, resp).await?
+    };
+    if !call.dropped_tools.is_empty()
+        && let Ok(v) = http::HeaderValue::from_str(&call.dropped_tools.join(", "))
+    {
+        served.response_mut().headers_mut().insert(DROPPED_TOOLS, v);
     }
+    Ok(served)
 }
 
 /// Sends one attempt, bounded by the provider's timeout and the caller's

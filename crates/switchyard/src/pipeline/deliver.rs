@@ -36,6 +36,14 @@ pub(super) enum Served {
     },
 }
 
+impl Served {
+    pub(super) fn response_mut(&mut self) -> &mut Response {
+        match self {
+            Served::Whole { response, .. } | Served::Stream { response, .. } => response,
+        }
+    }
+}
+
 /// Takes what the request held (permit, record, evidence, cache slot,
 /// idempotency claim) and hands it to the answer's end.
 pub(super) fn deliver(

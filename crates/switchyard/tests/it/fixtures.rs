@@ -96,6 +96,7 @@ fn upstream_body(providers: &Providers, inbound: Dialect, kind: &str, request: &
         anthropic_version: None,
         anthropic_beta: None,
         echo: &echo,
+        drop_tools: &[],
     };
     let provider = providers.get(kind).unwrap();
     match chat_call(provider, &inbound, "test-model") {
