@@ -5,6 +5,7 @@
 
 mod binary;
 mod cache;
+mod codex;
 mod core;
 mod dashboard;
 mod durability;

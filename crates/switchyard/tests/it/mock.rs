@@ -690,3 +690,27 @@ pub fn openai_chunk(text: &str) -> String {
                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
     )
 }
+
+/// A streamed answer that calls tool `name` with `args`, in the dialect a
+/// mock of `kind` streams (`responses`: OpenAI's Responses API).
+pub fn tool_call_stream(kind: Kind, responses: bool, name: &str, args: Value) -> Reply {
+    let ask = Ask {
+        model: "mock-model".into(),
+        stream: true,
+        include_usage: true,
+        tools: vec![name.to_owned()],
+        tool_result: None,
+        user_text: String::new(),
+    };
+    let ans = Answer::Calls(vec![(name.to_owned(), args)]);
+    let pieces = match kind {
+        Kind::OpenAi if responses => responses::stream(&ask, &ans),
+        Kind::OpenAi => openai_stream(&ask, &ans),
+        Kind::Anthropic => anthropic_stream(&ask, &ans),
+        Kind::Gemini => gemini_stream(&ask, &ans),
+    };
+    Reply::Sse {
+        pieces,
+        abort: false,
+    }
+}
