@@ -31,12 +31,14 @@
 //! - Images go inline as base64; a bare https URL is not something
 //!   `fileData` accepts, so it is refused rather than fetched.
 
+pub mod answer;
 pub mod embeddings;
 pub mod inbound;
 pub mod request;
 pub mod response;
 pub mod stream;
 
+pub use answer::{StreamEncoder, encode_error, encode_response, status_name};
 pub use embeddings::{decode_embeddings, encode_embeddings};
 pub use inbound::{decode_request, field_name, rewrite_request};
 pub use request::encode_request;
