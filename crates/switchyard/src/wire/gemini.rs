@@ -43,7 +43,7 @@ pub use embeddings::{decode_embeddings, encode_embeddings};
 pub use inbound::{decode_request, field_name, rewrite_request};
 pub use request::encode_request;
 pub use response::{decode_error, decode_response};
-pub use stream::StreamDecoder;
+pub use stream::{Relay, StreamDecoder};
 
 use base64::Engine;
 
