@@ -98,6 +98,22 @@ pub fn decode_usage(u: &UsageIn) -> Usage {
     .bounded()
 }
 
+/// Reads only the usage of a `GenerateContentResponse` body: the
+/// same-dialect path forwards the answer as it came.
+pub fn peek_usage(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Peek {
+        #[serde(default)]
+        usage_metadata: Option<UsageIn>,
+    }
+    serde_json::from_slice::<Peek>(body)
+        .ok()?
+        .usage_metadata
+        .as_ref()
+        .map(decode_usage)
+}
+
 pub fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
     match reason {
         "MAX_TOKENS" => FinishReason::Length,
@@ -310,6 +326,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A passthrough answer's usage is read from Gemini's own shape, not
+    /// OpenAI's.
+    #[test]
+    fn usage_is_peeked_from_a_whole_answer() {
+        let body = br#"{"candidates":[{"content":{"role":"model","parts":[{"text":"hi"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":6,"totalTokenCount":20,"thoughtsTokenCount":6,"cachedContentTokenCount":4},"modelVersion":"gemini-2.5-flash","responseId":"r"}"#;
+        let u = peek_usage(body).unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.reasoning_tokens
+            ),
+            (8, 12, 4, 6)
+        );
+        assert_eq!(crate::wire::openai::response::peek_usage(body), None);
+        assert_eq!(peek_usage(br#"{"candidates":[]}"#), None);
     }
 
     #[test]
