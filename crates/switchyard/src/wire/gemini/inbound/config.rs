@@ -134,6 +134,7 @@ pub(super) fn decode_tools(tools: Vec<ToolIn>, req: &mut chat::Request) -> Resul
                 parameters,
                 strict: None,
                 cache_control: None,
+                origin: Default::default(),
             });
         }
     }

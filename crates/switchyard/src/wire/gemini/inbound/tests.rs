@@ -652,6 +652,7 @@ fn arb_request() -> impl Strategy<Value = chat::Request> {
                     ))),
                     strict: None,
                     cache_control: None,
+                origin: Default::default(),
                 })
                 .collect();
             req.tool_choice = match choice {
