@@ -5,6 +5,7 @@
 //! [`health`], which are mounted apart on purpose.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod health;
 pub mod openai;
 pub mod passthrough;
@@ -39,6 +40,10 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/responses/{id}"),
     ("DELETE", "/v1/responses/{id}"),
     ("GET", "/v1/responses/{id}/input_items"),
+    ("POST", "/v1beta/models/{*rest}"),
+    ("POST", "/v1/models/{*rest}"),
+    ("GET", "/v1beta/models"),
+    ("GET", "/v1beta/models/{*rest}"),
     ("ANY", "/passthrough/{provider}/{*rest}"),
     ("GET", "/v1/streams/{id}"),
 ];
@@ -63,6 +68,9 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/v1/responses/{id}") => get(responses::retrieve),
         ("DELETE", "/v1/responses/{id}") => axum::routing::delete(responses::delete),
         ("GET", "/v1/responses/{id}/input_items") => get(responses::input_items),
+        ("POST", "/v1beta/models/{*rest}") | ("POST", "/v1/models/{*rest}") => post(gemini::call),
+        ("GET", "/v1beta/models") => get(gemini::list),
+        ("GET", "/v1beta/models/{*rest}") => get(gemini::get_model),
         ("ANY", "/passthrough/{provider}/{*rest}") => any(passthrough::passthrough),
         ("GET", "/v1/streams/{id}") => get(streams::resume),
         _ => return None,
@@ -94,12 +102,7 @@ async fn not_found(
     axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
     req: Request<Body>,
 ) -> Response {
-    let dialect = if req.uri().path().starts_with("/v1/messages") {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    };
-    let ctx = Ctx::new(&gw, dialect);
+    let ctx = Ctx::new(&gw, crate::auth::dialect_of_path(&gw, req.uri().path()));
     ctx.error(GatewayError::NotFound(format!(
         "no route for {} {}",
         req.method(),

@@ -47,8 +47,9 @@ impl Caller {
     }
 }
 
-/// The key a request presents: `Authorization: Bearer <key>` or
-/// `x-api-key: <key>` (Anthropic SDKs send either, depending on version).
+/// The key a request presents: `Authorization: Bearer <key>`,
+/// `x-api-key: <key>` (Anthropic SDKs send either, depending on version),
+/// or `x-goog-api-key: <key>` (Google's SDKs).
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers
         .get(http::header::AUTHORIZATION)
@@ -59,11 +60,36 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
             return Some(v[7..].trim());
         }
     }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    ["x-api-key", "x-goog-api-key"].iter().find_map(|h| {
+        headers
+            .get(*h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// Whether a path is the Gemini API's (`/v1beta/...`, `/v1/models/...:`).
+pub fn is_gemini_path(path: &str) -> bool {
+    path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':'))
+}
+
+/// A key in the query (`?key=`), as Google's API takes it: read on the
+/// Gemini API's paths only (a passthrough query goes upstream as it came).
+fn query_key(path: &str, query: Option<&str>) -> Option<String> {
+    if !is_gemini_path(path) {
+        return None;
+    }
+    query?.split('&').find_map(|kv| {
+        let v = kv.strip_prefix("key=")?;
+        let bytes = v.as_bytes();
+        // Our keys are base62 after their prefix: nothing to unescape.
+        (!bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'))
+        .then(|| v.to_owned())
+    })
 }
 
 pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, GatewayError> {
@@ -85,6 +111,12 @@ pub fn dialect_of_path(gw: &Gateway, path: &str) -> Dialect {
     if path.starts_with("/v1/messages") {
         return Dialect::Anthropic;
     }
+    if is_gemini_path(path) {
+        return Dialect::Gemini;
+    }
+    if path.starts_with("/v1/responses") {
+        return Dialect::Responses;
+    }
     if let Some(rest) = path.strip_prefix("/passthrough/") {
         let provider = rest.split('/').next().unwrap_or("");
         if gw.providers.get(provider).map(|p| p.dialect()) == Some(Dialect::Anthropic) {
@@ -97,6 +129,12 @@ pub fn dialect_of_path(gw: &Gateway, path: &str) -> Dialect {
 /// The auth layer: puts the [`Caller`] in the request's extensions, or
 /// answers 401.
 pub async fn layer(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
+    if presented_key(req.headers()).is_none()
+        && let Some(k) = query_key(req.uri().path(), req.uri().query())
+        && let Ok(v) = http::HeaderValue::from_str(&k)
+    {
+        req.headers_mut().insert("x-goog-api-key", v);
+    }
     match authenticate(&gw, req.headers()).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);

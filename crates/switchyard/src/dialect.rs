@@ -49,6 +49,16 @@ impl Echo {
     }
 }
 
+/// What a request's path says that its body does not: a Gemini caller
+/// names the model and the method (streaming or not) in the URL.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub model: String,
+    pub stream: bool,
+    /// The method the caller called (`generateContent`, `embedContent`...).
+    pub method: String,
+}
+
 /// How an answer starts, before the upstream names it.
 pub struct Start<'a> {
     pub id: String,
@@ -91,11 +101,21 @@ impl Dialect {
 
     /// A caller's request: the canonical form, and its own top-level fields
     /// for the same-dialect fast path and the cache key.
-    pub fn decode_request(self, body: &[u8]) -> Result<(chat::Request, Fields<'_>), DecodeError> {
+    /// `envelope`: what the request's path said (a Gemini caller names
+    /// the model and whether it streams there, not in the body).
+    pub fn decode_request<'b>(
+        self,
+        body: &'b [u8],
+        envelope: Option<&Envelope>,
+    ) -> Result<(chat::Request, Fields<'b>), DecodeError> {
         match self {
             Dialect::Anthropic => wire::anthropic::decode_request(body),
             Dialect::Responses => wire::responses::decode_request(body),
-            Dialect::OpenAi | Dialect::Gemini => wire::openai::decode_request(body),
+            Dialect::OpenAi => wire::openai::decode_request(body),
+            Dialect::Gemini => match envelope {
+                Some(e) => wire::gemini::decode_request(body, &e.model, e.stream),
+                None => Err(DecodeError::missing("model")),
+            },
         }
     }
 
@@ -138,7 +158,8 @@ impl Dialect {
                 "",
                 "a Responses answer needs its request's echo",
             )),
-            (Dialect::OpenAi | Dialect::Gemini, _) => Ok(wire::openai::encode_response(r)),
+            (Dialect::Gemini, _) => wire::gemini::encode_response(r),
+            (Dialect::OpenAi, _) => Ok(wire::openai::encode_response(r)),
         }
     }
 
@@ -148,7 +169,8 @@ impl Dialect {
         match self {
             Dialect::Anthropic => format!("msg_{}", request_id.simple()),
             Dialect::Responses => format!("resp_{}", request_id.simple()),
-            Dialect::OpenAi | Dialect::Gemini => format!("chatcmpl-{}", request_id.simple()),
+            Dialect::Gemini => format!("sy-{}", request_id.simple()),
+            Dialect::OpenAi => format!("chatcmpl-{}", request_id.simple()),
         }
     }
 
@@ -157,6 +179,9 @@ impl Dialect {
         match (self, s.echo) {
             (Dialect::Anthropic, _) => {
                 Encoder::Anthropic(wire::anthropic::StreamEncoder::new(s.id, s.model))
+            }
+            (Dialect::Gemini, _) => {
+                Encoder::Gemini(Box::new(wire::gemini::StreamEncoder::new(s.id, s.model)))
             }
             (Dialect::Responses, Echo::Responses(e)) => {
                 Encoder::Responses(Box::new(wire::responses::StreamEncoder::new(
@@ -186,7 +211,8 @@ impl Dialect {
                 };
                 wire::anthropic::encode_error(kind, e.message)
             }
-            Dialect::OpenAi | Dialect::Gemini | Dialect::Responses => wire::openai::encode_error(
+            Dialect::Gemini => wire::gemini::encode_error(e.status, e.message),
+            Dialect::OpenAi | Dialect::Responses => wire::openai::encode_error(
                 e.message,
                 openai_error_type(e.status),
                 e.param,
@@ -213,7 +239,8 @@ impl Dialect {
                 }
                 .to_owned();
             }
-            Dialect::OpenAi | Dialect::Gemini => return canonical.to_owned(),
+            Dialect::Gemini => return wire::gemini::field_name(canonical),
+            Dialect::OpenAi => return canonical.to_owned(),
         }
         match canonical {
             "parallel_tool_calls" => "tool_choice.disable_parallel_tool_use",
@@ -249,7 +276,8 @@ impl Dialect {
         match self {
             Dialect::Anthropic => wire::anthropic::response::peek_usage(body),
             Dialect::Responses => wire::responses::peek_usage(body),
-            Dialect::OpenAi | Dialect::Gemini => wire::openai::response::peek_usage(body),
+            Dialect::Gemini => wire::gemini::response::peek_usage(body),
+            Dialect::OpenAi => wire::openai::response::peek_usage(body),
         }
     }
 
@@ -286,6 +314,7 @@ impl Dialect {
             (Dialect::Anthropic, Dialect::Anthropic) => {
                 Some(Relay::Anthropic(wire::anthropic::stream::Relay::default()))
             }
+            (Dialect::Gemini, Dialect::Gemini) => Some(Relay::Gemini(Box::default())),
             (Dialect::Responses, Dialect::Responses) => Some(Relay::Responses(Box::default())),
             _ => None,
         }
@@ -328,6 +357,7 @@ pub enum Relay {
     OpenAi(wire::openai::stream::Relay),
     Anthropic(wire::anthropic::stream::Relay),
     Responses(Box<wire::responses::Relay>),
+    Gemini(Box<wire::gemini::Relay>),
 }
 
 impl Relay {
@@ -336,6 +366,7 @@ impl Relay {
             Relay::OpenAi(r) => r.relay(ev, w),
             Relay::Anthropic(r) => r.relay(ev, w),
             Relay::Responses(r) => r.relay(ev, w),
+            Relay::Gemini(r) => r.relay(ev, w),
         }
     }
 
@@ -345,6 +376,7 @@ impl Relay {
             Relay::OpenAi(r) => r.done || r.finish.is_some(),
             Relay::Anthropic(r) => r.done || r.finish.is_some(),
             Relay::Responses(r) => r.done,
+            Relay::Gemini(r) => r.done(),
         }
     }
 
@@ -362,8 +394,9 @@ impl Relay {
                     w.event(Some("message_stop"), br#"{"type":"message_stop"}"#);
                 }
             }
-            // Complete means its terminal event was relayed.
-            Relay::Responses(_) => {}
+            // Complete means its terminal event was relayed; Gemini has
+            // no closing marker.
+            Relay::Responses(_) | Relay::Gemini(_) => {}
         }
     }
 
@@ -374,6 +407,7 @@ impl Relay {
             Relay::OpenAi(_) => wire::openai::stream::write_error(w, body),
             Relay::Anthropic(_) => wire::anthropic::stream::write_error(w, body),
             Relay::Responses(r) => r.fail(w, body),
+            Relay::Gemini(_) => wire::gemini::answer::write_error(w, body),
         }
     }
 
@@ -382,6 +416,7 @@ impl Relay {
             Relay::OpenAi(r) => r.usage,
             Relay::Anthropic(r) => r.usage(),
             Relay::Responses(r) => r.usage,
+            Relay::Gemini(r) => r.usage,
         }
     }
 
@@ -390,6 +425,7 @@ impl Relay {
             Relay::OpenAi(r) => r.finish.as_ref(),
             Relay::Anthropic(r) => r.finish.as_ref(),
             Relay::Responses(r) => r.finish.as_ref(),
+            Relay::Gemini(r) => r.finish.as_ref(),
         }
     }
 
@@ -445,6 +481,7 @@ pub enum Encoder {
     OpenAi(wire::openai::StreamEncoder),
     Anthropic(wire::anthropic::StreamEncoder),
     Responses(Box<wire::responses::StreamEncoder>),
+    Gemini(Box<wire::gemini::StreamEncoder>),
 }
 
 impl Encoder {
@@ -453,6 +490,7 @@ impl Encoder {
             Encoder::OpenAi(e) => e.encode(ev, w),
             Encoder::Anthropic(e) => e.encode(ev, w),
             Encoder::Responses(e) => e.encode(ev, w),
+            Encoder::Gemini(e) => e.encode(ev, w),
         }
     }
 
@@ -462,6 +500,7 @@ impl Encoder {
             Encoder::OpenAi(e) => e.finish(w),
             Encoder::Anthropic(e) => e.finish(w),
             Encoder::Responses(e) => e.finish(w),
+            Encoder::Gemini(e) => e.finish(w),
         }
     }
 
@@ -472,6 +511,7 @@ impl Encoder {
             Encoder::OpenAi(_) => wire::openai::stream::write_error(w, body),
             Encoder::Anthropic(_) => wire::anthropic::stream::write_error(w, body),
             Encoder::Responses(e) => e.fail(w, body),
+            Encoder::Gemini(_) => wire::gemini::answer::write_error(w, body),
         }
     }
 

@@ -22,7 +22,8 @@
 //! 6. [`finish`]: the record closed with usage and cost, the permit
 //!    settled, metrics and the [`trace`].
 //!
-//! [`embeddings`] is the same journey without streams. Nothing in here
+//! [`embeddings`] is the same journey without streams; [`tokens`] counts a
+//! request's tokens without making it. Nothing in here
 //! matches on a dialect: what differs per dialect is [`crate::dialect`]'s.
 
 mod admit;
@@ -38,6 +39,7 @@ mod idempotency;
 mod options;
 mod pump;
 mod run;
+mod tokens;
 mod trace;
 
 use std::sync::Arc;
@@ -54,6 +56,7 @@ pub use finish::cost;
 pub use options::{constraints, metadata};
 pub use pump::sse_response;
 pub use run::in_own_task;
+pub use tokens::count_tokens;
 
 use crate::dialect::Dialect;
 use crate::gateway::Gateway;

@@ -248,7 +248,13 @@ fn build_chat_call(
                 )?
             }
         }
-        ProviderKind::Gemini => wire::gemini::encode_request(req)?,
+        ProviderKind::Gemini => {
+            if same {
+                wire::gemini::rewrite_request(inbound.fields)
+            } else {
+                wire::gemini::encode_request(req)?
+            }
+        }
     };
     let url = match provider.config.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => format!("{base}/chat/completions"),
@@ -274,19 +280,43 @@ fn build_chat_call(
 }
 
 /// Builds an embeddings call. Anthropic has no embeddings API.
+/// `caller`: the caller's dialect and its own fields; its body goes
+/// upstream as it came when the upstream speaks it too (`method`: the
+/// Gemini method it called).
 pub fn embeddings_call(
     provider: &Provider,
     req: &wire::openai::embeddings::EmbeddingsRequest,
-    fields: &Fields<'_>,
+    caller: (Dialect, &Fields<'_>, &str),
     upstream_model: &str,
 ) -> Result<Call, Untranslatable> {
     let base = &provider.config.base_url;
+    let (dialect, fields, method) = caller;
     match provider.config.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => Ok(Call {
             url: format!("{base}/embeddings"),
-            body: Bytes::from(wire::openai::rewrite_request(fields, upstream_model, false)),
+            body: Bytes::from(if dialect == Dialect::OpenAi {
+                wire::openai::rewrite_request(fields, upstream_model, false)
+            } else {
+                let texts = req.input.texts().unwrap_or_default();
+                wire::openai::embeddings::encode_request(upstream_model, &texts, req.dimensions)
+            }),
             stream: false,
             dialect: Dialect::OpenAi,
+            headers: Vec::new(),
+            passthrough: true,
+            dropped_tools: Vec::new(),
+        }),
+        ProviderKind::Gemini if dialect == Dialect::Gemini => Ok(Call {
+            url: format!(
+                "{base}/models/{}:{method}",
+                encode_path_segment(upstream_model)
+            ),
+            body: Bytes::from(wire::gemini::embeddings::rewrite_embed_request(
+                fields,
+                upstream_model,
+            )),
+            stream: false,
+            dialect: Dialect::Gemini,
             headers: Vec::new(),
             passthrough: true,
             dropped_tools: Vec::new(),

@@ -26,7 +26,7 @@ pub(super) async fn chat_completions(
 
 pub(super) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
     match read_request(&gw, req, Dialect::OpenAi).await {
-        Ok((parts, body)) => pipeline::embeddings(gw, parts, body).await,
+        Ok((parts, body)) => pipeline::embeddings(gw, Dialect::OpenAi, parts, body).await,
         Err(resp) => resp,
     }
 }
@@ -62,15 +62,9 @@ struct AnthropicModel {
     created_at: &'static str,
 }
 
-/// Every routable `provider/model` a provider lists in `models`, and every
-/// route name. An Anthropic SDK (it sends `anthropic-version`) gets
-/// Anthropic's list shape.
-pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let ctx = Ctx::new(&gw, super::caller_dialect(&headers));
-    let anthropic = ctx.dialect == Dialect::Anthropic;
-    if let Err(e) = crate::auth::authenticate(&gw, &headers).await {
-        return ctx.error(e);
-    }
+/// Every `provider/model` a provider lists in `models`, and every route
+/// name, with who serves it.
+pub(super) fn model_ids(gw: &Gateway) -> Vec<(String, &str)> {
     let mut ids: Vec<(String, &str)> = Vec::new();
     for p in &gw.providers.list {
         for m in &p.config.models {
@@ -80,6 +74,27 @@ pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -
     for r in &gw.config.routes {
         ids.push((r.name.clone(), "switchyard"));
     }
+    ids
+}
+
+/// Every routable `provider/model` a provider lists in `models`, and every
+/// route name. An Anthropic SDK (it sends `anthropic-version`) gets
+/// Anthropic's list shape; a Gemini SDK (a Gemini key header or `key=`)
+/// Gemini's.
+pub(super) async fn models(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    uri: http::Uri,
+) -> Response {
+    if super::gemini::has_gemini_key(&headers, uri.query()) {
+        return super::gemini::list(State(gw)).await;
+    }
+    let ctx = Ctx::new(&gw, super::caller_dialect(&headers));
+    let anthropic = ctx.dialect == Dialect::Anthropic;
+    if let Err(e) = crate::auth::authenticate(&gw, &headers).await {
+        return ctx.error(e);
+    }
+    let ids = model_ids(&gw);
     let mut resp = if anthropic {
         let data: Vec<AnthropicModel> = ids
             .iter()

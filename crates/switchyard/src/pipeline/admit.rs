@@ -35,7 +35,8 @@ pub(super) async fn prepare(
     let mut turn = super::conversation::begin(gw, ctx, &caller, parts, body).await?;
     let expanded = turn.as_mut().and_then(|t| t.expanded.take());
     let body = expanded.as_ref().unwrap_or(body);
-    let (request, fields) = ctx.dialect.decode_request(body)?;
+    let envelope = parts.extensions.get::<crate::dialect::Envelope>();
+    let (request, fields) = ctx.dialect.decode_request(body, envelope)?;
     if let Some(resp) = super::idempotency::claim(gw, ctx, parts, &caller, body, held).await? {
         return Ok(resp);
     }

@@ -23,25 +23,113 @@ use crate::policy;
 use crate::providers::{self, UpstreamError};
 use crate::routing;
 use crate::wire;
+use crate::wire::Fields;
+use crate::wire::openai::embeddings::EmbeddingsRequest;
 
-/// `POST /v1/embeddings`: policy and failover as for chat; no streams. In
-/// its own task like [`chat`], always run to the end (one short call).
-pub async fn embeddings(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response {
+/// `POST /v1/embeddings` (OpenAI), `:embedContent` and
+/// `:batchEmbedContents` (Gemini): policy and failover as for chat; no
+/// streams. In its own task like [`super::chat`], always run to the end
+/// (one short call).
+pub async fn embeddings(gw: Arc<Gateway>, dialect: Dialect, parts: Parts, body: Bytes) -> Response {
     let task_gw = gw.clone();
-    in_own_task(&gw, Dialect::OpenAi, move |_| {
-        embeddings_here(task_gw, parts, body)
+    in_own_task(&gw, dialect, move |_| {
+        embeddings_here(task_gw, dialect, parts, body)
     })
     .await
 }
 
-async fn embeddings_here(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Response {
-    let mut ctx = Ctx::new(&gw, Dialect::OpenAi);
+/// What a caller asked to embed, in its dialect: the request, its own
+/// fields, and the Gemini method it called (batch or one).
+fn decode<'b>(
+    dialect: Dialect,
+    parts: &Parts,
+    body: &'b [u8],
+) -> Result<(EmbeddingsRequest, Fields<'b>, String), GatewayError> {
+    let envelope = parts.extensions.get::<crate::dialect::Envelope>();
+    match (dialect, envelope) {
+        (Dialect::Gemini, Some(e)) => {
+            let (r, fields) = if e.method == "batchEmbedContents" {
+                wire::gemini::embeddings::decode_batch_embed_request(body, &e.model)?
+            } else {
+                wire::gemini::embeddings::decode_embed_request(body, &e.model)?
+            };
+            let req = EmbeddingsRequest {
+                model: e.model.clone(),
+                input: wire::openai::embeddings::EmbeddingInput::Texts(r.texts),
+                base64: false,
+                dimensions: r.dimensions,
+                unknown_fields: r.unknown_fields,
+            };
+            Ok((req, fields, e.method.clone()))
+        }
+        _ => {
+            let (req, fields) = wire::openai::embeddings::decode_embeddings_request(body)?;
+            Ok((req, fields, String::new()))
+        }
+    }
+}
+
+/// The upstream's answer in the caller's dialect, and its input tokens
+/// (reported, or estimated at about 4 bytes a token where Gemini reports
+/// none).
+fn answer(
+    dialect: Dialect,
+    method: &str,
+    req: &EmbeddingsRequest,
+    call: &providers::Call,
+    upstream_body: Bytes,
+    target: &crate::routing::Target,
+) -> Result<(Bytes, Option<u64>, bool), GatewayError> {
+    let estimate = (req.input.byte_len() as u64).div_ceil(4);
+    let not_an_answer = || -> GatewayError {
+        UpstreamError::protocol(target.provider.name(), "not an embeddings answer").into()
+    };
+    match (dialect, call.dialect) {
+        // OpenAI to OpenAI, Gemini to Gemini: as it came.
+        (Dialect::OpenAi, Dialect::OpenAi) => {
+            let tokens = wire::openai::embeddings::peek_embedding_tokens(&upstream_body);
+            Ok((upstream_body, tokens, true))
+        }
+        (Dialect::Gemini, Dialect::Gemini) => Ok((upstream_body, Some(estimate), false)),
+        (Dialect::Gemini, _) => {
+            let tokens = wire::openai::embeddings::peek_embedding_tokens(&upstream_body);
+            let vectors = wire::openai::embeddings::decode_vectors(&upstream_body)
+                .ok_or_else(not_an_answer)?;
+            let out = if method == "batchEmbedContents" {
+                wire::gemini::embeddings::encode_batch_embed_response(&vectors)
+            } else {
+                let first = vectors.first().ok_or_else(not_an_answer)?;
+                wire::gemini::embeddings::encode_embed_response(first)
+            };
+            Ok((Bytes::from(out), tokens, tokens.is_some()))
+        }
+        _ => {
+            let vectors =
+                wire::gemini::decode_embeddings(&upstream_body).ok_or_else(not_an_answer)?;
+            let out = wire::openai::embeddings::encode_embeddings_response(
+                vectors,
+                &target.model,
+                req.base64,
+                estimate,
+            );
+            Ok((Bytes::from(out), Some(estimate), false))
+        }
+    }
+}
+
+async fn embeddings_here(
+    gw: Arc<Gateway>,
+    dialect: Dialect,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    let mut ctx = Ctx::new(&gw, dialect);
     let mut rate = None;
     let mut journal = Journal::default();
     let result = async {
         ctx.apply_headers(&parts.headers)?;
         let caller = caller(&parts)?;
-        let (req, fields) = wire::openai::embeddings::decode_embeddings_request(&body)?;
+        let (req, fields, method) = decode(dialect, &parts, &body)?;
         let constraints = policy::constraints(&caller, &parts.headers, &req.model)?;
         let log_mode = policy::log_mode(&gw, &caller, &parts.headers)?;
         let plan = routing::plan(&gw, &req.model, &constraints)?;
@@ -53,7 +141,7 @@ async fn embeddings_here(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Respons
             key_id: caller.key_id().map(str::to_owned),
             route: plan.route.clone(),
             requested_model: req.model.clone(),
-            dialect: "openai-embeddings".into(),
+            dialect: format!("{}-embeddings", dialect.as_str()),
             stream: false,
             log_mode,
             est_input_tokens: estimate_tokens(&body),
@@ -82,7 +170,8 @@ async fn embeddings_here(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Respons
         let mut last = None;
         for (n, target) in plan.attempts.iter().enumerate() {
             let provider = &target.provider;
-            let call = match providers::embeddings_call(provider, &req, &fields, &target.model) {
+            let caller = (dialect, &fields, method.as_str());
+            let call = match providers::embeddings_call(provider, &req, caller, &target.model) {
                 Ok(c) => c,
                 Err(u) => {
                     policy::settle(&gw, permit, None, None, false);
@@ -104,28 +193,14 @@ async fn embeddings_here(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Respons
                     return Err(e);
                 }
             };
-            let (out, tokens) = if call.passthrough {
-                let tokens = wire::openai::embeddings::peek_embedding_tokens(&upstream_body);
-                (upstream_body, tokens)
-            } else {
-                let Some(vectors) = wire::gemini::decode_embeddings(&upstream_body) else {
-                    policy::settle(&gw, permit, None, None, false);
-                    return Err(UpstreamError::protocol(
-                        provider.name(),
-                        "not a batchEmbedContents answer",
-                    )
-                    .into());
+            let (out, tokens, reported) =
+                match answer(dialect, &method, &req, &call, upstream_body, target) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        policy::settle(&gw, permit, None, None, false);
+                        return Err(e);
+                    }
                 };
-                // Gemini reports no token counts: estimate about 4 bytes a token.
-                let estimate = (req.input.byte_len() as u64).div_ceil(4);
-                let out = wire::openai::embeddings::encode_embeddings_response(
-                    vectors,
-                    &target.model,
-                    req.base64,
-                    estimate,
-                );
-                (Bytes::from(out), Some(estimate))
-            };
             let usage = tokens.map(|t| Usage {
                 input_tokens: t,
                 ..Usage::default()
@@ -149,14 +224,8 @@ async fn embeddings_here(gw: Arc<Gateway>, parts: Parts, body: Bytes) -> Respons
                     latency_ms: ms(ctx.started.elapsed()),
                     input_tokens: tokens,
                     output_tokens: tokens.map(|_| 0),
-                    usage_source: tokens.map(|_| {
-                        if call.passthrough {
-                            "reported"
-                        } else {
-                            "estimated"
-                        }
-                        .to_owned()
-                    }),
+                    usage_source: tokens
+                        .map(|_| if reported { "reported" } else { "estimated" }.to_owned()),
                     cost_usd: cost,
                     price_version: Some(gw.prices.version.clone()),
                     cache: "BYPASS".into(),

@@ -84,7 +84,7 @@ kind = "gemini"
 /// What the gateway sends upstream for `request`, or the refused field.
 fn upstream_body(providers: &Providers, inbound: Dialect, kind: &str, request: &Value) -> Value {
     let bytes = request.to_string().into_bytes();
-    let (req, fields) = match inbound.decode_request(&bytes) {
+    let (req, fields) = match inbound.decode_request(&bytes, None) {
         Ok(x) => x,
         Err(e) => return json!({"decode_error": e.field}),
     };
@@ -203,7 +203,7 @@ fn fixture_echo(caller: Dialect, request: Option<&Value>) -> switchyard::dialect
         .unwrap_or_else(|| json!({"model": "m", "input": "hi"}))
         .to_string();
     let (req, fields) = caller
-        .decode_request(body.as_bytes())
+        .decode_request(body.as_bytes(), None)
         .expect("fixture requests decode");
     caller.echo(&fixed_id(), &fields, &req, true)
 }

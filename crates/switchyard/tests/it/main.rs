@@ -11,6 +11,7 @@ mod dashboard;
 mod durability;
 mod errors;
 mod fixtures;
+mod gemini_api;
 mod harness;
 mod keys;
 mod logs;

@@ -426,6 +426,9 @@ fn default_reply(kind: Kind, uri: &str, body: &Bytes) -> Response {
             json!({"object": "list", "data": data, "model": v["model"], "usage": {"prompt_tokens": 5, "total_tokens": 5}}),
         );
     }
+    if uri.contains(":embedContent") {
+        return json_response(json!({"embedding": {"values": [0.1, 0.2, 0.3]}}));
+    }
     if uri.contains(":batchEmbedContents") {
         let n = v["requests"].as_array().map(Vec::len).unwrap_or(0);
         let embeddings: Vec<Value> = (0..n).map(|_| json!({"values": [0.1, 0.2, 0.3]})).collect();

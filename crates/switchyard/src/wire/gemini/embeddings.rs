@@ -297,6 +297,31 @@ struct ValuesOut<'a> {
     values: &'a [f64],
 }
 
+/// A Gemini caller's embedding body for a Gemini upstream: as it came
+/// (`taskType`, `title` and all), each request of a batch naming the
+/// upstream's model (Gemini wants it equal to the URL's), a body `model`
+/// left out.
+pub fn rewrite_embed_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
+    let mut out = serde_json::Map::new();
+    for (k, v) in &fields.0 {
+        if k == "model" {
+            continue;
+        }
+        let mut value: Value = serde_json::from_str(v.get()).unwrap_or(Value::Null);
+        if k == "requests"
+            && let Some(list) = value.as_array_mut()
+        {
+            for r in list.iter_mut() {
+                if let Some(m) = r.as_object_mut() {
+                    m.insert("model".into(), format!("models/{upstream_model}").into());
+                }
+            }
+        }
+        out.insert(k.to_string(), value);
+    }
+    crate::wire::to_vec(&out)
+}
+
 /// The `embedContent` answer: `{"embedding":{"values":[…]}}`.
 pub fn encode_embed_response(values: &[f64]) -> Vec<u8> {
     crate::wire::to_vec(&EmbeddingOut {

@@ -239,6 +239,53 @@ pub fn peek_embedding_tokens(body: &[u8]) -> Option<u64> {
         .map(|u| u.prompt_tokens)
 }
 
+/// An embeddings request built from texts (a caller of another dialect).
+pub fn encode_request(model: &str, texts: &[String], dimensions: Option<u32>) -> Vec<u8> {
+    let mut v = serde_json::json!({"model": model, "input": texts, "encoding_format": "float"});
+    if let Some(d) = dimensions {
+        v["dimensions"] = d.into();
+    }
+    crate::wire::to_vec(&v)
+}
+
+/// The vectors of an OpenAI embeddings answer, floats or base64, in input
+/// order.
+pub fn decode_vectors(body: &[u8]) -> Option<Vec<Vec<f64>>> {
+    #[derive(Deserialize)]
+    struct List {
+        data: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        #[serde(default)]
+        index: usize,
+        embedding: Vector,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Vector {
+        Floats(Vec<f64>),
+        Base64(String),
+    }
+    let mut list: List = serde_json::from_slice(body).ok()?;
+    list.data.sort_by_key(|i| i.index);
+    list.data
+        .into_iter()
+        .map(|i| match i.embedding {
+            Vector::Floats(v) => Some(v),
+            Vector::Base64(b) => {
+                let bytes = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
+                Some(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                        .collect(),
+                )
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,153 @@
+//! `:countTokens` for Gemini callers: the tokens a request would take,
+//! counted by the provider where it can count (a Gemini provider), else
+//! estimated here, and the answer says which
+//! (`x-switchyard-token-count: provider | estimated`). Not a model call: no
+//! record, no budget; the key's model scope and jurisdictions apply.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::HeaderValue;
+use http::request::Parts;
+
+use super::answer::read_body;
+use super::attempts::send;
+use super::ctx::{Ctx, caller};
+use crate::chat::{self, Part, ToolResultPart};
+use crate::config::ProviderKind;
+use crate::dialect::Dialect;
+use crate::error::{GatewayError, Result};
+use crate::gateway::Gateway;
+use crate::policy;
+use crate::providers::{self, encode_path_segment};
+use crate::routing;
+use crate::wire::{self, Fields};
+
+const HOW: http::HeaderName = http::HeaderName::from_static("x-switchyard-token-count");
+
+/// What an image counts as (Gemini's own figure for one image).
+const IMAGE_TOKENS: u64 = 258;
+
+pub async fn count_tokens(gw: &Arc<Gateway>, model: &str, parts: &Parts, body: Bytes) -> Response {
+    let mut ctx = Ctx::new(gw, Dialect::Gemini);
+    match count(gw, &mut ctx, model, parts, body).await {
+        Ok(resp) => resp,
+        Err(e) => ctx.error(e),
+    }
+}
+
+async fn count(
+    gw: &Arc<Gateway>,
+    ctx: &mut Ctx,
+    model: &str,
+    parts: &Parts,
+    body: Bytes,
+) -> Result<Response> {
+    ctx.apply_headers(&parts.headers)?;
+    let caller = caller(parts)?;
+    let fields = Fields::parse(&body)?;
+    // `{contents}`, or `{generateContentRequest: {model, contents, ...}}`.
+    let inner = fields
+        .get("generateContentRequest")
+        .map(|g| g.get().as_bytes())
+        .unwrap_or(&body);
+    let (request, _) = wire::gemini::decode_request(inner, model, false)?;
+    let constraints = policy::constraints(&caller, &parts.headers, model)?;
+    let plan = routing::plan(gw, model, &constraints)?;
+    let target = plan
+        .attempts
+        .first()
+        .ok_or_else(|| GatewayError::Internal("a plan without targets".into()))?;
+    let mut resp = if target.provider.kind() == ProviderKind::Gemini {
+        let m = encode_path_segment(&target.model);
+        let upstream_body = match fields.get("generateContentRequest") {
+            None => body.clone(),
+            Some(_) => {
+                let mut v: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| GatewayError::Internal(e.to_string()))?;
+                v["generateContentRequest"]["model"] = format!("models/{}", target.model).into();
+                Bytes::from(wire::to_vec(&v))
+            }
+        };
+        let call = providers::Call {
+            url: format!("{}/models/{m}:countTokens", target.provider.config.base_url),
+            body: upstream_body,
+            stream: false,
+            dialect: Dialect::Gemini,
+            headers: Vec::new(),
+            passthrough: true,
+            dropped_tools: Vec::new(),
+        };
+        let answer = read_body(
+            &target.provider,
+            send(gw, ctx, &target.provider, &call).await?,
+        )
+        .await?;
+        let mut r = answer.into_response();
+        r.headers_mut()
+            .insert(HOW, HeaderValue::from_static("provider"));
+        r
+    } else {
+        let total = estimate(&request);
+        let mut r = axum::Json(serde_json::json!({ "totalTokens": total })).into_response();
+        r.headers_mut()
+            .insert(HOW, HeaderValue::from_static("estimated"));
+        r
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    ctx.stamp(h);
+    Ok(resp)
+}
+
+/// About four bytes of text a token, an image at Gemini's figure: an
+/// estimate for providers that cannot count for us.
+fn estimate(req: &chat::Request) -> u64 {
+    let mut bytes = 0usize;
+    let mut images = 0u64;
+    for s in &req.system {
+        bytes += s.text.len();
+    }
+    for t in &req.tools {
+        bytes += t.name.len()
+            + t.description.as_ref().map_or(0, String::len)
+            + t.parameters.as_ref().map_or(0, |p| p.get().len());
+    }
+    for m in &req.messages {
+        for p in &m.parts {
+            match p {
+                Part::Text { text, .. } | Part::Thinking { text, .. } => bytes += text.len(),
+                Part::Image(_) => images += 1,
+                Part::ToolCall {
+                    name, arguments, ..
+                } => bytes += name.len() + arguments.len(),
+                Part::ToolResult { content, .. } => {
+                    for c in content {
+                        match c {
+                            ToolResultPart::Text(t) => bytes += t.len(),
+                            ToolResultPart::Image(_) => images += 1,
+                        }
+                    }
+                }
+                Part::RedactedThinking { .. } => {}
+            }
+        }
+    }
+    (bytes as u64).div_ceil(4) + images * IMAGE_TOKENS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_count_text_and_images() {
+        let body = br#"{"contents":[{"role":"user","parts":[{"text":"12345678"},{"inlineData":{"mimeType":"image/png","data":"iVBORw0KGgo="}}]}]}"#;
+        let (req, _) = wire::gemini::decode_request(body, "m", false).unwrap();
+        assert_eq!(estimate(&req), 2 + IMAGE_TOKENS);
+    }
+}
