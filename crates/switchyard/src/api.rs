@@ -44,6 +44,7 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/v1/models/{*rest}"),
     ("GET", "/v1beta/models"),
     ("GET", "/v1beta/models/{*rest}"),
+    ("GET", "/v1/models/{*rest}"),
     ("ANY", "/passthrough/{provider}/{*rest}"),
     ("GET", "/v1/streams/{id}"),
 ];
@@ -70,7 +71,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/v1/responses/{id}/input_items") => get(responses::input_items),
         ("POST", "/v1beta/models/{*rest}") | ("POST", "/v1/models/{*rest}") => post(gemini::call),
         ("GET", "/v1beta/models") => get(gemini::list),
-        ("GET", "/v1beta/models/{*rest}") => get(gemini::get_model),
+        ("GET", "/v1beta/models/{*rest}") | ("GET", "/v1/models/{*rest}") => get(gemini::get_model),
         ("ANY", "/passthrough/{provider}/{*rest}") => any(passthrough::passthrough),
         ("GET", "/v1/streams/{id}") => get(streams::resume),
         _ => return None,

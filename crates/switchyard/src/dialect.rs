@@ -93,6 +93,13 @@ impl Dialect {
 
     // The caller's side.
 
+    /// Whether this dialect's stream events carry an `id:` line (for
+    /// `Last-Event-ID`): Google's SDKs read `data:` lines only, and fail on
+    /// any other.
+    pub fn sse_ids(self) -> bool {
+        self != Dialect::Gemini
+    }
+
     /// Whether this dialect's answers may be stored and continued
     /// (`store`, `previous_response_id`): the Responses API's.
     pub fn keeps_conversations(self) -> bool {

@@ -223,6 +223,12 @@ impl Live {
         }
     }
 
+    /// Whether the events written for the caller carry `id:` lines (see
+    /// [`Dialect::sse_ids`]).
+    pub fn sse_ids(&mut self, on: bool) {
+        self.writer.ids = on;
+    }
+
     fn ingest(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
         self.parser
             .feed(bytes, &mut self.events)

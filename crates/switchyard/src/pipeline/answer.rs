@@ -80,6 +80,7 @@ pub(super) async fn first_of_stream(
         },
     );
     let mut live = Live::new(provider.clone(), resp, translator);
+    live.sse_ids(ctx.dialect.sse_ids());
     let first_timeout = provider.config.first_chunk_timeout.min(ctx.remaining());
     let first = live.first_output(first_timeout).await?;
     let buffer = Buffer::new(gw.config.streams.max_buffer_bytes as usize);

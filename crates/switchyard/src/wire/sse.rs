@@ -165,6 +165,9 @@ pub struct Writer {
     pub buf: BytesMut,
     /// The id the next event gets.
     pub next_id: u64,
+    /// Whether events carry their `id:` line (Google's SDKs read only
+    /// `data:` lines and fail on any other).
+    pub ids: bool,
     /// Where each event written since the last take starts in `buf`.
     starts: Vec<u32>,
 }
@@ -174,13 +177,15 @@ impl Writer {
         Writer {
             buf: BytesMut::with_capacity(1024),
             next_id: first_id,
+            ids: true,
             starts: Vec::new(),
         }
     }
 
     pub fn event(&mut self, name: Option<&str>, data: &[u8]) {
         self.starts.push(self.buf.len() as u32);
-        write_event(&mut self.buf, Some(self.next_id), name, data);
+        let id = self.ids.then_some(self.next_id);
+        write_event(&mut self.buf, id, name, data);
         self.next_id += 1;
     }
 

@@ -426,6 +426,11 @@ fn default_reply(kind: Kind, uri: &str, body: &Bytes) -> Response {
             json!({"object": "list", "data": data, "model": v["model"], "usage": {"prompt_tokens": 5, "total_tokens": 5}}),
         );
     }
+    if uri.contains(":countTokens") {
+        return json_response(
+            json!({"totalTokens": 4, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 4}]}),
+        );
+    }
     if uri.contains(":embedContent") {
         return json_response(json!({"embedding": {"values": [0.1, 0.2, 0.3]}}));
     }

@@ -144,3 +144,22 @@ fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_genai_against_the_binary() {
+    let Some(python) = required_env("SWITCHYARD_SDK_PYTHON") else {
+        return;
+    };
+    let running = start("").await;
+    let args = vec![
+        "--base-url".into(),
+        running.bin.base.clone(),
+        "--models".into(),
+        "google/gemini-test,anthropic/claude-test,openai/gpt-test,compat/local-test".into(),
+        "--api-key".into(),
+        running.key.clone(),
+    ];
+    let v = run_script(python, running, "genai_client.py", args).await;
+    // 9 cases per provider kind and API version.
+    assert!(v["passed"].as_u64().unwrap() >= 72, "{v}");
+}

@@ -114,10 +114,19 @@ pub(super) fn decode_tools(tools: Vec<ToolIn>, req: &mut chat::Request) -> Resul
             .enumerate()
         {
             let at = format!("tools[{i}].functionDeclarations[{k}]");
-            // `response` / `responseJsonSchema` describe what the function
-            // returns: no other provider takes that, so they are refused
-            // by name like any other field without an equivalent.
-            note(&f.unknown, &at, &mut req.unknown_fields);
+            // `response` / `responseJsonSchema` describe what the caller's
+            // own function returns, not the answer asked for: google-genai
+            // sends them with every automatic function call. A Gemini
+            // upstream gets them (same-dialect path); for others they are
+            // left out, one of README's deliberate exceptions.
+            for k in &f.unknown.0 {
+                if !matches!(
+                    k.as_str(),
+                    "response" | "responseJsonSchema" | "response_json_schema"
+                ) {
+                    req.unknown_fields.push(format!("{at}.{k}"));
+                }
+            }
             let parameters = match (f.parameters, f.parameters_json_schema) {
                 (Some(_), Some(_)) => {
                     return Err(DecodeError::new(
