@@ -375,6 +375,25 @@ fn decode_tool_result(
     }
 }
 
+/// A tool id as Messages accepts it (`^[a-zA-Z0-9_-]+$`): as it is when
+/// it fits (a Gemini thought signature packed in taken out: it means
+/// nothing here), else a stand-in made from it, the same for a call and
+/// its result, so ids other clients make (`fc.1`, `call:7`) round-trip.
+fn tool_id(id: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::Digest;
+    let id = crate::wire::gemini::split_signature(id).0;
+    let fits = !id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if fits {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    std::borrow::Cow::Owned(format!("toolu_sy{}", &crate::keys::hex(&digest)[..32]))
+}
+
 /// Encodes a canonical request for an Anthropic upstream (the cross-dialect
 /// path). `default_max_tokens` fills the required `max_tokens`.
 pub fn encode_request(
@@ -580,8 +599,7 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                     name,
                     arguments,
                 } => blocks.push(BlockOut::ToolUse {
-                    // A Gemini thought signature means nothing here.
-                    id: crate::wire::gemini::split_signature(id).0,
+                    id: tool_id(id),
                     name,
                     input: tool_input(arguments).ok_or_else(|| {
                         Untranslatable::new(
@@ -596,7 +614,7 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                     content,
                     is_error,
                 } => blocks.push(BlockOut::ToolResult {
-                    tool_use_id: crate::wire::gemini::split_signature(tool_call_id).0,
+                    tool_use_id: tool_id(tool_call_id),
                     // Empty text blocks are refused; an empty result is
                     // simply a result without content.
                     content: content
@@ -691,6 +709,16 @@ mod tests {
 
     /// Raw JSON (tool inputs, cache_control) inside content blocks must
     /// survive decoding; serde's untagged buffering would lose it.
+    #[test]
+    fn tool_ids_anthropic_refuses_get_a_stable_stand_in() {
+        assert_eq!(tool_id("call_abc-1"), "call_abc-1");
+        let a = tool_id("fc.1:x");
+        assert!(a.starts_with("toolu_sy") && a.len() == 40, "{a}");
+        assert_eq!(a, tool_id("fc.1:x"));
+        assert_ne!(a, tool_id("fc.1:y"));
+        assert!(tool_id("").starts_with("toolu_sy"));
+    }
+
     #[test]
     fn raw_values_inside_blocks_decode() {
         let b = br#"{"model":"a/b","max_tokens":5,"tools":[{"name":"n","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"n","input":{"city":"Paris"}}]}]}"#;

@@ -183,12 +183,12 @@ pub enum BlockOut<'a> {
         source: ImageSourceOut<'a>,
     },
     ToolUse {
-        id: &'a str,
+        id: std::borrow::Cow<'a, str>,
         name: &'a str,
         input: Box<RawValue>,
     },
     ToolResult {
-        tool_use_id: &'a str,
+        tool_use_id: std::borrow::Cow<'a, str>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         content: Vec<BlockOut<'a>>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
