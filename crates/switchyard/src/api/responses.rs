@@ -91,20 +91,12 @@ pub(super) async fn retrieve(
     }
 }
 
-/// The request a response's stream was buffered under: a translated
-/// response's id is its request's (`resp_` + the request id); a native
-/// one's is found through its stored record.
-async fn request_of(gw: &Gateway, owner: &str, id: &str) -> Option<String> {
-    if let Some(simple) = id.strip_prefix("resp_")
-        && let Ok(u) = uuid::Uuid::parse_str(simple)
-    {
-        return Some(u.to_string());
-    }
-    crate::conversations::find(gw, owner, id)
-        .await
-        .ok()
-        .flatten()
-        .map(|r| r.request_id.clone())
+/// The request a response's stream was buffered under: every response id
+/// the gateway hands out is its request's (`resp_` + the request id), a
+/// native upstream's included.
+fn request_of(id: &str) -> Option<String> {
+    let simple = id.strip_prefix("resp_")?;
+    uuid::Uuid::parse_str(simple).ok().map(|u| u.to_string())
 }
 
 async fn replay(
@@ -114,7 +106,7 @@ async fn replay(
     id: &str,
     starting_after: Option<u64>,
 ) -> Response {
-    let kept = match request_of(gw, owner, id).await {
+    let kept = match request_of(id) {
         Some(request_id) => gw.streams.get(&request_id, owner),
         None => None,
     };

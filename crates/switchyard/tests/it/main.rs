@@ -6,6 +6,7 @@
 mod binary;
 mod cache;
 mod codex;
+mod conversations;
 mod core;
 mod dashboard;
 mod durability;

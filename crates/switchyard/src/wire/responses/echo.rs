@@ -116,11 +116,14 @@ impl Echo {
         self.tools.iter().find(|t| t.flat == flat)
     }
 
-    /// A native upstream's Response object as the caller gets it: its
-    /// `previous_response_id` and `store` are the gateway's.
+    /// A native upstream's Response object as the caller gets it: its id,
+    /// `previous_response_id` and `store` are the gateway's (the gateway
+    /// stores it, resumes it and keeps its conversation under its own id:
+    /// an upstream's ids are not ours to trust as unique).
     pub fn correct(&self, object: &str) -> Option<String> {
         let mut m: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(object).ok()?;
+        m.insert("id".into(), self.id.clone().into());
         m.insert(
             "previous_response_id".into(),
             self.previous_response_id.clone().into(),

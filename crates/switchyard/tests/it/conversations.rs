@@ -1,0 +1,207 @@
+//! Stored conversations under load: 50 chains of 5 turns each, all at
+//! once, every turn on another provider, two keys. No turn may lose
+//! history or see another chain's; no key may read the other's. Then a
+//! second gateway on the same storage (nothing in its memory) continues
+//! every chain from the database. On SQLite, and on Postgres.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const MODELS: [&str; 4] = [
+    "anthropic/claude-test",
+    "openai/gpt-test",
+    "google/gemini-test",
+    "compat/local-test",
+];
+const CHAINS: usize = 50;
+const TURNS: usize = 5;
+
+fn marker(chain: usize, turn: usize) -> String {
+    format!("chain-{chain:02}-turn-{turn}")
+}
+
+/// Every request any mock received, as text.
+fn sent(gw: &Gw) -> Vec<String> {
+    [
+        &gw.mocks.openai,
+        &gw.mocks.anthropic,
+        &gw.mocks.gemini,
+        &gw.mocks.compat,
+    ]
+    .iter()
+    .flat_map(|m| m.requests())
+    .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+    .collect()
+}
+
+async fn turn(gw: &Gw, key: &str, model: &str, text: &str, previous: Option<&str>) -> Value {
+    let mut body = json!({"model": model, "input": text});
+    if let Some(p) = previous {
+        body["previous_response_id"] = json!(p);
+    }
+    let (s, _, v) = gw
+        .post_with(
+            "/v1/responses",
+            &body,
+            &[("authorization", &format!("Bearer {key}"))],
+        )
+        .await;
+    assert_eq!(s, 200, "{text}: {v}");
+    v
+}
+
+/// Checks that the upstream request for each turn held exactly its chain's
+/// earlier turns.
+fn check_history(requests: &[String], chain: usize, upto: usize) {
+    let own = marker(chain, upto);
+    // Turn `upto`'s request: it holds its marker, and no later turn's.
+    let mut found = requests
+        .iter()
+        .filter(|r| r.contains(&own) && !r.contains(&marker(chain, upto + 1)));
+    let req = found
+        .next()
+        .unwrap_or_else(|| panic!("no upstream request for {own}"));
+    assert!(found.next().is_none(), "{own}: sent twice");
+    for t in 0..=upto {
+        assert!(
+            req.contains(&marker(chain, t)),
+            "{own}: turn {t} missing from {req}"
+        );
+    }
+    for other in 0..CHAINS {
+        if other != chain {
+            assert!(
+                !req.contains(&format!("chain-{other:02}-")),
+                "{own}: chain {other} leaked into it"
+            );
+        }
+    }
+}
+
+async fn run(storage: &str, dir: tempfile::TempDir, dir2: tempfile::TempDir) {
+    let extra = "[auth]\nrequire_keys = true\n";
+    let gw = Gw::start_on(start_mocks().await, "", extra, storage, dir).await;
+    let keys = [
+        gw.create_key(json!({"name": "a"})).await.1,
+        gw.create_key(json!({"name": "b"})).await.1,
+    ];
+    let chains = (0..CHAINS).map(|c| {
+        let gw = &gw;
+        let key = keys[c % 2].clone();
+        async move {
+            let mut previous: Option<String> = None;
+            for t in 0..TURNS {
+                let model = MODELS[(c + t) % MODELS.len()];
+                let v = turn(gw, &key, model, &marker(c, t), previous.as_deref()).await;
+                previous = Some(v["id"].as_str().unwrap().to_owned());
+            }
+            previous.unwrap()
+        }
+    });
+    let last: Vec<String> = futures_util::future::join_all(chains).await;
+    let requests = sent(&gw);
+    assert_eq!(requests.len(), CHAINS * TURNS);
+    for c in 0..CHAINS {
+        for t in 0..TURNS {
+            check_history(&requests, c, t);
+        }
+    }
+    // Each key reads its own chains and nothing of the other's.
+    for (c, id) in last.iter().enumerate() {
+        let r = gw
+            .http
+            .get(gw.url(&format!("/v1/responses/{id}")))
+            .bearer_auth(&keys[(c + 1) % 2])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "chain {c} read by the other key");
+    }
+    // Once the writer has them all, a gateway with nothing in memory
+    // continues every chain from storage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = gw
+            .http
+            .get(gw.url(&format!("/v1/responses/{}", last[CHAINS - 1])))
+            .bearer_auth(&keys[(CHAINS - 1) % 2])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        if stored_count(storage).await >= CHAINS * TURNS {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer did not store every response"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = Gw::start_on(start_mocks().await, "", extra, storage, dir2).await;
+    let more = last.iter().enumerate().map(|(c, id)| {
+        let second = &second;
+        let key = keys[c % 2].clone();
+        async move {
+            turn(
+                second,
+                &key,
+                MODELS[c % MODELS.len()],
+                &marker(c, TURNS),
+                Some(id),
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(more).await;
+    let requests = sent(&second);
+    for c in 0..CHAINS {
+        check_history(&requests, c, TURNS);
+    }
+    println!(
+        "stored chains on {}: {CHAINS} chains × {TURNS} turns at once across 4 providers and 2 keys, then one more turn each on a second gateway: no history lost, none leaked",
+        storage.split(':').next().unwrap()
+    );
+    second.shutdown().await;
+    gw.shutdown().await;
+}
+
+/// Rows in `responses`.
+async fn stored_count(storage: &str) -> usize {
+    let q = "SELECT COUNT(*) FROM responses";
+    let n: i64 = if storage.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(storage).await.unwrap();
+        let n = sqlx::query_scalar(q).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::PgPool::connect(storage).await.unwrap();
+        let n = sqlx::query_scalar(q).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    };
+    n as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_chains_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/switchyard.db", dir.path().display());
+    run(&url, dir, tempfile::tempdir().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_chains_on_postgres() {
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    run(
+        &pg,
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+}
