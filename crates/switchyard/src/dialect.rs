@@ -322,7 +322,15 @@ impl Dialect {
                 Some(Relay::Anthropic(wire::anthropic::stream::Relay::default()))
             }
             (Dialect::Gemini, Dialect::Gemini) => Some(Relay::Gemini(Box::default())),
-            (Dialect::Responses, Dialect::Responses) => Some(Relay::Responses(Box::default())),
+            (Dialect::Responses, Dialect::Responses) => {
+                let echo = match start.echo {
+                    Echo::Responses(e) => Some(e.clone()),
+                    Echo::None => None,
+                };
+                Some(Relay::Responses(Box::new(wire::responses::Relay::new(
+                    echo,
+                ))))
+            }
             _ => None,
         }
     }

@@ -447,6 +447,10 @@ async fn a_response_stream_resumes_by_its_id_after_a_sequence_number() {
         assert_eq!(status, 200);
         let (events, terminal) = check_stream(&text, model);
         let id = terminal["response"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            events[0]["response"]["id"], terminal["response"]["id"],
+            "{model}: one id from created to the end"
+        );
         let after = 3;
         let r = gw
             .http
@@ -462,5 +466,47 @@ async fn a_response_stream_resumes_by_its_id_after_a_sequence_number() {
         assert_eq!(replay[0]["sequence_number"], json!(after + 1), "{model}");
         assert_eq!(replay.last().unwrap(), &terminal, "{model}");
     }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_chain_continues_on_the_provider_that_served_it() {
+    let gw = Gw::start(
+        "[[routes]]\nname = \"smart\"\nstrategy = \"fallback\"\ntargets = [\"anthropic/claude-test\", \"google/gemini-test\"]\n",
+    )
+    .await;
+    // The first turn fails over to Gemini.
+    gw.mocks.anthropic.script([Reply::Json(
+        500,
+        json!({"type": "error", "error": {"type": "api_error", "message": "boom"}}),
+        vec![],
+    )]);
+    let (s, h, first) = gw
+        .post("/v1/responses", &json!({"model": "smart", "input": "one"}))
+        .await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(h["x-switchyard-provider"], "google");
+    let (anthropic, gemini) = (gw.mocks.anthropic.count(), gw.mocks.gemini.count());
+    // The next turn names the same route: it goes to Gemini first, though
+    // Anthropic is the route's first target and healthy again.
+    let (s, h, second) = gw
+        .post(
+            "/v1/responses",
+            &json!({"model": "smart", "input": "two", "previous_response_id": first["id"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{second}");
+    assert_eq!(h["x-switchyard-provider"], "google");
+    assert_eq!(gw.mocks.anthropic.count(), anthropic);
+    assert_eq!(gw.mocks.gemini.count(), gemini + 1);
+    // Naming another model takes it elsewhere.
+    let (s, h, _) = gw
+        .post(
+            "/v1/responses",
+            &json!({"model": "anthropic/claude-test", "input": "three", "previous_response_id": second["id"]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-switchyard-provider"], "anthropic");
     gw.shutdown().await;
 }
