@@ -23,13 +23,15 @@
 //!    settled, metrics and the [`trace`].
 //!
 //! [`embeddings`] is the same journey without streams; [`tokens`] counts a
-//! request's tokens without making it. Nothing in here
+//! request's tokens without making it; [`compact`] summarises a
+//! conversation through the journey itself. Nothing in here
 //! matches on a dialect: what differs per dialect is [`crate::dialect`]'s.
 
 mod admit;
 mod answer;
 mod attempts;
 mod cached;
+mod compact;
 mod conversation;
 mod ctx;
 mod deliver;
@@ -49,6 +51,7 @@ use bytes::Bytes;
 use http::request::Parts;
 
 pub use answer::read_body;
+pub use compact::compact;
 pub(crate) use ctx::caller;
 pub use ctx::{ATTEMPTS, CACHE, COST, Ctx, MODEL, PROVIDER, REQUEST_ID, unix_now};
 pub use embeddings::embeddings;
@@ -56,7 +59,7 @@ pub use finish::cost;
 pub use options::{constraints, metadata};
 pub use pump::sse_response;
 pub use run::in_own_task;
-pub use tokens::count_tokens;
+pub use tokens::{count_tokens, input_tokens};
 
 use crate::dialect::Dialect;
 use crate::gateway::Gateway;

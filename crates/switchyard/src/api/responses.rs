@@ -27,6 +27,22 @@ pub(super) async fn create(State(gw): State<Arc<Gateway>>, req: Request<Body>) -
     }
 }
 
+/// `POST /v1/responses/compact`.
+pub(super) async fn compact(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+    match read_request(&gw, req, Dialect::Responses).await {
+        Ok((parts, body)) => pipeline::compact(gw, parts, body).await,
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /v1/responses/input_tokens`.
+pub(super) async fn input_tokens(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+    match read_request(&gw, req, Dialect::Responses).await {
+        Ok((parts, body)) => pipeline::input_tokens(&gw, &parts, body).await,
+        Err(resp) => resp,
+    }
+}
+
 fn owner(caller: &Caller) -> &str {
     caller.key_id().unwrap_or("anonymous")
 }

@@ -1,8 +1,11 @@
-//! `:countTokens` for Gemini callers: the tokens a request would take,
-//! counted by the provider where it can count (a Gemini provider), else
+//! Token counts without a model call: Gemini's `:countTokens` and the
+//! Responses API's `/v1/responses/input_tokens`. The provider counts where
+//! it can in the caller's own dialect (a Gemini provider for the one, a
+//! native Responses provider for the other); any other target's count is
 //! estimated here, and the answer says which
 //! (`x-switchyard-token-count: provider | estimated`). Not a model call: no
-//! record, no budget; the key's model scope and jurisdictions apply.
+//! record, no budget; the key's model scope and jurisdictions apply, and a
+//! stored conversation (`previous_response_id`) is counted whole.
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::policy;
 use crate::providers::{self, encode_path_segment};
-use crate::routing;
+use crate::routing::{self, Target};
 use crate::wire::{self, Fields};
 
 const HOW: http::HeaderName = http::HeaderName::from_static("x-switchyard-token-count");
@@ -29,15 +32,73 @@ const HOW: http::HeaderName = http::HeaderName::from_static("x-switchyard-token-
 /// What an image counts as (Gemini's own figure for one image).
 const IMAGE_TOKENS: u64 = 258;
 
+/// `:countTokens` for `model` (a Gemini caller).
 pub async fn count_tokens(gw: &Arc<Gateway>, model: &str, parts: &Parts, body: Bytes) -> Response {
     let mut ctx = Ctx::new(gw, Dialect::Gemini);
-    match count(gw, &mut ctx, model, parts, body).await {
+    match gemini(gw, &mut ctx, model, parts, body).await {
         Ok(resp) => resp,
         Err(e) => ctx.error(e),
     }
 }
 
-async fn count(
+/// `POST /v1/responses/input_tokens`.
+pub async fn input_tokens(gw: &Arc<Gateway>, parts: &Parts, body: Bytes) -> Response {
+    let mut ctx = Ctx::new(gw, Dialect::Responses);
+    match responses(gw, &mut ctx, parts, body).await {
+        Ok(resp) => resp,
+        Err(e) => ctx.error(e),
+    }
+}
+
+/// The target that would serve `model` for this caller first.
+fn first_target(gw: &Gateway, parts: &Parts, model: &str) -> Result<Target> {
+    let caller = caller(parts)?;
+    let constraints = policy::constraints(&caller, &parts.headers, model)?;
+    let plan = routing::plan(gw, model, &constraints)?;
+    plan.attempts
+        .into_iter()
+        .next()
+        .ok_or_else(|| GatewayError::Internal("a plan without targets".into()))
+}
+
+/// Sends a count to the provider and hands its answer back.
+async fn ask(
+    gw: &Gateway,
+    ctx: &Ctx,
+    target: &Target,
+    url: String,
+    body: Bytes,
+    dialect: Dialect,
+) -> Result<Response> {
+    let call = providers::Call {
+        url,
+        body,
+        stream: false,
+        dialect,
+        headers: Vec::new(),
+        passthrough: true,
+        dropped_tools: Vec::new(),
+    };
+    let answer = read_body(
+        &target.provider,
+        send(gw, ctx, &target.provider, &call).await?,
+    )
+    .await?;
+    Ok(finish(ctx, answer.into_response(), "provider"))
+}
+
+fn finish(ctx: &Ctx, mut resp: Response, how: &'static str) -> Response {
+    let h = resp.headers_mut();
+    h.insert(HOW, HeaderValue::from_static(how));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    ctx.stamp(h);
+    resp
+}
+
+async fn gemini(
     gw: &Arc<Gateway>,
     ctx: &mut Ctx,
     model: &str,
@@ -45,7 +106,6 @@ async fn count(
     body: Bytes,
 ) -> Result<Response> {
     ctx.apply_headers(&parts.headers)?;
-    let caller = caller(parts)?;
     let fields = Fields::parse(&body)?;
     // `{contents}`, or `{generateContentRequest: {model, contents, ...}}`.
     let inner = fields
@@ -53,55 +113,51 @@ async fn count(
         .map(|g| g.get().as_bytes())
         .unwrap_or(&body);
     let (request, _) = wire::gemini::decode_request(inner, model, false)?;
-    let constraints = policy::constraints(&caller, &parts.headers, model)?;
-    let plan = routing::plan(gw, model, &constraints)?;
-    let target = plan
-        .attempts
-        .first()
-        .ok_or_else(|| GatewayError::Internal("a plan without targets".into()))?;
-    let mut resp = if target.provider.kind() == ProviderKind::Gemini {
-        let m = encode_path_segment(&target.model);
-        let upstream_body = match fields.get("generateContentRequest") {
-            None => body.clone(),
-            Some(_) => {
-                let mut v: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|e| GatewayError::Internal(e.to_string()))?;
-                v["generateContentRequest"]["model"] = format!("models/{}", target.model).into();
-                Bytes::from(wire::to_vec(&v))
-            }
-        };
-        let call = providers::Call {
-            url: format!("{}/models/{m}:countTokens", target.provider.config.base_url),
-            body: upstream_body,
-            stream: false,
-            dialect: Dialect::Gemini,
-            headers: Vec::new(),
-            passthrough: true,
-            dropped_tools: Vec::new(),
-        };
-        let answer = read_body(
-            &target.provider,
-            send(gw, ctx, &target.provider, &call).await?,
-        )
-        .await?;
-        let mut r = answer.into_response();
-        r.headers_mut()
-            .insert(HOW, HeaderValue::from_static("provider"));
-        r
-    } else {
+    let target = first_target(gw, parts, model)?;
+    if target.provider.kind() != ProviderKind::Gemini {
         let total = estimate(&request);
-        let mut r = axum::Json(serde_json::json!({ "totalTokens": total })).into_response();
-        r.headers_mut()
-            .insert(HOW, HeaderValue::from_static("estimated"));
-        r
+        let r = axum::Json(serde_json::json!({ "totalTokens": total })).into_response();
+        return Ok(finish(ctx, r, "estimated"));
+    }
+    let upstream_body = match fields.get("generateContentRequest") {
+        None => body.clone(),
+        Some(_) => {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| GatewayError::Internal(e.to_string()))?;
+            v["generateContentRequest"]["model"] = format!("models/{}", target.model).into();
+            Bytes::from(wire::to_vec(&v))
+        }
     };
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+    let url = format!(
+        "{}/models/{}:countTokens",
+        target.provider.config.base_url,
+        encode_path_segment(&target.model)
     );
-    ctx.stamp(h);
-    Ok(resp)
+    ask(gw, ctx, &target, url, upstream_body, Dialect::Gemini).await
+}
+
+async fn responses(
+    gw: &Arc<Gateway>,
+    ctx: &mut Ctx,
+    parts: &Parts,
+    body: Bytes,
+) -> Result<Response> {
+    ctx.apply_headers(&parts.headers)?;
+    let caller = caller(parts)?;
+    // The stored conversation it continues, counted whole.
+    let turn = super::conversation::begin(gw, ctx, &caller, parts, &body).await?;
+    let body = turn.and_then(|t| t.expanded).unwrap_or(body);
+    let (request, fields) = wire::responses::decode_request(&body)?;
+    let target = first_target(gw, parts, &request.model)?;
+    if target.provider.config.responses {
+        let url = format!("{}/responses/input_tokens", target.provider.config.base_url);
+        let upstream = Bytes::from(wire::responses::rewrite_request(&fields, &target.model));
+        return ask(gw, ctx, &target, url, upstream, Dialect::Responses).await;
+    }
+    let n = estimate(&request);
+    let r = axum::Json(serde_json::json!({"object": "response.input_tokens", "input_tokens": n}))
+        .into_response();
+    Ok(finish(ctx, r, "estimated"))
 }
 
 /// About four bytes of text a token, an image at Gemini's figure: an

@@ -21,6 +21,7 @@
 //! - Reasoning state of other providers travels in `encrypted_content`,
 //!   sealed by [`reasoning`].
 
+pub mod compaction;
 pub mod echo;
 pub mod reasoning;
 pub mod request;

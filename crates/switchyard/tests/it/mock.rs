@@ -439,6 +439,9 @@ fn default_reply(kind: Kind, uri: &str, body: &Bytes) -> Response {
         let embeddings: Vec<Value> = (0..n).map(|_| json!({"values": [0.1, 0.2, 0.3]})).collect();
         return json_response(json!({"embeddings": embeddings}));
     }
+    if kind == Kind::OpenAi && uri.ends_with("/responses/input_tokens") {
+        return json_response(json!({"object": "response.input_tokens", "input_tokens": 11}));
+    }
     if kind == Kind::OpenAi && uri.ends_with("/responses") {
         let ask = responses::read_ask(&v);
         let ans = answer(kind, &ask);

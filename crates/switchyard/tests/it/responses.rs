@@ -510,3 +510,86 @@ async fn a_chain_continues_on_the_provider_that_served_it() {
     assert_eq!(h["x-switchyard-provider"], "anthropic");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn input_tokens_are_counted_by_a_native_provider_and_estimated_elsewhere() {
+    let gw = Gw::start("").await;
+    let body = |model: &str| json!({"model": model, "input": "one two three four", "instructions": "abcd"});
+    let (s, h, v) = gw
+        .post("/v1/responses/input_tokens", &body("openai/gpt-test"))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"object": "response.input_tokens", "input_tokens": 11})
+    );
+    assert_eq!(h["x-switchyard-token-count"], "provider");
+    assert!(
+        gw.mocks
+            .openai
+            .last()
+            .uri
+            .ends_with("/responses/input_tokens")
+    );
+    let (s, h, v) = gw
+        .post("/v1/responses/input_tokens", &body("anthropic/claude-test"))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["object"], "response.input_tokens");
+    assert_eq!(v["input_tokens"], 6, "22 bytes at about 4 a token");
+    assert_eq!(h["x-switchyard-token-count"], "estimated");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_compacted_conversation_goes_on_with_any_provider() {
+    let gw = Gw::start("").await;
+    let (s, h, v) = gw
+        .post(
+            "/v1/responses/compact",
+            &json!({"model": "anthropic/claude-test", "input": [
+                {"role": "user", "content": "Fix the build"},
+                {"role": "assistant", "content": [{"type": "output_text", "text": "Done: a missing import"}]},
+                {"role": "user", "content": "Now the tests"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["object"], "response.compaction");
+    assert_eq!(h["x-switchyard-provider"], "anthropic");
+    let output = v["output"].as_array().unwrap();
+    assert_eq!(output.len(), 3, "two user messages and the compaction: {v}");
+    assert_eq!(output[0]["content"], "Fix the build");
+    let compaction = &output[2];
+    assert_eq!(compaction["type"], "compaction");
+    let blob = compaction["encrypted_content"].as_str().unwrap();
+    assert!(blob.starts_with("sy1c."), "{blob}");
+    let asked = gw.mocks.anthropic.last().json();
+    assert!(
+        asked.to_string().contains("Done: a missing import"),
+        "the model saw the conversation"
+    );
+    // The compacted context, given to other providers: the summary arrives
+    // as a message; nothing sealed goes upstream.
+    let mut input = output.clone();
+    input.push(json!({"role": "user", "content": "Continue"}));
+    for (model, mock) in [
+        ("google/gemini-test", &gw.mocks.gemini),
+        ("openai/gpt-test", &gw.mocks.openai),
+    ] {
+        let (s, _, v) = gw
+            .post("/v1/responses", &json!({"model": model, "input": input}))
+            .await;
+        assert_eq!(s, 200, "{model}: {v}");
+        let sent = mock.last().json().to_string();
+        assert!(
+            sent.contains("was compacted. Its summary follows"),
+            "{model}: {sent}"
+        );
+        assert!(
+            sent.contains("Hello from anthropic"),
+            "{model}: the summary itself: {sent}"
+        );
+        assert!(!sent.contains("sy1c."), "{model}: {sent}");
+    }
+    gw.shutdown().await;
+}

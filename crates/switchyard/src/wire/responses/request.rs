@@ -3,8 +3,8 @@
 
 use serde_json::value::RawValue;
 
-use super::reasoning;
 use super::types::*;
+use super::{compaction, reasoning};
 use crate::chat::{
     self, BuiltinTool, Image, Message, Part, ResponseFormat, Role, SystemPart, Tool, ToolChoice,
     ToolOrigin, ToolResultPart,
@@ -214,6 +214,18 @@ fn decode_items(items: Vec<ItemIn>, req: &mut chat::Request) -> Result<(), Decod
                     decode_tools(tools, &at("tools"), req)?;
                 }
             }
+            "compaction" => match item.encrypted_content.as_deref().and_then(compaction::open) {
+                // A summary the gateway made: what the model is told.
+                Some(summary) => req.messages.push(Message::new(
+                    Role::User,
+                    vec![text(compaction::as_message_text(&summary))],
+                    i,
+                )),
+                // OpenAI's own: only OpenAI can read it.
+                None => req
+                    .unknown_fields
+                    .push(format!("input[{i}].type=compaction")),
+            },
             "item_reference" => {
                 return Err(DecodeError::new(
                     format!("input[{i}]"),
@@ -570,8 +582,10 @@ pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
                 let m = serde_json::to_vec(upstream_model).expect("a string serialises");
                 member(&mut out, "model", &m);
             }
-            "input" if v.get().contains(reasoning::PREFIX) => {
-                member(&mut out, "input", &without_sealed_reasoning(v));
+            "input"
+                if v.get().contains(reasoning::PREFIX) || v.get().contains(compaction::PREFIX) =>
+            {
+                member(&mut out, "input", &without_gateway_state(v));
             }
             key => member(&mut out, key, v.get().as_bytes()),
         }
@@ -580,8 +594,9 @@ pub fn rewrite_request(fields: &Fields<'_>, upstream_model: &str) -> Vec<u8> {
     out
 }
 
-/// `input` without the reasoning items the gateway sealed.
-fn without_sealed_reasoning(input: &RawValue) -> Vec<u8> {
+/// `input` without the reasoning items the gateway sealed, and with its
+/// compaction summaries as the user messages they stand for.
+fn without_gateway_state(input: &RawValue) -> Vec<u8> {
     let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(input.get()) else {
         return input.get().as_bytes().to_vec();
     };
@@ -590,17 +605,26 @@ fn without_sealed_reasoning(input: &RawValue) -> Vec<u8> {
         #[serde(rename = "type", default)]
         kind: Option<&'a str>,
         #[serde(default)]
-        encrypted_content: Option<&'a str>,
+        encrypted_content: Option<std::borrow::Cow<'a, str>>,
     }
-    let kept: Vec<&RawValue> = items
-        .into_iter()
-        .filter(|it| {
-            !serde_json::from_str::<Peek>(it.get()).is_ok_and(|p| {
-                p.kind == Some("reasoning")
-                    && p.encrypted_content
-                        .is_some_and(|e| e.starts_with(reasoning::PREFIX))
-            })
-        })
-        .collect();
+    let mut kept: Vec<Box<RawValue>> = Vec::with_capacity(items.len());
+    for it in items {
+        let Ok(p) = serde_json::from_str::<Peek>(it.get()) else {
+            kept.push(crate::wire::own(it));
+            continue;
+        };
+        let blob = p.encrypted_content.as_deref().unwrap_or("");
+        match p.kind {
+            Some("reasoning") if blob.starts_with(reasoning::PREFIX) => {}
+            Some("compaction") => match compaction::open(blob) {
+                Some(summary) => kept.push(crate::wire::to_raw(&serde_json::json!({
+                    "type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": compaction::as_message_text(&summary)}],
+                }))),
+                None => kept.push(crate::wire::own(it)),
+            },
+            _ => kept.push(crate::wire::own(it)),
+        }
+    }
     crate::wire::to_vec(&kept)
 }
