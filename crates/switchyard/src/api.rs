@@ -10,6 +10,7 @@ pub mod health;
 pub mod openai;
 pub mod passthrough;
 pub mod responses;
+pub mod responses_ws;
 pub mod streams;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1/models"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/responses"),
+    ("GET", "/v1/responses"),
     ("POST", "/v1/responses/compact"),
     ("POST", "/v1/responses/input_tokens"),
     ("GET", "/v1/responses/{id}"),
@@ -68,6 +70,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/v1/models") => get(openai::models),
         ("POST", "/v1/messages") => post(anthropic::messages),
         ("POST", "/v1/responses") => post(responses::create),
+        ("GET", "/v1/responses") => get(responses_ws::upgrade),
         ("POST", "/v1/responses/compact") => post(responses::compact),
         ("POST", "/v1/responses/input_tokens") => post(responses::input_tokens),
         ("GET", "/v1/responses/{id}") => get(responses::retrieve),

@@ -27,12 +27,19 @@ async fn codex_exec_runs_a_tool_loop_through_every_provider() {
     .await;
     let (_, key) = gw.create_key(json!({"name": "codex"})).await;
     let base = format!("{}/v1", gw.base);
-    for (model, kind, native) in [
+    let models = [
         ("anthropic/claude-test", Kind::Anthropic, false),
         ("google/gemini-test", Kind::Gemini, false),
         ("openai/gpt-test", Kind::OpenAi, true),
         ("compat/local-test", Kind::OpenAi, false),
-    ] {
+    ];
+    // Over HTTP streams, then over the Responses WebSocket mode.
+    for ((model, kind, native), websocket) in models
+        .iter()
+        .copied()
+        .map(|m| (m, false))
+        .chain(models.iter().copied().map(|m| (m, true)))
+    {
         let mock = match model.split('/').next().unwrap() {
             "anthropic" => &gw.mocks.anthropic,
             "google" => &gw.mocks.gemini,
@@ -48,7 +55,7 @@ async fn codex_exec_runs_a_tool_loop_through_every_provider() {
         )]);
         let home = tempfile::tempdir().unwrap();
         let provider = format!(
-            "model_providers.sy={{name=\"sy\",base_url=\"{base}\",env_key=\"SY_KEY\",wire_api=\"responses\"}}"
+            "model_providers.sy={{name=\"sy\",base_url=\"{base}\",env_key=\"SY_KEY\",wire_api=\"responses\",supports_websockets={websocket}}}"
         );
         let codex = codex.clone();
         let model_arg = model.to_owned();
@@ -102,8 +109,14 @@ async fn codex_exec_runs_a_tool_loop_through_every_provider() {
         );
         assert_no_canary(&stdout);
         assert_no_canary(&stderr);
+        if websocket {
+            assert!(
+                logs().contains("Responses WebSocket session opened"),
+                "{model}: Codex did not use the WebSocket mode"
+            );
+        }
         println!(
-            "codex exec via {model}: ok ({} upstream calls)",
+            "codex exec via {model} (websocket: {websocket}): ok ({} upstream calls)",
             requests.len() - before
         );
     }

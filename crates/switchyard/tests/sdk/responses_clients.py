@@ -120,7 +120,38 @@ def sdk_cases(client: openai.OpenAI, strict: openai.OpenAI, model: str) -> None:
         calls = [o for o in final.output if o.type == "function_call"]
         expect(len(calls) == 1 and json.loads(calls[0].arguments) == {"city": "Paris"}, f"{final.output}")
 
+    def websocket() -> None:
+        # One connection: a response, a continuation of it (not stored:
+        # the connection keeps it), and an unknown id.
+        def until_terminal(conn: Any) -> list[Any]:
+            events = []
+            for ev in conn:
+                events.append(ev)
+                if ev.type in ("response.completed", "response.incomplete", "response.failed", "error"):
+                    return events
+            raise AssertionError("the socket closed before a terminal event")
+
+        with client.responses.connect() as conn:
+            conn.response.create(model=model, input="Say hi", store=False)
+            first = until_terminal(conn)
+            expect(first[0].type == "response.created", f"first {first[0].type}")
+            expect(first[-1].type == "response.completed", f"last {first[-1].type}")
+            expect([e.sequence_number for e in first] == list(range(len(first))), "sequence numbers")
+            text = "".join(e.delta for e in first if e.type == "response.output_text.delta")
+            expect(text == hello(model), f"text {text!r}")
+            conn.response.create(
+                model=model, input="Say hi", store=False, previous_response_id=first[-1].response.id
+            )
+            second = until_terminal(conn)
+            expect(second[-1].type == "response.completed", f"continuation {second[-1].type}")
+            conn.response.create(model=model, input="x", previous_response_id="resp_unknown")
+            err = until_terminal(conn)[-1]
+            expect(err.type == "error", f"unknown id {err.type}")
+            code = getattr(err, "code", None) or getattr(getattr(err, "error", None), "code", None)
+            expect(code == "previous_response_not_found", f"error {err}")
+
     for name, fn in [
+        ("websocket", websocket),
         ("create", create),
         ("create_strict", create_strict),
         ("raw_stream", raw_stream),
