@@ -5,6 +5,16 @@ import { api } from './api.js';
 import { lastList } from './requests.js';
 import { fmtInt, fmtMs, fmtTime, fmtUsd, h } from './ui.js';
 
+// What a caller spoke, as records name it.
+const DIALECTS = {
+  openai: 'OpenAI Chat Completions',
+  responses: 'OpenAI Responses',
+  anthropic: 'Anthropic Messages',
+  gemini: 'Gemini API',
+  'openai-embeddings': 'OpenAI embeddings',
+  'gemini-embeddings': 'Gemini embeddings',
+};
+
 export async function render(root, id) {
   // Back to the filtered list the operator came from, if any.
   const back = h('a', { href: lastList, 'data-testid': 'detail-back' }, '← Requests');
@@ -29,6 +39,7 @@ export async function render(root, id) {
         ['Served by', served],
         ['Status', `${r.status ?? '—'}${r.error_class ? ` · ${r.error_class}` : ''}`],
         ['State', r.state || '—'],
+        ['Dialect', DIALECTS[r.dialect] || r.dialect || '—'],
         ['Stream', r.stream ? 'yes' : 'no'],
         ['Latency', fmtMs(r.latency_ms)],
         ['Time to first token', fmtMs(r.ttft_ms)],

@@ -9,6 +9,7 @@ mod codex;
 mod conversations;
 mod core;
 mod dashboard;
+mod dialect_policy;
 mod durability;
 mod errors;
 mod fixtures;
