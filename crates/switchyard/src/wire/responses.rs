@@ -29,6 +29,9 @@ pub mod response;
 pub mod stream;
 pub mod types;
 
+#[cfg(test)]
+mod props;
+
 pub use echo::Echo;
 pub use request::{decode_request, rewrite_request};
 pub use response::{encode_response, peek_usage};

@@ -367,7 +367,7 @@ pub fn flat_name(namespace: Option<&str>, name: &str) -> String {
 }
 
 /// The schema a freeform tool is sent with: one string, `input`.
-fn freeform_schema(format: Option<&CustomFormatIn>) -> chat::RawJson {
+pub(super) fn freeform_schema(format: Option<&CustomFormatIn>) -> chat::RawJson {
     let mut description = "The tool's whole input, as raw text (not JSON).".to_owned();
     if let Some(f) = format
         && f.kind == "grammar"

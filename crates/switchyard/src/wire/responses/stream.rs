@@ -249,8 +249,11 @@ impl StreamEncoder {
         }
     }
 
+    /// The reasoning item thinking goes into, opened if needed. A
+    /// signature ends its block (Anthropic sends each block's whole, last):
+    /// what follows one is the next block, an item of its own.
     fn open_reasoning(&mut self, w: &mut sse::Writer) {
-        if matches!(self.open, Some(Open::Reasoning { .. })) {
+        if matches!(&self.open, Some(Open::Reasoning { signature, .. }) if signature.is_empty()) {
             return;
         }
         self.close(w, "completed");
@@ -693,5 +696,53 @@ impl Relay {
         );
         self.terminal = Some(o);
         self.done = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat;
+
+    fn echo() -> Arc<Echo> {
+        let body = br#"{"model":"m","input":"hi"}"#;
+        let (req, fields) = super::super::decode_request(body).unwrap();
+        Arc::new(Echo::new("resp_t".into(), &fields, &req, false))
+    }
+
+    /// Anthropic ends each thinking block with its signature: two blocks in
+    /// a row are two reasoning items, each sealed with its own signature
+    /// (one item of both texts and `s1s2` would be refused next turn).
+    #[test]
+    fn a_signature_ends_its_reasoning_item() {
+        let mut enc = StreamEncoder::new(echo(), "anthropic".into(), "m".into(), 1);
+        let mut w = sse::Writer::new(0);
+        for ev in [
+            Event::ThinkingDelta("a".into()),
+            Event::SignatureDelta("s1".into()),
+            Event::ThinkingDelta("b".into()),
+            Event::SignatureDelta("s2".into()),
+            Event::SignatureDelta("s3".into()),
+            Event::TextDelta("x".into()),
+        ] {
+            enc.encode(&ev, &mut w);
+        }
+        enc.finish(&mut w);
+        let terminal: serde_json::Value = serde_json::from_str(enc.terminal().unwrap()).unwrap();
+        let opened: Vec<chat::Part> = terminal["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["encrypted_content"].as_str())
+            .map(|blob| super::super::reasoning::open(blob).unwrap())
+            .collect();
+        let thinking = |text: &str, sig: &str| chat::Part::Thinking {
+            text: text.into(),
+            signature: Some(format!("sy1:anthropic:{sig}")),
+        };
+        assert_eq!(
+            opened,
+            [thinking("a", "s1"), thinking("b", "s2"), thinking("", "s3")]
+        );
     }
 }
