@@ -453,6 +453,7 @@ mod tests {
             hash: [0; 32],
             last4: "abcd".into(),
             models: vec![],
+            tools: vec![],
             rpm: None,
             tpm: None,
             budget_usd: Some(budget),

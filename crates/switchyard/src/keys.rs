@@ -65,6 +65,9 @@ pub struct KeyRecord {
     pub last4: String,
     /// Model and route globs; empty allows every model.
     pub models: Vec<String>,
+    /// HTTP tool and MCP tool globs (`github`, `jira__search_*`); empty
+    /// allows none.
+    pub tools: Vec<String>,
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
     pub budget_usd: Option<f64>,
@@ -84,6 +87,12 @@ impl KeyRecord {
     /// `provider/model`).
     pub fn allows_model(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|g| glob(g, model))
+    }
+
+    /// Whether the key's globs allow tool `name` (an HTTP tool, or an MCP
+    /// tool as `{server}__{tool}`).
+    pub fn allows_tool(&self, name: &str) -> bool {
+        self.tools.iter().any(|g| glob(g, name))
     }
 
     /// The cache namespace: the key's own, or one per key.

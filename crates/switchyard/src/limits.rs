@@ -275,6 +275,7 @@ mod tests {
             hash: [0; 32],
             last4: "abcd".into(),
             models: vec![],
+            tools: vec![],
             rpm,
             tpm,
             budget_usd: None,

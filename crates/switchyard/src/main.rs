@@ -87,6 +87,9 @@ struct KeyFlags {
     /// Comma-separated model and route globs (`openai/*,smart`).
     #[arg(long, value_delimiter = ',')]
     models: Option<Vec<String>>,
+    /// Comma-separated tool globs (`github,jira__search_*`).
+    #[arg(long, value_delimiter = ',')]
+    tools: Option<Vec<String>>,
     #[arg(long)]
     rpm: Option<u32>,
     #[arg(long)]
@@ -123,6 +126,9 @@ impl KeyFlags {
         }
         if let Some(v) = &self.models {
             put("models", v.clone().into());
+        }
+        if let Some(v) = &self.tools {
+            put("tools", v.clone().into());
         }
         if let Some(v) = self.rpm {
             put("rpm", v.into());

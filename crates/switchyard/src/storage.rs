@@ -67,6 +67,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_responses.sql"),
         include_str!("../migrations/postgres/0006_responses.sql"),
     ),
+    (
+        7,
+        "tools",
+        include_str!("../migrations/sqlite/0007_tools.sql"),
+        include_str!("../migrations/postgres/0007_tools.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -44,6 +44,8 @@ pub struct KeySpec {
     #[serde(default, deserialize_with = "double")]
     pub models: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double")]
+    pub tools: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double")]
     pub rpm: Option<Option<u32>>,
     #[serde(default, deserialize_with = "double")]
     pub tpm: Option<Option<u64>>,
@@ -107,6 +109,18 @@ impl KeySpec {
                 }
             }
             k.models = models;
+        }
+        if let Some(tools) = self.tools {
+            let tools = tools.unwrap_or_default();
+            for (i, t) in tools.iter().enumerate() {
+                if t.is_empty() || t.len() > 200 || t.chars().any(char::is_whitespace) {
+                    return Err(bad(
+                        &format!("tools[{i}]"),
+                        "expected a tool glob such as `github` or `jira__search_*`",
+                    ));
+                }
+            }
+            k.tools = tools;
         }
         if let Some(rpm) = self.rpm {
             if rpm == Some(0) {
@@ -244,6 +258,7 @@ pub async fn create(s: &Storage, spec: KeySpec) -> Result<(KeyRecord, String), M
         hash: hash(&secret),
         last4: secret[secret.len() - 4..].to_owned(),
         models: Vec::new(),
+        tools: Vec::new(),
         rpm: None,
         tpm: None,
         budget_usd: None,
@@ -329,6 +344,7 @@ mod tests {
             hash: [0; 32],
             last4: "abcd".into(),
             models: vec![],
+            tools: vec![],
             rpm: None,
             tpm: None,
             budget_usd: None,

@@ -7,7 +7,7 @@ use super::{BudgetPeriod, KeyRecord, hex};
 use crate::config::LogMode;
 use crate::storage::{Storage, pg};
 
-const COLUMNS: &str = "id, name, hash, last4, models, rpm, tpm, budget_usd, budget_period, metadata, log_mode, \
+const COLUMNS: &str = "id, name, hash, last4, models, tools, rpm, tpm, budget_usd, budget_period, metadata, log_mode, \
                        jurisdictions, cache_namespace, cache_ttl_s, created_at, updated_at, revoked_at";
 
 macro_rules! decode_key {
@@ -15,6 +15,7 @@ macro_rules! decode_key {
         let row = $row;
         let hash_hex: String = row.try_get("hash")?;
         let models: String = row.try_get("models")?;
+        let tools: String = row.try_get("tools")?;
         let metadata: String = row.try_get("metadata")?;
         let jurisdictions: Option<String> = row.try_get("jurisdictions")?;
         let period: Option<String> = row.try_get("budget_period")?;
@@ -28,6 +29,7 @@ macro_rules! decode_key {
             hash: unhex(&hash_hex),
             last4: row.try_get("last4")?,
             models: serde_json::from_str(&models).unwrap_or_default(),
+            tools: serde_json::from_str(&tools).unwrap_or_default(),
             rpm: rpm.and_then(|v| u32::try_from(v).ok()),
             tpm: tpm.and_then(|v| u64::try_from(v).ok()),
             budget_usd: row.try_get("budget_usd")?,
@@ -146,6 +148,7 @@ macro_rules! bind_key {
             .bind(hex(&k.hash))
             .bind(&k.last4)
             .bind(serde_json::to_string(&k.models).unwrap_or_else(|_| "[]".into()))
+            .bind(serde_json::to_string(&k.tools).unwrap_or_else(|_| "[]".into()))
             .bind(k.rpm.map(i64::from))
             .bind(k.tpm.and_then(|v| i64::try_from(v).ok()))
             .bind(k.budget_usd)
@@ -167,9 +170,9 @@ macro_rules! bind_key {
 }
 
 pub async fn insert(s: &Storage, k: &KeyRecord) -> Result<(), sqlx::Error> {
-    const Q: &str = "INSERT INTO keys (name, hash, last4, models, rpm, tpm, budget_usd, budget_period, metadata, \
+    const Q: &str = "INSERT INTO keys (name, hash, last4, models, tools, rpm, tpm, budget_usd, budget_period, metadata, \
                      log_mode, jurisdictions, cache_namespace, cache_ttl_s, created_at, updated_at, revoked_at, id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     match s {
         Storage::Sqlite(p) => bind_key!(sqlx::query(Q), k).execute(p).await?,
         Storage::Postgres(p) => {
@@ -183,7 +186,7 @@ pub async fn insert(s: &Storage, k: &KeyRecord) -> Result<(), sqlx::Error> {
 
 /// Writes every field but the secret's hash and the creation time.
 pub async fn update(s: &Storage, k: &KeyRecord) -> Result<bool, sqlx::Error> {
-    const Q: &str = "UPDATE keys SET name = ?, hash = ?, last4 = ?, models = ?, rpm = ?, tpm = ?, budget_usd = ?, \
+    const Q: &str = "UPDATE keys SET name = ?, hash = ?, last4 = ?, models = ?, tools = ?, rpm = ?, tpm = ?, budget_usd = ?, \
                      budget_period = ?, metadata = ?, log_mode = ?, jurisdictions = ?, cache_namespace = ?, \
                      cache_ttl_s = ?, created_at = ?, updated_at = ?, revoked_at = ? WHERE id = ?";
     let n = match s {
