@@ -157,6 +157,37 @@ pub enum Part {
     RedactedThinking {
         data: String,
     },
+    /// A web search the provider ran itself while answering (Anthropic's
+    /// web search tool, Gemini's Google Search). Answers carry it so each
+    /// caller's dialect can show it; it never goes back upstream: what the
+    /// model took from it is in the answer's text.
+    WebSearch(WebSearch),
+}
+
+/// One search a provider ran on its own behalf, as far as it says.
+///
+/// `queries` is a list because Gemini reports every query of a grounded
+/// answer at once (and the Responses API's `action.queries` can say so);
+/// `error` because Anthropic answers a failed search (`max_uses_exceeded`)
+/// with an error in place of results, which a caller should see as a
+/// failed search, not as a search that found nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebSearch {
+    /// The provider's id for it (Anthropic's `srvtoolu_...`); empty when it
+    /// gives none (Gemini).
+    pub id: String,
+    pub queries: Vec<String>,
+    /// The pages it found (Anthropic) or that ground the answer (Gemini),
+    /// in the provider's order.
+    pub sources: Vec<WebSource>,
+    /// The provider's error code, when the search failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSource {
+    pub url: String,
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +310,9 @@ pub struct Usage {
     pub cached_input_tokens: u64,
     pub cache_write_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Web searches the provider ran and bills by the search (Anthropic's
+    /// `server_tool_use.web_search_requests`), priced apart from tokens.
+    pub web_search_requests: u64,
 }
 
 /// The largest token count taken from an upstream: far past any real
@@ -301,6 +335,7 @@ impl Usage {
             cached_input_tokens: b(self.cached_input_tokens),
             cache_write_tokens: b(self.cache_write_tokens),
             reasoning_tokens: b(self.reasoning_tokens),
+            web_search_requests: b(self.web_search_requests),
         }
     }
 }
@@ -342,6 +377,9 @@ pub enum Event {
         index: u32,
         arguments: String,
     },
+    /// A search the provider ran, whole, once its results are known: no
+    /// caller dialect shows a search's results before they are in.
+    WebSearch(WebSearch),
     Usage(Usage),
     Finish {
         reason: FinishReason,

@@ -150,6 +150,7 @@ mod tests {
             cached_input_tokens: 400_000,
             cache_write_tokens: 100_000,
             reasoning_tokens: 50_000,
+            web_search_requests: 0,
         };
         // 500k plain at 3.0, 400k cached at 0.3, 100k written at 3.75,
         // 100k output (reasoning included) at 15.0.

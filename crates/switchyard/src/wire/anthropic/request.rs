@@ -643,6 +643,8 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                     }
                 }
                 Part::RedactedThinking { data } => blocks.push(BlockOut::RedactedThinking { data }),
+                // No decoder puts a provider's search into a request.
+                Part::WebSearch(_) => {}
             }
         }
         if blocks.is_empty() {

@@ -363,6 +363,8 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
                 // Gemini does not take earlier thoughts back as input; what
                 // it needs (the signature) travels in the tool-call id.
                 Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+                // No decoder puts a provider's search into a request.
+                Part::WebSearch(_) => {}
             }
         }
         if parts.is_empty() {

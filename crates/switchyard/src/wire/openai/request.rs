@@ -572,6 +572,8 @@ fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(
                     // Earlier reasoning is the previous model's own, signed by
                     // its provider; Chat Completions takes no reasoning input.
                     Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+                    // No decoder puts a provider's search into a request.
+                    Part::WebSearch(_) => {}
                     Part::Image(_) | Part::ToolResult { .. } => {
                         return Err(Untranslatable::new(
                             format!("{}.content", m.path()),
