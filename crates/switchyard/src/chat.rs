@@ -258,6 +258,98 @@ pub struct BuiltinTool {
     pub path: String,
     /// The whole definition, as sent.
     pub definition: RawJson,
+    /// Its options in canonical terms, when it is a web search tool: the
+    /// one built-in tool other providers have an equivalent of.
+    pub web_search: Option<WebSearchTool>,
+}
+
+/// A web search tool's options (Responses `web_search`,
+/// `web_search_preview`). Options the canonical model has no place for
+/// are in [`Request::unknown_fields`], as for any other tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSearchTool {
+    /// Only pages of these domains (and their subdomains).
+    pub allowed_domains: Vec<String>,
+    /// Where the user roughly is, to localise results.
+    pub user_location: Option<UserLocation>,
+    /// `low`, `medium` (the default) or `high`: how much of each page goes
+    /// into the model's context.
+    pub context_size: Option<String>,
+    /// `false`: cached and indexed results only, never a live fetch (Codex
+    /// sends this by default).
+    pub live: bool,
+}
+
+impl Default for WebSearchTool {
+    fn default() -> Self {
+        WebSearchTool {
+            allowed_domains: Vec::new(),
+            user_location: None,
+            context_size: None,
+            live: true,
+        }
+    }
+}
+
+/// An approximate location, as OpenAI and Anthropic both take it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserLocation {
+    pub city: Option<String>,
+    pub region: Option<String>,
+    /// Two-letter ISO country code.
+    pub country: Option<String>,
+    /// IANA time zone (`Europe/Paris`).
+    pub timezone: Option<String>,
+}
+
+impl UserLocation {
+    pub fn is_empty(&self) -> bool {
+        self.city.is_none()
+            && self.region.is_none()
+            && self.country.is_none()
+            && self.timezone.is_none()
+    }
+}
+
+impl BuiltinTool {
+    /// This tool as a web search for `target`, which runs live searches
+    /// at the default context size and nothing else: the checks every
+    /// target with a search of its own shares. Anything else is refused
+    /// by name.
+    pub fn live_web_search(&self, target: &'static str) -> Result<&WebSearchTool, Untranslatable> {
+        let Some(ws) = &self.web_search else {
+            return Err(self.no_equivalent(target));
+        };
+        if !ws.live {
+            return Err(Untranslatable::new(
+                format!("{}.external_web_access", self.path),
+                target,
+                "`external_web_access: false` asks for cached results only, which only OpenAI's own search offers (this target always searches the live web); an operator may drop the tool: [responses] drop_unsupported_tools",
+            ));
+        }
+        if let Some(size) = ws.context_size.as_deref().filter(|s| *s != "medium") {
+            return Err(Untranslatable::new(
+                format!("{}.search_context_size", self.path),
+                target,
+                format!(
+                    "its web search has no context size to set; only the default, `medium`, can be sent, not `{size}`"
+                ),
+            ));
+        }
+        Ok(ws)
+    }
+
+    /// The refusal of a built-in tool `target` has no equivalent of.
+    pub fn no_equivalent(&self, target: &'static str) -> Untranslatable {
+        Untranslatable::new(
+            self.path.clone(),
+            target,
+            format!(
+                "the built-in tool `{}` has no equivalent there (an operator may drop it: [responses] drop_unsupported_tools)",
+                self.kind
+            ),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,23 +477,6 @@ pub enum Event {
         reason: FinishReason,
         stop_sequence: Option<String>,
     },
-}
-
-impl Request {
-    /// Refuses the first built-in tool, for a target that has none.
-    pub fn no_builtin_tools(&self, target: &'static str) -> Result<(), Untranslatable> {
-        match self.builtin_tools.first() {
-            None => Ok(()),
-            Some(b) => Err(Untranslatable::new(
-                b.path.clone(),
-                target,
-                format!(
-                    "the built-in tool `{}` has no equivalent there (an operator may drop it: [responses] drop_unsupported_tools)",
-                    b.kind
-                ),
-            )),
-        }
-    }
 }
 
 /// A request field the target dialect cannot express. The gateway answers

@@ -135,7 +135,7 @@ pub struct RequestOut<'a> {
     pub system: Vec<TextBlockOut<'a>>,
     pub messages: Vec<MessageOut<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<ToolOut<'a>>,
+    pub tools: Vec<AnyToolOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoiceOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -220,6 +220,41 @@ pub struct ToolOut<'a> {
     pub strict: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<&'a RawValue>,
+}
+
+/// A tool the model may call: the caller's own, or a server tool
+/// Anthropic runs.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum AnyToolOut<'a> {
+    Custom(ToolOut<'a>),
+    WebSearch(WebSearchToolOut<'a>),
+}
+
+/// The web search server tool (`web_search_20250305`).
+#[derive(Debug, Serialize)]
+pub struct WebSearchToolOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub name: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub allowed_domains: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_location: Option<UserLocationOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserLocationOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
