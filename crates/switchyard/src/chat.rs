@@ -157,6 +157,37 @@ pub enum Part {
     RedactedThinking {
         data: String,
     },
+    /// A web search the provider ran itself while answering (Anthropic's
+    /// web search tool, Gemini's Google Search). Answers carry it so each
+    /// caller's dialect can show it; it never goes back upstream: what the
+    /// model took from it is in the answer's text.
+    WebSearch(WebSearch),
+}
+
+/// One search a provider ran on its own behalf, as far as it says.
+///
+/// `queries` is a list because Gemini reports every query of a grounded
+/// answer at once (and the Responses API's `action.queries` can say so);
+/// `error` because Anthropic answers a failed search (`max_uses_exceeded`)
+/// with an error in place of results, which a caller should see as a
+/// failed search, not as a search that found nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebSearch {
+    /// The provider's id for it (Anthropic's `srvtoolu_...`); empty when it
+    /// gives none (Gemini).
+    pub id: String,
+    pub queries: Vec<String>,
+    /// The pages it found (Anthropic) or that ground the answer (Gemini),
+    /// in the provider's order.
+    pub sources: Vec<WebSource>,
+    /// The provider's error code, when the search failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSource {
+    pub url: String,
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +258,98 @@ pub struct BuiltinTool {
     pub path: String,
     /// The whole definition, as sent.
     pub definition: RawJson,
+    /// Its options in canonical terms, when it is a web search tool: the
+    /// one built-in tool other providers have an equivalent of.
+    pub web_search: Option<WebSearchTool>,
+}
+
+/// A web search tool's options (Responses `web_search`,
+/// `web_search_preview`). Options the canonical model has no place for
+/// are in [`Request::unknown_fields`], as for any other tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSearchTool {
+    /// Only pages of these domains (and their subdomains).
+    pub allowed_domains: Vec<String>,
+    /// Where the user roughly is, to localise results.
+    pub user_location: Option<UserLocation>,
+    /// `low`, `medium` (the default) or `high`: how much of each page goes
+    /// into the model's context.
+    pub context_size: Option<String>,
+    /// `false`: cached and indexed results only, never a live fetch (Codex
+    /// sends this by default).
+    pub live: bool,
+}
+
+impl Default for WebSearchTool {
+    fn default() -> Self {
+        WebSearchTool {
+            allowed_domains: Vec::new(),
+            user_location: None,
+            context_size: None,
+            live: true,
+        }
+    }
+}
+
+/// An approximate location, as OpenAI and Anthropic both take it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserLocation {
+    pub city: Option<String>,
+    pub region: Option<String>,
+    /// Two-letter ISO country code.
+    pub country: Option<String>,
+    /// IANA time zone (`Europe/Paris`).
+    pub timezone: Option<String>,
+}
+
+impl UserLocation {
+    pub fn is_empty(&self) -> bool {
+        self.city.is_none()
+            && self.region.is_none()
+            && self.country.is_none()
+            && self.timezone.is_none()
+    }
+}
+
+impl BuiltinTool {
+    /// This tool as a web search for `target`, which runs live searches
+    /// at the default context size and nothing else: the checks every
+    /// target with a search of its own shares. Anything else is refused
+    /// by name.
+    pub fn live_web_search(&self, target: &'static str) -> Result<&WebSearchTool, Untranslatable> {
+        let Some(ws) = &self.web_search else {
+            return Err(self.no_equivalent(target));
+        };
+        if !ws.live {
+            return Err(Untranslatable::new(
+                format!("{}.external_web_access", self.path),
+                target,
+                "`external_web_access: false` asks for cached results only, which only OpenAI's own search offers (this target always searches the live web); an operator may drop the tool: [responses] drop_unsupported_tools",
+            ));
+        }
+        if let Some(size) = ws.context_size.as_deref().filter(|s| *s != "medium") {
+            return Err(Untranslatable::new(
+                format!("{}.search_context_size", self.path),
+                target,
+                format!(
+                    "its web search has no context size to set; only the default, `medium`, can be sent, not `{size}`"
+                ),
+            ));
+        }
+        Ok(ws)
+    }
+
+    /// The refusal of a built-in tool `target` has no equivalent of.
+    pub fn no_equivalent(&self, target: &'static str) -> Untranslatable {
+        Untranslatable::new(
+            self.path.clone(),
+            target,
+            format!(
+                "the built-in tool `{}` has no equivalent there (an operator may drop it: [responses] drop_unsupported_tools)",
+                self.kind
+            ),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +402,9 @@ pub struct Usage {
     pub cached_input_tokens: u64,
     pub cache_write_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Web searches the provider ran and bills by the search (Anthropic's
+    /// `server_tool_use.web_search_requests`), priced apart from tokens.
+    pub web_search_requests: u64,
 }
 
 /// The largest token count taken from an upstream: far past any real
@@ -301,6 +427,7 @@ impl Usage {
             cached_input_tokens: b(self.cached_input_tokens),
             cache_write_tokens: b(self.cache_write_tokens),
             reasoning_tokens: b(self.reasoning_tokens),
+            web_search_requests: b(self.web_search_requests),
         }
     }
 }
@@ -342,28 +469,14 @@ pub enum Event {
         index: u32,
         arguments: String,
     },
+    /// A search the provider ran, whole, once its results are known: no
+    /// caller dialect shows a search's results before they are in.
+    WebSearch(WebSearch),
     Usage(Usage),
     Finish {
         reason: FinishReason,
         stop_sequence: Option<String>,
     },
-}
-
-impl Request {
-    /// Refuses the first built-in tool, for a target that has none.
-    pub fn no_builtin_tools(&self, target: &'static str) -> Result<(), Untranslatable> {
-        match self.builtin_tools.first() {
-            None => Ok(()),
-            Some(b) => Err(Untranslatable::new(
-                b.path.clone(),
-                target,
-                format!(
-                    "the built-in tool `{}` has no equivalent there (an operator may drop it: [responses] drop_unsupported_tools)",
-                    b.kind
-                ),
-            )),
-        }
-    }
 }
 
 /// A request field the target dialect cannot express. The gateway answers

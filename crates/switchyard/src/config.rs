@@ -235,6 +235,9 @@ pub struct RawPrice {
     pub cached_input_per_mtok_usd: Option<f64>,
     pub cache_write_per_mtok_usd: Option<f64>,
     pub max_output_tokens: Option<u32>,
+    /// USD per 1,000 web searches the provider runs (Anthropic's web
+    /// search tool); `anthropic/` models default to Anthropic's $10.
+    pub web_search_per_1k_usd: Option<f64>,
 }
 
 /// A duration read in milliseconds: an integer (`60000`) or a string with a
@@ -1054,6 +1057,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             ("output_per_mtok_usd", Some(price.output_per_mtok_usd)),
             ("cached_input_per_mtok_usd", price.cached_input_per_mtok_usd),
             ("cache_write_per_mtok_usd", price.cache_write_per_mtok_usd),
+            ("web_search_per_1k_usd", price.web_search_per_1k_usd),
         ] {
             if let Some(v) = v
                 && !(v.is_finite() && v >= 0.0)

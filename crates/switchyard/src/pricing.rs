@@ -3,7 +3,9 @@
 //! configuration's `[pricing."provider/model"]` overrides on top.
 //!
 //! A model without a price has no cost (`None`), never a cost of zero.
-//! Cached input tokens are priced once, at the cached rate.
+//! Cached input tokens are priced once, at the cached rate. Web searches a
+//! provider runs itself are priced by the search, where the price is known
+//! (see [`WEB_SEARCH_PER_1K_USD`]).
 
 use std::collections::HashMap;
 
@@ -24,7 +26,21 @@ pub struct Price {
     pub cache_write: Option<f64>,
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// USD per 1,000 web searches the provider runs.
+    #[serde(default)]
+    pub web_search_per_1k: Option<f64>,
 }
+
+/// What providers bill per 1,000 web searches, by the shipped table's key
+/// prefix; the shipped table itself holds token prices only.
+///
+/// Anthropic's web search tool costs $10 per 1,000 searches on every model
+/// (its pricing page, "Web search tool"), counted in
+/// `usage.server_tool_use.web_search_requests`. Google bills grounding
+/// with Google Search per grounded prompt or per query past a free daily
+/// allowance, and reports neither in a response: a Gemini call's searches
+/// stay unpriced, as does OpenAI's native search (its usage has no count).
+pub const WEB_SEARCH_PER_1K_USD: &[(&str, f64)] = &[("anthropic/", 10.0)];
 
 impl Price {
     /// What `usage` costs. Input tokens split into uncached, cache reads and
@@ -39,6 +55,7 @@ impl Price {
             + per(cached, self.cached_input.unwrap_or(self.input))
             + per(written, self.cache_write.unwrap_or(self.input))
             + per(u.output_tokens, self.output)
+            + u.web_search_requests as f64 * self.web_search_per_1k.unwrap_or(0.0) / 1_000.0
     }
 
     /// Input and output rates together, for ordering targets by price.
@@ -55,6 +72,7 @@ impl From<RawPrice> for Price {
             cached_input: r.cached_input_per_mtok_usd,
             cache_write: r.cache_write_per_mtok_usd,
             max_output_tokens: r.max_output_tokens,
+            web_search_per_1k: r.web_search_per_1k_usd,
         }
     }
 }
@@ -86,6 +104,14 @@ impl PriceTable {
         }
         if overridden {
             version.push_str("+config");
+        }
+        for (key, price) in &mut prices {
+            if price.web_search_per_1k.is_none() {
+                price.web_search_per_1k = WEB_SEARCH_PER_1K_USD
+                    .iter()
+                    .find(|(prefix, _)| key.starts_with(prefix))
+                    .map(|(_, usd)| *usd);
+            }
         }
         PriceTable { version, prices }
     }
@@ -143,6 +169,7 @@ mod tests {
             cached_input: Some(0.3),
             cache_write: Some(3.75),
             max_output_tokens: None,
+            web_search_per_1k: None,
         };
         let u = Usage {
             input_tokens: 1_000_000,
@@ -150,6 +177,7 @@ mod tests {
             cached_input_tokens: 400_000,
             cache_write_tokens: 100_000,
             reasoning_tokens: 50_000,
+            web_search_requests: 0,
         };
         // 500k plain at 3.0, 400k cached at 0.3, 100k written at 3.75,
         // 100k output (reasoning included) at 15.0.
@@ -165,11 +193,48 @@ mod tests {
             cached_input_per_mtok_usd: None,
             cache_write_per_mtok_usd: None,
             max_output_tokens: None,
+            web_search_per_1k_usd: None,
         };
         let key = "local/qwen3-8b".to_string();
         let t = PriceTable::load([(&key, &raw)]);
         assert_eq!(t.get("local", "qwen3-8b").unwrap().output, 2.0);
         assert!(t.version.ends_with("+config"));
         assert!(t.get("local", "nope").is_none());
+    }
+
+    /// Anthropic bills its web search by the search, on every model; an
+    /// operator's own price for an Anthropic model keeps that fee unless
+    /// it names another.
+    #[test]
+    fn anthropic_web_searches_cost_ten_dollars_a_thousand() {
+        let raw = RawPrice {
+            input_per_mtok_usd: 3.0,
+            output_per_mtok_usd: 15.0,
+            cached_input_per_mtok_usd: None,
+            cache_write_per_mtok_usd: None,
+            max_output_tokens: None,
+            web_search_per_1k_usd: None,
+        };
+        let key = "anthropic/claude-custom".to_string();
+        let t = PriceTable::load([(&key, &raw)]);
+        let u = Usage {
+            input_tokens: 1_000,
+            output_tokens: 100,
+            web_search_requests: 3,
+            ..Usage::default()
+        };
+        for model in ["claude-sonnet-4-5", "claude-custom"] {
+            let p = t.get("anthropic", model).unwrap();
+            let tokens = Usage {
+                web_search_requests: 0,
+                ..u
+            };
+            assert!(
+                (p.cost(&u) - p.cost(&tokens) - 0.03).abs() < 1e-9,
+                "{model}"
+            );
+        }
+        let gemini = t.get("google", "gemini-2.5-flash").unwrap();
+        assert_eq!(gemini.web_search_per_1k, None);
     }
 }

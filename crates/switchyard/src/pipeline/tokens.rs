@@ -189,7 +189,7 @@ fn estimate(req: &chat::Request) -> u64 {
                         }
                     }
                 }
-                Part::RedactedThinking { .. } => {}
+                Part::RedactedThinking { .. } | Part::WebSearch(_) => {}
             }
         }
     }

@@ -408,7 +408,7 @@ pub fn encode_request(
             "the field has no equivalent there",
         ));
     }
-    req.no_builtin_tools(TARGET)?;
+    let web_search = web_search_tool(req)?;
     if req.n.is_some_and(|n| n != 1) {
         return Err(Untranslatable::new(
             "n",
@@ -494,16 +494,17 @@ pub fn encode_request(
         })
         .collect();
     let messages = encode_messages(req)?;
-    let mut tools = Vec::with_capacity(req.tools.len());
+    let mut tools = Vec::with_capacity(req.tools.len() + 1);
     for t in &req.tools {
-        tools.push(ToolOut {
+        tools.push(AnyToolOut::Custom(ToolOut {
             name: &t.name,
             description: t.description.as_deref(),
             input_schema: t.parameters.as_deref().unwrap_or(empty_schema()),
             strict: t.strict,
             cache_control: t.cache_control.as_deref(),
-        });
+        }));
     }
+    tools.extend(web_search.map(AnyToolOut::WebSearch));
     let disable_parallel = (req.parallel_tool_calls == Some(false)).then_some(true);
     let tool_choice = match &req.tool_choice {
         None if disable_parallel.is_some() && !req.tools.is_empty() => Some(ToolChoiceOut {
@@ -553,6 +554,43 @@ pub fn encode_request(
         stream: req.stream,
     };
     Ok(crate::wire::to_vec(&out))
+}
+
+/// The caller's built-in tools as Messages server tools: a web search
+/// becomes Anthropic's web search tool; any other is refused by name.
+fn web_search_tool(req: &chat::Request) -> Result<Option<WebSearchToolOut<'_>>, Untranslatable> {
+    let mut out = None;
+    for b in &req.builtin_tools {
+        let ws = b.live_web_search(TARGET)?;
+        if out.is_some() {
+            return Err(Untranslatable::new(
+                b.path.clone(),
+                TARGET,
+                "Messages takes one web search tool per request",
+            ));
+        }
+        // Messages refuses two tools of one name.
+        if req.tools.iter().any(|t| t.name == "web_search") {
+            return Err(Untranslatable::new(
+                b.path.clone(),
+                TARGET,
+                "a function tool is named `web_search` too, the name Anthropic's search tool takes",
+            ));
+        }
+        out = Some(WebSearchToolOut {
+            kind: "web_search_20250305",
+            name: "web_search",
+            allowed_domains: &ws.allowed_domains,
+            user_location: ws.user_location.as_ref().map(|l| UserLocationOut {
+                kind: "approximate",
+                city: l.city.as_deref(),
+                region: l.region.as_deref(),
+                country: l.country.as_deref(),
+                timezone: l.timezone.as_deref(),
+            }),
+        });
+    }
+    Ok(out)
 }
 
 fn empty_schema() -> &'static RawValue {
@@ -643,6 +681,8 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                     }
                 }
                 Part::RedactedThinking { data } => blocks.push(BlockOut::RedactedThinking { data }),
+                // No decoder puts a provider's search into a request.
+                Part::WebSearch(_) => {}
             }
         }
         if blocks.is_empty() {
@@ -752,6 +792,66 @@ mod tests {
         assert_eq!(content[0]["type"], "tool_result");
         assert_eq!(content[1]["is_error"], true);
         assert_eq!(content[2]["text"], "and?");
+    }
+
+    fn responses(tools: &str) -> chat::Request {
+        let body = format!(r#"{{"model":"m","input":"news","tools":{tools}}}"#);
+        crate::wire::responses::decode_request(body.as_bytes())
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_web_search_becomes_the_web_search_server_tool() {
+        let r = responses(
+            r#"[{"type":"function","name":"f","parameters":{"type":"object"}},{"type":"web_search","filters":{"allowed_domains":["reuters.com"]},"user_location":{"type":"approximate","city":"London","country":"GB"},"search_context_size":"medium"}]"#,
+        );
+        let out: serde_json::Value =
+            serde_json::from_slice(&encode_request(&r, "m", 10).unwrap()).unwrap();
+        assert_eq!(
+            out["tools"][1],
+            serde_json::json!({
+                "type": "web_search_20250305",
+                "name": "web_search",
+                "allowed_domains": ["reuters.com"],
+                "user_location": {"type": "approximate", "city": "London", "country": "GB"},
+            })
+        );
+        assert_eq!(out["tools"][0]["name"], "f");
+        let bare = responses(r#"[{"type":"web_search_preview"}]"#);
+        let out: serde_json::Value =
+            serde_json::from_slice(&encode_request(&bare, "m", 10).unwrap()).unwrap();
+        assert_eq!(
+            out["tools"],
+            serde_json::json!([{"type": "web_search_20250305", "name": "web_search"}])
+        );
+    }
+
+    #[test]
+    fn what_anthropics_search_cannot_do_is_refused_by_name() {
+        let refused = |tools: &str| {
+            let e = encode_request(&responses(tools), "m", 10).unwrap_err();
+            (e.field, e.reason)
+        };
+        let (field, reason) = refused(r#"[{"type":"web_search","external_web_access":false}]"#);
+        assert_eq!(field, "tools[0].external_web_access");
+        assert!(reason.contains("cached results only"), "{reason}");
+        assert_eq!(
+            refused(r#"[{"type":"web_search","search_context_size":"high"}]"#).0,
+            "tools[0].search_context_size"
+        );
+        assert_eq!(
+            refused(r#"[{"type":"web_search"},{"type":"web_search_preview"}]"#).0,
+            "tools[1]"
+        );
+        assert_eq!(
+            refused(r#"[{"type":"function","name":"web_search"},{"type":"web_search"}]"#).0,
+            "tools[1]"
+        );
+        assert_eq!(
+            refused(r#"[{"type":"code_interpreter","container":{"type":"auto"}}]"#).0,
+            "tools[0]"
+        );
     }
 
     #[test]

@@ -5,9 +5,11 @@ use serde::Deserialize;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::response::{decode_stop, decode_usage, encode_stop, encode_usage};
+use super::response::{
+    decode_stop, decode_usage, encode_stop, encode_usage, search_query, search_results,
+};
 use super::types::*;
-use crate::chat::{Event, FinishReason, Usage};
+use crate::chat::{Event, FinishReason, Usage, WebSearch};
 use crate::wire::{StreamError, sse};
 
 #[derive(Deserialize)]
@@ -50,6 +52,12 @@ struct BlockStartIn {
     text: Option<String>,
     #[serde(default)]
     thinking: Option<String>,
+    #[serde(default)]
+    input: Option<Box<RawValue>>,
+    #[serde(default)]
+    tool_use_id: Option<String>,
+    #[serde(default)]
+    content: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -102,8 +110,21 @@ pub struct StreamDecoder {
     /// Content-block index → (tool-call index, whether any argument
     /// fragment came), for tool_use blocks.
     tool_blocks: Vec<(u32, u32, bool)>,
+    /// Web searches called and not yet answered: the search streams its
+    /// query as a server_tool_use block, and its results arrive whole in a
+    /// later web_search_tool_result block; the canonical event waits for
+    /// them.
+    searches: Vec<PendingSearch>,
     usage: UsageIn,
     pub done: bool,
+}
+
+#[derive(Debug)]
+struct PendingSearch {
+    block: u32,
+    search: WebSearch,
+    /// The call's input JSON, as streamed so far.
+    input: String,
 }
 
 impl StreamDecoder {
@@ -130,6 +151,36 @@ impl StreamDecoder {
                     StreamError::Malformed("content_block_start without content_block".into())
                 })?;
                 match b.kind.as_str() {
+                    "server_tool_use" if b.name.as_deref() == Some("web_search") => {
+                        // The input usually streams in deltas; a whole one
+                        // (`{}` while it streams) counts as their start.
+                        let input = b
+                            .input
+                            .map(|i| i.get().to_owned())
+                            .filter(|i| i != "{}")
+                            .unwrap_or_default();
+                        self.searches.push(PendingSearch {
+                            block: e.index.unwrap_or(0),
+                            search: WebSearch {
+                                id: b.id.unwrap_or_default(),
+                                ..WebSearch::default()
+                            },
+                            input,
+                        });
+                    }
+                    "web_search_tool_result" => {
+                        let id = b.tool_use_id.unwrap_or_default();
+                        let mut search = match self.searches.iter().position(|p| p.search.id == id)
+                        {
+                            Some(i) => finished(self.searches.remove(i)),
+                            None => WebSearch {
+                                id,
+                                ..WebSearch::default()
+                            },
+                        };
+                        (search.sources, search.error) = search_results(b.content.as_deref());
+                        out.push(Event::WebSearch(search));
+                    }
                     "tool_use" => {
                         let tool = self.tool_blocks.len() as u32;
                         self.tool_blocks.push((e.index.unwrap_or(0), tool, false));
@@ -162,7 +213,9 @@ impl StreamDecoder {
                     }
                     Some("input_json_delta") => {
                         let block = e.index.unwrap_or(0);
-                        if let Some((_, tool, got)) =
+                        if let Some(p) = self.searches.iter_mut().find(|p| p.block == block) {
+                            p.input.push_str(d.partial_json.as_deref().unwrap_or(""));
+                        } else if let Some((_, tool, got)) =
                             self.tool_blocks.iter_mut().find(|(b, _, _)| *b == block)
                             && let Some(p) = d.partial_json.filter(|p| !p.is_empty())
                         {
@@ -202,9 +255,15 @@ impl StreamDecoder {
                 }
             }
             "message_delta" => {
+                // A search never answered (the turn paused or stopped
+                // first) is still a search the provider made.
+                for p in std::mem::take(&mut self.searches) {
+                    out.push(Event::WebSearch(finished(p)));
+                }
                 if let Some(u) = e.usage {
                     // Cumulative: each field present replaces the last.
                     let cur = &mut self.usage;
+                    cur.server_tool_use = u.server_tool_use.or(cur.server_tool_use);
                     cur.output_tokens = u.output_tokens.or(cur.output_tokens);
                     cur.input_tokens = u.input_tokens.or(cur.input_tokens);
                     cur.cache_read_input_tokens =
@@ -239,6 +298,13 @@ impl StreamDecoder {
         }
         Ok(())
     }
+}
+
+/// A pending search with its query read from the streamed input.
+fn finished(p: PendingSearch) -> WebSearch {
+    let mut s = p.search;
+    s.queries = search_query(&p.input).into_iter().collect();
+    s
 }
 
 #[derive(Serialize)]
@@ -497,6 +563,8 @@ impl StreamEncoder {
             } => {
                 self.finish = Some((reason.clone(), stop_sequence.clone()));
             }
+            // Left out, as in a whole answer (`response::encode_response`).
+            Event::WebSearch(_) => {}
         }
     }
 
@@ -599,6 +667,104 @@ mod tests {
             data: data.as_bytes().to_vec(),
             id: None,
         }
+    }
+
+    /// The streamed search of Anthropic's web search tool documentation:
+    /// the query streams as a server_tool_use block, the results arrive
+    /// whole; one canonical search comes out when they do, and the count
+    /// in the cumulative usage is kept.
+    #[test]
+    fn a_streamed_search_becomes_one_event_with_its_results() {
+        let events = [
+            ev(
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_abc123","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":10,"output_tokens":1}}}"#,
+            ),
+            ev(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"srvtoolu_xyz789","name":"web_search"}}"#,
+            ),
+            ev(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"query\":\"latest quantum "}}"#,
+            ),
+            ev(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"computing breakthroughs 2025\"}"}}"#,
+            ),
+            ev(
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            ev(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_xyz789","content":[{"type":"web_search_result","title":"Quantum Computing Breakthroughs in 2025","url":"https://example.com"}]}}"#,
+            ),
+            ev(
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
+            ev(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":20,"server_tool_use":{"web_search_requests":1}}}"#,
+            ),
+        ];
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for e in &events {
+            d.decode(e, &mut out).unwrap();
+        }
+        let searches: Vec<&WebSearch> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::WebSearch(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            searches,
+            [&WebSearch {
+                id: "srvtoolu_xyz789".into(),
+                queries: vec!["latest quantum computing breakthroughs 2025".into()],
+                sources: vec![crate::chat::WebSource {
+                    url: "https://example.com".into(),
+                    title: Some("Quantum Computing Breakthroughs in 2025".into()),
+                }],
+                error: None,
+            }]
+        );
+        assert!(
+            !out.iter()
+                .any(|e| matches!(e, Event::ToolCallStart { .. } | Event::ToolCallDelta { .. })),
+            "a server tool is no tool call of the caller's: {out:?}"
+        );
+        let last = out
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::Usage(u) => Some(*u),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((last.output_tokens, last.web_search_requests), (20, 1));
+
+        // A search the turn left unanswered still comes out, without results.
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for e in &events[..5] {
+            d.decode(e, &mut out).unwrap();
+        }
+        d.decode(
+            &ev(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"pause_turn"},"usage":{"output_tokens":3}}"#,
+            ),
+            &mut out,
+        )
+        .unwrap();
+        assert!(out.iter().any(
+            |e| matches!(e, Event::WebSearch(s) if s.sources.is_empty() && s.queries.len() == 1)
+        ));
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub struct RequestOut<'a> {
     pub system: Vec<TextBlockOut<'a>>,
     pub messages: Vec<MessageOut<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<ToolOut<'a>>,
+    pub tools: Vec<AnyToolOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoiceOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -222,6 +222,41 @@ pub struct ToolOut<'a> {
     pub cache_control: Option<&'a RawValue>,
 }
 
+/// A tool the model may call: the caller's own, or a server tool
+/// Anthropic runs.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum AnyToolOut<'a> {
+    Custom(ToolOut<'a>),
+    WebSearch(WebSearchToolOut<'a>),
+}
+
+/// The web search server tool (`web_search_20250305`).
+#[derive(Debug, Serialize)]
+pub struct WebSearchToolOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub name: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub allowed_domains: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_location: Option<UserLocationOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserLocationOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<&'a str>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ToolChoiceOut<'a> {
     #[serde(rename = "type")]
@@ -268,13 +303,62 @@ pub struct ResponseIn {
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
-    pub content: Vec<BlockIn>,
+    pub content: Vec<ResponseBlockIn>,
     #[serde(default)]
     pub stop_reason: Option<String>,
     #[serde(default)]
     pub stop_sequence: Option<String>,
     #[serde(default)]
     pub usage: Option<UsageIn>,
+}
+
+/// A block of an answer. Apart from request blocks: server-tool blocks
+/// carry a `content` that is no list of blocks (a search error is an
+/// object), read only where it is understood.
+#[derive(Debug, Deserialize)]
+pub struct ResponseBlockIn {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub input: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub thinking: Option<String>,
+    #[serde(default)]
+    pub signature: Option<String>,
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+    #[serde(default)]
+    pub content: Option<Box<RawValue>>,
+}
+
+/// A `web_search_tool_result`'s `content`: the results, or an error.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SearchResultsIn {
+    Results(Vec<SearchResultIn>),
+    Error(SearchErrorIn),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchResultIn {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchErrorIn {
+    #[serde(default)]
+    pub error_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy)]
@@ -287,6 +371,15 @@ pub struct UsageIn {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
     pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub server_tool_use: Option<ServerToolUseIn>,
+}
+
+/// Server tools run, billed by the call.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+pub struct ServerToolUseIn {
+    #[serde(default)]
+    pub web_search_requests: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -40,6 +40,52 @@ struct CandidateOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     finish_reason: Option<&'static str>,
     index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grounding_metadata: Option<GroundingOut>,
+}
+
+/// The searches another provider ran, as Gemini reports its own Google
+/// Search grounding: the queries, and the pages as grounding chunks.
+/// (Which sentence each page supports, `groundingSupports`, is not known.)
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct GroundingOut {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    web_search_queries: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    grounding_chunks: Vec<ChunkOut>,
+}
+
+#[derive(Serialize, Debug)]
+struct ChunkOut {
+    web: WebOut,
+}
+
+#[derive(Serialize, Debug)]
+struct WebOut {
+    uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+}
+
+fn grounding<'a>(searches: impl IntoIterator<Item = &'a chat::WebSearch>) -> Option<GroundingOut> {
+    let mut g = GroundingOut {
+        web_search_queries: Vec::new(),
+        grounding_chunks: Vec::new(),
+    };
+    let mut any = false;
+    for s in searches {
+        any = true;
+        g.web_search_queries.extend(s.queries.iter().cloned());
+        g.grounding_chunks
+            .extend(s.sources.iter().map(|src| ChunkOut {
+                web: WebOut {
+                    uri: src.url.clone(),
+                    title: src.title.clone(),
+                },
+            }));
+    }
+    any.then_some(g)
 }
 
 #[derive(Serialize)]
@@ -174,6 +220,8 @@ pub fn encode_response(r: &chat::Response) -> Result<Vec<u8>, DecodeError> {
                 name,
                 arguments,
             } => parts.push(call_part(id, Cow::Borrowed(name), arguments)?),
+            // Said in `groundingMetadata` below.
+            Part::WebSearch(_) => {}
             // An answer holds neither.
             Part::Image(_) | Part::ToolResult { .. } => {}
         }
@@ -186,6 +234,10 @@ pub fn encode_response(r: &chat::Response) -> Result<Vec<u8>, DecodeError> {
             }),
             finish_reason: r.finish.as_ref().map(encode_finish),
             index: 0,
+            grounding_metadata: grounding(r.content.iter().filter_map(|p| match p {
+                Part::WebSearch(s) => Some(s),
+                _ => None,
+            })),
         }],
         usage_metadata: r.usage.as_ref().map(encode_usage),
         model_version: &r.model,
@@ -220,6 +272,9 @@ pub struct StreamEncoder {
     /// end: parallel calls whose argument deltas interleave stay whole.
     calls: Vec<CallBuf>,
     finish: Option<FinishReason>,
+    /// Searches the provider ran: Gemini reports its own on the last chunk,
+    /// so these go out there.
+    searches: Vec<chat::WebSearch>,
     /// A tool call came with arguments no `functionCall` can hold: the
     /// stream was ended with an error chunk.
     failed: bool,
@@ -236,6 +291,7 @@ impl StreamEncoder {
             held: Vec::new(),
             calls: Vec::new(),
             finish: None,
+            searches: Vec::new(),
             failed: false,
         }
     }
@@ -302,6 +358,7 @@ impl StreamEncoder {
                 self.close_calls(w);
                 self.finish = Some(reason.clone());
             }
+            Event::WebSearch(s) => self.searches.push(s.clone()),
         }
     }
 
@@ -362,6 +419,11 @@ impl StreamEncoder {
                 }),
                 finish_reason: finish,
                 index: 0,
+                grounding_metadata: if last {
+                    grounding(&self.searches)
+                } else {
+                    None
+                },
             }],
             usage_metadata: self.usage.as_ref().map(encode_usage),
             model_version: &self.model,
@@ -458,7 +520,80 @@ mod tests {
             cached_input_tokens: 40,
             cache_write_tokens: 0,
             reasoning_tokens: 104,
+            web_search_requests: 0,
         }
+    }
+
+    fn search() -> chat::WebSearch {
+        chat::WebSearch {
+            id: "srvtoolu_1".into(),
+            queries: vec!["who won euro 2024".into()],
+            sources: vec![chat::WebSource {
+                url: "https://uefa.com".into(),
+                title: Some("UEFA".into()),
+            }],
+            error: None,
+        }
+    }
+
+    /// Another provider's search reads as Gemini reports its own: the
+    /// queries and the pages in `groundingMetadata`, which the decoder
+    /// reads back as the same search.
+    #[test]
+    fn a_search_is_grounding_metadata() {
+        let r = chat::Response {
+            id: "r".into(),
+            model: "claude-x".into(),
+            created: 0,
+            content: vec![
+                Part::WebSearch(search()),
+                Part::Text {
+                    text: "Spain.".into(),
+                    cache_control: None,
+                },
+            ],
+            finish: Some(FinishReason::Stop),
+            stop_sequence: None,
+            usage: None,
+        };
+        let out = encode_response(&r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["candidates"][0]["groundingMetadata"],
+            serde_json::json!({
+                "webSearchQueries": ["who won euro 2024"],
+                "groundingChunks": [{"web": {"uri": "https://uefa.com", "title": "UEFA"}}],
+            })
+        );
+        let back = crate::wire::gemini::decode_response(&out).unwrap();
+        let mut want = search();
+        want.id = String::new();
+        assert_eq!(back.content[0], Part::WebSearch(want));
+
+        // Streamed: on the last chunk, with the finish.
+        let mut e = StreamEncoder::new("r".into(), "m".into());
+        let mut w = sse::Writer::new(0);
+        e.encode(&Event::WebSearch(search()), &mut w);
+        e.encode(&Event::TextDelta("Spain.".into()), &mut w);
+        e.finish(&mut w);
+        let mut p = sse::Parser::new(0);
+        let mut evs = Vec::new();
+        p.feed(&w.take(), &mut evs).unwrap();
+        let chunks: Vec<serde_json::Value> = evs
+            .iter()
+            .map(|e| serde_json::from_slice(&e.data).unwrap())
+            .collect();
+        let last = &chunks.last().unwrap()["candidates"][0];
+        assert_eq!(last["finishReason"], "STOP");
+        assert_eq!(
+            last["groundingMetadata"]["webSearchQueries"][0],
+            "who won euro 2024"
+        );
+        assert!(
+            chunks[..chunks.len() - 1]
+                .iter()
+                .all(|c| c["candidates"][0].get("groundingMetadata").is_none())
+        );
     }
 
     #[test]

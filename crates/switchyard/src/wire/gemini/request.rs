@@ -88,8 +88,16 @@ struct FunctionResponseOut<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ToolsOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     function_declarations: Vec<FunctionDeclOut<'a>>,
+    /// Grounding with Google Search; it takes no options the canonical
+    /// model has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    google_search: Option<Empty>,
 }
+
+#[derive(Serialize)]
+struct Empty {}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,7 +182,7 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
             "the field has no equivalent there",
         ));
     }
-    req.no_builtin_tools(TARGET)?;
+    let google_search = google_search(req)?;
     if req.n.is_some_and(|n| n != 1) {
         return Err(Untranslatable::new(
             "n",
@@ -201,10 +209,9 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
     });
     let contents = encode_contents(req)?;
     let strict = req.tools.iter().any(|t| t.strict == Some(true));
-    let tools = if req.tools.is_empty() {
-        Vec::new()
-    } else {
-        vec![ToolsOut {
+    let mut tools = Vec::with_capacity(2);
+    if !req.tools.is_empty() {
+        tools.push(ToolsOut {
             function_declarations: req
                 .tools
                 .iter()
@@ -214,8 +221,18 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
                     parameters_json_schema: t.parameters.as_deref(),
                 })
                 .collect(),
-        }]
-    };
+            google_search: None,
+        });
+    }
+    // Models before Gemini 3 refuse Google Search beside function
+    // declarations; that depends on the model, so it is Gemini's 400 to
+    // give, not the gateway's.
+    if google_search {
+        tools.push(ToolsOut {
+            function_declarations: Vec::new(),
+            google_search: Some(Empty {}),
+        });
+    }
     let tool_config = match &req.tool_choice {
         None if strict => Some(("VALIDATED", None)),
         None => None,
@@ -277,6 +294,32 @@ pub fn encode_request(req: &chat::Request) -> Result<Vec<u8>, Untranslatable> {
         },
     };
     Ok(crate::wire::to_vec(&out))
+}
+
+/// Whether the caller's built-in tools ask for Google Search: a web search
+/// becomes grounding with Google Search, which has no domain filter and no
+/// location; those, and any other built-in tool, are refused by name.
+fn google_search(req: &chat::Request) -> Result<bool, Untranslatable> {
+    let mut any = false;
+    for b in &req.builtin_tools {
+        let ws = b.live_web_search(TARGET)?;
+        if !ws.allowed_domains.is_empty() {
+            return Err(Untranslatable::new(
+                format!("{}.filters.allowed_domains", b.path),
+                TARGET,
+                "Google Search grounding cannot be limited to domains",
+            ));
+        }
+        if ws.user_location.is_some() {
+            return Err(Untranslatable::new(
+                format!("{}.user_location", b.path),
+                TARGET,
+                "Google Search grounding takes no user location",
+            ));
+        }
+        any = true;
+    }
+    Ok(any)
 }
 
 fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untranslatable> {
@@ -363,6 +406,8 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
                 // Gemini does not take earlier thoughts back as input; what
                 // it needs (the signature) travels in the tool-call id.
                 Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+                // No decoder puts a provider's search into a request.
+                Part::WebSearch(_) => {}
             }
         }
         if parts.is_empty() {
@@ -407,5 +452,56 @@ fn inline_image<'a>(
             TARGET,
             "Gemini takes images inline as base64 (a data: URL), not by https URL",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn responses(tools: &str) -> chat::Request {
+        let body = format!(r#"{{"model":"m","input":"news","tools":{tools}}}"#);
+        crate::wire::responses::decode_request(body.as_bytes())
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_web_search_becomes_google_search_grounding() {
+        let r = responses(
+            r#"[{"type":"function","name":"f","parameters":{"type":"object"}},{"type":"web_search","search_context_size":"medium","filters":{"allowed_domains":[]}}]"#,
+        );
+        let out: serde_json::Value = serde_json::from_slice(&encode_request(&r).unwrap()).unwrap();
+        assert_eq!(
+            out["tools"],
+            serde_json::json!([
+                {"functionDeclarations": [{"name": "f", "parametersJsonSchema": {"type": "object"}}]},
+                {"googleSearch": {}},
+            ])
+        );
+    }
+
+    #[test]
+    fn what_google_search_cannot_do_is_refused_by_name() {
+        let refused = |tools: &str| encode_request(&responses(tools)).unwrap_err().field;
+        assert_eq!(
+            refused(r#"[{"type":"web_search","filters":{"allowed_domains":["a.com"]}}]"#),
+            "tools[0].filters.allowed_domains"
+        );
+        assert_eq!(
+            refused(
+                r#"[{"type":"web_search","user_location":{"type":"approximate","country":"FR"}}]"#
+            ),
+            "tools[0].user_location"
+        );
+        assert_eq!(
+            refused(r#"[{"type":"web_search","external_web_access":false}]"#),
+            "tools[0].external_web_access"
+        );
+        assert_eq!(
+            refused(r#"[{"type":"web_search_preview","search_context_size":"low"}]"#),
+            "tools[0].search_context_size"
+        );
+        assert_eq!(refused(r#"[{"type":"image_generation"}]"#), "tools[0]");
     }
 }

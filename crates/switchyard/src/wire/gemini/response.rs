@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::id_with_signature;
-use crate::chat::{self, FinishReason, Part, Usage};
+use crate::chat::{self, FinishReason, Part, Usage, WebSearch, WebSource};
 use crate::wire::DecodeError;
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +38,62 @@ pub struct CandidateIn {
     pub content: Option<ContentIn>,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    #[serde(default)]
+    pub grounding_metadata: Option<GroundingIn>,
+}
+
+/// What grounding with Google Search reports: the queries it ran and the
+/// pages that ground the answer. (`groundingSupports`, which sentence
+/// each page supports, and `searchEntryPoint`, the widget Google asks apps
+/// to show, have no canonical place.)
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct GroundingIn {
+    #[serde(default)]
+    pub web_search_queries: Vec<String>,
+    #[serde(default)]
+    pub grounding_chunks: Vec<ChunkIn>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct ChunkIn {
+    #[serde(default)]
+    pub web: Option<WebIn>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct WebIn {
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+impl GroundingIn {
+    /// The search this grounding reports; `None` when it reports none
+    /// (grounding by other means: retrieval, maps).
+    pub fn search(self) -> Option<WebSearch> {
+        let sources: Vec<WebSource> = self
+            .grounding_chunks
+            .into_iter()
+            .filter_map(|c| {
+                let web = c.web?;
+                Some(WebSource {
+                    url: web.uri?,
+                    title: web.title,
+                })
+            })
+            .collect();
+        if self.web_search_queries.is_empty() && sources.is_empty() {
+            return None;
+        }
+        Some(WebSearch {
+            id: String::new(),
+            queries: self.web_search_queries,
+            sources,
+            error: None,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +150,9 @@ pub fn decode_usage(u: &UsageIn) -> Usage {
         cached_input_tokens: u.cached_content_token_count,
         cache_write_tokens: 0,
         reasoning_tokens: u.thoughts_token_count,
+        // Google bills grounding by the prompt or by the query, past a
+        // free daily allowance, and reports neither in usageMetadata.
+        web_search_requests: 0,
     }
     .bounded()
 }
@@ -170,6 +229,12 @@ pub fn decode_response(body: &[u8]) -> Result<chat::Response, DecodeError> {
     let mut finish = None;
     let mut calls = 0;
     if let Some(c) = r.candidates.into_iter().next() {
+        // The search grounds the whole answer: it came first.
+        content.extend(
+            c.grounding_metadata
+                .and_then(GroundingIn::search)
+                .map(Part::WebSearch),
+        );
         for p in c.content.map(|c| c.parts).unwrap_or_default() {
             if let Some(fc) = p.function_call {
                 let (id, name, arguments) = tool_call(
@@ -285,6 +350,7 @@ mod tests {
                 output_tokens: Some(max),
                 cache_creation_input_tokens: Some(max),
                 cache_read_input_tokens: Some(max),
+                server_tool_use: None,
             },
         );
         let o: crate::wire::openai::types::UsageIn = serde_json::from_str(&format!(
@@ -345,6 +411,30 @@ mod tests {
         );
         assert_eq!(crate::wire::openai::response::peek_usage(body), None);
         assert_eq!(peek_usage(br#"{"candidates":[]}"#), None);
+    }
+
+    /// The grounded answer of Gemini's Google Search documentation
+    /// (ai.google.dev/gemini-api/docs/google-search): its queries and web
+    /// chunks are one search, before the text it grounds.
+    #[test]
+    fn a_grounded_answer_decodes_to_a_search_then_its_text() {
+        let body = br#"{"candidates":[{"content":{"parts":[{"text":"Spain won Euro 2024, defeating England 2-1 in the final. This victory marks Spain's record fourth European Championship title."}],"role":"model"},"finishReason":"STOP","groundingMetadata":{"webSearchQueries":["UEFA Euro 2024 winner","who won euro 2024"],"searchEntryPoint":{"renderedContent":"<!-- HTML and CSS for the search widget -->"},"groundingChunks":[{"web":{"uri":"https://vertexaisearch.cloud.google.com/grounding-api-redirect/a","title":"aljazeera.com"}},{"web":{"uri":"https://vertexaisearch.cloud.google.com/grounding-api-redirect/b","title":"uefa.com"}}],"groundingSupports":[{"segment":{"startIndex":0,"endIndex":85,"text":"Spain won Euro 2024, defeatin..."},"groundingChunkIndices":[0]}]}}],"modelVersion":"gemini-2.5-flash"}"#;
+        let r = decode_response(body).unwrap();
+        assert_eq!(r.content.len(), 2);
+        match &r.content[0] {
+            Part::WebSearch(s) => {
+                assert_eq!(s.queries, ["UEFA Euro 2024 winner", "who won euro 2024"]);
+                assert_eq!(s.sources.len(), 2);
+                assert_eq!(s.sources[1].title.as_deref(), Some("uefa.com"));
+                assert_eq!(s.error, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&r.content[1], Part::Text { text, .. } if text.starts_with("Spain won")));
+        assert_eq!(r.finish, Some(FinishReason::Stop));
+        // Grounding by other means reports no web search.
+        let other = br#"{"candidates":[{"content":{"parts":[{"text":"x"}],"role":"model"},"finishReason":"STOP","groundingMetadata":{"groundingChunks":[{"retrievedContext":{"uri":"gs://b/f","title":"f"}}]}}]}"#;
+        assert_eq!(decode_response(other).unwrap().content.len(), 1);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::response::{
-    PromptFeedbackIn, ResponseIn, UsageIn, decode_finish, decode_usage, tool_call,
+    GroundingIn, PromptFeedbackIn, ResponseIn, UsageIn, decode_finish, decode_usage, tool_call,
 };
 use crate::chat::{Event, FinishReason, Usage};
 use crate::wire::{StreamError, sse};
@@ -18,6 +18,9 @@ use crate::wire::{StreamError, sse};
 pub struct StreamDecoder {
     started: bool,
     calls: usize,
+    /// The latest grounding reported: sent as one search with the finish,
+    /// whichever chunks carried it (whole or growing).
+    grounding: Option<GroundingIn>,
 }
 
 impl StreamDecoder {
@@ -51,6 +54,9 @@ impl StreamDecoder {
             });
         }
         if let Some(c) = r.candidates.into_iter().next() {
+            if c.grounding_metadata.is_some() {
+                self.grounding = c.grounding_metadata;
+            }
             for p in c.content.map(|c| c.parts).unwrap_or_default() {
                 if let Some(fc) = p.function_call {
                     let (id, name, arguments) = tool_call(
@@ -72,6 +78,9 @@ impl StreamDecoder {
                 }
             }
             if let Some(f) = c.finish_reason {
+                if let Some(search) = self.grounding.take().and_then(GroundingIn::search) {
+                    out.push(Event::WebSearch(search));
+                }
                 out.push(Event::Finish {
                     reason: decode_finish(&f, self.calls > 0),
                     stop_sequence: None,
@@ -264,6 +273,39 @@ mod tests {
         .unwrap();
         assert_eq!(r.finish, Some(FinishReason::ContentFilter));
         assert!(r.done());
+    }
+
+    /// Gemini reports grounding on its last chunks; the search goes out
+    /// once, just before the finish, however many chunks repeated it.
+    #[test]
+    fn grounding_becomes_one_search_before_the_finish() {
+        let chunks = [
+            r#"{"candidates":[{"content":{"parts":[{"text":"Spain won Euro 2024"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"modelVersion":"gemini-2.5-flash","responseId":"r1"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":", beating England."}],"role":"model"},"index":0,"groundingMetadata":{"webSearchQueries":["who won euro 2024"],"groundingChunks":[{"web":{"uri":"https://vertexaisearch.cloud.google.com/grounding-api-redirect/a","title":"uefa.com"}}]}}],"modelVersion":"gemini-2.5-flash","responseId":"r1"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"STOP","index":0,"groundingMetadata":{"webSearchQueries":["who won euro 2024"],"groundingChunks":[{"web":{"uri":"https://vertexaisearch.cloud.google.com/grounding-api-redirect/a","title":"uefa.com"}}]}}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":12,"totalTokenCount":21},"modelVersion":"gemini-2.5-flash","responseId":"r1"}"#,
+        ];
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            d.decode(&data(c), &mut out).unwrap();
+        }
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|e| match e {
+                Event::Start { .. } => "start",
+                Event::Usage(_) => "usage",
+                Event::TextDelta(_) => "text",
+                Event::WebSearch(_) => "search",
+                Event::Finish { .. } => "finish",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "start", "usage", "text", "text", "usage", "search", "finish"
+            ]
+        );
     }
 
     /// A blocked prompt streams no candidates, only the reason: the answer

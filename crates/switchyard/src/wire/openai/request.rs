@@ -389,7 +389,16 @@ pub fn encode_request(
             "the field has no equivalent there",
         ));
     }
-    req.no_builtin_tools(TARGET)?;
+    // OpenAI's `web_search_options` exists only on its search models, and
+    // compatible servers have nothing like it: a web search, like every
+    // other built-in tool, is refused by name.
+    if let Some(b) = req.builtin_tools.first() {
+        let mut refused = b.no_equivalent(TARGET);
+        if b.web_search.is_some() {
+            refused.reason = "Chat Completions has no web search tool (OpenAI's `web_search_options` is for its search models only); an operator may drop it: [responses] drop_unsupported_tools".into();
+        }
+        return Err(refused);
+    }
     if req.top_k.is_some() {
         return Err(Untranslatable::new(
             "top_k",
@@ -572,6 +581,8 @@ fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(
                     // Earlier reasoning is the previous model's own, signed by
                     // its provider; Chat Completions takes no reasoning input.
                     Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+                    // No decoder puts a provider's search into a request.
+                    Part::WebSearch(_) => {}
                     Part::Image(_) | Part::ToolResult { .. } => {
                         return Err(Untranslatable::new(
                             format!("{}.content", m.path()),
@@ -692,4 +703,23 @@ fn write_key(out: &mut Vec<u8>, key: &str) {
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Chat Completions server has no search of its own to map a web
+    /// search to; the refusal says so, and how to serve the call anyway.
+    #[test]
+    fn a_web_search_is_refused_by_name_and_why() {
+        let (req, _) = crate::wire::responses::decode_request(
+            br#"{"model":"m","input":"news","tools":[{"type":"web_search"}]}"#,
+        )
+        .unwrap();
+        let e = encode_request(&req, "m", MaxTokensField::MaxTokens).unwrap_err();
+        assert_eq!(e.field, "tools[0]");
+        assert!(e.reason.contains("no web search tool"), "{}", e.reason);
+        assert!(e.reason.contains("drop_unsupported_tools"), "{}", e.reason);
+    }
 }

@@ -20,6 +20,9 @@ pub fn decode_usage(u: &UsageIn) -> Usage {
             .as_ref()
             .and_then(|d| d.reasoning_tokens)
             .unwrap_or(0),
+        // Chat Completions usage counts no searches (`web_search_options`
+        // is billed by the call, unreported).
+        web_search_requests: 0,
     }
     .bounded()
 }
@@ -169,6 +172,13 @@ pub fn encode_response(r: &chat::Response) -> Vec<u8> {
                 kind: "function",
                 function: FunctionCallOut { name, arguments },
             }),
+            // A search the provider ran is its own step towards the answer,
+            // and Chat Completions has no item for it: the answer's text,
+            // which is what the search was for, is all there. Nothing the
+            // caller asked for is dropped here: no Chat Completions request
+            // can ask for a search (`web_search_options` is refused), so
+            // this only leaves out how another dialect's provider worked.
+            Part::WebSearch(_) => {}
             Part::RedactedThinking { .. } | Part::Image(_) | Part::ToolResult { .. } => {}
         }
     }
@@ -198,6 +208,34 @@ pub fn encode_response(r: &chat::Response) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// A provider's search is its own step: a Chat Completions caller
+    /// gets the answer's text, whole.
+    #[test]
+    fn a_search_leaves_the_text_whole() {
+        let text = |t: &str| Part::Text {
+            text: t.into(),
+            cache_control: None,
+        };
+        let r = chat::Response {
+            id: "x".into(),
+            model: "m".into(),
+            created: 1,
+            content: vec![
+                text("Let me look. "),
+                Part::WebSearch(chat::WebSearch::default()),
+                text("Spain won."),
+            ],
+            finish: Some(FinishReason::Stop),
+            stop_sequence: None,
+            usage: None,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&encode_response(&r)).unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "Let me look. Spain won."
+        );
+    }
+
     #[test]
     fn peeks_usage_without_the_rest() {
         let body = br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":1}}}"#;
@@ -208,7 +246,8 @@ mod tests {
                 output_tokens: 3,
                 cached_input_tokens: 4,
                 cache_write_tokens: 0,
-                reasoning_tokens: 1
+                reasoning_tokens: 1,
+                web_search_requests: 0,
             })
         );
         assert_eq!(peek_usage(b"{}"), None);

@@ -195,7 +195,7 @@ impl StreamEncoder {
     pub fn encode(&mut self, ev: &Event, w: &mut sse::Writer) {
         if !matches!(
             ev,
-            Event::Start { .. } | Event::Usage(_) | Event::SignatureDelta(_)
+            Event::Start { .. } | Event::Usage(_) | Event::SignatureDelta(_) | Event::WebSearch(_)
         ) {
             self.begin(w);
         }
@@ -261,6 +261,9 @@ impl StreamEncoder {
                 },
                 None,
             ),
+            // Chat Completions has no place for a step the provider took
+            // on its own; see `response::encode_response`.
+            Event::WebSearch(_) => {}
             Event::Usage(u) => self.usage = Some(*u),
             Event::Finish { reason, .. } => self.chunk(w, DeltaOut::default(), Some(reason)),
         }

@@ -796,6 +796,7 @@ fn arb_usage() -> impl Strategy<Value = Usage> {
             cached_input_tokens: c,
             cache_write_tokens: w,
             reasoning_tokens: r,
+            web_search_requests: 0,
         }
     })
 }
@@ -992,7 +993,11 @@ fn content_of(events: &[Event], tools: &[Tool]) -> Vec<Part> {
                     a.push_str(arguments);
                 }
             }
-            (Event::Start { .. } | Event::Usage(_) | Event::Finish { .. }, _) => {}
+            // Not generated: searches have their own unit tests.
+            (
+                Event::Start { .. } | Event::Usage(_) | Event::Finish { .. } | Event::WebSearch(_),
+                _,
+            ) => {}
         }
     }
     for p in &mut parts {
@@ -1280,6 +1285,7 @@ fn usage_of(v: &Value) -> Option<Usage> {
         cached_input_tokens: n(&v["input_tokens_details"]["cached_tokens"]),
         cache_write_tokens: n(&v["input_tokens_details"]["cache_write_tokens"]),
         reasoning_tokens: n(&v["output_tokens_details"]["reasoning_tokens"]),
+        web_search_requests: 0,
     })
 }
 

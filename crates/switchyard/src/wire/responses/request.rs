@@ -151,6 +151,14 @@ fn decode_items(items: Vec<ItemIn>, req: &mut chat::Request) -> Result<(), Decod
     for (i, item) in items.into_iter().enumerate() {
         let at = |f: &str| format!("input[{i}].{f}");
         let kind = item.kind.as_deref().unwrap_or("message");
+        if kind == "web_search_call" {
+            // A search a provider ran in an earlier turn is its own step:
+            // the answer text that used it is in this history already, and
+            // no other provider can take it as input (Anthropic replays a
+            // search only with the encrypted results it made, which a
+            // Responses client never holds). The native path forwards it.
+            continue;
+        }
         let unknown_ok: &[&str] = &["id", "status", "phase", "caller", "async", "created_by"];
         for k in &item.unknown.0 {
             if !unknown_ok.contains(&k.as_str()) {
@@ -407,7 +415,7 @@ fn decode_tool(
     let known: &[&str] = &["defer_loading", "allowed_callers", "async", "output_schema"];
     match t.kind.as_str() {
         "function" | "custom" => {
-            for k in &t.unknown.0 {
+            for k in t.rest.keys() {
                 if !known.contains(&k.as_str()) {
                     req.unknown_fields.push(format!("{at}.{k}"));
                 }
@@ -449,18 +457,100 @@ fn decode_tool(
             }
         }
         kind => {
-            let mut definition = serde_json::json!({"type": kind});
+            let web_search = if WEB_SEARCH.contains(&kind) {
+                Some(decode_web_search(&t.rest, at, &mut req.unknown_fields)?)
+            } else {
+                None
+            };
+            let mut definition = t.rest;
             if let Some(n) = t.name {
-                definition["name"] = n.into();
+                definition.insert("name".into(), n.into());
             }
+            definition.insert("type".into(), kind.into());
             req.builtin_tools.push(BuiltinTool {
                 kind: kind.to_owned(),
                 path: at.to_owned(),
                 definition: chat::RawJson(crate::wire::to_raw(&definition)),
+                web_search,
             });
         }
     }
     Ok(())
+}
+
+/// The built-in tools that are a web search, by `type`.
+const WEB_SEARCH: &[&str] = &[
+    "web_search",
+    "web_search_2025_08_26",
+    "web_search_preview",
+    "web_search_preview_2025_03_11",
+];
+
+/// A web search tool's options. What the canonical model has no place for
+/// goes to `unknown` (forwarded natively, refused elsewhere), as for any
+/// other tool.
+fn decode_web_search(
+    rest: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+    unknown: &mut Vec<String>,
+) -> Result<chat::WebSearchTool, DecodeError> {
+    use serde_json::Value;
+    let mut ws = chat::WebSearchTool::default();
+    let string = |v: &Value, path: &str| -> Result<Option<String>, DecodeError> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            _ => Err(DecodeError::new(path, format!("`{path}` must be a string"))),
+        }
+    };
+    for (k, v) in rest {
+        let path = format!("{at}.{k}");
+        match (k.as_str(), v) {
+            (_, Value::Null) => {}
+            ("external_web_access", Value::Bool(live)) => ws.live = *live,
+            ("search_context_size", v) => ws.context_size = string(v, &path)?,
+            // Text is what every provider's search reads; images only
+            // OpenAI's.
+            ("search_content_types", Value::Array(types))
+                if types.iter().all(|t| t.as_str() == Some("text")) => {}
+            ("filters", Value::Object(f)) => {
+                for (fk, fv) in f {
+                    let fpath = format!("{path}.{fk}");
+                    match (fk.as_str(), fv) {
+                        (_, Value::Null) => {}
+                        ("allowed_domains", Value::Array(domains)) => {
+                            for (i, d) in domains.iter().enumerate() {
+                                let dpath = format!("{fpath}[{i}]");
+                                ws.allowed_domains.extend(string(d, &dpath)?);
+                            }
+                        }
+                        _ => unknown.push(fpath),
+                    }
+                }
+            }
+            ("user_location", Value::Object(l)) => {
+                let mut loc = chat::UserLocation::default();
+                for (lk, lv) in l {
+                    let lpath = format!("{path}.{lk}");
+                    match lk.as_str() {
+                        "type" => {
+                            if string(lv, &lpath)?.is_some_and(|t| t != "approximate") {
+                                unknown.push(lpath);
+                            }
+                        }
+                        "city" => loc.city = string(lv, &lpath)?,
+                        "region" => loc.region = string(lv, &lpath)?,
+                        "country" => loc.country = string(lv, &lpath)?,
+                        "timezone" => loc.timezone = string(lv, &lpath)?,
+                        _ => unknown.push(lpath),
+                    }
+                }
+                ws.user_location = (!loc.is_empty()).then_some(loc);
+            }
+            _ => unknown.push(path),
+        }
+    }
+    Ok(ws)
 }
 
 fn decode_tool_choice(tc: ToolChoiceIn, req: &mut chat::Request) -> Result<(), DecodeError> {
@@ -627,4 +717,59 @@ fn without_gateway_state(input: &RawValue) -> Vec<u8> {
         }
     }
     crate::wire::to_vec(&kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_web_search_tool_decodes_its_options_and_keeps_its_definition() {
+        let body = br#"{"model":"m","input":"news","tools":[{"type":"web_search","filters":{"allowed_domains":["reuters.com"]},"user_location":{"type":"approximate","country":"GB","city":"London","region":null},"search_context_size":"medium","search_content_types":["text"]},{"type":"web_search_preview","external_web_access":false,"frobnicate":1},{"type":"file_search","vector_store_ids":["vs_1"]}]}"#;
+        let (req, _) = decode_request(body).unwrap();
+        let [ws, preview, file] = &req.builtin_tools[..] else {
+            panic!("{:?}", req.builtin_tools)
+        };
+        assert_eq!(
+            ws.web_search,
+            Some(chat::WebSearchTool {
+                allowed_domains: vec!["reuters.com".into()],
+                user_location: Some(chat::UserLocation {
+                    city: Some("London".into()),
+                    country: Some("GB".into()),
+                    ..Default::default()
+                }),
+                context_size: Some("medium".into()),
+                live: true,
+            })
+        );
+        assert!(!preview.web_search.as_ref().unwrap().live);
+        assert_eq!(file.web_search, None);
+        // The whole definition, for the native path and the record.
+        let def: serde_json::Value = serde_json::from_str(file.definition.get()).unwrap();
+        assert_eq!(
+            def,
+            serde_json::json!({"type": "file_search", "vector_store_ids": ["vs_1"]})
+        );
+        // An option the canonical model has no place for is refused
+        // elsewhere by name, like any tool's.
+        assert_eq!(req.unknown_fields, ["tools[1].frobnicate"]);
+        let bad = br#"{"model":"m","input":"x","tools":[{"type":"web_search","filters":{"allowed_domains":[7]}}]}"#;
+        assert_eq!(
+            decode_request(bad).unwrap_err().field,
+            "tools[0].filters.allowed_domains[0]"
+        );
+    }
+
+    /// An earlier turn's search is the provider's own step: nothing of it
+    /// goes to another provider, and it refuses nothing.
+    #[test]
+    fn an_earlier_web_search_call_decodes_to_nothing() {
+        let body = br#"{"model":"m","input":[{"role":"user","content":"who won euro 2024?"},{"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":"euro 2024 winner","sources":[{"type":"url","url":"https://uefa.com"}]}},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Spain.","annotations":[]}]},{"role":"user","content":"and 2020?"}]}"#;
+        let (req, _) = decode_request(body).unwrap();
+        assert!(req.unknown_fields.is_empty(), "{:?}", req.unknown_fields);
+        let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::User, Role::Assistant, Role::User]);
+        assert_eq!(req.messages[1].origin.message, 2);
+    }
 }

@@ -52,6 +52,58 @@ pub enum ItemOut<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         encrypted_content: Option<String>,
     },
+    WebSearchCall {
+        id: String,
+        status: &'static str,
+        action: SearchActionOut<'a>,
+    },
+}
+
+/// A web search call's `action`: `query` is required by strict clients
+/// (OpenAI now calls it deprecated, for `queries`), so it is the first
+/// query, or empty when the provider said none.
+#[derive(Serialize)]
+pub struct SearchActionOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub query: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub queries: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceOut<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct SourceOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub url: &'a str,
+}
+
+/// A search the provider ran, as a `web_search_call` item: `failed` when
+/// the provider reported an error in place of results.
+pub fn web_search_item(id: String, s: &chat::WebSearch) -> ItemOut<'_> {
+    ItemOut::WebSearchCall {
+        id,
+        status: if s.error.is_some() {
+            "failed"
+        } else {
+            "completed"
+        },
+        action: SearchActionOut {
+            kind: "search",
+            query: s.queries.first().map_or("", String::as_str),
+            queries: &s.queries,
+            sources: s
+                .sources
+                .iter()
+                .map(|src| SourceOut {
+                    kind: "url",
+                    url: &src.url,
+                })
+                .collect(),
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -254,6 +306,11 @@ pub fn encode_response(r: &chat::Response, echo: &Echo, provider: &str, now: u64
                 let item_id = echo.item_id(prefix, items.len());
                 items.push(call_item(echo, item_id, "completed", id, name, arguments));
             }
+            Part::WebSearch(search) => {
+                flush(&mut text, &mut items);
+                let id = echo.item_id("ws", items.len());
+                items.push(web_search_item(id, search));
+            }
             Part::Image(_) | Part::ToolResult { .. } => {}
         }
     }
@@ -317,6 +374,9 @@ impl UsageIn {
             cached_input_tokens: self.input_tokens_details.cached_tokens,
             cache_write_tokens: self.input_tokens_details.cache_write_tokens,
             reasoning_tokens: self.output_tokens_details.reasoning_tokens,
+            // OpenAI bills its own search by the call and counts it
+            // nowhere in usage.
+            web_search_requests: 0,
         }
         .bounded()
     }
@@ -333,4 +393,82 @@ pub fn peek_usage(body: &[u8]) -> Option<Usage> {
         .ok()?
         .usage
         .map(UsageIn::canonical)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::chat::{WebSearch, WebSource};
+
+    pub(crate) fn echo() -> Echo {
+        let (req, fields) = super::super::decode_request(br#"{"model":"m","input":"hi"}"#).unwrap();
+        Echo::new("resp_x".into(), &fields, &req, false)
+    }
+
+    pub(crate) fn search(error: Option<&str>) -> WebSearch {
+        WebSearch {
+            id: "srvtoolu_1".into(),
+            queries: vec!["euro 2024 winner".into(), "who won euro 2024".into()],
+            sources: vec![WebSource {
+                url: "https://uefa.com".into(),
+                title: Some("UEFA".into()),
+            }],
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_search_is_a_web_search_call_item_in_its_place() {
+        let text = |t: &str| Part::Text {
+            text: t.into(),
+            cache_control: None,
+        };
+        let r = chat::Response {
+            id: "msg_1".into(),
+            model: "claude-x".into(),
+            created: 1,
+            content: vec![
+                text("Let me look."),
+                Part::WebSearch(search(None)),
+                Part::WebSearch(search(Some("max_uses_exceeded"))),
+                text("Spain won."),
+            ],
+            finish: Some(FinishReason::Stop),
+            stop_sequence: None,
+            usage: None,
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&encode_response(&r, &echo(), "anthropic", 2)).unwrap();
+        let output = v["output"].as_array().unwrap();
+        let types: Vec<&str> = output.iter().map(|i| i["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            ["message", "web_search_call", "web_search_call", "message"]
+        );
+        assert_eq!(
+            output[1],
+            serde_json::json!({
+                "type": "web_search_call",
+                "id": "ws_x01",
+                "status": "completed",
+                "action": {
+                    "type": "search",
+                    "query": "euro 2024 winner",
+                    "queries": ["euro 2024 winner", "who won euro 2024"],
+                    "sources": [{"type": "url", "url": "https://uefa.com"}],
+                },
+            })
+        );
+        assert_eq!(output[2]["status"], "failed");
+        // Strict clients need `query` even when the provider said none.
+        let bare = to_vec(&web_search_item("ws_1".into(), &WebSearch::default()));
+        assert_eq!(
+            std::str::from_utf8(&bare).unwrap(),
+            r#"{"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":""}}"#
+        );
+    }
+
+    fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
+        crate::wire::to_vec(v)
+    }
 }

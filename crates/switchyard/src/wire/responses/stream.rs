@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::echo::Echo;
 use super::response::{self, ContentOut, ItemOut, Object, status_of};
-use crate::chat::{Event, FinishReason, Part, Usage};
+use crate::chat::{Event, FinishReason, Part, Usage, WebSearch};
 use crate::wire::{StreamError, sse};
 
 /// The output item being streamed.
@@ -244,9 +244,42 @@ impl StreamEncoder {
                     }
                 }
             }
+            Event::WebSearch(search) => self.web_search(search, w),
             Event::Usage(u) => self.usage = Some(*u),
             Event::Finish { reason, .. } => self.finish = Some(reason.clone()),
         }
+    }
+
+    /// A search the provider ran, as OpenAI streams its own: the item
+    /// added, `in_progress`, `searching`, `completed` (not for a failed
+    /// search: OpenAI has no event for that, the item's status says it),
+    /// and the item done with its action. The search is whole when it
+    /// arrives, so its events come together.
+    fn web_search(&mut self, search: &WebSearch, w: &mut sse::Writer) {
+        self.close(w, "completed");
+        self.start(w);
+        let n = self.index();
+        let id = self.echo.item_id("ws", n);
+        self.emit(
+            w,
+            "response.output_item.added",
+            &format!(
+                r#""output_index":{n},"item":{{"id":"{id}","type":"web_search_call","status":"in_progress"}}"#
+            ),
+        );
+        let at = format!(r#""output_index":{n},"item_id":"{id}""#);
+        self.emit(w, "response.web_search_call.in_progress", &at);
+        self.emit(w, "response.web_search_call.searching", &at);
+        if search.error.is_none() {
+            self.emit(w, "response.web_search_call.completed", &at);
+        }
+        let item = to_string(&response::web_search_item(id, search));
+        self.emit(
+            w,
+            "response.output_item.done",
+            &format!(r#""output_index":{n},"item":{item}"#),
+        );
+        self.output.push(item);
     }
 
     /// The reasoning item thinking goes into, opened if needed. A
@@ -743,6 +776,100 @@ mod tests {
         assert_eq!(
             opened,
             [thinking("a", "s1"), thinking("b", "s2"), thinking("", "s3")]
+        );
+    }
+
+    use crate::wire::responses::response::tests::{echo as plain_echo, search};
+
+    fn events(w: &mut sse::Writer) -> Vec<(String, serde_json::Value)> {
+        let mut p = sse::Parser::new(0);
+        let mut out = Vec::new();
+        p.feed(&w.take(), &mut out).unwrap();
+        out.iter()
+            .map(|e| {
+                (
+                    e.event.clone().unwrap_or_default(),
+                    serde_json::from_slice(&e.data).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// A search streams as OpenAI streams its own: added, in_progress,
+    /// searching, completed, done, between the items around it, with the
+    /// sequence numbers rising by one.
+    #[test]
+    fn a_search_streams_its_item_and_events_in_order() {
+        let mut e = StreamEncoder::new(
+            Arc::new(plain_echo()),
+            "anthropic".into(),
+            "claude-x".into(),
+            1,
+        );
+        let mut w = sse::Writer::new(0);
+        for ev in [
+            Event::TextDelta("Let me look.".into()),
+            Event::WebSearch(search(None)),
+            Event::WebSearch(search(Some("too_many_requests"))),
+            Event::TextDelta("Spain won.".into()),
+            Event::Finish {
+                reason: FinishReason::Stop,
+                stop_sequence: None,
+            },
+        ] {
+            e.encode(&ev, &mut w);
+        }
+        e.finish(&mut w);
+        let evs = events(&mut w);
+        for (n, (_, data)) in evs.iter().enumerate() {
+            assert_eq!(data["sequence_number"], n as u64, "{data}");
+        }
+        let names: Vec<&str> = evs.iter().map(|(k, _)| k.as_str()).collect();
+        let first = names
+            .iter()
+            .position(|n| *n == "response.web_search_call.in_progress")
+            .unwrap();
+        assert_eq!(
+            names[first - 2..first + 9],
+            [
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.web_search_call.in_progress",
+                "response.web_search_call.searching",
+                "response.web_search_call.completed",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.web_search_call.in_progress",
+                "response.web_search_call.searching",
+                "response.output_item.done",
+                "response.output_item.added",
+            ]
+        );
+        let (_, added) = &evs[first - 1];
+        assert_eq!(
+            added["item"],
+            serde_json::json!({"id": "ws_x01", "type": "web_search_call", "status": "in_progress"})
+        );
+        assert_eq!(evs[first].1["item_id"], "ws_x01");
+        assert_eq!(evs[first].1["output_index"], 1);
+        let (_, done) = &evs[first + 3];
+        assert_eq!(done["item"]["action"]["query"], "euro 2024 winner");
+        assert_eq!(evs[first + 7].1["item"]["status"], "failed");
+        // One done per added, and the terminal object holds every item.
+        let count = |k: &str| names.iter().filter(|n| **n == k).count();
+        assert_eq!(count("response.output_item.added"), 4);
+        assert_eq!(count("response.output_item.done"), 4);
+        let (last, terminal) = evs.last().unwrap();
+        assert_eq!(last, "response.completed");
+        let types: Vec<&str> = terminal["response"]["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["message", "web_search_call", "web_search_call", "message"]
         );
     }
 }

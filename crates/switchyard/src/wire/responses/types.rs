@@ -94,8 +94,11 @@ pub struct ToolIn {
     pub format: Option<CustomFormatIn>,
     #[serde(default)]
     pub tools: Option<Vec<ToolIn>>,
+    /// Every other member, with its value: a built-in tool's options
+    /// (`filters`, `user_location`...) are read from here, and forwarded
+    /// as they came on the native path.
     #[serde(flatten)]
-    pub unknown: UnknownKeys,
+    pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
