@@ -7,6 +7,8 @@
 //! touch the process environment. Secrets are never read here; a provider
 //! names the variable that holds its key and `providers` reads it at start.
 
+pub mod tools;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -93,6 +95,10 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub responses: RawResponses,
+    #[serde(default)]
+    pub tools: Vec<tools::RawTool>,
+    #[serde(default)]
+    pub approvals: tools::RawApprovals,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -400,6 +406,8 @@ pub struct Config {
     pub circuit: CircuitConfig,
     pub limits: LimitsConfig,
     pub responses: ResponsesConfig,
+    /// `[[tools]]`: HTTP tools agents call through the gateway.
+    pub tools: Vec<tools::ToolConfig>,
 }
 
 /// The Responses API's stored conversations and built-in tools.
@@ -1177,6 +1185,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         },
         drop_unsupported_tools: raw.responses.drop_unsupported_tools,
     };
+    let tools = tools::validate(raw.tools, &raw.approvals, |k, m| err(k, m))?;
     Ok(Config {
         source: file,
         server,
@@ -1197,6 +1206,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             max_output_tokens: raw.limits.max_output_tokens.unwrap_or(32_768),
         },
         responses,
+        tools,
     })
 }
 

@@ -44,4 +44,5 @@ pub mod server;
 pub mod storage;
 pub mod stream;
 pub mod telemetry;
+pub mod tools;
 pub mod wire;

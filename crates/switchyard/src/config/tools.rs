@@ -1,0 +1,226 @@
+//! `[[tools]]` and `[approvals]`: the HTTP tools agents call through the
+//! gateway (DESIGN §8), each with its credential, the operator's read and
+//! write overrides, and what a write needs.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Seconds;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTool {
+    pub name: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub auth: Option<RawToolAuth>,
+    #[serde(default)]
+    pub graphql: Vec<String>,
+    #[serde(default)]
+    pub reads: Vec<String>,
+    #[serde(default)]
+    pub writes: Vec<String>,
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    #[serde(default)]
+    pub approval_timeout_s: Option<Seconds>,
+    #[serde(default)]
+    pub timeout_ms: Option<super::Millis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToolAuth {
+    pub header: String,
+    pub value_env: String,
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    pub timeout_s: Option<Seconds>,
+}
+
+/// What a write needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// A person approves each write (the default).
+    Required,
+    /// Writes pass, still classified and audited.
+    None,
+    /// Writes are refused.
+    Deny,
+}
+
+/// An operator's override: `METHOD /path/glob`, or `/path/glob` for any
+/// method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    pub method: Option<String>,
+    pub path: String,
+}
+
+impl Rule {
+    fn parse(s: &str) -> Result<Rule, String> {
+        let s = s.trim();
+        let (method, path) = match s.split_once(' ') {
+            Some((m, p)) => (Some(m.trim().to_ascii_uppercase()), p.trim()),
+            None => (None, s),
+        };
+        if !path.starts_with('/') {
+            return Err(format!(
+                "expected `METHOD /path` or `/path` (globs with *), got \"{s}\""
+            ));
+        }
+        if let Some(m) = &method
+            && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(format!("`{m}` is not an HTTP method"));
+        }
+        Ok(Rule {
+            method,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Whether the rule covers `method` on `path`.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.as_deref().is_none_or(|m| m == method) && crate::keys::glob(&self.path, path)
+    }
+}
+
+/// Where a tool's credential goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolAuth {
+    pub header: String,
+    pub value_env: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolConfig {
+    pub name: String,
+    /// No trailing slash; `{rest}` is appended after one.
+    pub base_url: String,
+    pub auth: Option<ToolAuth>,
+    /// Paths whose POST bodies are GraphQL documents (globs).
+    pub graphql: Vec<String>,
+    pub reads: Vec<Rule>,
+    pub writes: Vec<Rule>,
+    pub approval: Approval,
+    #[serde(serialize_with = "super::ser_duration")]
+    pub approval_timeout: Duration,
+    #[serde(serialize_with = "super::ser_duration")]
+    pub timeout: Duration,
+}
+
+/// The default time a held write waits for a person.
+pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Validates `[[tools]]`; `err(key, message)` names what is wrong.
+pub fn validate<E>(
+    raw: Vec<RawTool>,
+    approvals: &RawApprovals,
+    err: impl Fn(&str, String) -> E,
+) -> Result<Vec<ToolConfig>, E> {
+    let default_timeout = approvals.timeout_s.map_or(APPROVAL_TIMEOUT, |s| s.0);
+    let mut out: Vec<ToolConfig> = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        let at = |k: &str| format!("tools[{i}].{k}");
+        let name = t.name.trim().to_owned();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(
+                &at("name"),
+                format!("expected letters, digits, - and _ (at most 64), got \"{name}\""),
+            ));
+        }
+        if name.contains("__") {
+            return Err(err(
+                &at("name"),
+                "`__` separates an MCP server from its tools; use another name".into(),
+            ));
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err(err(&at("name"), format!("a second tool named \"{name}\"")));
+        }
+        let base_url = super::check_base_url(&t.base_url).map_err(|m| err(&at("base_url"), m))?;
+        let auth = match t.auth {
+            None => None,
+            Some(a) => {
+                if http::HeaderName::from_bytes(a.header.as_bytes()).is_err() {
+                    return Err(err(
+                        &at("auth.header"),
+                        format!("\"{}\" is not a header name", a.header),
+                    ));
+                }
+                if a.value_env.is_empty() || a.value_env.contains('=') {
+                    return Err(err(
+                        &at("auth.value_env"),
+                        "expected an environment variable name".into(),
+                    ));
+                }
+                Some(ToolAuth {
+                    header: a.header.to_ascii_lowercase(),
+                    value_env: a.value_env,
+                    prefix: a.prefix.unwrap_or_default(),
+                })
+            }
+        };
+        let rules = |list: Vec<String>, key: &str| -> Result<Vec<Rule>, E> {
+            list.iter()
+                .enumerate()
+                .map(|(j, r)| Rule::parse(r).map_err(|m| err(&at(&format!("{key}[{j}]")), m)))
+                .collect()
+        };
+        for (j, g) in t.graphql.iter().enumerate() {
+            if !g.starts_with('/') {
+                return Err(err(
+                    &at(&format!("graphql[{j}]")),
+                    format!("expected a path such as \"/graphql\", got \"{g}\""),
+                ));
+            }
+        }
+        let timeout = t.timeout_ms.map_or(Duration::from_secs(60), |m| m.0);
+        if timeout.is_zero() {
+            return Err(err(&at("timeout_ms"), "must be greater than zero".into()));
+        }
+        out.push(ToolConfig {
+            name,
+            base_url,
+            auth,
+            graphql: t.graphql,
+            reads: rules(t.reads, "reads")?,
+            writes: rules(t.writes, "writes")?,
+            approval: t.approval.unwrap_or(Approval::Required),
+            approval_timeout: t.approval_timeout_s.map_or(default_timeout, |s| s.0),
+            timeout,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_read_a_method_and_a_path_glob() {
+        let r = Rule::parse("post /search/*").unwrap();
+        assert_eq!(r.method.as_deref(), Some("POST"));
+        assert!(r.matches("POST", "/search/issues"));
+        assert!(!r.matches("GET", "/search/issues"));
+        let any = Rule::parse("/admin/*").unwrap();
+        assert!(any.matches("DELETE", "/admin/x"));
+        assert!(Rule::parse("search/*").is_err());
+        assert!(Rule::parse("P0ST /x").is_err());
+    }
+}
