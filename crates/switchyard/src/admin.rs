@@ -9,6 +9,7 @@ mod cache;
 pub mod dashboard;
 mod keys;
 mod logs;
+mod tools;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -114,6 +115,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/cache"),
     ("DELETE", "/admin/v1/cache"),
     ("DELETE", "/admin/v1/cache/{id}"),
+    ("GET", "/admin/v1/approvals"),
+    ("POST", "/admin/v1/approvals/{id}"),
+    ("GET", "/admin/v1/tool-calls"),
+    ("GET", "/admin/v1/audit/verify"),
 ];
 
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
@@ -132,6 +137,10 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/admin/v1/cache") => get(cache::list),
         ("DELETE", "/admin/v1/cache") => delete(cache::purge),
         ("DELETE", "/admin/v1/cache/{id}") => delete(cache::purge_one),
+        ("GET", "/admin/v1/approvals") => get(tools::approvals),
+        ("POST", "/admin/v1/approvals/{id}") => post(tools::decide),
+        ("GET", "/admin/v1/tool-calls") => get(tools::tool_calls),
+        ("GET", "/admin/v1/audit/verify") => get(tools::verify),
         _ => return None,
     })
 }

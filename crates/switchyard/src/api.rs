@@ -12,6 +12,7 @@ pub mod passthrough;
 pub mod responses;
 pub mod responses_ws;
 pub mod streams;
+pub mod tools;
 
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/v1beta/models/{*rest}"),
     ("GET", "/v1/models/{*rest}"),
     ("ANY", "/passthrough/{provider}/{*rest}"),
+    ("ANY", "/tools/{tool}"),
+    ("ANY", "/tools/{tool}/{*rest}"),
+    ("GET", "/v1/tool-approvals/{id}"),
     ("GET", "/v1/streams/{id}"),
 ];
 
@@ -80,6 +84,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/v1beta/models") => get(gemini::list),
         ("GET", "/v1beta/models/{*rest}") | ("GET", "/v1/models/{*rest}") => get(gemini::get_model),
         ("ANY", "/passthrough/{provider}/{*rest}") => any(passthrough::passthrough),
+        ("ANY", "/tools/{tool}") | ("ANY", "/tools/{tool}/{*rest}") => any(tools::call),
+        ("GET", "/v1/tool-approvals/{id}") => get(tools::approval),
         ("GET", "/v1/streams/{id}") => get(streams::resume),
         _ => return None,
     })

@@ -64,6 +64,13 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     BudgetExceeded(String),
+    /// A held write's answer: denied, timed out, already used...
+    #[error("{message}")]
+    Approval {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
     #[error("the request did not finish within its deadline of {0}")]
@@ -96,6 +103,9 @@ impl GatewayError {
             }
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
+            GatewayError::Approval { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
+            }
             GatewayError::Upstream(e) => {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
@@ -138,6 +148,7 @@ impl GatewayError {
             GatewayError::Conflict(_) => "idempotency_key_reused",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::BudgetExceeded(_) => "budget_exceeded",
+            GatewayError::Approval { code, .. } => code,
             GatewayError::Upstream(e) => e.class.as_str(),
             GatewayError::DeadlineExceeded(_) => "deadline_exceeded",
             GatewayError::ClientGone => "client_gone",

@@ -37,6 +37,10 @@ pub struct Gateway {
     pub sessions: crate::admin::dashboard::Sessions,
     /// Responses stored in the last minutes (the rest is in storage).
     pub conversations: crate::conversations::Recent,
+    /// Credentialed tools, with their credentials.
+    pub tools: crate::tools::Tools,
+    /// Held writes and their waiters.
+    pub approvals: crate::approvals::Approvals,
 }
 
 impl Gateway {
@@ -95,6 +99,8 @@ impl Gateway {
             }),
             sessions: Default::default(),
             conversations: Default::default(),
+            tools: crate::tools::Tools::new(&config, env),
+            approvals: Default::default(),
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(env, client.clone()),
             config: Arc::new(config),

@@ -21,6 +21,8 @@
 
 pub mod admin;
 pub mod api;
+pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod budget;
 pub mod cache;

@@ -73,6 +73,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_tools.sql"),
         include_str!("../migrations/postgres/0007_tools.sql"),
     ),
+    (
+        8,
+        "approvals_audit",
+        include_str!("../migrations/sqlite/0008_approvals_audit.sql"),
+        include_str!("../migrations/postgres/0008_approvals_audit.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

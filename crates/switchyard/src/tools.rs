@@ -8,3 +8,77 @@
 
 pub mod classify;
 pub mod path;
+pub mod proxy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::config::tools::ToolConfig;
+use crate::config::{Config, Env};
+use crate::providers::Secret;
+
+/// A tool ready to take calls: its configuration and its credential.
+#[derive(Debug)]
+pub struct Tool {
+    pub config: ToolConfig,
+    /// The header that carries the credential upstream, built once.
+    pub auth: Option<(HeaderName, HeaderValue)>,
+    secret: Option<Secret>,
+}
+
+/// Every configured tool, by name.
+#[derive(Debug, Default)]
+pub struct Tools {
+    by_name: HashMap<String, Arc<Tool>>,
+}
+
+impl Tools {
+    /// Reads each tool's credential from the environment snapshot.
+    pub fn new(config: &Config, env: &Env) -> Tools {
+        let mut by_name = HashMap::new();
+        for t in &config.tools {
+            let secret = t
+                .auth
+                .as_ref()
+                .and_then(|a| env.get(&a.value_env))
+                .map(|v| Secret::new(v.to_owned()));
+            let auth = match (&t.auth, &secret) {
+                (Some(a), Some(s)) => {
+                    let name = HeaderName::from_bytes(a.header.as_bytes()).ok();
+                    let value = HeaderValue::from_str(&format!("{}{}", a.prefix, s.expose()))
+                        .ok()
+                        .map(|mut v| {
+                            v.set_sensitive(true);
+                            v
+                        });
+                    name.zip(value)
+                }
+                _ => None,
+            };
+            by_name.insert(
+                t.name.clone(),
+                Arc::new(Tool {
+                    config: t.clone(),
+                    auth,
+                    secret,
+                }),
+            );
+        }
+        Tools { by_name }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
+        self.by_name.get(name)
+    }
+
+    /// Every tool credential, to scrub from what upstreams send back.
+    pub fn secrets(&self) -> Vec<String> {
+        self.by_name
+            .values()
+            .filter_map(|t| t.secret.as_ref().map(|s| s.expose().to_owned()))
+            .filter(|s| s.len() >= 8)
+            .collect()
+    }
+}

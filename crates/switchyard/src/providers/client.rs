@@ -125,6 +125,39 @@ impl Client {
         self.execute(provider, req, timeout).await
     }
 
+    /// Sends a credentialed tool call to `url` (already checked to lie
+    /// under the tool's `base_url`); the tool's credential is added here.
+    /// Any status comes back as a response.
+    pub async fn tool(
+        &self,
+        tool: &crate::tools::Tool,
+        method: Method,
+        url: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<UpstreamResponse, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| "the tool's base_url and path do not form a valid URL".to_owned())?;
+        headers.entry(USER_AGENT).or_insert(AGENT);
+        if let Some((name, value)) = &tool.auth {
+            headers.insert(name.clone(), value.clone());
+        }
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        match tokio::time::timeout(timeout, self.http.request(req)).await {
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::config::fmt_duration(timeout)
+            )),
+            Ok(Err(e)) => Err(describe(&e)),
+            Ok(Ok(resp)) => Ok(resp),
+        }
+    }
+
     /// POSTs JSON to a URL of the operator's (the trace collector) and
     /// returns the status, reading and dropping the answer.
     pub async fn post_json(
