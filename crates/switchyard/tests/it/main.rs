@@ -25,3 +25,4 @@ mod sdk;
 mod secrets;
 mod streams;
 mod surface;
+mod tools;
