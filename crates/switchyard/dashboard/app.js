@@ -12,6 +12,7 @@ const PAGES = {
   providers: ['Providers', () => import('./providers.js')],
   keys: ['Keys', () => import('./keys.js')],
   cache: ['Cache', () => import('./cache.js')],
+  approvals: ['Approvals', () => import('./approvals.js')],
 };
 
 const main = document.getElementById('main');

@@ -390,6 +390,31 @@ await step('cache-purge', async () => {
   assert(left.status === 200 && JSON.parse(left.text).data.length === 0, `cache not empty after purge: ${left.text.slice(0, 200)}`);
 });
 
+await step('approvals', async () => {
+  // A tool write held for a person (the gateway serves without keys here).
+  const held = await fetch(`${GATEWAY}/tools/echo/items`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+    body: JSON.stringify({ title: `held-${nonce}` }),
+  });
+  assert(held.status === 202, `a held write: HTTP ${held.status}`);
+  const { approval_id: id } = await held.json();
+  await go('approvals', byTest('approvals-table'));
+  const row = page.locator(`[data-testid="approval-row"][data-id="${id}"]`);
+  await until('the held write in the Approvals table', async () => {
+    await byTest('approvals-refresh').click();
+    return (await row.count()) > 0;
+  }, 15_000, 500);
+  assert((await row.locator('[data-testid="approval-arguments"]').textContent()).includes(`held-${nonce}`), 'the body is not shown');
+  await snapshot('approvals');
+  await row.locator('[data-testid="approval-reason"]').fill('checked in the browser');
+  await row.locator('[data-testid="approval-approve"]').click();
+  await byTest('approvals-result').filter({ hasText: /Approved/ }).waitFor();
+  const after = await pageFetch('/admin/v1/approvals', {});
+  const a = JSON.parse(after.text).data.find((x) => x.id === id);
+  assert(a && a.state === 'approved' && a.decided_by === 'dashboard' && a.reason === 'checked in the browser', `after approving: ${after.text.slice(0, 300)}`);
+});
+
 await step('providers', async () => {
   await go('providers', byTest('providers-list'));
   await page.locator('[data-testid^="provider-"]').first().waitFor();

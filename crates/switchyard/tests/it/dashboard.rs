@@ -17,6 +17,10 @@ async fn dashboard_in_chromium() {
 [pricing."openai/gpt-test"]
 input_per_mtok_usd = 2.0
 output_per_mtok_usd = 8.0
+
+[[tools]]
+name = "echo"
+base_url = "http://127.0.0.1:9/api"
 "#,
     )
     .await;
