@@ -98,6 +98,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub tools: Vec<tools::RawTool>,
     #[serde(default)]
+    pub mcp_servers: Vec<tools::RawMcpServer>,
+    #[serde(default)]
     pub approvals: tools::RawApprovals,
 }
 
@@ -408,6 +410,8 @@ pub struct Config {
     pub responses: ResponsesConfig,
     /// `[[tools]]`: HTTP tools agents call through the gateway.
     pub tools: Vec<tools::ToolConfig>,
+    /// `[[mcp_servers]]`: MCP servers the gateway's `/mcp` federates.
+    pub mcp_servers: Vec<tools::McpServerConfig>,
 }
 
 /// The Responses API's stored conversations and built-in tools.
@@ -1186,6 +1190,8 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         drop_unsupported_tools: raw.responses.drop_unsupported_tools,
     };
     let tools = tools::validate(raw.tools, &raw.approvals, |k, m| err(k, m))?;
+    let mcp_servers =
+        tools::validate_mcp(raw.mcp_servers, &raw.approvals, &tools, |k, m| err(k, m))?;
     Ok(Config {
         source: file,
         server,
@@ -1207,6 +1213,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         },
         responses,
         tools,
+        mcp_servers,
     })
 }
 

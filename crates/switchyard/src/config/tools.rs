@@ -38,6 +38,29 @@ pub struct RawToolAuth {
     pub prefix: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcpServer {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub auth: Option<RawToolAuth>,
+    #[serde(default)]
+    pub reads: Vec<String>,
+    #[serde(default)]
+    pub writes: Vec<String>,
+    #[serde(default)]
+    pub client_approval: Option<bool>,
+    #[serde(default)]
+    pub list_ttl_s: Option<Seconds>,
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    #[serde(default)]
+    pub approval_timeout_s: Option<Seconds>,
+    #[serde(default)]
+    pub timeout_ms: Option<super::Millis>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApprovals {
@@ -118,6 +141,29 @@ pub struct ToolConfig {
     pub timeout: Duration,
 }
 
+/// An upstream MCP server whose tools the gateway's `/mcp` offers as
+/// `{name}__{tool}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct McpServerConfig {
+    pub name: String,
+    /// Its Streamable HTTP endpoint.
+    pub url: String,
+    pub auth: Option<ToolAuth>,
+    /// Tool-name globs the operator declares reads, and writes (a write
+    /// glob wins; a tool neither lists is decided by its annotations).
+    pub reads: Vec<String>,
+    pub writes: Vec<String>,
+    /// The MCP client's own elicitation answer may decide a held write.
+    pub client_approval: bool,
+    #[serde(serialize_with = "super::ser_duration")]
+    pub list_ttl: Duration,
+    pub approval: Approval,
+    #[serde(serialize_with = "super::ser_duration")]
+    pub approval_timeout: Duration,
+    #[serde(serialize_with = "super::ser_duration")]
+    pub timeout: Duration,
+}
+
 /// The default time a held write waits for a person.
 pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -132,49 +178,12 @@ pub fn validate<E>(
     for (i, t) in raw.into_iter().enumerate() {
         let at = |k: &str| format!("tools[{i}].{k}");
         let name = t.name.trim().to_owned();
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(err(
-                &at("name"),
-                format!("expected letters, digits, - and _ (at most 64), got \"{name}\""),
-            ));
-        }
-        if name.contains("__") {
-            return Err(err(
-                &at("name"),
-                "`__` separates an MCP server from its tools; use another name".into(),
-            ));
-        }
+        check_name(&name).map_err(|m| err(&at("name"), m))?;
         if out.iter().any(|o| o.name == name) {
             return Err(err(&at("name"), format!("a second tool named \"{name}\"")));
         }
         let base_url = super::check_base_url(&t.base_url).map_err(|m| err(&at("base_url"), m))?;
-        let auth = match t.auth {
-            None => None,
-            Some(a) => {
-                if http::HeaderName::from_bytes(a.header.as_bytes()).is_err() {
-                    return Err(err(
-                        &at("auth.header"),
-                        format!("\"{}\" is not a header name", a.header),
-                    ));
-                }
-                if a.value_env.is_empty() || a.value_env.contains('=') {
-                    return Err(err(
-                        &at("auth.value_env"),
-                        "expected an environment variable name".into(),
-                    ));
-                }
-                Some(ToolAuth {
-                    header: a.header.to_ascii_lowercase(),
-                    value_env: a.value_env,
-                    prefix: a.prefix.unwrap_or_default(),
-                })
-            }
-        };
+        let auth = auth(t.auth, &at).map_err(|(k, m)| err(&k, m))?;
         let rules = |list: Vec<String>, key: &str| -> Result<Vec<Rule>, E> {
             list.iter()
                 .enumerate()
@@ -202,6 +211,99 @@ pub fn validate<E>(
             writes: rules(t.writes, "writes")?,
             approval: t.approval.unwrap_or(Approval::Required),
             approval_timeout: t.approval_timeout_s.map_or(default_timeout, |s| s.0),
+            timeout,
+        });
+    }
+    Ok(out)
+}
+
+/// A name for a tool or a server: letters, digits, `-` and `_`, no `__`.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "expected letters, digits, - and _ (at most 64), got \"{name}\""
+        ));
+    }
+    if name.contains("__") {
+        return Err("`__` separates an MCP server from its tools; use another name".into());
+    }
+    Ok(())
+}
+
+fn auth(
+    a: Option<RawToolAuth>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<ToolAuth>, (String, String)> {
+    let Some(a) = a else { return Ok(None) };
+    if http::HeaderName::from_bytes(a.header.as_bytes()).is_err() {
+        return Err((
+            at("auth.header"),
+            format!("\"{}\" is not a header name", a.header),
+        ));
+    }
+    if a.value_env.is_empty() || a.value_env.contains('=') {
+        return Err((
+            at("auth.value_env"),
+            "expected an environment variable name".into(),
+        ));
+    }
+    Ok(Some(ToolAuth {
+        header: a.header.to_ascii_lowercase(),
+        value_env: a.value_env,
+        prefix: a.prefix.unwrap_or_default(),
+    }))
+}
+
+/// Validates `[[mcp_servers]]`; their names may not be tools' names.
+pub fn validate_mcp<E>(
+    raw: Vec<RawMcpServer>,
+    approvals: &RawApprovals,
+    tools: &[ToolConfig],
+    err: impl Fn(&str, String) -> E,
+) -> Result<Vec<McpServerConfig>, E> {
+    let default_timeout = approvals.timeout_s.map_or(APPROVAL_TIMEOUT, |s| s.0);
+    let mut out: Vec<McpServerConfig> = Vec::new();
+    for (i, m) in raw.into_iter().enumerate() {
+        let at = |k: &str| format!("mcp_servers[{i}].{k}");
+        let name = m.name.trim().to_owned();
+        check_name(&name).map_err(|msg| err(&at("name"), msg))?;
+        if out.iter().any(|o| o.name == name) || tools.iter().any(|t| t.name == name) {
+            return Err(err(
+                &at("name"),
+                format!("a second tool or MCP server named \"{name}\""),
+            ));
+        }
+        let url = super::check_base_url(&m.url).map_err(|msg| err(&at("url"), msg))?;
+        let auth = auth(m.auth, &at).map_err(|(k, msg)| err(&k, msg))?;
+        for (key, list) in [("reads", &m.reads), ("writes", &m.writes)] {
+            for (j, g) in list.iter().enumerate() {
+                if g.is_empty() || g.chars().any(char::is_whitespace) {
+                    return Err(err(
+                        &at(&format!("{key}[{j}]")),
+                        "expected a tool-name glob such as `search_*`".into(),
+                    ));
+                }
+            }
+        }
+        let timeout = m.timeout_ms.map_or(Duration::from_secs(60), |t| t.0);
+        if timeout.is_zero() {
+            return Err(err(&at("timeout_ms"), "must be greater than zero".into()));
+        }
+        out.push(McpServerConfig {
+            name,
+            url,
+            auth,
+            reads: m.reads,
+            writes: m.writes,
+            client_approval: m.client_approval.unwrap_or(false),
+            list_ttl: m.list_ttl_s.map_or(Duration::from_secs(5), |s| s.0),
+            approval: m.approval.unwrap_or(Approval::Required),
+            approval_timeout: m.approval_timeout_s.map_or(default_timeout, |s| s.0),
             timeout,
         });
     }
