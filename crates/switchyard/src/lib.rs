@@ -36,6 +36,7 @@ pub mod gateway;
 pub mod keys;
 pub mod limits;
 pub mod log_store;
+pub mod mcp;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

@@ -79,6 +79,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_approvals_audit.sql"),
         include_str!("../migrations/postgres/0008_approvals_audit.sql"),
     ),
+    (
+        9,
+        "mcp_pins",
+        include_str!("../migrations/sqlite/0009_mcp_pins.sql"),
+        include_str!("../migrations/postgres/0009_mcp_pins.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
