@@ -138,6 +138,9 @@ pub enum Part {
         cache_control: Option<RawJson>,
     },
     Image(Image),
+    /// A file given with the request (a PDF, a text file...): see
+    /// [`Document`].
+    Document(Document),
     /// A call the assistant made. `arguments` is JSON text, as OpenAI sends it.
     ToolCall {
         id: String,
@@ -194,6 +197,9 @@ pub struct WebSource {
 pub enum ToolResultPart {
     Text(String),
     Image(Image),
+    /// A file a tool returned (Anthropic `document` blocks and Responses
+    /// `input_file` parts may stand in a tool's output).
+    Document(Document),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +227,229 @@ impl Image {
         match self {
             Image::Url(url) => url.clone(),
             Image::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+        }
+    }
+}
+
+/// A file given with the request (a PDF, a text file, a spreadsheet...):
+/// a Responses `input_file`, a Chat Completions `file` part, an Anthropic
+/// `document` block, a Gemini `inlineData` or `fileData` part of a
+/// document type. Images are not documents: they stay [`Part::Image`],
+/// which every dialect has a form for.
+///
+/// Why this shape:
+/// - [`DocSource`] says where the bytes are, because that is where the
+///   dialects differ: Chat Completions takes files inline only, Anthropic
+///   fetches PDFs by URL and no other type, Gemini fetches public https
+///   URLs, and only Anthropic has a form for plain text as text. An
+///   encoder that has no form for a source refuses it by name.
+/// - `media_type` is optional because a Responses `file_url` (or a bare
+///   base64 `file_data`) carries none; [`Document::media_type`] then takes
+///   one from the extension of the file's name or URL, and a target that
+///   needs one refuses the document when neither says.
+/// - `filename` is the name the caller gave (OpenAI's `filename`), a label
+///   the model sees beside the file. Anthropic's `title` is not read as
+///   one (OpenAI reads a file's type from its name's extension, which a
+///   title need not have): it stays an unknown field, like `context`.
+/// - A file stored at a provider (an OpenAI `file_id`, an Anthropic `file`
+///   source, a Gemini Files API or `gs://` URI) has no place here: only
+///   that provider can read it, so it stays an unknown field, forwarded by
+///   the same-dialect path and refused by every other target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub source: DocSource,
+    /// The IANA media type as the caller gave it (`application/pdf`).
+    pub media_type: Option<String>,
+    pub filename: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocSource {
+    /// The file's bytes in base64, as every dialect sends them inline.
+    Base64(String),
+    /// A URL the provider fetches the file from.
+    Url(String),
+    /// Plain text given as text (Anthropic's `text` source); targets
+    /// without such a form take it as a `text/plain` file in base64.
+    Text(String),
+}
+
+/// What a document is, as far as a target's rules go: Anthropic reads PDF
+/// and text, Gemini PDF and text, OpenAI almost anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Pdf,
+    /// `text/*`, JSON, XML: text a model reads as it is.
+    Text,
+    /// Anything else: Office files, spreadsheets, archives...
+    Other,
+}
+
+impl DocKind {
+    /// The kind of a media type (its parameters and case aside).
+    pub fn of(media_type: &str) -> DocKind {
+        let essence = media_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/pdf" => DocKind::Pdf,
+            "application/json" | "application/xml" => DocKind::Text,
+            t if t.starts_with("text/") => DocKind::Text,
+            _ => DocKind::Other,
+        }
+    }
+}
+
+/// File name extensions and the media types they stand for: the documents
+/// OpenAI lists for `input_file`, and PDF and text for the others.
+const EXTENSIONS: &[(&str, &str)] = &[
+    ("pdf", "application/pdf"),
+    ("txt", "text/plain"),
+    ("md", "text/markdown"),
+    ("markdown", "text/markdown"),
+    ("csv", "text/csv"),
+    ("tsv", "text/tab-separated-values"),
+    ("html", "text/html"),
+    ("htm", "text/html"),
+    ("json", "application/json"),
+    ("xml", "application/xml"),
+    ("rtf", "application/rtf"),
+    ("doc", "application/msword"),
+    (
+        "docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    ("odt", "application/vnd.oasis.opendocument.text"),
+    ("xls", "application/vnd.ms-excel"),
+    (
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    ("ppt", "application/vnd.ms-powerpoint"),
+    (
+        "pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ),
+];
+
+/// The media type a file name's extension stands for, if it is one of
+/// [`EXTENSIONS`].
+fn type_for_name(name: &str) -> Option<&'static str> {
+    let (_, ext) = name.rsplit_once('.')?;
+    EXTENSIONS
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map(|(_, t)| *t)
+}
+
+impl Document {
+    /// A `file_data` of OpenAI's dialects: a `data:<type>;base64,` URL, as
+    /// OpenAI documents it, or bare base64. `None` for a data URL that is
+    /// not base64.
+    pub fn from_file_data(file_data: &str, filename: Option<String>) -> Option<Document> {
+        let (media_type, data) = match file_data.strip_prefix("data:") {
+            Some(rest) => {
+                let (media_type, data) = rest.split_once(";base64,")?;
+                (Some(media_type.to_owned()), data)
+            }
+            None => (None, file_data),
+        };
+        Some(Document {
+            source: DocSource::Base64(data.to_owned()),
+            media_type,
+            filename,
+        })
+    }
+
+    /// The document's media type: as the caller gave it, else `text/plain`
+    /// for text, else read from the extension of its name or its URL's
+    /// path. `None` when nothing says.
+    pub fn media_type(&self) -> Option<&str> {
+        if let Some(m) = self.media_type.as_deref().filter(|m| !m.is_empty()) {
+            return Some(m);
+        }
+        let from_url = || match &self.source {
+            DocSource::Url(url) => {
+                let path = url.split(['?', '#']).next().unwrap_or_default();
+                let last = path.rsplit('/').next().unwrap_or_default();
+                type_for_name(last)
+            }
+            DocSource::Text(_) => Some("text/plain"),
+            DocSource::Base64(_) => None,
+        };
+        self.filename
+            .as_deref()
+            .and_then(type_for_name)
+            .or_else(from_url)
+    }
+
+    pub fn kind(&self) -> Option<DocKind> {
+        self.media_type().map(DocKind::of)
+    }
+
+    /// The bytes in base64, when the document holds them (not a URL).
+    pub fn base64(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use base64::Engine;
+        match &self.source {
+            DocSource::Base64(data) => Some(std::borrow::Cow::Borrowed(data)),
+            DocSource::Text(text) => Some(std::borrow::Cow::Owned(
+                base64::engine::general_purpose::STANDARD.encode(text),
+            )),
+            DocSource::Url(_) => None,
+        }
+    }
+
+    /// The document as a `data:` URL, when it holds its bytes and its
+    /// media type is known.
+    pub fn data_url(&self) -> Option<String> {
+        let media_type = self.media_type()?;
+        Some(format!("data:{media_type};base64,{}", self.base64()?))
+    }
+
+    /// The document's text: text as given, or base64 that decodes to
+    /// UTF-8. `None` for a URL and for bytes that are not text.
+    pub fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use base64::Engine;
+        match &self.source {
+            DocSource::Text(text) => Some(std::borrow::Cow::Borrowed(text)),
+            DocSource::Base64(data) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data.trim())
+                    .ok()?;
+                String::from_utf8(bytes).ok().map(std::borrow::Cow::Owned)
+            }
+            DocSource::Url(_) => None,
+        }
+    }
+
+    /// Its name, or one made from its media type (`document.pdf`) for a
+    /// target that needs a name (OpenAI refuses inline files without).
+    pub fn name_or_default(&self) -> std::borrow::Cow<'_, str> {
+        if let Some(name) = self.filename.as_deref().filter(|n| !n.is_empty()) {
+            return std::borrow::Cow::Borrowed(name);
+        }
+        let ext = self.media_type().and_then(|m| {
+            let essence = m.split(';').next().unwrap_or_default().trim();
+            EXTENSIONS
+                .iter()
+                .find(|(_, t)| t.eq_ignore_ascii_case(essence))
+                .map(|(e, _)| *e)
+        });
+        match ext {
+            Some(ext) => std::borrow::Cow::Owned(format!("document.{ext}")),
+            None => std::borrow::Cow::Borrowed("document"),
+        }
+    }
+
+    /// About how many bytes the file is (nothing known of a URL's).
+    pub fn size(&self) -> usize {
+        match &self.source {
+            DocSource::Base64(data) => data.len() / 4 * 3,
+            DocSource::Text(text) => text.len(),
+            DocSource::Url(_) => 0,
         }
     }
 }
@@ -518,5 +747,110 @@ mod tests {
             Image::from_url("https://x/y.png"),
             Image::Url("https://x/y.png".into())
         );
+    }
+
+    fn doc(source: DocSource, media_type: Option<&str>, filename: Option<&str>) -> Document {
+        Document {
+            source,
+            media_type: media_type.map(Into::into),
+            filename: filename.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn file_data_is_a_base64_data_url_or_bare_base64() {
+        let d = Document::from_file_data("data:application/pdf;base64,JVBE", Some("a.pdf".into()))
+            .unwrap();
+        assert_eq!(
+            d,
+            doc(
+                DocSource::Base64("JVBE".into()),
+                Some("application/pdf"),
+                Some("a.pdf")
+            )
+        );
+        assert_eq!(d.data_url().unwrap(), "data:application/pdf;base64,JVBE");
+        let bare = Document::from_file_data("JVBE", None).unwrap();
+        assert_eq!(bare.media_type, None);
+        assert_eq!(bare.media_type(), None);
+        assert_eq!(bare.data_url(), None);
+        // A data URL that is not base64 is no file_data OpenAI documents.
+        assert_eq!(Document::from_file_data("data:text/plain,hi", None), None);
+    }
+
+    #[test]
+    fn a_missing_media_type_is_read_from_the_name_or_the_url() {
+        let named = doc(DocSource::Base64("AA==".into()), None, Some("Report.PDF"));
+        assert_eq!(named.media_type(), Some("application/pdf"));
+        assert_eq!(named.kind(), Some(DocKind::Pdf));
+        let url = doc(
+            DocSource::Url("https://x.example/files/notes.md?sig=1#top".into()),
+            None,
+            None,
+        );
+        assert_eq!(url.media_type(), Some("text/markdown"));
+        assert_eq!(url.kind(), Some(DocKind::Text));
+        let unknown = doc(
+            DocSource::Url("https://x.example/get?id=7".into()),
+            None,
+            None,
+        );
+        assert_eq!(unknown.media_type(), None);
+        // What the caller said wins over any extension.
+        let given = doc(
+            DocSource::Base64("AA==".into()),
+            Some("text/csv"),
+            Some("a.pdf"),
+        );
+        assert_eq!(given.media_type(), Some("text/csv"));
+        let text = doc(DocSource::Text("hi".into()), None, None);
+        assert_eq!(text.media_type(), Some("text/plain"));
+    }
+
+    #[test]
+    fn kinds_follow_the_media_type() {
+        assert_eq!(DocKind::of("application/pdf"), DocKind::Pdf);
+        assert_eq!(DocKind::of("Text/Plain; charset=utf-8"), DocKind::Text);
+        assert_eq!(DocKind::of("application/json"), DocKind::Text);
+        assert_eq!(
+            DocKind::of("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            DocKind::Other
+        );
+        assert_eq!(DocKind::of("audio/wav"), DocKind::Other);
+    }
+
+    #[test]
+    fn text_is_read_from_text_or_utf8_base64() {
+        let t = doc(DocSource::Text("héllo".into()), None, None);
+        assert_eq!(t.text().unwrap(), "héllo");
+        assert_eq!(t.base64().unwrap(), "aMOpbGxv");
+        assert_eq!(t.data_url().unwrap(), "data:text/plain;base64,aMOpbGxv");
+        let b = doc(
+            DocSource::Base64("aMOpbGxv".into()),
+            Some("text/plain"),
+            None,
+        );
+        assert_eq!(b.text().unwrap(), "héllo");
+        let binary = doc(DocSource::Base64("/w==".into()), Some("text/plain"), None);
+        assert_eq!(binary.text(), None);
+        assert_eq!(b.size(), 6);
+    }
+
+    #[test]
+    fn a_name_is_made_from_the_media_type_when_none_was_given() {
+        let pdf = doc(
+            DocSource::Base64("AA==".into()),
+            Some("application/pdf"),
+            None,
+        );
+        assert_eq!(pdf.name_or_default(), "document.pdf");
+        let named = doc(DocSource::Base64("AA==".into()), None, Some("x.txt"));
+        assert_eq!(named.name_or_default(), "x.txt");
+        let odd = doc(
+            DocSource::Base64("AA==".into()),
+            Some("application/x-odd"),
+            None,
+        );
+        assert_eq!(odd.name_or_default(), "document");
     }
 }

@@ -160,8 +160,8 @@ async fn responses(
     Ok(finish(ctx, r, "estimated"))
 }
 
-/// About four bytes of text a token, an image at Gemini's figure: an
-/// estimate for providers that cannot count for us.
+/// About four bytes of text (or of a document) a token, an image at
+/// Gemini's figure: an estimate for providers that cannot count for us.
 fn estimate(req: &chat::Request) -> u64 {
     let mut bytes = 0usize;
     let mut images = 0u64;
@@ -178,6 +178,7 @@ fn estimate(req: &chat::Request) -> u64 {
             match p {
                 Part::Text { text, .. } | Part::Thinking { text, .. } => bytes += text.len(),
                 Part::Image(_) => images += 1,
+                Part::Document(doc) => bytes += document_bytes(doc),
                 Part::ToolCall {
                     name, arguments, ..
                 } => bytes += name.len() + arguments.len(),
@@ -186,6 +187,7 @@ fn estimate(req: &chat::Request) -> u64 {
                         match c {
                             ToolResultPart::Text(t) => bytes += t.len(),
                             ToolResultPart::Image(_) => images += 1,
+                            ToolResultPart::Document(doc) => bytes += document_bytes(doc),
                         }
                     }
                 }
@@ -194,6 +196,18 @@ fn estimate(req: &chat::Request) -> u64 {
         }
     }
     (bytes as u64).div_ceil(4) + images * IMAGE_TOKENS
+}
+
+/// A document counts as its bytes (and its name's), like text: rough for
+/// a PDF, whose pages the provider reads as text and images, but of the
+/// right size. A URL's file is not fetched to be counted: it counts as
+/// its address.
+fn document_bytes(doc: &chat::Document) -> usize {
+    let source = match &doc.source {
+        chat::DocSource::Url(url) => url.len(),
+        _ => doc.size(),
+    };
+    source + doc.filename.as_ref().map_or(0, String::len)
 }
 
 #[cfg(test)]
@@ -205,5 +219,14 @@ mod tests {
         let body = br#"{"contents":[{"role":"user","parts":[{"text":"12345678"},{"inlineData":{"mimeType":"image/png","data":"iVBORw0KGgo="}}]}]}"#;
         let (req, _) = wire::gemini::decode_request(body, "m", false).unwrap();
         assert_eq!(estimate(&req), 2 + IMAGE_TOKENS);
+    }
+
+    /// A document counts as its bytes, not as its base64.
+    #[test]
+    fn estimates_count_a_documents_bytes() {
+        // 16 characters of base64 are 12 bytes; with "a.pdf" 17, 5 tokens.
+        let body = br#"{"model":"m","input":[{"role":"user","content":[{"type":"input_file","filename":"a.pdf","file_data":"data:application/pdf;base64,AAAAAAAAAAAAAAAA"}]}]}"#;
+        let (req, _) = wire::responses::decode_request(body).unwrap();
+        assert_eq!(estimate(&req), 5);
     }
 }

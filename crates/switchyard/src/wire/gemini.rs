@@ -28,8 +28,11 @@
 //! - The google-genai SDKs mix camelCase and snake_case in one body
 //!   (`inlineData.mime_type`, `thinkingConfig.thinking_budget`); inbound
 //!   decoding accepts both spellings everywhere.
-//! - Images go inline as base64; a bare https URL is not something
-//!   `fileData` accepts, so it is refused rather than fetched.
+//! - Images go inline as base64, and an image URL is refused. Documents
+//!   (PDF, text) go inline too, or as `fileData` with a public https URL,
+//!   which Gemini fetches itself since its January 2026 input update
+//!   (Gemini 3 models; older ones answer 400). Files API and `gs://` URIs
+//!   need Google's credentials: a Gemini caller's reach Gemini only.
 
 pub mod answer;
 pub mod embeddings;

@@ -3,6 +3,7 @@
 //! - `tests/fixtures/requests/*.json`: a caller's request in its dialect and,
 //!   per adapter kind, the exact upstream body (or `{"error": "<field>"}`
 //!   when the kind cannot express something and the gateway must refuse).
+//!   A Gemini caller's body has no model: its URL names `x/any`.
 //! - `tests/fixtures/responses/*.json`: an upstream answer and, per caller
 //!   dialect, the exact body the caller gets.
 //! - `tests/fixtures/streams/*.json`: an upstream SSE body and, per caller
@@ -84,7 +85,14 @@ kind = "gemini"
 /// What the gateway sends upstream for `request`, or the refused field.
 fn upstream_body(providers: &Providers, inbound: Dialect, kind: &str, request: &Value) -> Value {
     let bytes = request.to_string().into_bytes();
-    let (req, fields) = match inbound.decode_request(&bytes, None) {
+    // A Gemini caller names the model in the URL, as a route would.
+    let envelope = switchyard::dialect::Envelope {
+        model: "x/any".into(),
+        stream: false,
+        method: "generateContent".into(),
+    };
+    let envelope = (inbound == Dialect::Gemini).then_some(&envelope);
+    let (req, fields) = match inbound.decode_request(&bytes, envelope) {
         Ok(x) => x,
         Err(e) => return json!({"decode_error": e.field}),
     };

@@ -6,8 +6,8 @@ use serde_json::value::RawValue;
 
 use super::types::*;
 use crate::chat::{
-    self, Image, Message, Origin, Part, ResponseFormat, Role, SystemPart, Thinking, Tool,
-    ToolChoice, ToolResultPart, Untranslatable,
+    self, DocKind, DocSource, Document, Image, Message, Origin, Part, ResponseFormat, Role,
+    SystemPart, Thinking, Tool, ToolChoice, ToolResultPart, Untranslatable,
 };
 use crate::wire::{DecodeError, Fields, TextOrList, field, is_neutral, opt_field};
 
@@ -185,9 +185,18 @@ fn note_unknown(b: &BlockIn, at: &str, unknown: &mut Vec<String>) {
     for k in &b.unknown.0 {
         unknown.push(format!("{at}.{k}"));
     }
-    if b.citations.as_deref().is_some_and(|c| !is_neutral(c)) {
+    if b.citations
+        .as_deref()
+        .is_some_and(|c| !is_neutral(c) && !citations_off(c))
+    {
         unknown.push(format!("{at}.citations"));
     }
+}
+
+/// A document's `citations: {"enabled": false}`: the default, nothing to carry.
+fn citations_off(raw: &RawValue) -> bool {
+    serde_json::from_str::<serde_json::Value>(raw.get())
+        .is_ok_and(|v| v == serde_json::json!({"enabled": false}))
 }
 
 fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), DecodeError> {
@@ -242,6 +251,12 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                         None => continue,
                     }
                 }
+                (Role::User, "document") => {
+                    match decode_document(b.source, &at, &mut req.unknown_fields)? {
+                        Some(doc) => Part::Document(doc),
+                        None => continue,
+                    }
+                }
                 (Role::User, "tool_result") => {
                     let Some(tool_call_id) = b.tool_use_id else {
                         return Err(DecodeError::missing(&format!("{at}.tool_use_id")));
@@ -287,8 +302,8 @@ fn decode_messages(msgs: Vec<MessageIn>, req: &mut chat::Request) -> Result<(), 
                     data: b.data.unwrap_or_default(),
                 },
                 (_, other) => {
-                    // documents, search results, server tool blocks...: a
-                    // same-dialect call forwards them, others refuse.
+                    // search results, server tool blocks...: a same-dialect
+                    // call forwards them, others refuse.
                     req.unknown_fields.push(format!("{at} (type {other})"));
                     continue;
                 }
@@ -347,6 +362,47 @@ fn decode_image(
     }
 }
 
+/// A document block's source: a base64 PDF, a PDF by URL (the only type
+/// Anthropic fetches by URL), or plain text. Files API (`file`) and
+/// custom-content (`content`) sources pass through same-dialect and are
+/// refused elsewhere; so are the block's `title` and `context`, which
+/// [`note_unknown`] names with its other unknown members.
+fn decode_document(
+    source: Option<SourceIn>,
+    at: &str,
+    unknown: &mut Vec<String>,
+) -> Result<Option<Document>, DecodeError> {
+    let Some(s) = source else {
+        return Err(DecodeError::missing(&format!("{at}.source")));
+    };
+    let (source, media_type) = match s.kind.as_str() {
+        "base64" => match (s.media_type, s.data) {
+            (Some(media_type), Some(data)) => (DocSource::Base64(data), media_type),
+            _ => return Err(DecodeError::missing(&format!("{at}.source.data"))),
+        },
+        "url" => match s.url {
+            Some(url) => (DocSource::Url(url), "application/pdf".to_owned()),
+            None => return Err(DecodeError::missing(&format!("{at}.source.url"))),
+        },
+        "text" => match s.data {
+            Some(text) => (
+                DocSource::Text(text),
+                s.media_type.unwrap_or_else(|| "text/plain".into()),
+            ),
+            None => return Err(DecodeError::missing(&format!("{at}.source.data"))),
+        },
+        _ => {
+            unknown.push(format!("{at}.source.type"));
+            return Ok(None);
+        }
+    };
+    Ok(Some(Document {
+        source,
+        media_type: Some(media_type),
+        filename: None,
+    }))
+}
+
 fn decode_tool_result(
     content: Option<ContentIn>,
     at: &str,
@@ -365,6 +421,11 @@ fn decode_tool_result(
                     "image" => {
                         if let Some(img) = decode_image(b.source, &at, unknown)? {
                             out.push(ToolResultPart::Image(img));
+                        }
+                    }
+                    "document" => {
+                        if let Some(doc) = decode_document(b.source, &at, unknown)? {
+                            out.push(ToolResultPart::Document(doc));
                         }
                     }
                     other => unknown.push(format!("{at} (type {other})")),
@@ -632,6 +693,7 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                 Part::Image(img) => blocks.push(BlockOut::Image {
                     source: image_source(img),
                 }),
+                Part::Document(doc) => blocks.push(document_block(doc, || m.part_path(j))?),
                 Part::ToolCall {
                     id,
                     name,
@@ -651,25 +713,31 @@ fn encode_messages(req: &chat::Request) -> Result<Vec<MessageOut<'_>>, Untransla
                     tool_call_id,
                     content,
                     is_error,
-                } => blocks.push(BlockOut::ToolResult {
-                    tool_use_id: tool_id(tool_call_id),
-                    // Empty text blocks are refused; an empty result is
-                    // simply a result without content.
-                    content: content
-                        .iter()
-                        .filter_map(|c| match c {
-                            ToolResultPart::Text(t) if t.is_empty() => None,
-                            ToolResultPart::Text(t) => Some(BlockOut::Text {
+                } => {
+                    let mut out = Vec::with_capacity(content.len());
+                    for c in content {
+                        match c {
+                            // Empty text blocks are refused; an empty
+                            // result is simply a result without content.
+                            ToolResultPart::Text(t) if t.is_empty() => {}
+                            ToolResultPart::Text(t) => out.push(BlockOut::Text {
                                 text: t,
                                 cache_control: None,
                             }),
-                            ToolResultPart::Image(img) => Some(BlockOut::Image {
+                            ToolResultPart::Image(img) => out.push(BlockOut::Image {
                                 source: image_source(img),
                             }),
-                        })
-                        .collect(),
-                    is_error: *is_error,
-                }),
+                            ToolResultPart::Document(doc) => out.push(document_block(doc, || {
+                                format!("{}.content", m.part_path(j))
+                            })?),
+                        }
+                    }
+                    blocks.push(BlockOut::ToolResult {
+                        tool_use_id: tool_id(tool_call_id),
+                        content: out,
+                        is_error: *is_error,
+                    });
+                }
                 // Unsigned reasoning came from another provider; Messages
                 // rejects thinking blocks without a signature.
                 Part::Thinking { text, signature } => {
@@ -706,6 +774,54 @@ fn image_source(img: &Image) -> ImageSourceOut<'_> {
         Image::Url(url) => ImageSourceOut::Url { url },
         Image::Base64 { media_type, data } => ImageSourceOut::Base64 { media_type, data },
     }
+}
+
+/// A document as a Messages `document` block: Anthropic reads PDFs (base64
+/// or by URL) and plain text. Text given in base64 (an OpenAI `text/*`
+/// file) goes as text, which is what it is; any other type is refused by
+/// name. A URL of no known type goes as a PDF URL: Anthropic fetches it and
+/// refuses it if it is not one. The file name becomes the block's `title`,
+/// the label Messages shows the model beside the document.
+fn document_block(doc: &Document, at: impl Fn() -> String) -> Result<BlockOut<'_>, Untranslatable> {
+    let title = doc.filename.as_deref().filter(|n| !n.is_empty());
+    let refuse = |reason: String| Err(Untranslatable::new(at(), TARGET, reason));
+    let media_type = || doc.media_type().unwrap_or_default();
+    let source = match (&doc.source, doc.kind()) {
+        (DocSource::Text(text), _) => DocSourceOut::Text {
+            media_type: "text/plain",
+            data: std::borrow::Cow::Borrowed(text),
+        },
+        (DocSource::Url(url), Some(DocKind::Pdf) | None) => DocSourceOut::Url { url },
+        (DocSource::Url(_), Some(_)) => {
+            return refuse(format!(
+                "Messages fetches only PDFs by URL, and this is `{}`; send it inline",
+                media_type()
+            ));
+        }
+        (DocSource::Base64(data), Some(DocKind::Pdf)) => DocSourceOut::Base64 {
+            media_type: "application/pdf",
+            data,
+        },
+        (DocSource::Base64(_), Some(DocKind::Text)) => match doc.text() {
+            Some(text) => DocSourceOut::Text {
+                media_type: "text/plain",
+                data: text,
+            },
+            None => return refuse("the text document is not UTF-8 text in base64".into()),
+        },
+        (DocSource::Base64(_), Some(DocKind::Other)) => {
+            return refuse(format!(
+                "Messages reads PDF and plain-text documents, not `{}`",
+                media_type()
+            ));
+        }
+        (DocSource::Base64(_), None) => {
+            return refuse(
+                "the document's media type is unknown (no `data:` URL, no known extension in its name); Messages reads PDF and plain text".into(),
+            );
+        }
+    };
+    Ok(BlockOut::Document { source, title })
 }
 
 /// Tool-call arguments (JSON text) as a tool_use `input` object.
@@ -852,6 +968,173 @@ mod tests {
             refused(r#"[{"type":"code_interpreter","container":{"type":"auto"}}]"#).0,
             "tools[0]"
         );
+    }
+
+    fn user_blocks(blocks: &str) -> chat::Request {
+        let body = format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":{blocks}}}]}}"#
+        );
+        decode_request(body.as_bytes()).unwrap().0
+    }
+
+    fn docs(r: &chat::Request) -> Vec<&Document> {
+        r.messages
+            .iter()
+            .flat_map(|m| &m.parts)
+            .filter_map(|p| match p {
+                Part::Document(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The three document sources of Anthropic's PDF support and
+    /// citations pages: base64 PDF, PDF by URL, plain text.
+    #[test]
+    fn document_blocks_decode_by_source() {
+        let r = user_blocks(
+            r#"[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBE"}},
+                {"type":"document","source":{"type":"url","url":"https://x.example/a.pdf"},"citations":{"enabled":false}},
+                {"type":"document","source":{"type":"text","media_type":"text/plain","data":"The grass is green."}},
+                {"type":"text","text":"compare"}]"#,
+        );
+        assert!(r.unknown_fields.is_empty(), "{:?}", r.unknown_fields);
+        let pdf = |source| Document {
+            source,
+            media_type: Some("application/pdf".into()),
+            filename: None,
+        };
+        assert_eq!(
+            docs(&r),
+            [
+                &pdf(DocSource::Base64("JVBE".into())),
+                &pdf(DocSource::Url("https://x.example/a.pdf".into())),
+                &Document {
+                    source: DocSource::Text("The grass is green.".into()),
+                    media_type: Some("text/plain".into()),
+                    filename: None,
+                },
+            ]
+        );
+        // Encoding back gives the same blocks.
+        let out: serde_json::Value =
+            serde_json::from_slice(&encode_request(&r, "m", 10).unwrap()).unwrap();
+        let content = &out["messages"][0]["content"];
+        assert_eq!(
+            content[0],
+            serde_json::json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}})
+        );
+        assert_eq!(
+            content[1],
+            serde_json::json!({"type": "document", "source": {"type": "url", "url": "https://x.example/a.pdf"}})
+        );
+        assert_eq!(
+            content[2],
+            serde_json::json!({"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "The grass is green."}})
+        );
+    }
+
+    #[test]
+    fn what_a_document_block_says_beyond_the_file_is_named() {
+        let r = user_blocks(
+            r#"[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"x"},"title":"T","context":"C","citations":{"enabled":true}},
+                {"type":"document","source":{"type":"file","file_id":"file_1"}},
+                {"type":"document","source":{"type":"content","content":[{"type":"text","text":"a"}]}}]"#,
+        );
+        assert_eq!(
+            r.unknown_fields,
+            [
+                "messages[0].content[0].title",
+                "messages[0].content[0].context",
+                "messages[0].content[0].citations",
+                "messages[0].content[1].source.type",
+                "messages[0].content[2].source.type",
+            ]
+        );
+        assert_eq!(docs(&r).len(), 1);
+    }
+
+    #[test]
+    fn a_document_in_a_tool_result_goes_both_ways() {
+        let r = user_blocks(
+            r#"[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"found"},{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBE"}}]}]"#,
+        );
+        let Part::ToolResult { content, .. } = &r.messages[0].parts[0] else {
+            panic!("{:?}", r.messages)
+        };
+        assert!(matches!(content[1], ToolResultPart::Document(_)));
+        let out: serde_json::Value =
+            serde_json::from_slice(&encode_request(&r, "m", 10).unwrap()).unwrap();
+        assert_eq!(
+            out["messages"][0]["content"][0]["content"][1]["source"]["media_type"],
+            "application/pdf"
+        );
+    }
+
+    fn encode_doc(doc: Document) -> Result<serde_json::Value, Untranslatable> {
+        let r = chat::Request {
+            model: "m".into(),
+            messages: vec![Message::new(Role::User, vec![Part::Document(doc)], 0)],
+            ..Default::default()
+        };
+        encode_request(&r, "m", 10)
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+            .map(|v| v["messages"][0]["content"][0].clone())
+    }
+
+    /// Anthropic reads PDF and plain text: an OpenAI text file goes as
+    /// text, with its name as the title; a .docx is refused, saying why.
+    #[test]
+    fn other_dialects_documents_become_blocks_or_are_refused_by_name() {
+        let block = encode_doc(Document {
+            source: DocSource::Base64("aGk=".into()),
+            media_type: Some("text/markdown".into()),
+            filename: Some("notes.md".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            block,
+            serde_json::json!({"type": "document", "title": "notes.md", "source": {"type": "text", "media_type": "text/plain", "data": "hi"}})
+        );
+        // A Responses file_url of unknown type: Anthropic fetches it as a PDF.
+        let block = encode_doc(Document {
+            source: DocSource::Url("https://x.example/get?id=1".into()),
+            media_type: None,
+            filename: None,
+        })
+        .unwrap();
+        assert_eq!(block["source"]["type"], "url");
+        let e = encode_doc(Document {
+            source: DocSource::Base64("UEsDBA==".into()),
+            media_type: Some(
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
+            ),
+            filename: Some("c.docx".into()),
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "messages[0].content[0]");
+        assert!(e.reason.contains("PDF and plain-text"), "{}", e.reason);
+        let e = encode_doc(Document {
+            source: DocSource::Url("https://x.example/notes.txt".into()),
+            media_type: None,
+            filename: None,
+        })
+        .unwrap_err();
+        assert!(e.reason.contains("only PDFs by URL"), "{}", e.reason);
+        let e = encode_doc(Document {
+            source: DocSource::Base64("/w==".into()),
+            media_type: Some("text/plain".into()),
+            filename: None,
+        })
+        .unwrap_err();
+        assert!(e.reason.contains("not UTF-8"), "{}", e.reason);
+        let e = encode_doc(Document {
+            source: DocSource::Base64("AAAA".into()),
+            media_type: None,
+            filename: None,
+        })
+        .unwrap_err();
+        assert!(e.reason.contains("unknown"), "{}", e.reason);
     }
 
     #[test]

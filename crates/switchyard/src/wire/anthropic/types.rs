@@ -182,6 +182,12 @@ pub enum BlockOut<'a> {
     Image {
         source: ImageSourceOut<'a>,
     },
+    Document {
+        source: DocSourceOut<'a>,
+        /// The caller's file name: the label the model sees beside it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'a str>,
+    },
     ToolUse {
         id: std::borrow::Cow<'a, str>,
         name: &'a str,
@@ -208,6 +214,23 @@ pub enum BlockOut<'a> {
 pub enum ImageSourceOut<'a> {
     Base64 { media_type: &'a str, data: &'a str },
     Url { url: &'a str },
+}
+
+/// A document block's source: a base64 PDF, a PDF by URL, or plain text.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DocSourceOut<'a> {
+    Base64 {
+        media_type: &'static str,
+        data: &'a str,
+    },
+    Url {
+        url: &'a str,
+    },
+    Text {
+        media_type: &'static str,
+        data: std::borrow::Cow<'a, str>,
+    },
 }
 
 #[derive(Debug, Serialize)]

@@ -222,8 +222,8 @@ pub fn encode_response(r: &chat::Response) -> Result<Vec<u8>, DecodeError> {
             } => parts.push(call_part(id, Cow::Borrowed(name), arguments)?),
             // Said in `groundingMetadata` below.
             Part::WebSearch(_) => {}
-            // An answer holds neither.
-            Part::Image(_) | Part::ToolResult { .. } => {}
+            // An answer holds none of these.
+            Part::Image(_) | Part::Document(_) | Part::ToolResult { .. } => {}
         }
     }
     let out = ResponseOut {

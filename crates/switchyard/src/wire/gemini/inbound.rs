@@ -18,7 +18,10 @@ use self::config::{
     decode_tools,
 };
 use super::{Thought, id_with_signature, normalize_signature, read_thought_signature};
-use crate::chat::{self, Image, Message, Origin, Part, Role, SystemPart, ToolResultPart};
+use crate::chat::{
+    self, DocKind, DocSource, Document, Image, Message, Origin, Part, Role, SystemPart,
+    ToolResultPart,
+};
 use crate::wire::{DecodeError, Fields, UnknownKeys, field, is_neutral, opt_field};
 
 /// Decodes a `generateContent` / `streamGenerateContent` body. `model` is
@@ -508,18 +511,25 @@ fn user_turn(
                     &format!("{at}.inlineData"),
                     &mut req.unknown_fields,
                 );
-                if !b.mime_type.starts_with("image/") {
-                    // Audio, video, PDF...: no canonical part holds them.
+                if b.mime_type.starts_with("image/") {
+                    Part::Image(Image::Base64 {
+                        media_type: b.mime_type,
+                        data: b.data,
+                    })
+                } else if DocKind::of(&b.mime_type) != DocKind::Other {
+                    Part::Document(Document {
+                        source: DocSource::Base64(b.data),
+                        media_type: Some(b.mime_type),
+                        filename: None,
+                    })
+                } else {
+                    // Audio, video...: no canonical part holds them.
                     req.unknown_fields.push(format!("{at}.inlineData"));
                     continue;
                 }
-                Part::Image(Image::Base64 {
-                    media_type: b.mime_type,
-                    data: b.data,
-                })
             }
-            Data::File(f) => match file_image(&f) {
-                Some(url) => Part::Image(Image::Url(url)),
+            Data::File(f) => match public_file(f) {
+                Some(part) => part,
                 None => {
                     req.unknown_fields.push(format!("{at}.fileData"));
                     continue;
@@ -578,18 +588,26 @@ fn flush(req: &mut chat::Request, i: usize, parts: &mut Vec<Part>, origins: &mut
     }
 }
 
-/// A `fileData` part another provider can fetch: an image at a public
-/// http(s) URL. Files API and Cloud Storage URIs need Google's credentials.
-fn file_image(f: &FileDataIn) -> Option<String> {
+/// A `fileData` part another provider can fetch: an image or a document
+/// (PDF, text) at a public http(s) URL. Files API and Cloud Storage URIs
+/// need Google's credentials, and audio or video has no canonical part.
+fn public_file(f: FileDataIn) -> Option<Part> {
     let uri = f.file_uri.as_str();
-    let image = f
-        .mime_type
-        .as_deref()
-        .is_some_and(|m| m.starts_with("image/"));
     let public = (uri.starts_with("https://") || uri.starts_with("http://"))
         && !uri.contains("generativelanguage.googleapis.com")
         && !uri.contains("storage.googleapis.com");
-    (image && public).then(|| uri.to_owned())
+    let mime_type = f.mime_type.filter(|_| public)?;
+    if mime_type.starts_with("image/") {
+        Some(Part::Image(Image::Url(f.file_uri)))
+    } else if DocKind::of(&mime_type) != DocKind::Other {
+        Some(Part::Document(Document {
+            source: DocSource::Url(f.file_uri),
+            media_type: Some(mime_type),
+            filename: None,
+        }))
+    } else {
+        None
+    }
 }
 
 /// The call a `functionResponse` answers: by id when it has one, else by

@@ -5,7 +5,8 @@ use serde_json::value::RawValue;
 
 use super::split_signature;
 use crate::chat::{
-    self, Image, Part, ResponseFormat, Role, ToolChoice, ToolResultPart, Untranslatable,
+    self, DocKind, DocSource, Document, Image, Part, ResponseFormat, Role, ToolChoice,
+    ToolResultPart, Untranslatable,
 };
 
 const TARGET: &str = "a Gemini provider";
@@ -50,6 +51,10 @@ enum PartOut<'a> {
         #[serde(rename = "inlineData")]
         inline_data: InlineDataOut<'a>,
     },
+    FileData {
+        #[serde(rename = "fileData")]
+        file_data: FileDataOut<'a>,
+    },
     FunctionCall {
         #[serde(rename = "functionCall")]
         function_call: FunctionCallOut<'a>,
@@ -66,7 +71,16 @@ enum PartOut<'a> {
 #[serde(rename_all = "camelCase")]
 struct InlineDataOut<'a> {
     mime_type: &'a str,
-    data: &'a str,
+    data: std::borrow::Cow<'a, str>,
+}
+
+/// A file Gemini fetches itself: since January 2026, any public (or
+/// signed) https URL, on Gemini 3 models.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileDataOut<'a> {
+    mime_type: &'a str,
+    file_uri: &'a str,
 }
 
 #[derive(Serialize)]
@@ -342,6 +356,7 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
             match p {
                 Part::Text { text, .. } => parts.push(PartOut::Text { text }),
                 Part::Image(img) => parts.push(inline_image(img, at)?),
+                Part::Document(doc) => parts.push(document_part(doc, at)?),
                 Part::ToolCall {
                     id,
                     name,
@@ -389,6 +404,13 @@ fn encode_contents(req: &chat::Request) -> Result<Vec<ContentOut<'_>>, Untransla
                                     format!("{}.content", at()),
                                     TARGET,
                                     "function responses there hold text only, not images",
+                                ));
+                            }
+                            ToolResultPart::Document(_) => {
+                                return Err(Untranslatable::new(
+                                    format!("{}.content", at()),
+                                    TARGET,
+                                    "function responses there hold text only, not files",
                                 ));
                             }
                         }
@@ -444,7 +466,7 @@ fn inline_image<'a>(
         Image::Base64 { media_type, data } => Ok(PartOut::InlineData {
             inline_data: InlineDataOut {
                 mime_type: media_type,
-                data,
+                data: std::borrow::Cow::Borrowed(data),
             },
         }),
         Image::Url(_) => Err(Untranslatable::new(
@@ -455,9 +477,126 @@ fn inline_image<'a>(
     }
 }
 
+/// A document as Gemini takes it: PDF and text, inline (`inlineData`) or
+/// by a public https URL it fetches (`fileData`). Gemini has no place for
+/// a file's name: the name is not sent (README lists this), the file is.
+fn document_part<'a>(
+    doc: &'a Document,
+    at: impl Fn() -> String,
+) -> Result<PartOut<'a>, Untranslatable> {
+    let refuse = |reason: String| Err(Untranslatable::new(at(), TARGET, reason));
+    let Some(mime_type) = doc.media_type() else {
+        return refuse(
+            "the document's media type is unknown (no `data:` URL, no known extension in its name or URL), and Gemini needs one".into(),
+        );
+    };
+    if DocKind::of(mime_type) == DocKind::Other {
+        return refuse(format!(
+            "Gemini reads PDF and text documents, not `{mime_type}`"
+        ));
+    }
+    // Text given as text is a text/plain file to Gemini.
+    let mime_type = match doc.source {
+        DocSource::Text(_) => "text/plain",
+        _ => mime_type,
+    };
+    match &doc.source {
+        DocSource::Url(url) if url.starts_with("https://") => Ok(PartOut::FileData {
+            file_data: FileDataOut {
+                mime_type,
+                file_uri: url,
+            },
+        }),
+        DocSource::Url(_) => refuse("Gemini fetches documents from https URLs only".into()),
+        DocSource::Base64(_) | DocSource::Text(_) => Ok(PartOut::InlineData {
+            inline_data: InlineDataOut {
+                mime_type,
+                data: doc.base64().unwrap_or_default(),
+            },
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode_doc(doc: Document) -> Result<serde_json::Value, Untranslatable> {
+        let r = chat::Request {
+            model: "m".into(),
+            messages: vec![chat::Message::new(Role::User, vec![Part::Document(doc)], 0)],
+            ..Default::default()
+        };
+        encode_request(&r)
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+            .map(|v| v["contents"][0]["parts"][0].clone())
+    }
+
+    /// Gemini's document understanding page: a PDF inline as
+    /// `inlineData`; its file input methods page: a public https URL as
+    /// `fileData` (Gemini 3 models fetch it).
+    #[test]
+    fn documents_go_inline_or_by_https_url() {
+        let part = encode_doc(Document {
+            source: DocSource::Base64("JVBE".into()),
+            media_type: Some("application/pdf".into()),
+            filename: Some("a.pdf".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            part,
+            serde_json::json!({"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}})
+        );
+        let part = encode_doc(Document {
+            source: DocSource::Url("https://x.example/a.pdf".into()),
+            media_type: None,
+            filename: None,
+        })
+        .unwrap();
+        assert_eq!(
+            part,
+            serde_json::json!({"fileData": {"mimeType": "application/pdf", "fileUri": "https://x.example/a.pdf"}})
+        );
+        let part = encode_doc(Document {
+            source: DocSource::Text("hi".into()),
+            media_type: Some("text/plain".into()),
+            filename: None,
+        })
+        .unwrap();
+        assert_eq!(
+            part,
+            serde_json::json!({"inlineData": {"mimeType": "text/plain", "data": "aGk="}})
+        );
+    }
+
+    #[test]
+    fn documents_gemini_cannot_read_are_refused_by_name() {
+        let reason = |doc: Document| encode_doc(doc).unwrap_err().reason;
+        assert!(
+            reason(Document {
+                source: DocSource::Base64("UEsDBA==".into()),
+                media_type: None,
+                filename: Some("sheet.xlsx".into()),
+            })
+            .contains("PDF and text documents, not `application/vnd.openxmlformats")
+        );
+        assert!(
+            reason(Document {
+                source: DocSource::Url("http://x.example/a.pdf".into()),
+                media_type: None,
+                filename: None,
+            })
+            .contains("https URLs only")
+        );
+        assert!(
+            reason(Document {
+                source: DocSource::Url("https://x.example/get?id=1".into()),
+                media_type: None,
+                filename: None,
+            })
+            .contains("media type is unknown")
+        );
+    }
 
     fn responses(tools: &str) -> chat::Request {
         let body = format!(r#"{{"model":"m","input":"news","tools":{tools}}}"#);

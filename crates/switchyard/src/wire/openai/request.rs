@@ -8,8 +8,8 @@ use serde_json::value::RawValue;
 
 use super::types::*;
 use crate::chat::{
-    self, Image, Message, Part, ResponseFormat, Role, SystemPart, Tool, ToolChoice, ToolResultPart,
-    Untranslatable,
+    self, DocSource, Document, Image, Message, Part, ResponseFormat, Role, SystemPart, Tool,
+    ToolChoice, ToolResultPart, Untranslatable,
 };
 use crate::wire::{DecodeError, Fields, TextOrList, field, is_neutral, opt_field};
 
@@ -279,8 +279,16 @@ fn user_parts(
                         }
                         parts.push(Part::Image(Image::from_url(&img.url)));
                     }
+                    "file" => {
+                        let Some(f) = p.file else {
+                            return Err(DecodeError::missing(&format!("{at}.file")));
+                        };
+                        if let Some(doc) = decode_file(f, &format!("{at}.file"), unknown)? {
+                            parts.push(Part::Document(doc));
+                        }
+                    }
                     other => {
-                        // input_audio, file and whatever comes next: a
+                        // input_audio and whatever comes next: a
                         // same-dialect call forwards them, others refuse.
                         unknown.push(format!("{at}.{other}"));
                     }
@@ -289,6 +297,34 @@ fn user_parts(
             Ok(parts)
         }
     }
+}
+
+/// A `file` part's `file` (`at` names it): inline data as a document. A
+/// `file_id` names a file stored at OpenAI, which only OpenAI can read: it
+/// is noted as unknown (forwarded same-dialect, refused elsewhere).
+fn decode_file(
+    f: FileIn,
+    at: &str,
+    unknown: &mut Vec<String>,
+) -> Result<Option<Document>, DecodeError> {
+    for k in f.unknown.0 {
+        unknown.push(format!("{at}.{k}"));
+    }
+    if f.file_id.is_some() {
+        unknown.push(format!("{at}.file_id"));
+        return Ok(None);
+    }
+    let Some(data) = f.file_data else {
+        return Err(DecodeError::missing(&format!("{at}.file_data")));
+    };
+    Document::from_file_data(&data, f.filename)
+        .map(Some)
+        .ok_or_else(|| {
+            DecodeError::new(
+                format!("{at}.file_data"),
+                "a `data:` URL in `file_data` must be base64 (`data:<media type>;base64,...`)",
+            )
+        })
 }
 
 fn decode_tools(tools: Vec<ToolIn>, req: &mut chat::Request) -> Result<(), DecodeError> {
@@ -537,6 +573,18 @@ fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(
                             image_url: ImageUrlOut { url: img.to_url() },
                         })
                     }
+                    Part::Document(doc) => {
+                        if m.role == Role::System {
+                            return Err(Untranslatable::new(
+                                m.part_path(j),
+                                TARGET,
+                                "system messages hold text only",
+                            ));
+                        }
+                        parts.push(PartOut::File {
+                            file: file_out(doc, || m.part_path(j))?,
+                        });
+                    }
                     _ => {
                         return Err(Untranslatable::new(
                             m.part_path(j),
@@ -583,7 +631,7 @@ fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(
                     Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
                     // No decoder puts a provider's search into a request.
                     Part::WebSearch(_) => {}
-                    Part::Image(_) | Part::ToolResult { .. } => {
+                    Part::Image(_) | Part::Document(_) | Part::ToolResult { .. } => {
                         return Err(Untranslatable::new(
                             format!("{}.content", m.path()),
                             TARGET,
@@ -640,6 +688,13 @@ fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(
                                 "tool results there hold text only, not images",
                             ));
                         }
+                        ToolResultPart::Document(_) => {
+                            return Err(Untranslatable::new(
+                                format!("{}.content", m.part_path(j)),
+                                TARGET,
+                                "tool results there hold text only, not files",
+                            ));
+                        }
                     }
                 }
                 out.push(MessageOut {
@@ -652,6 +707,31 @@ fn encode_message<'a>(m: &'a Message, out: &mut Vec<MessageOut<'a>>) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A document as a Chat Completions `file`: inline, as a `data:` URL, with
+/// a name (OpenAI refuses inline files without one; a document that came
+/// without gets one made from its media type, `document.pdf`). `at` names
+/// the part for refusals.
+fn file_out(doc: &Document, at: impl Fn() -> String) -> Result<FileOut<'_>, Untranslatable> {
+    if let DocSource::Url(_) = doc.source {
+        return Err(Untranslatable::new(
+            at(),
+            TARGET,
+            "Chat Completions takes files inline (`file_data`) or by OpenAI file id, not by URL",
+        ));
+    }
+    let Some(file_data) = doc.data_url() else {
+        return Err(Untranslatable::new(
+            at(),
+            TARGET,
+            "the file's media type is unknown (no `data:` URL, no known extension in its name), and Chat Completions takes files as `data:` URLs",
+        ));
+    };
+    Ok(FileOut {
+        filename: doc.name_or_default(),
+        file_data,
+    })
 }
 
 /// The same-dialect fast path: the caller's own top-level fields, verbatim,
@@ -708,6 +788,116 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(content: &str) -> Result<chat::Request, DecodeError> {
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":{content}}}]}}"#);
+        decode_request(body.as_bytes()).map(|(r, _)| r)
+    }
+
+    fn encoded(req: &chat::Request) -> serde_json::Value {
+        serde_json::from_slice(&encode_request(req, "m", MaxTokensField::MaxTokens).unwrap())
+            .unwrap()
+    }
+
+    /// The `file` part OpenAI documents (file inputs guide, Chat
+    /// Completions): `file_data` as a data URL beside `filename`.
+    #[test]
+    fn a_file_part_decodes_to_a_document_and_back() {
+        let r = user(
+            r#"[{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBERi0x"}},{"type":"text","text":"sum up"}]"#,
+        )
+        .unwrap();
+        assert!(r.unknown_fields.is_empty(), "{:?}", r.unknown_fields);
+        assert_eq!(
+            r.messages[0].parts[0],
+            Part::Document(Document {
+                source: DocSource::Base64("JVBERi0x".into()),
+                media_type: Some("application/pdf".into()),
+                filename: Some("a.pdf".into()),
+            })
+        );
+        assert_eq!(
+            encoded(&r)["messages"][0]["content"][0],
+            serde_json::json!({"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}})
+        );
+    }
+
+    #[test]
+    fn a_stored_file_stays_with_openai_and_a_bad_file_is_named() {
+        let r = user(r#"[{"type":"file","file":{"file_id":"file-abc"}}]"#).unwrap();
+        assert_eq!(r.unknown_fields, ["messages[0].content[0].file.file_id"]);
+        assert!(r.messages[0].parts.is_empty());
+        let e = user(r#"[{"type":"file","file":{"filename":"a.pdf"}}]"#).unwrap_err();
+        assert_eq!(e.field, "messages[0].content[0].file.file_data");
+        let e = user(r#"[{"type":"file","file":{"file_data":"data:text/plain,hi"}}]"#).unwrap_err();
+        assert_eq!(e.field, "messages[0].content[0].file.file_data");
+        let e = user(r#"[{"type":"file"}]"#).unwrap_err();
+        assert_eq!(e.field, "messages[0].content[0].file");
+    }
+
+    fn with_document(doc: Document) -> chat::Request {
+        chat::Request {
+            model: "m".into(),
+            messages: vec![Message::new(Role::User, vec![Part::Document(doc)], 0)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn documents_go_inline_with_a_name_or_are_refused_by_name() {
+        // Text given as text (an Anthropic `text` source) is a text/plain
+        // file, named after its type: OpenAI refuses inline files unnamed.
+        let r = with_document(Document {
+            source: DocSource::Text("hello".into()),
+            media_type: Some("text/plain".into()),
+            filename: None,
+        });
+        assert_eq!(
+            encoded(&r)["messages"][0]["content"][0]["file"],
+            serde_json::json!({"filename": "document.txt", "file_data": "data:text/plain;base64,aGVsbG8="})
+        );
+        let refused = |doc: Document| {
+            encode_request(&with_document(doc), "m", MaxTokensField::MaxTokens).unwrap_err()
+        };
+        let e = refused(Document {
+            source: DocSource::Url("https://x.example/a.pdf".into()),
+            media_type: None,
+            filename: None,
+        });
+        assert_eq!(e.field, "messages[0].content[0]");
+        assert!(e.reason.contains("not by URL"), "{}", e.reason);
+        let e = refused(Document {
+            source: DocSource::Base64("AAAA".into()),
+            media_type: None,
+            filename: Some("blob".into()),
+        });
+        assert!(e.reason.contains("media type is unknown"), "{}", e.reason);
+    }
+
+    #[test]
+    fn documents_in_tool_results_and_system_turns_are_refused() {
+        let doc = Document {
+            source: DocSource::Base64("AAAA".into()),
+            media_type: Some("application/pdf".into()),
+            filename: None,
+        };
+        let mut r = with_document(doc.clone());
+        r.messages[0].role = Role::System;
+        let e = encode_request(&r, "m", MaxTokensField::MaxTokens).unwrap_err();
+        assert_eq!(e.field, "messages[0].content[0]");
+        r.messages = vec![Message::new(
+            Role::Tool,
+            vec![Part::ToolResult {
+                tool_call_id: "c".into(),
+                content: vec![ToolResultPart::Document(doc)],
+                is_error: false,
+            }],
+            2,
+        )];
+        let e = encode_request(&r, "m", MaxTokensField::MaxTokens).unwrap_err();
+        assert_eq!(e.field, "messages[2].content[0].content");
+        assert!(e.reason.contains("not files"), "{}", e.reason);
+    }
 
     /// A Chat Completions server has no search of its own to map a web
     /// search to; the refusal says so, and how to serve the call anyway.

@@ -179,7 +179,10 @@ pub fn encode_response(r: &chat::Response) -> Vec<u8> {
             // can ask for a search (`web_search_options` is refused), so
             // this only leaves out how another dialect's provider worked.
             Part::WebSearch(_) => {}
-            Part::RedactedThinking { .. } | Part::Image(_) | Part::ToolResult { .. } => {}
+            Part::RedactedThinking { .. }
+            | Part::Image(_)
+            | Part::Document(_)
+            | Part::ToolResult { .. } => {}
         }
     }
     let out = ResponseOut {

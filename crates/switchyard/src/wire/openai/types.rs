@@ -38,7 +38,23 @@ pub struct PartIn {
     #[serde(default)]
     pub image_url: Option<ImageUrlIn>,
     #[serde(default)]
+    pub file: Option<FileIn>,
+    #[serde(default)]
     pub refusal: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownKeys,
+}
+
+/// A `file` part's `file`: inline data (a `data:` URL) with its name, or
+/// the id of a file stored at OpenAI.
+#[derive(Debug, Deserialize)]
+pub struct FileIn {
+    #[serde(default)]
+    pub file_data: Option<String>,
+    #[serde(default)]
+    pub file_id: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -209,6 +225,15 @@ pub enum ContentOut<'a> {
 pub enum PartOut<'a> {
     Text { text: &'a str },
     ImageUrl { image_url: ImageUrlOut },
+    File { file: FileOut<'a> },
+}
+
+/// An inline file: OpenAI wants the data as a `data:` URL and refuses it
+/// without a `filename`.
+#[derive(Debug, Serialize)]
+pub struct FileOut<'a> {
+    pub filename: std::borrow::Cow<'a, str>,
+    pub file_data: String,
 }
 
 #[derive(Debug, Serialize)]

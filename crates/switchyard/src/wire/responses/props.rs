@@ -20,8 +20,8 @@ use super::request::freeform_schema;
 use super::types::CustomFormatIn;
 use super::{Relay, StreamEncoder, decode_request, encode_response};
 use crate::chat::{
-    self, Event, FinishReason, Image, Message, Origin, Part, RawJson, ResponseFormat, Role,
-    SystemPart, Tool, ToolChoice, ToolOrigin, ToolResultPart, Usage,
+    self, DocSource, Document, Event, FinishReason, Image, Message, Origin, Part, RawJson,
+    ResponseFormat, Role, SystemPart, Tool, ToolChoice, ToolOrigin, ToolResultPart, Usage,
 };
 use crate::wire::sse;
 
@@ -79,6 +79,34 @@ fn arb_image() -> impl Strategy<Value = Image> {
         "[A-Za-z0-9+/]{4,12}".prop_map(|data| Image::Base64 {
             media_type: "image/png".into(),
             data,
+        }),
+    ]
+}
+
+/// A file as an `input_file` can give it: inline as a data URL with its
+/// name, or by URL, named or not.
+fn arb_document() -> impl Strategy<Value = Document> {
+    prop_oneof![
+        (
+            prop_oneof![
+                Just("application/pdf"),
+                Just("text/plain"),
+                Just("text/csv")
+            ],
+            "[A-Za-z0-9+/]{4,12}",
+            "[a-z]{1,6}\\.(pdf|txt|csv)",
+        )
+            .prop_map(|(media_type, data, name)| Document {
+                source: DocSource::Base64(data),
+                media_type: Some(media_type.into()),
+                filename: Some(name),
+            }),
+        ("[a-z]{1,6}", proptest::option::of("[a-z]{1,6}\\.pdf")).prop_map(|(n, name)| {
+            Document {
+                source: DocSource::Url(format!("https://files.example/{n}.pdf")),
+                media_type: None,
+                filename: name,
+            }
         }),
     ]
 }
@@ -226,6 +254,7 @@ fn arb_result_part() -> impl Strategy<Value = ToolResultPart> {
     prop_oneof![
         4 => arb_text().prop_map(ToolResultPart::Text),
         1 => arb_image().prop_map(ToolResultPart::Image),
+        1 => arb_document().prop_map(ToolResultPart::Document),
     ]
 }
 
@@ -246,6 +275,7 @@ fn arb_turn() -> impl Strategy<Value = Turn> {
             prop_oneof![
                 4 => arb_text().prop_map(|t| text(&t)),
                 1 => arb_image().prop_map(Part::Image),
+                1 => arb_document().prop_map(Part::Document),
             ],
             1..4,
         )
@@ -496,6 +526,18 @@ fn image_url(img: &Image) -> Value {
     json!({"type": "input_image", "image_url": img.to_url(), "detail": "auto"})
 }
 
+fn input_file(doc: &Document) -> Value {
+    let mut v = match &doc.source {
+        DocSource::Base64(_) => json!({"type": "input_file", "file_data": doc.data_url()}),
+        DocSource::Url(url) => json!({"type": "input_file", "file_url": url}),
+        DocSource::Text(_) => panic!("no input_file gives text as text: {doc:?}"),
+    };
+    if let Some(name) = &doc.filename {
+        v["filename"] = name.clone().into();
+    }
+    v
+}
+
 fn render_content(parts: &[Part]) -> Value {
     if let [Part::Text { text, .. }] = parts {
         return text.clone().into();
@@ -505,6 +547,7 @@ fn render_content(parts: &[Part]) -> Value {
         .map(|p| match p {
             Part::Text { text, .. } => json!({"type": "input_text", "text": text}),
             Part::Image(img) => image_url(img),
+            Part::Document(doc) => input_file(doc),
             other => panic!("not user content: {other:?}"),
         })
         .collect()
@@ -519,6 +562,7 @@ fn render_result(content: &[ToolResultPart]) -> Value {
         .map(|p| match p {
             ToolResultPart::Text(t) => json!({"type": "input_text", "text": t}),
             ToolResultPart::Image(img) => image_url(img),
+            ToolResultPart::Document(doc) => input_file(doc),
         })
         .collect()
 }

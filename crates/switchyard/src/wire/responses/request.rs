@@ -6,8 +6,8 @@ use serde_json::value::RawValue;
 use super::types::*;
 use super::{compaction, reasoning};
 use crate::chat::{
-    self, BuiltinTool, Image, Message, Part, ResponseFormat, Role, SystemPart, Tool, ToolChoice,
-    ToolOrigin, ToolResultPart,
+    self, BuiltinTool, DocSource, Document, Image, Message, Part, ResponseFormat, Role, SystemPart,
+    Tool, ToolChoice, ToolOrigin, ToolResultPart,
 };
 use crate::wire::{DecodeError, Fields, TextOrList, field, is_neutral, opt_field};
 
@@ -263,6 +263,11 @@ fn decode_message(item: ItemIn, i: usize, req: &mut chat::Request) -> Result<(),
             for (j, p) in parts.into_iter().enumerate() {
                 match p {
                     Part::Text { text, .. } => joined.push_str(&text),
+                    // A file there is for OpenAI to take or refuse: the
+                    // native path forwards it, other targets refuse it.
+                    Part::Document(_) => {
+                        req.unknown_fields.push(format!("input[{i}].content[{j}]"))
+                    }
                     _ => {
                         return Err(DecodeError::new(
                             format!("input[{i}].content[{j}]"),
@@ -283,8 +288,15 @@ fn decode_message(item: ItemIn, i: usize, req: &mut chat::Request) -> Result<(),
         }
         "user" => req.messages.push(Message::new(Role::User, parts, i)),
         "assistant" => {
-            for p in parts {
-                assistant(req, p, i);
+            for (j, p) in parts.into_iter().enumerate() {
+                match p {
+                    // Answers hold no files; one in an assistant message is
+                    // OpenAI's to judge (the native path forwards it).
+                    Part::Document(_) => {
+                        req.unknown_fields.push(format!("input[{i}].content[{j}]"))
+                    }
+                    p => assistant(req, p, i),
+                }
             }
         }
         other => {
@@ -344,13 +356,60 @@ fn content_parts(
                     }
                 }
             }
+            "input_file" => {
+                if p.detail.as_deref().is_some_and(|d| d != "auto") {
+                    unknown.push(format!("{at}.detail"));
+                }
+                if let Some(doc) = input_file(p, &at, unknown)? {
+                    parts.push(Part::Document(doc));
+                }
+            }
             other => unknown.push(format!("{at}.type={other}")),
         }
     }
     Ok(parts)
 }
 
-/// A tool output: a string, or a list of text and image parts.
+/// An `input_file` part (`at` names it): inline data (a `data:` URL) or a
+/// URL the provider fetches, with the caller's file name. A `file_id`
+/// names a file stored at OpenAI: only the native path can use it.
+fn input_file(
+    p: PartIn,
+    at: &str,
+    unknown: &mut Vec<String>,
+) -> Result<Option<Document>, DecodeError> {
+    match (p.file_id, p.file_data, p.file_url) {
+        (Some(_), _, _) => {
+            unknown.push(format!("{at}.file_id"));
+            Ok(None)
+        }
+        (None, Some(data), url) => {
+            // Both: the native path lets OpenAI say which it reads.
+            if url.is_some() {
+                unknown.push(format!("{at}.file_url"));
+            }
+            Document::from_file_data(&data, p.filename)
+            .map(Some)
+            .ok_or_else(|| {
+                DecodeError::new(
+                    format!("{at}.file_data"),
+                    "a `data:` URL in `file_data` must be base64 (`data:<media type>;base64,...`)",
+                )
+            })
+        }
+        (None, None, Some(url)) => Ok(Some(Document {
+            source: DocSource::Url(url),
+            media_type: None,
+            filename: p.filename,
+        })),
+        (None, None, None) => Err(DecodeError::new(
+            at,
+            format!("`{at}` needs one of file_data, file_url or file_id"),
+        )),
+    }
+}
+
+/// A tool output: a string, or a list of text, image and file parts.
 fn tool_output(
     output: TextOrList<PartIn>,
     path: &str,
@@ -361,6 +420,7 @@ fn tool_output(
         .filter_map(|p| match p {
             Part::Text { text, .. } => Some(ToolResultPart::Text(text)),
             Part::Image(img) => Some(ToolResultPart::Image(img)),
+            Part::Document(doc) => Some(ToolResultPart::Document(doc)),
             _ => None,
         })
         .collect())
@@ -722,6 +782,94 @@ fn without_gateway_state(input: &RawValue) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn input(items: &str) -> Result<chat::Request, DecodeError> {
+        let body = format!(r#"{{"model":"m","input":{items}}}"#);
+        decode_request(body.as_bytes()).map(|(r, _)| r)
+    }
+
+    /// OpenAI's file inputs guide: `input_file` with `file_data` as a data
+    /// URL and a `filename`, or with a `file_url`; `file_id` for a file
+    /// stored at OpenAI.
+    #[test]
+    fn input_files_decode_to_documents() {
+        let r = input(
+            r#"[{"role":"user","content":[
+                {"type":"input_file","filename":"a.pdf","file_data":"data:application/pdf;base64,JVBE"},
+                {"type":"input_file","file_url":"https://x.example/b.pdf"},
+                {"type":"input_file","file_id":"file-1"},
+                {"type":"input_text","text":"compare"}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(r.unknown_fields, ["input[0].content[2].file_id"]);
+        assert_eq!(
+            r.messages[0].parts[..2],
+            [
+                Part::Document(Document {
+                    source: DocSource::Base64("JVBE".into()),
+                    media_type: Some("application/pdf".into()),
+                    filename: Some("a.pdf".into()),
+                }),
+                Part::Document(Document {
+                    source: DocSource::Url("https://x.example/b.pdf".into()),
+                    media_type: None,
+                    filename: None,
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_input_file_is_named() {
+        let e = input(r#"[{"role":"user","content":[{"type":"input_file","filename":"a"}]}]"#)
+            .unwrap_err();
+        assert_eq!(e.field, "input[0].content[0]");
+        let e = input(
+            r#"[{"role":"user","content":[{"type":"input_file","file_data":"data:application/pdf,x"}]}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "input[0].content[0].file_data");
+        let r = input(
+            r#"[{"role":"user","content":[{"type":"input_file","file_data":"data:text/plain;base64,aGk=","file_url":"https://x.example/a","detail":"high"}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.unknown_fields,
+            ["input[0].content[0].detail", "input[0].content[0].file_url"]
+        );
+    }
+
+    /// A file in a developer or assistant message decodes (the native path
+    /// forwards it for OpenAI to judge) and is refused by any other target.
+    #[test]
+    fn a_file_outside_a_user_turn_is_named() {
+        let r = input(
+            r#"[{"role":"developer","content":[{"type":"input_text","text":"rules"},{"type":"input_file","file_url":"https://x.example/r.pdf"}]},
+                {"role":"assistant","content":[{"type":"input_file","file_url":"https://x.example/a.pdf"}]},
+                {"role":"user","content":"hi"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.unknown_fields,
+            ["input[0].content[1]", "input[1].content[0]"]
+        );
+        assert_eq!(r.system[0].text, "rules");
+    }
+
+    #[test]
+    fn a_file_in_a_tool_output_is_a_document_result() {
+        let r = input(
+            r#"[{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},
+                {"type":"function_call_output","call_id":"c1","output":[{"type":"input_text","text":"here"},{"type":"input_file","filename":"r.pdf","file_data":"data:application/pdf;base64,JVBE"}]}]"#,
+        )
+        .unwrap();
+        let Part::ToolResult { content, .. } = &r.messages[1].parts[0] else {
+            panic!("{:?}", r.messages)
+        };
+        assert!(
+            matches!(&content[1], ToolResultPart::Document(d) if d.filename.as_deref() == Some("r.pdf"))
+        );
+    }
 
     #[test]
     fn a_web_search_tool_decodes_its_options_and_keeps_its_definition() {

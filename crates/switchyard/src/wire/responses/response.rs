@@ -311,7 +311,7 @@ pub fn encode_response(r: &chat::Response, echo: &Echo, provider: &str, now: u64
                 let id = echo.item_id("ws", items.len());
                 items.push(web_search_item(id, search));
             }
-            Part::Image(_) | Part::ToolResult { .. } => {}
+            Part::Image(_) | Part::Document(_) | Part::ToolResult { .. } => {}
         }
     }
     flush(&mut text, &mut items);

@@ -352,6 +352,62 @@ fn what_has_no_canonical_place_is_named() {
     assert_eq!(e.field, "tools[0].googleSearch");
 }
 
+/// Gemini's document understanding page: a PDF inline, a text file
+/// inline; its file input methods page: a document at a public https URL.
+#[test]
+fn documents_decode_inline_and_by_public_url() {
+    let r = decode(
+        r#"{"contents": [{"role": "user", "parts": [
+            {"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}},
+            {"inline_data": {"mime_type": "text/plain", "data": "aGk="}},
+            {"fileData": {"mimeType": "application/pdf", "fileUri": "https://x.example/a.pdf"}},
+            {"text": "compare"}]}]}"#,
+    );
+    assert!(r.unknown_fields.is_empty(), "{:?}", r.unknown_fields);
+    let doc = |source, media_type: &str| {
+        Part::Document(chat::Document {
+            source,
+            media_type: Some(media_type.into()),
+            filename: None,
+        })
+    };
+    assert_eq!(
+        r.messages[0].parts,
+        [
+            doc(chat::DocSource::Base64("JVBE".into()), "application/pdf"),
+            doc(chat::DocSource::Base64("aGk=".into()), "text/plain"),
+            doc(
+                chat::DocSource::Url("https://x.example/a.pdf".into()),
+                "application/pdf"
+            ),
+            text("compare"),
+        ]
+    );
+    // To Anthropic: a base64 PDF, text as text, a PDF by URL.
+    let out: serde_json::Value =
+        serde_json::from_slice(&crate::wire::anthropic::encode_request(&r, "claude", 10).unwrap())
+            .unwrap();
+    let kinds: Vec<&str> = out["messages"][0]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["source"]["type"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(kinds, ["base64", "text", "url", "-"]);
+    // Audio and video inline, and an Office file, have no canonical part.
+    let r = decode(
+        r#"{"contents": [{"parts": [{"inlineData": {"mimeType": "video/mp4", "data": "AAAA"}},
+            {"fileData": {"mimeType": "application/msword", "fileUri": "https://x.example/a.doc"}}]}]}"#,
+    );
+    assert_eq!(
+        r.unknown_fields,
+        [
+            "contents[0].parts[0].inlineData",
+            "contents[0].parts[1].fileData"
+        ]
+    );
+}
+
 #[test]
 fn malformed_requests_are_refused_with_the_path() {
     let cases = [
@@ -770,6 +826,7 @@ fn normalized(r: &chat::Request) -> chat::Request {
                         .map(|c| match c {
                             ToolResultPart::Text(t) => t.as_str(),
                             ToolResultPart::Image(_) => "<image>",
+                            ToolResultPart::Document(_) => "<document>",
                         })
                         .collect();
                     *content = vec![ToolResultPart::Text(joined)];
