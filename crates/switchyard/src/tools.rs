@@ -9,6 +9,7 @@
 pub mod classify;
 pub mod path;
 pub mod proxy;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;

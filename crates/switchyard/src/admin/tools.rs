@@ -137,7 +137,7 @@ pub(super) async fn tool_calls(
 ) -> Response {
     let Ok(Query(q)) = q else {
         return bad(
-            "expected kind=tool_call|approval_requested|approval_decided, cursor and limit=1..500",
+            "expected kind=tool_call|approval_requested|approval_decided|mcp_change_decided, cursor and limit=1..500",
         );
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 500);

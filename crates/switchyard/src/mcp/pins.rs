@@ -32,7 +32,7 @@ pub fn digest(tool: &Value) -> (String, String) {
 }
 
 /// A JSON value with every object's keys in order.
-fn sorted(v: &Value) -> Value {
+pub fn sorted(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();

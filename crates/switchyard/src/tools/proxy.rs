@@ -78,6 +78,7 @@ pub struct Incoming {
 #[derive(serde::Serialize, Default)]
 struct CallRecord {
     request_id: String,
+    via: &'static str,
     key_id: Option<String>,
     tags: serde_json::Map<String, serde_json::Value>,
     tool: String,
@@ -108,6 +109,7 @@ fn digest(body: &[u8]) -> String {
 pub async fn call(gw: Arc<Gateway>, inc: Incoming) -> Response {
     let ctx = Ctx::new(&gw, Dialect::OpenAi);
     let started = tokio::time::Instant::now();
+    let started_ms = crate::clock::unix_ms();
     let caller = inc
         .parts
         .extensions
@@ -116,6 +118,7 @@ pub async fn call(gw: Arc<Gateway>, inc: Incoming) -> Response {
         .unwrap_or_default();
     let mut rec = CallRecord {
         request_id: ctx.id.to_string(),
+        via: "http",
         key_id: caller.key_id().map(str::to_owned),
         tags: caller
             .key
@@ -152,6 +155,21 @@ pub async fn call(gw: Arc<Gateway>, inc: Incoming) -> Response {
     if let Err(e) = crate::audit::append(&gw.storage, "tool_call", &rec).await {
         tracing::error!(error = %e, request_id = %ctx.id, "A tool call could not be audited");
     }
+    crate::tools::usage::record(
+        &gw,
+        crate::tools::usage::ToolUse {
+            request_id: &rec.request_id,
+            caller: &caller,
+            headers: &inc.parts.headers,
+            via: "tool",
+            name: &inc.tool,
+            target: &inc.tool,
+            started_ms,
+            latency_ms: rec.latency_ms,
+            status: rec.status,
+            error_class: (rec.status >= 400).then_some(rec.decision),
+        },
+    );
     ctx.stamp(resp.headers_mut());
     resp
 }

@@ -62,7 +62,7 @@ fn init_logs() {
         let writer = Capture(buf.clone());
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "trace,hyper=debug,hyper_util=debug,h2=info,sqlx=debug,tokio=info,runtime=info",
+                "trace,hyper=debug,hyper_util=debug,h2=info,sqlx=debug,tokio=info,runtime=info,rmcp=warn",
             ))
             .with_writer(move || writer.clone())
             .with_ansi(false)

@@ -17,6 +17,7 @@ mod gemini_api;
 mod harness;
 mod keys;
 mod logs;
+mod mcp;
 mod mock;
 mod responses;
 mod routing;
