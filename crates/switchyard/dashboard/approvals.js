@@ -1,18 +1,22 @@
 // Approvals: tool writes held for a person. Each pending request shows the
 // tool, the method and path, what it carries, the key and its tags; approve
 // or deny it with a reason. Decided requests are listed below, newest first.
+// Below them, MCP tools whose definition changed since the gateway first saw
+// them (withheld from agents until accepted), with the new definition.
 
 import { api } from './api.js';
 import { announce, clear, empty, errorBox, fmtTime, h, labelled, poll } from './ui.js';
 
 const COLUMNS = ['Requested', 'Tool', 'Call', 'Arguments', 'Key', 'Expires', 'Decision'];
 const DONE = ['Requested', 'Tool', 'Call', 'State', 'By', 'Reason'];
+const CHANGES = ['Seen', 'Tool', 'New definition', 'Decision'];
 
 export async function render(root) {
   const errors = h('div');
   const result = h('div', { class: 'notice ok', role: 'status', 'data-testid': 'approvals-result' });
   const body = h('tbody', { 'data-testid': 'approvals-body' });
   const doneBody = h('tbody', { 'data-testid': 'approvals-done' });
+  const changesBody = h('tbody', { 'data-testid': 'mcp-changes-body' });
   root.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Approvals'),
       h('div', { class: 'actions' },
@@ -30,7 +34,36 @@ export async function render(root) {
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Decided approvals' },
       h('table', { class: 'cards' },
         h('thead', {}, h('tr', {}, DONE.map((t) => h('th', { scope: 'col' }, t)))),
-        doneBody)));
+        doneBody)),
+    h('h2', {}, 'Changed MCP tools'),
+    h('p', { class: 'muted' },
+      'An MCP tool whose name, description, schemas or annotations changed is withheld from agents until it is accepted here.'),
+    h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Changed MCP tools' },
+      h('table', { class: 'cards', 'data-testid': 'mcp-changes-table' },
+        h('thead', {}, h('tr', {}, CHANGES.map((t) => h('th', { scope: 'col' }, t)))),
+        changesBody)));
+
+  async function decideChange(c, decision) {
+    try {
+      await api(`/admin/v1/mcp/changes/${encodeURIComponent(c.id)}`, { method: 'POST', body: { decision } });
+      result.textContent = `${decision === 'accept' ? 'Accepted' : 'Rejected'} the new ${c.server}__${c.tool}.`;
+      announce(result.textContent);
+    } catch (e) {
+      clear(errors).append(errorBox(e));
+    }
+    await load();
+  }
+
+  function changeRow(c) {
+    return labelled(h('tr', { 'data-testid': 'mcp-change-row', 'data-id': c.id },
+      h('td', {}, fmtTime(c.seen_ms)),
+      h('td', { class: 'mono' }, `${c.server}__${c.tool}`),
+      h('td', {}, h('pre', { class: 'mono wrap', 'data-testid': 'mcp-change-definition' }, JSON.stringify(c.definition, null, 2))),
+      h('td', {}, h('div', { class: 'inline-form' },
+        h('button', { type: 'button', class: 'primary', 'data-testid': 'mcp-change-accept', onclick: () => decideChange(c, 'accept') }, 'Accept'),
+        h('button', { type: 'button', class: 'danger', 'data-testid': 'mcp-change-reject', onclick: () => decideChange(c, 'reject') }, 'Reject')))),
+    CHANGES);
+  }
 
   async function decide(a, decision, reasonIn) {
     try {
@@ -68,11 +101,15 @@ export async function render(root) {
 
   async function load() {
     try {
-      const [pending, all] = await Promise.all([
+      const [pending, all, changes] = await Promise.all([
         api('/admin/v1/approvals', { query: { state: 'pending', limit: 200 } }),
         api('/admin/v1/approvals', { query: { limit: 50 } }),
+        api('/admin/v1/mcp/changes', { query: { state: 'pending' } }),
       ]);
       clear(errors);
+      clear(changesBody).append(...(changes.data.length
+        ? changes.data.map(changeRow)
+        : [empty(CHANGES.length, 'No MCP tool has changed.')]));
       clear(body).append(...(pending.data.length ? pending.data.map(row) : [empty(COLUMNS.length, 'Nothing is waiting.')]));
       const decided = all.data.filter((a) => a.state !== 'pending');
       clear(doneBody).append(...(decided.length

@@ -413,6 +413,17 @@ await step('approvals', async () => {
   const after = await pageFetch('/admin/v1/approvals', {});
   const a = JSON.parse(after.text).data.find((x) => x.id === id);
   assert(a && a.state === 'approved' && a.decided_by === 'dashboard' && a.reason === 'checked in the browser', `after approving: ${after.text.slice(0, 300)}`);
+  // An MCP tool whose definition changed (seeded by the Rust side) is
+  // accepted from the same page.
+  const change = page.locator('[data-testid="mcp-change-row"]').first();
+  await until('the changed MCP tool', async () => (await change.count()) > 0, 15_000, 500);
+  assert((await change.locator('[data-testid="mcp-change-definition"]').textContent()).includes('id_rsa'), 'the new definition is not shown');
+  const changeId = await change.getAttribute('data-id');
+  await change.locator('[data-testid="mcp-change-accept"]').click();
+  await byTest('approvals-result').filter({ hasText: /Accepted/ }).waitFor();
+  const changes = await pageFetch('/admin/v1/mcp/changes', {});
+  const c = JSON.parse(changes.text).data.find((x) => x.id === changeId);
+  assert(c && c.state === 'accepted' && c.decided_by === 'dashboard', `after accepting: ${changes.text.slice(0, 300)}`);
 });
 
 await step('providers', async () => {
