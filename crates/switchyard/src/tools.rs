@@ -20,6 +20,35 @@ use crate::config::tools::ToolConfig;
 use crate::config::{Config, Env};
 use crate::providers::Secret;
 
+/// Whether a request may reach a tool or MCP server in `jurisdiction`:
+/// `x-switchyard-jurisdiction` and the key's list, as for model calls; a
+/// tool that names no jurisdiction is refused to a request limited to some.
+pub fn jurisdiction_allows(
+    headers: &http::HeaderMap,
+    caller: &crate::auth::Caller,
+    name: &str,
+    jurisdiction: Option<&str>,
+) -> Result<(), crate::error::GatewayError> {
+    let key = caller.key.as_ref().and_then(|k| k.jurisdictions.as_deref());
+    let c = crate::pipeline::constraints(headers, key)?;
+    match (c.jurisdictions, jurisdiction) {
+        (None, _) => Ok(()),
+        (Some(allowed), Some(j)) if allowed.iter().any(|a| a == j) => Ok(()),
+        (Some(allowed), j) => Err(crate::error::GatewayError::Forbidden(format!(
+            "`{name}` is {}; this request may only reach {}",
+            j.map_or_else(
+                || "in no declared jurisdiction".to_owned(),
+                |j| format!("in jurisdiction `{j}`")
+            ),
+            if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            }
+        ))),
+    }
+}
+
 /// A tool ready to take calls: its configuration and its credential.
 #[derive(Debug)]
 pub struct Tool {

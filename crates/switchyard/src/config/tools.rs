@@ -27,6 +27,8 @@ pub struct RawTool {
     pub approval_timeout_s: Option<Seconds>,
     #[serde(default)]
     pub timeout_ms: Option<super::Millis>,
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +61,8 @@ pub struct RawMcpServer {
     pub approval_timeout_s: Option<Seconds>,
     #[serde(default)]
     pub timeout_ms: Option<super::Millis>,
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +143,9 @@ pub struct ToolConfig {
     pub approval_timeout: Duration,
     #[serde(serialize_with = "super::ser_duration")]
     pub timeout: Duration,
+    /// Where the tool's API runs (`eu`, `us`): a key or request limited to
+    /// jurisdictions may call it only when it names one of theirs.
+    pub jurisdiction: Option<String>,
 }
 
 /// An upstream MCP server whose tools the gateway's `/mcp` offers as
@@ -149,8 +156,9 @@ pub struct McpServerConfig {
     /// Its Streamable HTTP endpoint.
     pub url: String,
     pub auth: Option<ToolAuth>,
-    /// Tool-name globs the operator declares reads, and writes (a write
-    /// glob wins; a tool neither lists is decided by its annotations).
+    /// Tool-name globs the operator declares reads, and writes (a read
+    /// glob is checked first; a tool neither lists is decided by its
+    /// annotations).
     pub reads: Vec<String>,
     pub writes: Vec<String>,
     /// The MCP client's own elicitation answer may decide a held write.
@@ -162,6 +170,8 @@ pub struct McpServerConfig {
     pub approval_timeout: Duration,
     #[serde(serialize_with = "super::ser_duration")]
     pub timeout: Duration,
+    /// As for tools.
+    pub jurisdiction: Option<String>,
 }
 
 /// The default time a held write waits for a person.
@@ -212,9 +222,23 @@ pub fn validate<E>(
             approval: t.approval.unwrap_or(Approval::Required),
             approval_timeout: t.approval_timeout_s.map_or(default_timeout, |s| s.0),
             timeout,
+            jurisdiction: jurisdiction(t.jurisdiction).map_err(|m| err(&at("jurisdiction"), m))?,
         });
     }
     Ok(out)
+}
+
+/// One jurisdiction tag, lower-cased.
+fn jurisdiction(j: Option<String>) -> Result<Option<String>, String> {
+    let Some(j) = j.map(|j| j.trim().to_ascii_lowercase()) else {
+        return Ok(None);
+    };
+    if j.is_empty() || j.contains(',') {
+        return Err(format!(
+            "expected one tag such as \"eu\" or \"us\", got \"{j}\""
+        ));
+    }
+    Ok(Some(j))
 }
 
 /// A name for a tool or a server: letters, digits, `-` and `_`, no `__`.
@@ -305,6 +329,8 @@ pub fn validate_mcp<E>(
             approval: m.approval.unwrap_or(Approval::Required),
             approval_timeout: m.approval_timeout_s.map_or(default_timeout, |s| s.0),
             timeout,
+            jurisdiction: jurisdiction(m.jurisdiction)
+                .map_err(|msg| err(&at("jurisdiction"), msg))?,
         });
     }
     Ok(out)

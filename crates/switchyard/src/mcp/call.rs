@@ -154,6 +154,13 @@ async fn run(
         ));
     }
     let up = gw.mcp.servers.get(server).ok_or_else(unknown)?.clone();
+    if let Err(e) =
+        crate::tools::jurisdiction_allows(headers, caller, name, up.config.jurisdiction.as_deref())
+    {
+        rec.decision = "refused";
+        rec.status = 403;
+        return Ok(tool_error(format!("jurisdiction_refused: {e}")));
+    }
     let mut listed = None;
     for force in [false, true] {
         match up.tools(&gw.storage, force).await {

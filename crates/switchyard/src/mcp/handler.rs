@@ -123,9 +123,19 @@ impl ServerHandler for Handler {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = caller(&ctx)?;
+        let headers = &parts(&ctx)?.headers;
         let mut out = Vec::new();
         for up in self.gw.mcp.servers.iter() {
             let server = up.config.name.as_str();
+            let reachable = crate::tools::jurisdiction_allows(
+                headers,
+                &caller,
+                server,
+                up.config.jurisdiction.as_deref(),
+            );
+            if reachable.is_err() {
+                continue;
+            }
             let listed = match up.tools(&self.gw.storage, false).await {
                 Ok(l) => l,
                 Err(e) => {

@@ -322,6 +322,7 @@ mod tests {
             approval: crate::config::tools::Approval::Required,
             approval_timeout: Duration::from_secs(300),
             timeout: Duration::from_secs(60),
+            jurisdiction: None,
         }
     }
 

@@ -197,6 +197,13 @@ async fn run(
             inc.tool
         )));
     };
+    super::jurisdiction_allows(
+        &inc.parts.headers,
+        caller,
+        &inc.tool,
+        tool.config.jurisdiction.as_deref(),
+    )
+    .inspect_err(|_| rec.decision = "refused")?;
     let url =
         path::destination(&tool.config.base_url, &inc.rest, inc.query.as_deref()).map_err(|e| {
             rec.decision = "refused";

@@ -93,6 +93,7 @@ struct Setup {
     bin: Binary,
     key: String,
     other_key: String,
+    eu_key: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -137,7 +138,7 @@ approval_timeout_s = 30
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[auth]\nrequire_keys = true\n\
              [storage]\nurl = \"sqlite://{}/sy.db\"\n{}{}",
             dir.path().display(),
-            server("up", "reads = [\"search_*\"]"),
+            server("up", "reads = [\"search_*\"]\njurisdiction = \"eu\""),
             server("self", "client_approval = true"),
         ),
     )
@@ -154,6 +155,10 @@ approval_timeout_s = 30
         ],
     );
     let other_key = create_key(&config, &["--name", "other", "--tools", "*"]);
+    let eu_key = create_key(
+        &config,
+        &["--name", "eu", "--tools", "*", "--jurisdictions", "eu"],
+    );
     let bin = Binary::start(
         &config,
         &[
@@ -165,6 +170,7 @@ approval_timeout_s = 30
         bin,
         key,
         other_key,
+        eu_key,
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
         _dir: dir,
     }
@@ -186,10 +192,14 @@ impl Setup {
 
     /// Runs the Python client with `plan`; what it printed.
     async fn client(&self, python: &str, mode: &str, plan: Value) -> Value {
+        self.client_as(&self.key, python, mode, plan).await
+    }
+
+    async fn client_as(&self, key: &str, python: &str, mode: &str, plan: Value) -> Value {
         let (python, url, key) = (
             python.to_owned(),
             format!("{}/mcp", self.bin.base),
-            self.key.clone(),
+            key.to_owned(),
         );
         let mode = mode.to_owned();
         let out = tokio::task::spawn_blocking(move || {
@@ -359,12 +369,39 @@ async fn mcp_clients_through_the_binary_in_both_protocol_modes() {
         assert_eq!(asked.len(), 2, "{mode}: {out}");
         assert!(asked[0].as_str().unwrap().contains("self__delete_item"));
     }
+    // A key limited to the EU sees only the server that says it is there.
+    let out = setup
+        .client_as(
+            &setup.eu_key,
+            &python,
+            "2026-07-28",
+            json!([{"tool": "self__delete_item", "args": {"item_id": 5}}]),
+        )
+        .await;
+    let names: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("up__")) && names.contains(&"up__echo_plain"),
+        "{out}"
+    );
+    assert!(
+        call(&out, 0)["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("jurisdiction_refused"),
+        "{out}"
+    );
     person.abort();
     assert_eq!(decided.lock().unwrap().len(), 4);
     // Each approved write ran once per mode; the denied and declined never.
     assert_eq!(upstream.runs(7), 2);
     assert_eq!(upstream.runs(100), 2);
     assert_eq!(upstream.runs(8), 0);
+    assert_eq!(upstream.runs(5), 0);
     assert_eq!(upstream.runs(101), 0);
     assert!(
         upstream

@@ -273,6 +273,78 @@ async fn reads_pass_with_the_credential_and_without_the_agents_key() {
 }
 
 #[tokio::test]
+async fn jurisdictions_of_the_key_and_the_request_apply_to_tools() {
+    let api = ToolApi::start().await;
+    let extra = format!(
+        "[[tools]]\nname = \"eu_api\"\nbase_url = \"{}\"\njurisdiction = \"EU\"\n",
+        api.base()
+    );
+    let gw = start(&api, 300, &extra, None).await;
+    let (_, eu) = gw
+        .create_key(json!({"name": "eu-only", "tools": ["*"], "jurisdictions": ["eu"], "metadata": {"team": "eu-agents"}}))
+        .await;
+    let (_, any) = gw
+        .create_key(json!({"name": "anywhere", "tools": ["*"]}))
+        .await;
+    let (s, _, v) = send(&gw, "GET", "/tools/eu_api/x", &eu, "", &[]).await;
+    assert_eq!(s, 200, "{v}");
+    // A tool that declares no jurisdiction is not for a key limited to some.
+    let (s, _, v) = send(&gw, "GET", "/tools/gh/x", &eu, "", &[]).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v.to_string().contains("no declared jurisdiction"), "{v}");
+    // The request's own header narrows it further.
+    let (s, _, _) = send(
+        &gw,
+        "GET",
+        "/tools/eu_api/x",
+        &any,
+        "",
+        &[("x-switchyard-jurisdiction", "us")],
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _, _) = send(
+        &gw,
+        "GET",
+        "/tools/eu_api/x",
+        &any,
+        "",
+        &[("x-switchyard-jurisdiction", "eu")],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(api.seen().len(), 2, "refused calls never reach the tool");
+    // Tool calls are in the request log, by the key's tag, as dialect `tool`.
+    let mut n = 0;
+    for _ in 0..50 {
+        let (_, u) = gw
+            .admin_call("GET", "/admin/v1/usage?group_by=metadata.team", None)
+            .await;
+        n = u["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["group"]["metadata.team"] == "eu-agents")
+            .and_then(|r| r["requests"].as_u64())
+            .unwrap_or(0);
+        if n == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 2, "the eu key's two tool calls in usage by its tag");
+    let (_, logs) = gw.admin_call("GET", "/admin/v1/logs?limit=10", None).await;
+    let rows = logs["data"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["dialect"] == "tool"
+            && r["requested_model"] == "eu_api"
+            && r["status"] == 200),
+        "{logs}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn paths_that_leave_base_url_never_reach_the_tool() {
     let api = ToolApi::start().await;
     let gw = start(&api, 300, "", None).await;

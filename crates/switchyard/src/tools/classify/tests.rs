@@ -22,6 +22,7 @@ fn tool() -> ToolConfig {
         approval: Approval::Required,
         approval_timeout: std::time::Duration::from_secs(300),
         timeout: std::time::Duration::from_secs(60),
+        jurisdiction: None,
     }
 }
 
