@@ -468,21 +468,48 @@ pub struct StorageConfig {
 }
 
 impl StorageConfig {
+    /// The SQLite database file, if the storage is one.
+    fn sqlite_file(&self) -> Option<&Path> {
+        self.url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+            .filter(|p| *p != ":memory:" && !p.is_empty())
+            .map(Path::new)
+    }
+
     /// The directory the database lives in (for SQLite), where the admin
     /// token file and the log spool go by default.
     pub fn data_dir(&self) -> PathBuf {
-        let path = self
-            .url
-            .strip_prefix("sqlite://")
-            .or_else(|| self.url.strip_prefix("sqlite:"))
-            .map(|p| p.split('?').next().unwrap_or(p));
-        match path {
-            Some(p) if p != ":memory:" && !p.is_empty() => Path::new(p)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from(".")),
-            _ => PathBuf::from("."),
+        self.sqlite_file()
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
+    /// Where the log spool goes when `logs.spool_dir` is not set: one per
+    /// database, so gateways on different databases never share one (nor
+    /// replay one's records into the other's database). SQLite: beside the
+    /// file, named after it (`switchyard.db` → `switchyard-spool`);
+    /// otherwise in the working directory, named after a digest of the
+    /// URL without its password.
+    pub fn default_spool_dir(&self) -> PathBuf {
+        match self.sqlite_file() {
+            Some(file) => {
+                let stem = file
+                    .file_stem()
+                    .map_or_else(|| "switchyard".into(), |s| s.to_string_lossy());
+                self.data_dir().join(format!("{stem}-spool"))
+            }
+            None if self.url.starts_with("sqlite:") => PathBuf::from("switchyard-spool"),
+            None => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(redact_url(&self.url).as_bytes());
+                PathBuf::from(format!(
+                    "switchyard-spool-{}",
+                    &crate::keys::hex(&digest)[..12]
+                ))
+            }
         }
     }
 }
@@ -1441,6 +1468,34 @@ cached_input_per_mtok_usd = 0.125
         let env = Env::default().with("SWITCHYARD_LISTEN", "127.0.0.1:9999");
         let c = Config::parse("", None, &env).unwrap();
         assert_eq!(c.server.listen.port(), 9999);
+    }
+
+    #[test]
+    fn each_database_has_its_own_default_spool() {
+        let at = |url: &str| {
+            StorageConfig {
+                url: url.to_owned(),
+            }
+            .default_spool_dir()
+        };
+        assert_eq!(
+            at("sqlite://switchyard.db"),
+            PathBuf::from("./switchyard-spool")
+        );
+        assert_eq!(
+            at("sqlite:///srv/sy/a.db"),
+            PathBuf::from("/srv/sy/a-spool")
+        );
+        assert_ne!(at("sqlite:///srv/sy/a.db"), at("sqlite:///srv/sy/b.db"));
+        assert_eq!(at("sqlite::memory:"), PathBuf::from("switchyard-spool"));
+        let pg = at("postgres://u:secret@db/one");
+        assert_ne!(pg, at("postgres://u:secret@db/two"));
+        assert_eq!(
+            pg,
+            at("postgres://u:other@db/one"),
+            "the password is not part of it"
+        );
+        assert!(!pg.to_string_lossy().contains("secret"));
     }
 
     #[test]

@@ -60,12 +60,7 @@ impl Gateway {
             None => None,
         };
         let instance = format!("inst_{}", uuid::Uuid::now_v7().simple());
-        let spool_dir = config
-            .logs
-            .spool_dir
-            .clone()
-            .unwrap_or_else(|| config.storage.data_dir().join("switchyard-spool"));
-        let spool = crate::log_store::spool::Spool::open(&spool_dir, &instance)?;
+        let spool = open_spool(&config, &instance)?;
         let recorder = crate::log_store::Recorder::new(
             spool,
             instance,
@@ -124,6 +119,38 @@ impl Gateway {
     {
         self.tasks.spawn(fut);
     }
+}
+
+/// The log spool: the configured directory, or the database's default;
+/// when another process on this machine holds the default (replicas
+/// sharing a database and a working directory), the next free one of
+/// `{default}-2` … `-8` (a restart may take over another's: its records
+/// belong to the same database, and the writer settles them).
+fn open_spool(config: &Config, instance: &str) -> anyhow::Result<crate::log_store::spool::Spool> {
+    use crate::log_store::spool::{Spool, SpoolError};
+    if let Some(dir) = &config.logs.spool_dir {
+        return Ok(Spool::open(dir, instance)?);
+    }
+    let first = config.storage.default_spool_dir();
+    let mut last = None;
+    for n in 1..=8 {
+        let dir = if n == 1 {
+            first.clone()
+        } else {
+            let mut name = first.as_os_str().to_owned();
+            name.push(format!("-{n}"));
+            std::path::PathBuf::from(name)
+        };
+        match Spool::open(&dir, instance) {
+            Ok(s) => return Ok(s),
+            Err(e @ SpoolError::Locked(_)) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map_or_else(
+        || anyhow::anyhow!("no spool directory"),
+        anyhow::Error::from,
+    ))
 }
 
 /// Runs `work` as a task of `tasks` and waits for what it returns; `None`

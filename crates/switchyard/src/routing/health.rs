@@ -1,6 +1,7 @@
 //! What the gateway has learned about each provider and each provider/model:
 //! circuit breakers, a time-decaying latency average, a recent error rate,
-//! and `Retry-After` blocks.
+//! and `Retry-After` pauses (a model's; a whole provider's only for an
+//! exhausted quota).
 //!
 //! Breakers: `failures` consecutive failures open a circuit (connect
 //! failures and upstream errors counted apart, so a flapping network and a
@@ -210,6 +211,9 @@ impl Health {
             ErrorClass::BadRequest | ErrorClass::NotFound | ErrorClass::Client | ErrorClass::Auth
         );
         let mut entries = self.lock();
+        // A target past the table's bound cannot hold its own pause: its
+        // provider holds it rather than it being lost.
+        let untracked = slot(&mut entries, target, false).is_none();
         for (i, key) in [provider, target].into_iter().enumerate() {
             let Some(e) = slot(&mut entries, key, i == 0) else {
                 continue;
@@ -218,10 +222,19 @@ impl Health {
             e.successes = 0;
             e.last_error = Some((class, SystemTime::now()));
             e.error_rate = 0.9 * e.error_rate + 0.1;
-            // Retry-After speaks for the whole provider.
-            if i == 0
-                && let Some(after) = retry_after
-            {
+            // A pause asked for (`Retry-After`) is the model's: OpenAI,
+            // Anthropic and Google rate-limit per model. Only an
+            // account-wide answer, an exhausted quota or credit, pauses the
+            // whole provider (for its Retry-After, else the longest
+            // cooldown: credit does not come back in seconds).
+            let pause = match (class, i) {
+                (ErrorClass::Quota, 0) => Some(retry_after.unwrap_or(self.config.max_cooldown)),
+                (ErrorClass::Quota, _) => None,
+                (_, 1) => retry_after,
+                (_, _) if untracked => retry_after,
+                _ => None,
+            };
+            if let Some(after) = pause {
                 let until = now
                     .checked_add(after.min(crate::providers::errors::MAX_RETRY_AFTER))
                     .unwrap_or(now);
@@ -387,6 +400,7 @@ mod tests {
         }
         assert_eq!(h.lock().len(), MAX_TRACKED_TARGETS);
         assert!(h.lock().contains_key("a"), "the provider is tracked");
+        // An untracked model's pause is held by its provider.
         h.failure(
             "a",
             "a/other",
@@ -420,7 +434,7 @@ mod tests {
             h.readiness("a", "a/good", now),
             Readiness::NotUntil(_)
         ));
-        // Retry-After blocks the provider, and says so apart.
+        // Retry-After pauses the model, and says so apart.
         h.failure(
             "b",
             "b/m",
@@ -429,9 +443,10 @@ mod tests {
             now,
         );
         assert!(matches!(
-            h.readiness("b", "b/other", now),
+            h.readiness("b", "b/m", now),
             Readiness::Blocked(_)
         ));
+        assert_eq!(h.readiness("b", "b/other", now), Readiness::Ready);
     }
 
     #[tokio::test(start_paused = true)]
@@ -490,7 +505,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn retry_after_blocks_the_provider_until_then() {
+    async fn retry_after_pauses_the_model_until_then_and_a_quota_the_provider() {
         let h = health();
         h.failure(
             "a",
@@ -500,10 +515,40 @@ mod tests {
             Instant::now(),
         );
         assert!(matches!(
+            h.readiness("a", "a/m", Instant::now()),
+            Readiness::Blocked(_)
+        ));
+        assert_eq!(
+            h.readiness("a", "a/other", Instant::now()),
+            Readiness::Ready
+        );
+        tokio::time::advance(Duration::from_millis(2001)).await;
+        assert_eq!(h.readiness("a", "a/m", Instant::now()), Readiness::Ready);
+        // An exhausted quota is the account's: every model waits.
+        h.failure(
+            "a",
+            "a/m",
+            ErrorClass::Quota,
+            Some(Duration::from_secs(2)),
+            Instant::now(),
+        );
+        assert!(matches!(
             h.readiness("a", "a/other", Instant::now()),
             Readiness::Blocked(_)
         ));
         tokio::time::advance(Duration::from_millis(2001)).await;
+        assert_eq!(
+            h.readiness("a", "a/other", Instant::now()),
+            Readiness::Ready
+        );
+        // Without a Retry-After, for the longest cooldown.
+        h.failure("a", "a/m", ErrorClass::Quota, None, Instant::now());
+        tokio::time::advance(Duration::from_millis(3900)).await;
+        assert!(matches!(
+            h.readiness("a", "a/other", Instant::now()),
+            Readiness::Blocked(_)
+        ));
+        tokio::time::advance(Duration::from_millis(200)).await;
         assert_eq!(
             h.readiness("a", "a/other", Instant::now()),
             Readiness::Ready

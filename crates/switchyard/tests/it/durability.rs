@@ -484,3 +484,45 @@ async fn best_effort_drops_with_a_count_and_a_gap_record() {
     db.close().await;
     gw.shutdown().await;
 }
+
+/// Issue 18, fault 1: two gateways whose SQLite files sit in one folder
+/// used to share the default spool (per folder), so the second refused to
+/// start. Each database now has its own; and a second process on the same
+/// database takes the next free one instead of refusing.
+#[tokio::test]
+async fn gateways_on_databases_in_one_folder_start_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let mocks = start_mocks().await;
+    let config = |db: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             [storage]\nurl = \"sqlite://{}/{db}\"\n{}",
+            dir.path().display(),
+            providers_toml(&mocks)
+        );
+        switchyard::config::Config::parse(&text, None, &env()).unwrap()
+    };
+    let mut running = Vec::new();
+    for db in ["a.db", "b.db", "a.db"] {
+        let r = switchyard::server::start(config(db), &env())
+            .await
+            .unwrap_or_else(|e| panic!("the gateway on {db} did not start: {e:#}"));
+        running.push(r);
+    }
+    for name in ["a-spool", "b-spool", "a-spool-2"] {
+        assert!(dir.path().join(name).is_dir(), "{name}");
+    }
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for r in &running {
+        let resp = http
+            .post(format!("http://{}/v1/chat/completions", r.addr))
+            .json(&json!({"model": "openai/gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    for r in running {
+        r.shutdown().await;
+    }
+}

@@ -696,3 +696,49 @@ async fn retry_after_holds_for_a_single_target_too() {
     assert_eq!(s, 200, "asked again after the pause");
     gw.shutdown().await;
 }
+
+/// Issue 18, fault 2: a 429 with `Retry-After` from one model used to
+/// pause every model of the provider; providers rate-limit per model. Only
+/// an exhausted quota (the account's) pauses them all.
+#[tokio::test]
+async fn retry_after_pauses_one_model_and_a_quota_the_whole_provider() {
+    let gw = Gw::start("").await;
+    gw.mocks.anthropic.script([Reply::Json(
+        429,
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}),
+        vec![("retry-after", "5".into())],
+    )]);
+    let (s, _, _) = gw
+        .post("/v1/chat/completions", &chat("anthropic/claude-test"))
+        .await;
+    assert_eq!(s, 429);
+    let before = gw.mocks.anthropic.count();
+    let (s, _, v) = gw
+        .post("/v1/chat/completions", &chat("anthropic/claude-other"))
+        .await;
+    assert_eq!(s, 200, "another model of the provider is not paused: {v}");
+    assert_eq!(gw.mocks.anthropic.count(), before + 1);
+    let (s, _, _) = gw
+        .post("/v1/chat/completions", &chat("anthropic/claude-test"))
+        .await;
+    assert_eq!(s, 429, "the paused model waits");
+    assert_eq!(gw.mocks.anthropic.count(), before + 1);
+
+    // Out of credit: every model of the provider waits.
+    gw.mocks.openai.script([Reply::Json(
+        429,
+        json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}),
+        vec![("retry-after", "5".into())],
+    )]);
+    let (s, _, _) = gw
+        .post("/v1/chat/completions", &chat("openai/gpt-test"))
+        .await;
+    assert_eq!(s, 429);
+    let before = gw.mocks.openai.count();
+    let (s, _, _) = gw
+        .post("/v1/chat/completions", &chat("openai/gpt-other"))
+        .await;
+    assert_eq!(s, 429, "an exhausted quota pauses the whole provider");
+    assert_eq!(gw.mocks.openai.count(), before);
+    gw.shutdown().await;
+}
