@@ -159,7 +159,15 @@ pub async fn read_request(
     }
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, limit as usize);
-    match limited.collect().await {
+    // A body trickled in holds a connection and a buffer: it gets the
+    // request's deadline, no more.
+    let deadline = gw.config.server.request_timeout;
+    let Ok(read) = tokio::time::timeout(deadline, limited.collect()).await else {
+        return Err(Ctx::new(gw, dialect).error(GatewayError::RequestTimeout(
+            crate::config::fmt_duration(deadline),
+        )));
+    };
+    match read {
         Ok(c) => Ok((parts, c.to_bytes())),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -135,6 +135,8 @@ pub struct RawServer {
     pub header_read_timeout_ms: Option<Millis>,
     pub request_timeout_ms: Option<Millis>,
     pub shutdown_grace_ms: Option<Millis>,
+    pub max_concurrent: Option<u32>,
+    pub queue_timeout_ms: Option<Millis>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -460,6 +462,12 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub shutdown_grace: Duration,
+    /// Calls in flight per process (a stream until its end); 0: unbounded.
+    pub max_concurrent: u32,
+    /// How long a call past `max_concurrent` may wait for room before a
+    /// 503 with `Retry-After`.
+    #[serde(serialize_with = "ser_duration")]
+    pub queue_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1128,6 +1136,12 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             .shutdown_grace_ms
             .map(|m| m.0)
             .unwrap_or(Duration::from_secs(10)),
+        max_concurrent: raw.server.max_concurrent.unwrap_or(0),
+        queue_timeout: raw
+            .server
+            .queue_timeout_ms
+            .map(|m| m.0)
+            .unwrap_or(Duration::ZERO),
     };
     if server.max_body_bytes == 0 {
         return Err(err(

@@ -81,6 +81,13 @@ pub enum GatewayError {
     ClientGone,
     #[error("{0}")]
     Unavailable(String),
+    /// The process is at `max_concurrent` and no room came within
+    /// `queue_timeout_ms`.
+    #[error("the gateway is at its limit of {limit} calls in flight; retry shortly")]
+    Overloaded { limit: u32 },
+    /// The request's body did not arrive within the request's deadline.
+    #[error("the request body did not arrive within {0}")]
+    RequestTimeout(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -114,7 +121,10 @@ impl GatewayError {
             GatewayError::ClientGone => {
                 StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Unavailable(_) | GatewayError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +163,8 @@ impl GatewayError {
             GatewayError::DeadlineExceeded(_) => "deadline_exceeded",
             GatewayError::ClientGone => "client_gone",
             GatewayError::Unavailable(_) => "unavailable",
+            GatewayError::Overloaded { .. } => "overloaded",
+            GatewayError::RequestTimeout(_) => "request_timeout",
             GatewayError::Internal(_) => "internal_error",
         }
     }
@@ -173,8 +185,9 @@ impl GatewayError {
             message: &message,
             code: self.code(),
             param: self.param(),
-            overloaded: matches!(self, GatewayError::Upstream(e)
-                if e.class == crate::providers::ErrorClass::Overloaded),
+            overloaded: matches!(self, GatewayError::Overloaded { .. })
+                || matches!(self, GatewayError::Upstream(e)
+                    if e.class == crate::providers::ErrorClass::Overloaded),
         })
     }
 
@@ -186,6 +199,7 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after_s, .. } => {
                 Some(std::time::Duration::from_secs(*retry_after_s))
             }
+            GatewayError::Overloaded { .. } => Some(std::time::Duration::from_secs(1)),
             _ => None,
         };
         let rate = match &self {

@@ -43,6 +43,8 @@ pub struct Gateway {
     pub approvals: crate::approvals::Approvals,
     /// The MCP gateway: upstream servers, sessions, the request-state key.
     pub mcp: crate::mcp::Mcp,
+    /// The bound on calls in flight (`[server] max_concurrent`).
+    pub inflight: crate::inflight::InFlight,
 }
 
 impl Gateway {
@@ -100,6 +102,7 @@ impl Gateway {
             tools: crate::tools::Tools::new(&config, env),
             approvals: Default::default(),
             mcp,
+            inflight: crate::inflight::InFlight::new(&config.server),
             metrics: crate::metrics::Metrics::default(),
             tracer: crate::telemetry::Tracer::from_env(env, client.clone()),
             config: Arc::new(config),

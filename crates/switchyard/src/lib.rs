@@ -33,6 +33,7 @@ pub mod conversations;
 pub mod dialect;
 pub mod error;
 pub mod gateway;
+pub mod inflight;
 pub mod keys;
 pub mod limits;
 pub mod log_store;

@@ -83,14 +83,11 @@ impl Running {
 pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     let gateway = Gateway::new(config, env).await?;
     let cfg = gateway.config.clone();
-    let data = TcpListener::bind(cfg.server.listen)
-        .await
+    let data = listen(cfg.server.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
-    let admin = TcpListener::bind(cfg.server.admin_listen)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("cannot listen on {} (admin): {e}", cfg.server.admin_listen)
-        })?;
+    let admin = listen(cfg.server.admin_listen).map_err(|e| {
+        anyhow::anyhow!("cannot listen on {} (admin): {e}", cfg.server.admin_listen)
+    })?;
     let addr = data.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -128,6 +125,21 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     })
 }
 
+/// A listening socket with a deep accept queue: a burst of agents
+/// connecting at once (a fleet starting, a failover landing here) waits in
+/// the kernel rather than having its SYNs dropped and retried a second
+/// later, as with the usual 128 (the kernel caps it at `somaxconn`).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 async fn serve(
     listener: TcpListener,
     router: Router,
@@ -142,6 +154,7 @@ async fn serve(
         .header_read_timeout(header_timeout)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -159,10 +172,21 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(router.clone());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let (builder, watcher, stop) = (builder.clone(), graceful.watcher(), shutdown.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            // hyper's header timeout starts once the first byte is in (its
+            // auto builder first waits, unbounded, to tell HTTP/1 from 2):
+            // a connection that sends nothing is closed after the same time.
+            let mut first = [0u8; 1];
+            tokio::select! {
+                r = tokio::time::timeout(header_timeout, stream.peek(&mut first)) => match r {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                },
+                () = stop.cancelled() => return,
+            }
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let _ = watcher.watch(conn.into_owned()).await;
         });
     }
     drop(listener);

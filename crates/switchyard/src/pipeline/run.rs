@@ -42,7 +42,9 @@ pub(super) struct Held {
     pub turn: Option<super::conversation::Turn>,
 }
 
-/// Runs the call `work` makes in a tracked task and waits for its answer.
+/// Runs the call `work` makes in a tracked task and waits for its answer,
+/// once there is a place for it among the calls in flight (held until the
+/// answer's body is done).
 /// `work` gets a token cancelled when the caller has gone (this future was
 /// dropped): it decides whether to stop; nothing is cut short under it.
 pub async fn in_own_task<F, Fut>(gw: &Arc<Gateway>, dialect: Dialect, work: F) -> Response
@@ -50,12 +52,17 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Response> + Send + 'static,
 {
-    match crate::gateway::own_task(&gw.tasks, work).await {
+    let place = match gw.inflight.admit().await {
+        Ok(p) => p,
+        Err(e) => return Ctx::new(gw, dialect).error(e),
+    };
+    let resp = match crate::gateway::own_task(&gw.tasks, work).await {
         Some(resp) => resp,
         None => Ctx::new(gw, dialect).error(GatewayError::Internal(
             "the request's task ended without an answer".into(),
         )),
-    }
+    };
+    crate::inflight::hold(resp, place)
 }
 
 /// One chat call, start to end, inside its task: the journey

@@ -15,6 +15,7 @@ mod errors;
 mod fixtures;
 mod gemini_api;
 mod harness;
+mod hostile;
 mod keys;
 mod logs;
 mod mcp;

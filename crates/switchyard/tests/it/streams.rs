@@ -590,7 +590,7 @@ async fn shutdown_ends_running_streams_with_a_record() {
     gw.shutdown().await;
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
