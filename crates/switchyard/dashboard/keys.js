@@ -13,6 +13,7 @@ const FIELDS = [
   ['models', 'Models', 'list', 'Globs, comma-separated: openai/*, smart. Empty allows all.'],
   ['rpm', 'Requests / min', 'int', null],
   ['tpm', 'Tokens / min', 'int', null],
+  ['max_concurrent', 'Max in flight', 'int', 'Requests at once; a stream counts until its end'],
   ['budget_usd', 'Budget (USD)', 'money', null],
   ['budget_period', 'Budget period', 'period', null],
   ['log', 'Log mode', 'log', null],

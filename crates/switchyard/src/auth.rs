@@ -137,8 +137,19 @@ pub async fn layer(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next)
     }
     match authenticate(&gw, req.headers()).await {
         Ok(caller) => {
+            // A key's own bound on requests in flight, held until the
+            // answer's body is done.
+            let place = match &caller.key {
+                Some(k) => match gw.inflight.admit_key(k).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return Ctx::new(&gw, dialect_of_path(&gw, req.uri().path())).error(e);
+                    }
+                },
+                None => None,
+            };
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            crate::inflight::hold(next.run(req).await, place)
         }
         Err(e) => Ctx::new(&gw, dialect_of_path(&gw, req.uri().path())).error(e),
     }

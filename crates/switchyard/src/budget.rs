@@ -456,6 +456,7 @@ mod tests {
             tools: vec![],
             rpm: None,
             tpm: None,
+            max_concurrent: None,
             budget_usd: Some(budget),
             budget_period: Some(BudgetPeriod::Day),
             metadata: Default::default(),

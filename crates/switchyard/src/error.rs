@@ -83,8 +83,8 @@ pub enum GatewayError {
     Unavailable(String),
     /// The process is at `max_concurrent` and no room came within
     /// `queue_timeout_ms`.
-    #[error("the gateway is at its limit of {limit} calls in flight; retry shortly")]
-    Overloaded { limit: u32 },
+    #[error("{} at its limit of {limit} calls in flight; retry shortly", if *per_key { "this key is" } else { "the gateway is" })]
+    Overloaded { limit: u32, per_key: bool },
     /// The request's body did not arrive within the request's deadline.
     #[error("the request body did not arrive within {0}")]
     RequestTimeout(String),

@@ -70,6 +70,8 @@ pub struct KeyRecord {
     pub tools: Vec<String>,
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
+    /// Requests in flight at once (a stream until its end).
+    pub max_concurrent: Option<u32>,
     pub budget_usd: Option<f64>,
     pub budget_period: Option<BudgetPeriod>,
     pub metadata: serde_json::Map<String, serde_json::Value>,

@@ -278,6 +278,7 @@ mod tests {
             tools: vec![],
             rpm,
             tpm,
+            max_concurrent: None,
             budget_usd: None,
             budget_period: None,
             metadata: Default::default(),

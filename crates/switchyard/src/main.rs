@@ -94,6 +94,9 @@ struct KeyFlags {
     rpm: Option<u32>,
     #[arg(long)]
     tpm: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(long)]
+    max_concurrent: Option<u32>,
     #[arg(long)]
     budget_usd: Option<f64>,
     /// day, month or total.
@@ -135,6 +138,9 @@ impl KeyFlags {
         }
         if let Some(v) = self.tpm {
             put("tpm", v.into());
+        }
+        if let Some(v) = self.max_concurrent {
+            put("max_concurrent", v.into());
         }
         if let Some(v) = self.budget_usd {
             put("budget_usd", v.into());

@@ -91,6 +91,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0010_gateway_secrets.sql"),
         include_str!("../migrations/postgres/0010_gateway_secrets.sql"),
     ),
+    (
+        11,
+        "key_concurrency",
+        include_str!("../migrations/sqlite/0011_key_concurrency.sql"),
+        include_str!("../migrations/postgres/0011_key_concurrency.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -50,6 +50,8 @@ pub struct KeySpec {
     #[serde(default, deserialize_with = "double")]
     pub tpm: Option<Option<u64>>,
     #[serde(default, deserialize_with = "double")]
+    pub max_concurrent: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "double")]
     pub budget_usd: Option<Option<f64>>,
     #[serde(default, deserialize_with = "double")]
     pub budget_period: Option<Option<BudgetPeriod>>,
@@ -133,6 +135,15 @@ impl KeySpec {
                 return Err(bad("tpm", "must be at least 1 (or null for no limit)"));
             }
             k.tpm = tpm;
+        }
+        if let Some(n) = self.max_concurrent {
+            if n == Some(0) {
+                return Err(bad(
+                    "max_concurrent",
+                    "must be at least 1 (or null for no bound)",
+                ));
+            }
+            k.max_concurrent = n;
         }
         if let Some(b) = self.budget_usd {
             if let Some(v) = b
@@ -261,6 +272,7 @@ pub async fn create(s: &Storage, spec: KeySpec) -> Result<(KeyRecord, String), M
         tools: Vec::new(),
         rpm: None,
         tpm: None,
+        max_concurrent: None,
         budget_usd: None,
         budget_period: None,
         metadata: Default::default(),
@@ -347,6 +359,7 @@ mod tests {
             tools: vec![],
             rpm: None,
             tpm: None,
+            max_concurrent: None,
             budget_usd: None,
             budget_period: None,
             metadata: Default::default(),

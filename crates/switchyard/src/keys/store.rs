@@ -7,7 +7,7 @@ use super::{BudgetPeriod, KeyRecord, hex};
 use crate::config::LogMode;
 use crate::storage::{Storage, pg};
 
-const COLUMNS: &str = "id, name, hash, last4, models, tools, rpm, tpm, budget_usd, budget_period, metadata, log_mode, \
+const COLUMNS: &str = "id, name, hash, last4, models, tools, rpm, tpm, max_concurrent, budget_usd, budget_period, metadata, log_mode, \
                        jurisdictions, cache_namespace, cache_ttl_s, created_at, updated_at, revoked_at";
 
 macro_rules! decode_key {
@@ -22,6 +22,7 @@ macro_rules! decode_key {
         let log: Option<String> = row.try_get("log_mode")?;
         let rpm: Option<i64> = row.try_get("rpm")?;
         let tpm: Option<i64> = row.try_get("tpm")?;
+        let max_concurrent: Option<i64> = row.try_get("max_concurrent")?;
         let ttl: Option<i64> = row.try_get("cache_ttl_s")?;
         KeyRecord {
             id: row.try_get("id")?,
@@ -32,6 +33,7 @@ macro_rules! decode_key {
             tools: serde_json::from_str(&tools).unwrap_or_default(),
             rpm: rpm.and_then(|v| u32::try_from(v).ok()),
             tpm: tpm.and_then(|v| u64::try_from(v).ok()),
+            max_concurrent: max_concurrent.and_then(|v| u32::try_from(v).ok()),
             budget_usd: row.try_get("budget_usd")?,
             budget_period: period.as_deref().and_then(BudgetPeriod::parse),
             metadata: serde_json::from_str(&metadata).unwrap_or_default(),
@@ -151,6 +153,7 @@ macro_rules! bind_key {
             .bind(serde_json::to_string(&k.tools).unwrap_or_else(|_| "[]".into()))
             .bind(k.rpm.map(i64::from))
             .bind(k.tpm.and_then(|v| i64::try_from(v).ok()))
+            .bind(k.max_concurrent.map(i64::from))
             .bind(k.budget_usd)
             .bind(k.budget_period.map(BudgetPeriod::as_str))
             .bind(serde_json::to_string(&k.metadata).unwrap_or_else(|_| "{}".into()))
@@ -170,9 +173,9 @@ macro_rules! bind_key {
 }
 
 pub async fn insert(s: &Storage, k: &KeyRecord) -> Result<(), sqlx::Error> {
-    const Q: &str = "INSERT INTO keys (name, hash, last4, models, tools, rpm, tpm, budget_usd, budget_period, metadata, \
-                     log_mode, jurisdictions, cache_namespace, cache_ttl_s, created_at, updated_at, revoked_at, id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    const Q: &str = "INSERT INTO keys (name, hash, last4, models, tools, rpm, tpm, max_concurrent, budget_usd, budget_period, \
+                     metadata, log_mode, jurisdictions, cache_namespace, cache_ttl_s, created_at, updated_at, revoked_at, id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     match s {
         Storage::Sqlite(p) => bind_key!(sqlx::query(Q), k).execute(p).await?,
         Storage::Postgres(p) => {
@@ -186,7 +189,7 @@ pub async fn insert(s: &Storage, k: &KeyRecord) -> Result<(), sqlx::Error> {
 
 /// Writes every field but the secret's hash and the creation time.
 pub async fn update(s: &Storage, k: &KeyRecord) -> Result<bool, sqlx::Error> {
-    const Q: &str = "UPDATE keys SET name = ?, hash = ?, last4 = ?, models = ?, tools = ?, rpm = ?, tpm = ?, budget_usd = ?, \
+    const Q: &str = "UPDATE keys SET name = ?, hash = ?, last4 = ?, models = ?, tools = ?, rpm = ?, tpm = ?, max_concurrent = ?, budget_usd = ?, \
                      budget_period = ?, metadata = ?, log_mode = ?, jurisdictions = ?, cache_namespace = ?, \
                      cache_ttl_s = ?, created_at = ?, updated_at = ?, revoked_at = ? WHERE id = ?";
     let n = match s {

@@ -339,3 +339,89 @@ async fn ten_thousand_idle_connections_stay_within_memory_and_are_closed() {
     println!("after they closed: RSS {} MiB", after / 1024);
     drop(bin);
 }
+
+/// A key's own `max_concurrent`: its requests past the bound wait
+/// `queue_timeout_ms`, then 503; other keys are not held up by it.
+#[tokio::test]
+async fn a_keys_own_bound_holds_only_that_key() {
+    use crate::mock::Reply;
+    let gw = Gw::start_full(
+        start_mocks().await,
+        "queue_timeout_ms = 200",
+        "[auth]\nrequire_keys = true\n",
+    )
+    .await;
+    let (_, one) = gw
+        .create_key(json!({"name": "one-at-a-time", "max_concurrent": 1}))
+        .await;
+    let (_, free) = gw.create_key(json!({"name": "free"})).await;
+    let (s, v) = gw
+        .admin_call(
+            "POST",
+            "/admin/v1/keys",
+            Some(json!({"name": "bad", "max_concurrent": 0})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let slow = || Reply::Delay(Duration::from_millis(1000), Box::new(Reply::Default));
+    gw.mocks.openai.script([slow(), slow()]);
+    let chat = json!({"model": "openai/gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+    let first = {
+        let (http, url, body, key) = (
+            gw.http.clone(),
+            gw.url("/v1/chat/completions"),
+            chat.clone(),
+            one.clone(),
+        );
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&one)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this key is at its limit of 1"),
+        "{v}"
+    );
+    // Another key goes through meanwhile.
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&free)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(first.await.unwrap(), 200);
+    // And the key's place came back.
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&one)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    gw.shutdown().await;
+}
