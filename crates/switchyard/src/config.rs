@@ -137,6 +137,7 @@ pub struct RawServer {
     pub shutdown_grace_ms: Option<Millis>,
     pub max_concurrent: Option<u32>,
     pub queue_timeout_ms: Option<Millis>,
+    pub write_timeout_ms: Option<Millis>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -468,6 +469,10 @@ pub struct ServerConfig {
     /// 503 with `Retry-After`.
     #[serde(serialize_with = "ser_duration")]
     pub queue_timeout: Duration,
+    /// A write to a client that makes no progress this long (it stopped
+    /// reading) closes the connection.
+    #[serde(serialize_with = "ser_duration")]
+    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1142,7 +1147,18 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             .queue_timeout_ms
             .map(|m| m.0)
             .unwrap_or(Duration::ZERO),
+        write_timeout: raw
+            .server
+            .write_timeout_ms
+            .map(|m| m.0)
+            .unwrap_or(Duration::from_secs(60)),
     };
+    if server.write_timeout.is_zero() {
+        return Err(err(
+            "server.write_timeout_ms",
+            "must be greater than zero".into(),
+        ));
+    }
     if server.max_body_bytes == 0 {
         return Err(err(
             "server.max_body_bytes",

@@ -2,8 +2,12 @@
 //!
 //! Our own accept loop rather than `axum::serve`, for the knobs it hides:
 //! `TCP_NODELAY` on every accepted socket (without it keep-alive requests
-//! stall on Nagle against the client's delayed ACK), a header read timeout,
-//! and graceful shutdown that drains connections and tracked tasks.
+//! stall on Nagle against the client's delayed ACK), a header read timeout
+//! (from the connection's first moment), a write timeout ([`stall`]), a
+//! deep accept queue, and graceful shutdown that drains connections and
+//! tracked tasks.
+
+mod stall;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,7 +95,10 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     let addr = data.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let shutdown = CancellationToken::new();
-    let header_timeout = cfg.server.header_read_timeout;
+    let timeouts = Timeouts {
+        header: cfg.server.header_read_timeout,
+        write: cfg.server.write_timeout,
+    };
     tokio::spawn(refresh_keys(gateway.clone(), shutdown.clone()));
     let writer_stop = CancellationToken::new();
     let writer = tokio::spawn(crate::log_store::writer::run(
@@ -102,14 +109,14 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
         tokio::spawn(serve(
             data,
             crate::api::router(gateway.clone()),
-            header_timeout,
+            timeouts,
             shutdown.clone(),
             cfg.server.shutdown_grace,
         )),
         tokio::spawn(serve(
             admin,
             crate::admin::router(gateway.clone()),
-            header_timeout,
+            timeouts,
             shutdown.clone(),
             cfg.server.shutdown_grace,
         )),
@@ -140,13 +147,23 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    /// No complete request head this long after the connection opened or
+    /// its last answer: closed.
+    header: Duration,
+    /// A write that makes no progress this long: the connection closed.
+    write: Duration,
+}
+
 async fn serve(
     listener: TcpListener,
     router: Router,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
+    let header_timeout = timeouts.header;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -185,7 +202,8 @@ async fn serve(
                 },
                 () = stop.cancelled() => return,
             }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let io = TokioIo::new(stall::Stalling::new(stream, timeouts.write));
+            let conn = builder.serve_connection_with_upgrades(io, svc);
             let _ = watcher.watch(conn.into_owned()).await;
         });
     }

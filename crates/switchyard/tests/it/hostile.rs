@@ -425,3 +425,67 @@ async fn a_keys_own_bound_holds_only_that_key() {
     assert_eq!(r.status(), 200);
     gw.shutdown().await;
 }
+
+/// A client that asks for a stream and never reads it: once our writes
+/// have made no progress for `write_timeout_ms`, the connection is closed
+/// (and the call recorded), rather than held for as long as it likes.
+#[tokio::test]
+async fn a_stream_reader_that_never_reads_is_cut_off() {
+    use crate::mock::Reply;
+    let gw = Gw::start_full(
+        start_mocks().await,
+        "write_timeout_ms = 500",
+        "[streams]\ncontinue_on_disconnect = false\n",
+    )
+    .await;
+    // About 12 MB of stream, more than the socket buffers hold.
+    let piece = format!(
+        "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-test\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}},\"finish_reason\":null}}]}}\n\n",
+        "x".repeat(60_000)
+    );
+    let mut pieces: Vec<(Duration, String)> =
+        (0..200).map(|_| (Duration::ZERO, piece.clone())).collect();
+    pieces.push((Duration::ZERO, "data: [DONE]\n\n".into()));
+    gw.mocks.openai.script([Reply::Sse {
+        pieces,
+        abort: false,
+    }]);
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(addr(&gw).parse().unwrap()).await.unwrap();
+    let body = json!({"model": "openai/gpt-test", "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    // Never read, for three times the write timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The gateway gave up on us: reading now finds what the buffers held,
+    // then the end, never the stream's own end.
+    let (text, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(closed, "the connection stayed open");
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert!(!text.contains("[DONE]"), "the whole stream was delivered");
+    println!(
+        "a never-reading client got {} bytes before the cut",
+        text.len()
+    );
+    // The call itself is recorded.
+    let (_, logs) = gw.admin_call("GET", "/admin/v1/logs?limit=5", None).await;
+    assert!(
+        logs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["stream"] == true),
+        "{logs}"
+    );
+    gw.shutdown().await;
+}
