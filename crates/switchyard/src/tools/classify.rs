@@ -77,7 +77,11 @@ pub fn classify(tool: &ToolConfig, c: &Call<'_>) -> Class {
     if tool.reads.iter().any(|r| r.matches(c.method, c.path)) {
         return Class::Read("an operator's reads rule");
     }
-    if tool.graphql.iter().any(|g| crate::keys::glob(g, c.path)) {
+    // A GraphQL document travels by GET or POST; any other method on a
+    // GraphQL path is judged by the method, whatever its body says.
+    if matches!(c.method, "GET" | "HEAD" | "POST")
+        && tool.graphql.iter().any(|g| crate::keys::glob(g, c.path))
+    {
         return graphql(c);
     }
     match c.method {

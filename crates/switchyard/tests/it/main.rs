@@ -13,6 +13,7 @@ mod dialect_policy;
 mod durability;
 mod errors;
 mod fixtures;
+mod fuzz;
 mod gemini_api;
 mod harness;
 mod hostile;

@@ -628,6 +628,26 @@ const CASES: &[Case] = &[
         "",
         "write",
     ),
+    // Found by the fuzzer: the method decides off GET and POST, whatever
+    // the GraphQL body says.
+    (
+        "DELETE on a GraphQL path, with a query document",
+        "DELETE",
+        "/graphql",
+        None,
+        GQL,
+        "query { viewer { login } }",
+        "write",
+    ),
+    (
+        "PUT on a GraphQL path, with a query document",
+        "PUT",
+        "/graphql",
+        None,
+        JSON,
+        r#"{"query":"{ viewer { login } }"}"#,
+        "write",
+    ),
 ];
 
 #[test]

@@ -510,19 +510,19 @@ pub fn encode_request(
         ToolChoice::Named(n) => serde_json::json!({"type": "function", "function": {"name": n}}),
     });
     let response_format = req.response_format.as_ref().map(|rf| match rf {
-        ResponseFormat::Text => serde_json::json!({"type": "text"}),
-        ResponseFormat::JsonObject => serde_json::json!({"type": "json_object"}),
+        ResponseFormat::Text => ResponseFormatOut::Text,
+        ResponseFormat::JsonObject => ResponseFormatOut::JsonObject,
         ResponseFormat::JsonSchema {
             name,
             schema,
             strict,
-        } => {
-            let mut js = serde_json::json!({"name": name, "schema": schema});
-            if let Some(s) = strict {
-                js["strict"] = serde_json::json!(s);
-            }
-            serde_json::json!({"type": "json_schema", "json_schema": js})
-        }
+        } => ResponseFormatOut::JsonSchema {
+            json_schema: JsonSchemaOut {
+                name,
+                schema: &schema.0,
+                strict: *strict,
+            },
+        },
     });
     let out = RequestOut {
         model: upstream_model,

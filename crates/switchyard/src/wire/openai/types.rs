@@ -157,6 +157,24 @@ pub struct StreamOptionsIn {
     pub unknown: UnknownKeys,
 }
 
+/// `response_format` as sent; the schema is the caller's own bytes (a
+/// `Value` would re-parse it, and fail on a deep one).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormatOut<'a> {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaOut<'a> },
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonSchemaOut<'a> {
+    pub name: &'a str,
+    pub schema: &'a serde_json::value::RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct RequestOut<'a> {
     pub model: &'a str,
@@ -168,7 +186,7 @@ pub struct RequestOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub response_format: Option<serde_json::Value>,
+    pub response_format: Option<ResponseFormatOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
