@@ -4,6 +4,15 @@
 //! status and cache status; never a key id or a tag. A label set past
 //! [`MAX_SERIES`] distinct values is counted under `model="other"`, so a
 //! caller inventing model names cannot grow the registry without bound.
+//!
+//! Beside the gateway's own, the OpenTelemetry GenAI client metrics, named
+//! as an OpenTelemetry Prometheus exporter names them:
+//! `gen_ai_client_token_usage` (`gen_ai.client.token.usage`),
+//! `gen_ai_client_operation_duration_seconds` and, for streams,
+//! `gen_ai_client_operation_time_to_first_chunk_seconds`, each with the
+//! semantic conventions' bucket boundaries and attributes
+//! (`gen_ai_operation_name`, `gen_ai_provider_name`,
+//! `gen_ai_response_model`, `gen_ai_token_type`, `error_type`).
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -19,6 +28,20 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 const ATTEMPT_BUCKETS: [f64; 5] = [1.0, 2.0, 3.0, 5.0, 8.0];
+/// The GenAI conventions' boundaries: tokens, operation seconds, seconds to
+/// the first chunk.
+const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+const OPERATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+const FIRST_CHUNK_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// GenAI label sets kept per metric; past it a new model is `other`.
+const MAX_GENAI_SERIES: usize = 500;
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -84,6 +107,41 @@ struct Registry {
     latency: HashMap<String, Histogram>,
     ttft: HashMap<String, Histogram>,
     attempts: Histogram,
+    /// GenAI histograms by their rendered label set.
+    genai_tokens: HashMap<String, Histogram>,
+    genai_duration: HashMap<String, Histogram>,
+    genai_first_chunk: HashMap<String, Histogram>,
+}
+
+/// One model call, as the GenAI client metrics see it.
+pub struct GenAi<'a> {
+    /// `chat`, `embeddings`.
+    pub operation: &'static str,
+    /// `gen_ai.provider.name`: `openai`, `anthropic`, `gcp.gemini`...
+    pub provider: &'static str,
+    pub model: &'a str,
+    pub duration: Duration,
+    /// Streams only.
+    pub first_chunk: Option<Duration>,
+    pub usage: Option<&'a Usage>,
+    /// The error class, when it failed.
+    pub error: Option<&'a str>,
+}
+
+/// Observes in the histogram of `labels` (made with `model`), or of the
+/// same labels with `model="other"` once the map is full.
+fn observe_genai(
+    map: &mut HashMap<String, Histogram>,
+    bounds: &[f64],
+    labels: impl Fn(&str) -> String,
+    model: &str,
+    v: f64,
+) {
+    let mut key = labels(model);
+    if !map.contains_key(&key) && map.len() >= MAX_GENAI_SERIES {
+        key = labels("other");
+    }
+    map.entry(key).or_default().observe(bounds, v);
 }
 
 impl Registry {
@@ -177,6 +235,49 @@ impl Metrics {
         s.counted = true;
     }
 
+    /// A model call in the OpenTelemetry GenAI client metrics.
+    pub fn genai(&self, g: &GenAi<'_>) {
+        let base = |model: &str| {
+            format!(
+                "gen_ai_operation_name=\"{}\",gen_ai_provider_name=\"{}\",gen_ai_response_model=\"{}\"",
+                g.operation,
+                g.provider,
+                esc(model)
+            )
+        };
+        let mut r = self.lock();
+        if let Some(u) = g.usage {
+            for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+                observe_genai(
+                    &mut r.genai_tokens,
+                    &TOKEN_BUCKETS,
+                    |m| format!("{},gen_ai_token_type=\"{kind}\"", base(m)),
+                    g.model,
+                    n as f64,
+                );
+            }
+        }
+        observe_genai(
+            &mut r.genai_duration,
+            &OPERATION_BUCKETS,
+            |m| match g.error {
+                Some(e) => format!("{},error_type=\"{}\"", base(m), esc(e)),
+                None => base(m),
+            },
+            g.model,
+            g.duration.as_secs_f64(),
+        );
+        if let Some(t) = g.first_chunk {
+            observe_genai(
+                &mut r.genai_first_chunk,
+                &FIRST_CHUNK_BUCKETS,
+                base,
+                g.model,
+                t.as_secs_f64(),
+            );
+        }
+    }
+
     pub fn attempts(&self, n: usize) {
         self.lock().attempts.observe(&ATTEMPT_BUCKETS, n as f64);
     }
@@ -260,6 +361,31 @@ impl Metrics {
         out.push_str("# HELP switchyard_attempts Upstream attempts per request.\n# TYPE switchyard_attempts histogram\n");
         r.attempts
             .render(&mut out, "switchyard_attempts", "", &ATTEMPT_BUCKETS);
+        for (name, help, map, bounds) in [
+            (
+                "gen_ai_client_token_usage",
+                "Number of input and output tokens used (OpenTelemetry gen_ai.client.token.usage).",
+                &r.genai_tokens,
+                &TOKEN_BUCKETS[..],
+            ),
+            (
+                "gen_ai_client_operation_duration_seconds",
+                "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
+                &r.genai_duration,
+                &OPERATION_BUCKETS[..],
+            ),
+            (
+                "gen_ai_client_operation_time_to_first_chunk_seconds",
+                "Time to the first chunk of a stream (OpenTelemetry gen_ai.client.operation.time_to_first_chunk).",
+                &r.genai_first_chunk,
+                &FIRST_CHUNK_BUCKETS[..],
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (labels, h) in sorted(map) {
+                h.render(&mut out, name, labels, bounds);
+            }
+        }
         out.push_str("# HELP switchyard_open_streams Streams being generated now.\n# TYPE switchyard_open_streams gauge\n");
         let _ = writeln!(
             out,
@@ -333,5 +459,83 @@ mod tests {
         }
         assert!(m.lock().pairs <= MAX_SERIES + 1);
         assert!(m.render("").contains("model=\"other\",status=\"404\""));
+    }
+
+    #[test]
+    fn genai_client_metrics_follow_the_conventions_and_stay_bounded() {
+        let m = Metrics::default();
+        let usage = Usage {
+            input_tokens: 20,
+            output_tokens: 3,
+            ..Default::default()
+        };
+        m.genai(&GenAi {
+            operation: "chat",
+            provider: "openai",
+            model: "gpt-5",
+            duration: Duration::from_millis(300),
+            first_chunk: Some(Duration::from_millis(30)),
+            usage: Some(&usage),
+            error: None,
+        });
+        m.genai(&GenAi {
+            operation: "chat",
+            provider: "anthropic",
+            model: "claude",
+            duration: Duration::from_millis(50),
+            first_chunk: None,
+            usage: None,
+            error: Some("rate_limited"),
+        });
+        let text = m.render("");
+        let base = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-5\"";
+        assert!(
+            text.contains("# TYPE gen_ai_client_token_usage histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "gen_ai_client_token_usage_bucket{{{base},gen_ai_token_type=\"input\",le=\"64\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "gen_ai_client_token_usage_bucket{{{base},gen_ai_token_type=\"input\",le=\"16\"}} 0"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "gen_ai_client_token_usage_sum{{{base},gen_ai_token_type=\"output\"}} 3"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "gen_ai_client_operation_duration_seconds_bucket{{{base},le=\"0.32\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "gen_ai_client_operation_time_to_first_chunk_seconds_bucket{{{base},le=\"0.04\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("gen_ai_provider_name=\"anthropic\",gen_ai_response_model=\"claude\",error_type=\"rate_limited\",le=\"0.08\"} 1"), "{text}");
+        for i in 0..(MAX_GENAI_SERIES + 20) {
+            m.genai(&GenAi {
+                operation: "chat",
+                provider: "openai",
+                model: &format!("made-up-{i}"),
+                duration: Duration::from_millis(1),
+                first_chunk: None,
+                usage: None,
+                error: None,
+            });
+        }
+        assert!(m.lock().genai_duration.len() <= MAX_GENAI_SERIES + 1);
+        assert!(m.render("").contains("gen_ai_response_model=\"other\""));
     }
 }

@@ -215,6 +215,15 @@ async fn embeddings_here(
                 ctx.started.elapsed(),
                 None,
             );
+            gw.metrics.genai(&crate::metrics::GenAi {
+                operation: "embeddings",
+                provider: crate::telemetry::genai_system(provider.kind()),
+                model: &target.model,
+                duration: ctx.started.elapsed(),
+                first_chunk: None,
+                usage: usage.as_ref(),
+                error: None,
+            });
             journal.close(
                 &gw.recorder,
                 End {

@@ -53,6 +53,15 @@ pub(super) fn finish(
         gw.metrics
             .tokens(f.target.provider.name(), &f.target.model, u, f.cost);
     }
+    gw.metrics.genai(&crate::metrics::GenAi {
+        operation: "chat",
+        provider: crate::telemetry::genai_system(f.target.provider.kind()),
+        model: &f.target.model,
+        duration: latency,
+        first_chunk: f.ttft.filter(|_| f.streamed),
+        usage: f.usage.as_ref(),
+        error: f.error_class.as_deref().filter(|_| f.status >= 400),
+    });
     let full = journal
         .begin()
         .is_some_and(|b| b.log_mode == crate::config::LogMode::Full);

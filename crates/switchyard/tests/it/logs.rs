@@ -315,6 +315,16 @@ async fn filters_paging_and_grouping_by_any_tag() {
     assert!(text.contains(
         "switchyard_tokens_total{provider=\"anthropic\",model=\"claude-test\",kind=\"input\"} 22"
     ));
+    // The OpenTelemetry GenAI names, beside ours: 22 input tokens of
+    // Anthropic's in one bucket sum, the duration counted per call.
+    assert!(
+        text.contains("gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"anthropic\",gen_ai_response_model=\"claude-test\",gen_ai_token_type=\"input\"} 22"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-test\"} 3"),
+        "{text}"
+    );
     assert!(
         !text.contains("metadata") && !text.contains("key_"),
         "no tags or keys as labels"
