@@ -33,6 +33,9 @@ export async function render(root, id) {
     h('div', { class: 'grid-2' },
       section('Summary', 'detail-summary', facts([
         ['Time', fmtTime(r.time_ms)],
+        ['Trace', r.trace_id
+          ? h('a', { class: 'mono', 'data-testid': 'detail-trace', href: `#/requests?trace_id=${encodeURIComponent(r.trace_id)}`, title: 'Every request of this trace' }, r.trace_id)
+          : '—'],
         ['Key', r.key_id || 'anonymous'],
         ['Route', r.route || '—'],
         ['Requested model', r.requested_model || '—'],

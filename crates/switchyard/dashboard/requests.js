@@ -13,6 +13,7 @@ const TEXT_FILTERS = [
   ['model', 'Model', 'e.g. gpt-4o'],
   ['status', 'Status', 'e.g. 429'],
   ['error_class', 'Error class', 'e.g. timeout'],
+  ['trace_id', 'Trace id', '32 hex digits'],
 ];
 
 /// The list's last URL, so the detail page can link back to it.

@@ -176,6 +176,11 @@ pub struct RawProvider {
     /// The server also speaks the Responses API (`/responses`): Responses
     /// callers are forwarded natively. Default: true for `openai`.
     pub responses: Option<bool>,
+    /// Send the caller's W3C `traceparent`/`tracestate` upstream (with the
+    /// attempt's span as parent). Off by default: a provider should not
+    /// learn a customer's trace ids unless the operator says so.
+    #[serde(default)]
+    pub propagate_trace: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -556,6 +561,8 @@ pub struct ProviderConfig {
     pub default_max_tokens: u32,
     /// Responses callers go to `{base_url}/responses` as they came.
     pub responses: bool,
+    /// `traceparent`/`tracestate` go upstream.
+    pub propagate_trace: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1002,6 +1009,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             models: p.models,
             default_max_tokens,
             responses,
+            propagate_trace: p.propagate_trace,
         });
     }
 
@@ -1336,6 +1344,7 @@ fn embedded_providers(env: &Env) -> Vec<ProviderConfig> {
             models: Vec::new(),
             default_max_tokens: DEFAULT_MAX_TOKENS,
             responses: p.kind == ProviderKind::Openai,
+            propagate_trace: false,
         });
     }
     out

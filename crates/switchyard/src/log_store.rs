@@ -43,6 +43,10 @@ pub struct Begin {
     /// dies before it ends (the most it could have cost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_usd: Option<f64>,
+    /// The W3C trace the call belongs to (32 hex digits): the caller's, or
+    /// the one the gateway started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// Written when the request is over, whatever the outcome.
@@ -322,6 +326,7 @@ mod tests {
             metadata: Default::default(),
             request_body: None,
             hold_usd: None,
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         };
         for e in [
             Entry::Begin(b.clone()),

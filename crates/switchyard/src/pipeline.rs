@@ -51,6 +51,7 @@ use bytes::Bytes;
 use http::request::Parts;
 
 pub use answer::read_body;
+pub(crate) use attempts::propagate as propagate_trace;
 pub use compact::compact;
 pub(crate) use ctx::caller;
 pub use ctx::{ATTEMPTS, CACHE, COST, Ctx, MODEL, PROVIDER, REQUEST_ID, unix_now};

@@ -106,6 +106,10 @@ pub struct Attempt {
     pub outcome: String,
     pub error_class: Option<String>,
     pub status: Option<u16>,
+    /// The attempt's span in the request's trace, chosen before it is
+    /// sent (it is the upstream's parent when the trace is propagated).
+    #[serde(skip)]
+    pub span_id: [u8; 8],
 }
 
 /// Where a request went and why: every attempt, and every target policy

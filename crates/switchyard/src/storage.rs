@@ -97,6 +97,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_key_concurrency.sql"),
         include_str!("../migrations/postgres/0011_key_concurrency.sql"),
     ),
+    (
+        12,
+        "trace_id",
+        include_str!("../migrations/sqlite/0012_trace_id.sql"),
+        include_str!("../migrations/postgres/0012_trace_id.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,122 @@ impl Tracer {
     }
 }
 
+/// W3C Trace Context for one request: the trace it belongs to (the
+/// caller's, from an inbound `traceparent`, else a new one), the span that
+/// stands for the request in it, and the caller's `tracestate`, kept as
+/// sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    /// The request's span.
+    pub span_id: [u8; 8],
+    /// The caller's span, when it sent a `traceparent`.
+    pub parent: Option<[u8; 8]>,
+    /// `trace-flags`: bit 0 is "sampled".
+    pub flags: u8,
+    pub state: Option<String>,
+}
+
+/// W3C allows 32 list members of at most 256 characters each; a longer
+/// header is dropped rather than forwarded.
+const TRACESTATE_MAX: usize = 512;
+
+impl TraceContext {
+    /// A new trace, the request at its root.
+    pub fn fresh() -> TraceContext {
+        TraceContext {
+            trace_id: trace_id(),
+            span_id: span_id(),
+            parent: None,
+            flags: 1,
+            state: None,
+        }
+    }
+
+    /// The caller's trace when its `traceparent` is valid (W3C Trace
+    /// Context level 1: version 00 exactly, a higher version read by its
+    /// first four fields, all-zero ids and version ff refused), else a new
+    /// one; `tracestate` only travels with a valid `traceparent`.
+    pub fn from_headers(headers: &http::HeaderMap) -> TraceContext {
+        let Some((trace_id, parent, flags)) = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent)
+        else {
+            return TraceContext::fresh();
+        };
+        let state = headers
+            .get_all("tracestate")
+            .iter()
+            .map(|v| v.to_str().map(str::trim))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .map(|parts| parts.join(","))
+            .filter(|s| !s.is_empty() && s.len() <= TRACESTATE_MAX);
+        TraceContext {
+            trace_id,
+            span_id: span_id(),
+            parent: Some(parent),
+            flags,
+            state,
+        }
+    }
+
+    /// The trace id as 32 lowercase hex digits.
+    pub fn trace_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// The `traceparent` naming `span` (a span of this trace) as parent.
+    pub fn traceparent(&self, span: &[u8; 8]) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex(&self.trace_id),
+            hex(span),
+            self.flags & 1
+        )
+    }
+}
+
+fn parse_traceparent(s: &str) -> Option<([u8; 16], [u8; 8], u8)> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let version = unhex::<1>(&s[..2])?[0];
+    // Version 00 is exactly 55 characters; a later version may append
+    // fields after a dash. ff is never valid.
+    if version == 0xff || (version == 0 && b.len() != 55) || (b.len() > 55 && b[55] != b'-') {
+        return None;
+    }
+    let trace = unhex::<16>(&s[3..35])?;
+    let parent = unhex::<8>(&s[36..52])?;
+    let flags = unhex::<1>(&s[53..55])?[0];
+    if trace == [0; 16] || parent == [0; 8] {
+        return None;
+    }
+    Some((trace, parent, flags))
+}
+
+/// Lowercase hex only, as W3C requires.
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
 pub fn trace_id() -> [u8; 16] {
     let mut b = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut b);
@@ -109,7 +225,7 @@ pub fn span_id() -> [u8; 8] {
     b
 }
 
-fn hex(b: &[u8]) -> String {
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -202,5 +318,83 @@ pub fn genai_system(kind: crate::config::ProviderKind) -> &'static str {
         crate::config::ProviderKind::Anthropic => "anthropic",
         crate::config::ProviderKind::Gemini => "gcp.gemini",
         crate::config::ProviderKind::OpenaiCompatible => "openai_compatible",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_becomes_the_parent() {
+        let t = TraceContext::from_headers(&headers(&[
+            ("traceparent", TP),
+            ("tracestate", "congo=t61rcWkgMzE"),
+            ("tracestate", "rojo=00f067aa0ba902b7"),
+        ]));
+        assert_eq!(t.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.parent, Some(*b"\x00\xf0\x67\xaa\x0b\xa9\x02\xb7"));
+        assert_eq!(t.flags, 1);
+        assert_eq!(
+            t.state.as_deref(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+        );
+        assert_ne!(t.span_id, t.parent.unwrap(), "the request is a new span");
+        let out = t.traceparent(&t.span_id);
+        assert_eq!(&out[..36], &TP[..36]);
+        assert_eq!(&out[52..], "-01");
+        // Unsampled stays unsampled; unknown flag bits are not forwarded.
+        let t = TraceContext::from_headers(&headers(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe",
+        )]));
+        assert!(t.traceparent(&t.span_id).ends_with("-00"));
+        // A later version is read by its first fields.
+        let t = TraceContext::from_headers(&headers(&[(
+            "traceparent",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes",
+        )]));
+        assert_eq!(t.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn an_invalid_traceparent_starts_a_new_trace_and_drops_tracestate() {
+        for bad in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+        ] {
+            let t = TraceContext::from_headers(&headers(&[
+                ("traceparent", bad),
+                ("tracestate", "congo=t61rcWkgMzE"),
+            ]));
+            assert_eq!(t.parent, None, "{bad}");
+            assert_eq!(t.state, None, "{bad}");
+            assert_ne!(t.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
+        }
+        let long = "a=".to_owned() + &"b".repeat(600);
+        let t = TraceContext::from_headers(&headers(&[("traceparent", TP), ("tracestate", &long)]));
+        assert!(t.parent.is_some() && t.state.is_none());
     }
 }

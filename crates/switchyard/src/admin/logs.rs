@@ -80,6 +80,7 @@ pub(super) async fn list(
             "provider" => f.provider = Some(v),
             "model" => f.model = Some(v),
             "error_class" => f.error_class = Some(v),
+            "trace_id" => f.trace_id = Some(v),
             "status" => match v.parse() {
                 Ok(s) => f.status = Some(s),
                 Err(_) => return bad("status", "expected an HTTP status such as 200 or 429"),
@@ -99,7 +100,7 @@ pub(super) async fn list(
                 _ => {
                     return bad(
                         other,
-                        "unknown filter; expected key, route, provider, model, status, error_class, since, until, metadata.<tag>, limit or cursor",
+                        "unknown filter; expected key, route, provider, model, status, error_class, trace_id, since, until, metadata.<tag>, limit or cursor",
                     );
                 }
             },

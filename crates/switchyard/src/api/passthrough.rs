@@ -187,6 +187,7 @@ async fn forward(
         metadata: Default::default(),
         request_body: None,
         hold_usd: None,
+        trace_id: Some(ctx.trace.trace_hex()),
     });
     let c = policy::constraints(&caller, &parts.headers, &scope)?;
     if !crate::routing::permits(c.jurisdictions.as_deref(), p) {
@@ -244,6 +245,13 @@ async fn forward(
     for name in FORWARDED {
         if let Some(v) = parts.headers.get(*name) {
             headers.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    if p.config.propagate_trace {
+        let mut trace = Vec::new();
+        pipeline::propagate_trace(ctx, &ctx.trace.span_id, &mut trace);
+        for (k, v) in trace {
+            headers.insert(HeaderName::from_static(k), v);
         }
     }
     let timeout = p.config.timeout.min(ctx.remaining());

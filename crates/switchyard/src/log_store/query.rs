@@ -26,6 +26,7 @@ pub struct LogFilter {
     pub model: Option<String>,
     pub status: Option<i64>,
     pub error_class: Option<String>,
+    pub trace_id: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
     /// `metadata.<tag>=<value>` pairs, all required.
@@ -65,12 +66,13 @@ pub struct Record {
     pub excluded: serde_json::Value,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
+    pub trace_id: Option<String>,
 }
 
 const RECORD_COLUMNS: &str = "r.id, r.time_ms, r.state, r.key_id, r.route, r.requested_model, r.dialect, r.stream, r.log_mode, \
     r.provider, r.model, r.status, r.error_class, r.latency_ms, r.ttft_ms, r.input_tokens, r.output_tokens, r.cached_tokens, \
     r.reasoning_tokens, r.usage_source, r.cost_usd, r.saved_usd, r.price_version, r.cache, r.metadata, r.attempts, r.excluded, \
-    r.request_body, r.response_body";
+    r.request_body, r.response_body, r.trace_id";
 
 macro_rules! decode_record {
     ($r:expr) => {{
@@ -108,6 +110,7 @@ macro_rules! decode_record {
             excluded: serde_json::from_str(&excluded).unwrap_or_default(),
             request_body: r.try_get("request_body")?,
             response_body: r.try_get("response_body")?,
+            trace_id: r.try_get("trace_id")?,
         }
     }};
 }
@@ -157,6 +160,7 @@ fn filtered(f: &LogFilter, sql: &mut String, args: &mut Vec<Arg>) {
     eq("provider", &f.provider);
     eq("model", &f.model);
     eq("error_class", &f.error_class);
+    eq("trace_id", &f.trace_id);
     eq("key_id", &f.owner);
     if let Some(s) = f.status {
         sql.push_str(" AND r.status = ?");

@@ -253,7 +253,7 @@ const TAG_RUNS: &[usize] = &[4 * ROWS_PER_INSERT, 80, 16, 4, 1];
 const REQUEST_COLUMNS: &str = "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, \
     log_mode, est_input_tokens, metadata, request_body, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cached_tokens, reasoning_tokens, usage_source, cost_usd, saved_usd, price_version, cache, attempts, excluded, \
-    response_body, hold_usd) ";
+    response_body, hold_usd, trace_id) ";
 
 /// A request's row as the batch knows it: its begin, and its end when that
 /// is in the same batch (then the row is written complete, in one insert).
@@ -346,7 +346,8 @@ macro_rules! insert_rows {
                         .unwrap_or_else(|| "[]".into()),
                     )
                     .push_bind(e.and_then(|e| e.response_body.as_deref()))
-                    .push_bind(b.hold_usd);
+                    .push_bind(b.hold_usd)
+                    .push_bind(b.trace_id.as_deref());
             });
             qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
             let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;

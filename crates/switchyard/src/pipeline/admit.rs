@@ -54,6 +54,7 @@ pub(super) async fn prepare(
         metadata: Default::default(),
         request_body: None,
         hold_usd: None,
+        trace_id: Some(ctx.trace.trace_hex()),
     };
     let admitted = match admit(gw, ctx, parts, caller, &request, &fields, &mut begin, held).await {
         Ok(a) => a,

@@ -72,8 +72,10 @@ pub(super) async fn attempts(
             outcome: String::new(),
             error_class: None,
             status: None,
+            span_id: crate::telemetry::span_id(),
         });
-        let result = attempt_chat(gw, ctx, inbound, target, attempt).await;
+        let span = held.evidence.attempts.last().map(|a| a.span_id);
+        let result = attempt_chat(gw, ctx, inbound, target, attempt, span).await;
         let took = started.elapsed();
         let mut record = |outcome: &str, class: Option<&str>, status| {
             if let Some(a) = held.evidence.attempts.last_mut() {
@@ -147,12 +149,18 @@ async fn attempt_chat(
     inbound: &Inbound<'_>,
     target: &Target,
     attempt: u32,
+    span: Option<[u8; 8]>,
 ) -> Result<Served> {
     let provider = &target.provider;
     let mut call = providers::chat_call(provider, inbound, &target.model)?;
     // The provider may log it: one id ties their records to ours.
     if let Ok(v) = http::HeaderValue::from_str(&ctx.id.to_string()) {
         call.headers.push(("x-switchyard-request-id", v));
+    }
+    if provider.config.propagate_trace
+        && let Some(span) = span
+    {
+        propagate(ctx, &span, &mut call.headers);
     }
     let resp = send(gw, ctx, provider, &call).await?;
     let mut served = if call.stream {
@@ -166,6 +174,26 @@ async fn attempt_chat(
         served.response_mut().headers_mut().insert(DROPPED_TOOLS, v);
     }
     Ok(served)
+}
+
+/// `traceparent` (the attempt's span as the upstream's parent) and the
+/// caller's `tracestate`, for a provider configured to receive them.
+pub(crate) fn propagate(
+    ctx: &Ctx,
+    span: &[u8; 8],
+    headers: &mut Vec<(&'static str, http::HeaderValue)>,
+) {
+    if let Ok(v) = http::HeaderValue::from_str(&ctx.trace.traceparent(span)) {
+        headers.push(("traceparent", v));
+    }
+    if let Some(v) = ctx
+        .trace
+        .state
+        .as_deref()
+        .and_then(|s| http::HeaderValue::from_str(s).ok())
+    {
+        headers.push(("tracestate", v));
+    }
 }
 
 /// Sends one attempt, bounded by the provider's timeout and the caller's

@@ -34,6 +34,8 @@ pub struct Ctx {
     /// When the whole call, every attempt included, must be done.
     pub deadline: Instant,
     pub timeout: Duration,
+    /// The trace it belongs to: the caller's `traceparent`, else a new one.
+    pub trace: crate::telemetry::TraceContext,
 }
 
 impl Ctx {
@@ -47,12 +49,16 @@ impl Ctx {
             wall: std::time::SystemTime::now(),
             deadline: started + timeout,
             timeout,
+            trace: crate::telemetry::TraceContext::fresh(),
         }
     }
 
     /// Applies `x-switchyard-request-timeout` (milliseconds), which may only
-    /// shorten the configured deadline.
+    /// shorten the configured deadline, and the caller's trace context.
     pub fn apply_headers(&mut self, headers: &HeaderMap) -> Result<()> {
+        if headers.contains_key("traceparent") {
+            self.trace = crate::telemetry::TraceContext::from_headers(headers);
+        }
         if let Some(v) = headers.get("x-switchyard-request-timeout") {
             let ms = v
                 .to_str()

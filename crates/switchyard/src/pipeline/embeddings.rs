@@ -149,6 +149,7 @@ async fn embeddings_here(
             request_body: (log_mode == crate::config::LogMode::Full)
                 .then(|| String::from_utf8_lossy(&body).into_owned()),
             hold_usd: None,
+            trace_id: Some(ctx.trace.trace_hex()),
         };
         let permit = policy::admit(
             &gw,
@@ -171,13 +172,16 @@ async fn embeddings_here(
         for (n, target) in plan.attempts.iter().enumerate() {
             let provider = &target.provider;
             let caller = (dialect, &fields, method.as_str());
-            let call = match providers::embeddings_call(provider, &req, caller, &target.model) {
+            let mut call = match providers::embeddings_call(provider, &req, caller, &target.model) {
                 Ok(c) => c,
                 Err(u) => {
                     policy::settle(&gw, permit, None, None, false);
                     return Err(u.into());
                 }
             };
+            if provider.config.propagate_trace {
+                super::attempts::propagate(&ctx, &ctx.trace.span_id, &mut call.headers);
+            }
             let sent = match send(&gw, &ctx, provider, &call).await {
                 Ok(resp) => read_body(provider, resp).await,
                 Err(e) => Err(e),

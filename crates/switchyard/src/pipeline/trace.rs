@@ -18,10 +18,10 @@ pub(super) fn trace(
     usage: Option<&Usage>,
     evidence: &Evidence,
 ) {
-    use crate::telemetry::{Span, genai_system, span_id, trace_id};
+    use crate::telemetry::{Span, genai_system};
     use serde_json::json;
-    let trace = trace_id();
-    let root = span_id();
+    let trace = ctx.trace.trace_id;
+    let root = ctx.trace.span_id;
     let mut attrs = vec![
         ("gen_ai.operation.name", json!("chat")),
         ("gen_ai.request.model", json!(requested_model)),
@@ -47,7 +47,7 @@ pub(super) fn trace(
     gw.tracer.record(Span {
         trace_id: trace,
         span_id: root,
-        parent: None,
+        parent: ctx.trace.parent,
         name: format!("chat {requested_model}"),
         kind: 2,
         start: ctx.wall,
@@ -82,7 +82,7 @@ pub(super) fn trace(
         }
         gw.tracer.record(Span {
             trace_id: trace,
-            span_id: span_id(),
+            span_id: a.span_id,
             parent: Some(root),
             name: format!("chat {model}"),
             kind: 3,

@@ -349,6 +349,7 @@ mod tests {
                 models: vec![],
                 default_max_tokens: 1,
                 responses: false,
+                propagate_trace: false,
             },
             auth: None,
             secret: Some(super::super::Secret("sk-canary-123456789".into())),

@@ -52,6 +52,7 @@ pub fn record(gw: &Gateway, u: ToolUse<'_>) {
         metadata,
         request_body: None,
         hold_usd: None,
+        trace_id: None,
     };
     // The call has happened: a full spool cannot refuse it any more, and
     // best-effort mode counts what it drops.

@@ -655,6 +655,7 @@ async fn retention_deletes_old_records_and_older_bodies() {
                 metadata: [("t".to_string(), json!("v"))].into_iter().collect(),
                 request_body: Some("body".into()),
                 hold_usd: None,
+                trace_id: None,
             })
         })
         .collect();
@@ -705,51 +706,59 @@ async fn traces_follow_the_genai_conventions() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/sy.db", dir.path().display());
+    let mocks = start_mocks().await;
+    // The same OpenAI server a second time, configured to receive the
+    // caller's trace context; `openai` itself is not.
+    let extra = format!(
+        r#"{PRICED}
+[[providers]]
+name = "traced"
+kind = "openai"
+base_url = "{}"
+api_key_env = "MOCK_OPENAI_KEY"
+models = ["gpt-test"]
+propagate_trace = true
+
+[[routes]]
+name = "traced-route"
+targets = ["anthropic/claude-test", "traced/gpt-test"]
+"#,
+        mocks.openai.base_url()
+    );
     let gw = Gw::start_env(
-        start_mocks().await,
+        mocks,
         "",
-        PRICED,
+        &extra,
         &url,
         dir,
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)],
     )
     .await;
-    gw.mocks.anthropic.script([Reply::Json(
-        500,
-        json!({"type": "error", "error": {"type": "api_error", "message": "x"}}),
-        vec![],
-    )]);
-    let (_, h, _) = gw
-        .post_with(
-            "/v1/chat/completions",
-            &chat("smart", "SPAN-CANARY"),
-            &[("x-switchyard-metadata", r#"{"team":"t"}"#)],
-        )
-        .await;
-    let id = id_of(&h);
-    let started = std::time::Instant::now();
-    let spans: Vec<Value> = loop {
-        let all: Vec<Value> = got
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| {
-                b["resourceSpans"][0]["scopeSpans"][0]["spans"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        if all.len() >= 3 || started.elapsed() > Duration::from_secs(5) {
-            break all;
+    let spans_of = |trace: &str, n: usize| {
+        let got = got.clone();
+        let trace = trace.to_owned();
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let all: Vec<Value> = got
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|b| {
+                        b["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .filter(|s| s["traceId"] == trace.as_str())
+                    .collect();
+                if all.len() >= n || started.elapsed() > Duration::from_secs(5) {
+                    break all;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let text = serde_json::to_string(&spans).unwrap();
-    assert!(
-        !text.contains("SPAN-CANARY") && !text.contains("\"team\""),
-        "no bodies or tags: {text}"
-    );
     let attr = |s: &Value, k: &str| -> Value {
         s["attributes"]
             .as_array()
@@ -759,15 +768,55 @@ async fn traces_follow_the_genai_conventions() {
             .map(|a| a["value"].clone())
             .unwrap_or(Value::Null)
     };
+    let anthropic_fails = || {
+        gw.mocks.anthropic.script([Reply::Json(
+            500,
+            json!({"type": "error", "error": {"type": "api_error", "message": "x"}}),
+            vec![],
+        )])
+    };
+
+    // 1. The caller's trace: its span is the request span's parent, each
+    // attempt a child of the request span; the provider that propagates
+    // gets the succeeding attempt's span as its parent, the other nothing.
+    const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CALLER_SPAN: &str = "00f067aa0ba902b7";
+    anthropic_fails();
+    let (s, h, _) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("traced-route", "SPAN-CANARY"),
+            &[
+                ("x-switchyard-metadata", r#"{"team":"t"}"#),
+                (
+                    "traceparent",
+                    &format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"),
+                ),
+                ("tracestate", "vendor=opaque-value"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let id = id_of(&h);
+    let spans = spans_of(CALLER_TRACE, 3).await;
+    let text = serde_json::to_string(&spans).unwrap();
+    assert!(
+        !text.contains("SPAN-CANARY") && !text.contains("\"team\""),
+        "no bodies or tags: {text}"
+    );
     let root = spans
         .iter()
-        .find(|s| s.get("parentSpanId").is_none())
-        .unwrap();
+        .find(|s| s["parentSpanId"] == CALLER_SPAN)
+        .unwrap_or_else(|| panic!("the request span is the caller's child: {text}"));
+    assert_eq!(root["kind"], 2);
     assert_eq!(
         attr(root, "switchyard.request_id")["stringValue"],
         id.as_str()
     );
-    assert_eq!(attr(root, "gen_ai.request.model")["stringValue"], "smart");
+    assert_eq!(
+        attr(root, "gen_ai.request.model")["stringValue"],
+        "traced-route"
+    );
     assert_eq!(
         attr(root, "gen_ai.response.model")["stringValue"],
         "gpt-test"
@@ -778,13 +827,77 @@ async fn traces_follow_the_genai_conventions() {
         .iter()
         .filter(|s| s["parentSpanId"] == root["spanId"])
         .collect();
-    assert_eq!(children.len(), 2, "one span per attempt");
+    assert_eq!(children.len(), 2, "one span per attempt: {text}");
     assert_eq!(
         attr(children[0], "gen_ai.provider.name")["stringValue"],
         "anthropic"
     );
     assert_eq!(attr(children[0], "error.type")["stringValue"], "server");
-    assert!(children.iter().all(|c| c["traceId"] == root["traceId"]));
+    assert_eq!(children[1]["kind"], 3);
+    // What the upstream received joins it to the same trace.
+    let sent = gw.mocks.openai.last();
+    assert_eq!(
+        sent.headers["traceparent"].to_str().unwrap(),
+        format!(
+            "00-{CALLER_TRACE}-{}-01",
+            children[1]["spanId"].as_str().unwrap()
+        ),
+        "the upstream's parent is the attempt's span"
+    );
+    assert_eq!(sent.headers["tracestate"], "vendor=opaque-value");
+    assert!(
+        gw.mocks.anthropic.requests().iter().all(
+            |r| !r.headers.contains_key("traceparent") && !r.headers.contains_key("tracestate")
+        ),
+        "a provider not configured to receive it learns nothing of the trace"
+    );
+    // The record carries the trace beside the request id, and finds it.
+    let r = record(&gw, &id).await;
+    assert_eq!(r["trace_id"], CALLER_TRACE);
+    let (s, v) = gw
+        .admin_call(
+            "GET",
+            &format!("/admin/v1/logs?trace_id={CALLER_TRACE}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"][0]["id"], id.as_str());
+
+    // 2. No caller trace: the gateway starts one; the record names it; a
+    // provider not configured to propagate gets no traceparent.
+    anthropic_fails();
+    let (s, h, _) = gw
+        .post("/v1/chat/completions", &chat("smart", "hello"))
+        .await;
+    assert_eq!(s, 200);
+    let id = id_of(&h);
+    let r = record(&gw, &id).await;
+    let trace = r["trace_id"].as_str().unwrap().to_owned();
+    assert!(trace.len() == 32 && trace != CALLER_TRACE, "{trace}");
+    let spans = spans_of(&trace, 3).await;
+    let roots: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s.get("parentSpanId").is_none())
+        .collect();
+    assert_eq!(roots.len(), 1, "{spans:?}");
+    assert_eq!(
+        attr(roots[0], "switchyard.request_id")["stringValue"],
+        id.as_str()
+    );
+    assert!(!gw.mocks.openai.last().headers.contains_key("traceparent"));
+    // An invalid traceparent is not joined: a new trace.
+    let (_, h, _) = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat("gpt-test", "x"),
+            &[("traceparent", "00-zz-00f067aa0ba902b7-01")],
+        )
+        .await;
+    let r = record(&gw, &id_of(&h)).await;
+    assert_eq!(r["trace_id"].as_str().unwrap().len(), 32);
+    assert!(!r["trace_id"].as_str().unwrap().contains("zz"));
     gw.shutdown().await;
 }
 
@@ -836,6 +949,7 @@ async fn rollups_match_records(gw: &Gw) {
             metadata,
             request_body: None,
             hold_usd: None,
+            trace_id: None,
         };
         let status = [200, 200, 200, 429, 503][next(5) as usize];
         let end = End {
