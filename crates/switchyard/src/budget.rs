@@ -112,7 +112,27 @@ pub struct Ledger {
     storage: Storage,
     ready_tx: watch::Sender<bool>,
     ready: watch::Receiver<bool>,
+    standing: tokio::sync::Mutex<Option<(std::time::Instant, Standing)>>,
 }
+
+/// Budgeted keys by the share of their budget spent or held in the
+/// current period (for `/metrics`: counts, never key ids).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Standing {
+    pub ok: u64,
+    /// At least [`NEAR`] of the budget used.
+    pub near: u64,
+    pub exhausted: u64,
+    /// The highest share of any key (1.0 = all of it).
+    pub max_ratio: f64,
+}
+
+/// The share of a budget that counts as near exhaustion.
+pub const NEAR: f64 = 0.8;
+
+/// How long a computed [`Standing`] is served again (scrapes are frequent;
+/// every budgeted key is asked once per computation).
+const STANDING_TTL: Duration = Duration::from_secs(15);
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -196,7 +216,37 @@ impl Ledger {
             storage,
             ready_tx,
             ready,
+            standing: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Every unrevoked key with a budget, by how much of it is used, as
+    /// admission sees it; computed at most every 15 s.
+    pub async fn standing(&self, now_ms: i64) -> Result<Standing, BudgetError> {
+        let mut cached = self.standing.lock().await;
+        if let Some((at, s)) = *cached
+            && at.elapsed() < STANDING_TTL
+        {
+            return Ok(s);
+        }
+        let mut s = Standing::default();
+        for key in crate::keys::store::list(&self.storage, false).await? {
+            let Some(budget) = key.budget_usd.filter(|b| *b > 0.0) else {
+                continue;
+            };
+            let (spent, held) = self.status(&key, now_ms).await?;
+            let ratio = (spent + held) / budget;
+            s.max_ratio = s.max_ratio.max(ratio);
+            if ratio >= 1.0 - 1e-12 {
+                s.exhausted += 1;
+            } else if ratio >= NEAR {
+                s.near += 1;
+            } else {
+                s.ok += 1;
+            }
+        }
+        *cached = Some((std::time::Instant::now(), s));
+        Ok(s)
     }
 
     /// Called by the log writer once what earlier processes left in the

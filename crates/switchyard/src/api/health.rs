@@ -58,6 +58,34 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         "# HELP switchyard_detached_streams Streams being generated with no client attached.\n# TYPE switchyard_detached_streams gauge\nswitchyard_detached_streams {}",
         gw.streams.detached()
     );
+    // A slow store (or a writer still catching up at start) leaves the
+    // budget gauges out of this scrape rather than hold it.
+    let standing = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        gw.budget.standing(crate::clock::unix_ms()),
+    )
+    .await;
+    if let Ok(Ok(s)) = standing {
+        let _ = writeln!(
+            extra,
+            "# HELP switchyard_budget_keys Keys with a budget, by the share used in the current period (near: at least {near}).\n# TYPE switchyard_budget_keys gauge\n\
+             switchyard_budget_keys{{state=\"ok\"}} {}\nswitchyard_budget_keys{{state=\"near\"}} {}\nswitchyard_budget_keys{{state=\"exhausted\"}} {}",
+            s.ok,
+            s.near,
+            s.exhausted,
+            near = crate::budget::NEAR,
+        );
+        let _ = writeln!(
+            extra,
+            "# HELP switchyard_budget_used_ratio_max The highest share of its budget any key has spent or holds (1 = all).\n# TYPE switchyard_budget_used_ratio_max gauge\nswitchyard_budget_used_ratio_max {}",
+            s.max_ratio
+        );
+    }
+    let _ = writeln!(
+        extra,
+        "# HELP switchyard_spool_max_bytes The spool's bound ([logs] spool_max_bytes).\n# TYPE switchyard_spool_max_bytes gauge\nswitchyard_spool_max_bytes {}",
+        gw.config.logs.spool_max_bytes
+    );
     let mut resp = gw.metrics.render(&extra).into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -396,6 +396,24 @@ async fn budgets_are_a_hard_cap_on_one_process() {
         (spent - ok as f64 * 0.018).abs() < 1e-9,
         "settled at the actual cost: {spent}"
     );
+    // Less than one hold left of ten and a half: near exhaustion, which
+    // /metrics says as a count of keys (never their ids).
+    let text = gw.metrics().await;
+    for line in [
+        "switchyard_budget_keys{state=\"ok\"} 0",
+        "switchyard_budget_keys{state=\"near\"} 1",
+        "switchyard_budget_keys{state=\"exhausted\"} 0",
+        "switchyard_spool_max_bytes 268435456",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
+    let ratio: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("switchyard_budget_used_ratio_max "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.9..1.0).contains(&ratio), "{ratio}");
     gw.shutdown().await;
 }
 
