@@ -138,6 +138,7 @@ pub struct RawServer {
     pub max_concurrent: Option<u32>,
     pub queue_timeout_ms: Option<Millis>,
     pub write_timeout_ms: Option<Millis>,
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -392,6 +393,27 @@ pub enum LogMode {
     Full,
 }
 
+/// The process's log lines: `text` for people, `json` (one object a line)
+/// for log stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("expected text or json, got \"{other}\"")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SpoolFull {
@@ -478,6 +500,8 @@ pub struct ServerConfig {
     /// reading) closes the connection.
     #[serde(serialize_with = "ser_duration")]
     pub write_timeout: Duration,
+    /// What the process writes to stderr: text, or one JSON object a line.
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1160,6 +1184,12 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             .write_timeout_ms
             .map(|m| m.0)
             .unwrap_or(Duration::from_secs(60)),
+        log_format: match env.get("SWITCHYARD_LOG_FORMAT") {
+            Some(v) => v
+                .parse()
+                .map_err(|m: String| err("SWITCHYARD_LOG_FORMAT", m))?,
+            None => raw.server.log_format.unwrap_or_default(),
+        },
     };
     if server.write_timeout.is_zero() {
         return Err(err(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::config::{Config, Env};
+use switchyard::config::{Config, Env, LogFormat};
 
 /// mimalloc rather than the system allocator: requests allocate and free
 /// many small objects across threads, where glibc's malloc spent a tenth of
@@ -32,6 +32,10 @@ enum Command {
         /// The configuration file (switchyard.toml).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Log lines as `text` or `json` (one object a line); overrides
+        /// `[server] log_format` and SWITCHYARD_LOG_FORMAT.
+        #[arg(long, value_name = "text|json")]
+        log_format: Option<LogFormat>,
     },
     /// Validate a configuration file and print the resolved providers and routes.
     CheckConfig {
@@ -219,7 +223,7 @@ fn main() -> ExitCode {
             };
             rt.block_on(keys(config, *command))
         }
-        Command::Serve { config } => {
+        Command::Serve { config, log_format } => {
             let loaded = match &config {
                 Some(path) => Config::load(path, &env),
                 None => Config::embedded(&env),
@@ -227,25 +231,31 @@ fn main() -> ExitCode {
             let config = match loaded {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    // Before a configuration, the flag or the variable say
+                    // how to write (a bad variable is itself this error).
+                    let format = log_format
+                        .or_else(|| env.get("SWITCHYARD_LOG_FORMAT")?.parse().ok())
+                        .unwrap_or_default();
+                    fatal(format, &e.to_string());
                     return ExitCode::from(2);
                 }
             };
-            init_tracing();
+            let format = log_format.unwrap_or(config.server.log_format);
+            init_tracing(format);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
+                    fatal(format, &format!("cannot start the runtime: {e}"));
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(serve(config, env)) {
+            match rt.block_on(serve(config, env, format)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    fatal(format, &format!("{e:#}"));
                     ExitCode::FAILURE
                 }
             }
@@ -339,29 +349,63 @@ async fn keys(config: Config, command: KeysCommand) -> ExitCode {
     result
 }
 
-async fn serve(config: Config, env: Env) -> anyhow::Result<()> {
+async fn serve(config: Config, env: Env, format: LogFormat) -> anyhow::Result<()> {
     let summary = config.summary(&env);
     let running = switchyard::server::start(config, &env).await?;
-    eprint!("{summary}");
-    eprintln!(
-        "serving on http://{}  admin on http://{}",
-        running.addr, running.admin_addr
-    );
-    match &running.gateway.admin_token.file {
-        Some(path) => eprintln!("admin token: in {} (mode 0600)", path.display()),
-        None => eprintln!(
-            "admin token: from ${}",
-            running.gateway.config.auth.admin_token_env
-        ),
+    let token_env = &running.gateway.config.auth.admin_token_env;
+    match format {
+        LogFormat::Text => {
+            eprint!("{summary}");
+            eprintln!(
+                "serving on http://{}  admin on http://{}",
+                running.addr, running.admin_addr
+            );
+            match &running.gateway.admin_token.file {
+                Some(path) => eprintln!("admin token: in {} (mode 0600)", path.display()),
+                None => eprintln!("admin token: from ${token_env}"),
+            }
+        }
+        // The banner as events: the summary (which names key variables,
+        // never their values) as one field.
+        LogFormat::Json => {
+            let token = match &running.gateway.admin_token.file {
+                Some(path) => format!("in {} (mode 0600)", path.display()),
+                None => format!("from ${token_env}"),
+            };
+            tracing::info!(
+                config = summary.trim_end(),
+                listen = %format_args!("http://{}", running.addr),
+                admin = %format_args!("http://{}", running.admin_addr),
+                admin_token = token,
+                "serving"
+            );
+        }
     }
     let token = running.shutdown_token();
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = token.cancelled() => {}
     }
-    eprintln!("shutting down");
+    match format {
+        LogFormat::Text => eprintln!("shutting down"),
+        LogFormat::Json => tracing::info!("shutting down"),
+    }
     running.shutdown().await;
     Ok(())
+}
+
+/// An error that ends the process, in the log format asked for.
+fn fatal(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("error: {message}"),
+        LogFormat::Json => {
+            // Before the configuration was read, nothing logs yet.
+            if !tracing::dispatcher::has_been_set() {
+                init_tracing(LogFormat::Json);
+            }
+            tracing::error!("{message}");
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -382,7 +426,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn")
     });
@@ -390,8 +434,20 @@ fn init_tracing() {
     // hold anything, an upstream's credential included) at debug and some
     // at info: whatever RUST_LOG asks, it gets warnings only.
     let filter = filter.add_directive("rmcp=warn".parse().expect("a valid directive"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.init(),
+        // One object a line, the event's fields at its top level (a
+        // request's id and trace id among them where the line is about
+        // one request).
+        LogFormat::Json => fmt
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }

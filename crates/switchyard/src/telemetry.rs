@@ -174,6 +174,16 @@ impl TraceContext {
     }
 }
 
+/// The trace id, for log lines.
+impl std::fmt::Display for TraceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.trace_id {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 fn parse_traceparent(s: &str) -> Option<([u8; 16], [u8; 8], u8)> {
     let s = s.trim();
     let b = s.as_bytes();

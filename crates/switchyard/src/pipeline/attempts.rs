@@ -102,7 +102,7 @@ pub(super) async fn attempts(
                     Instant::now(),
                 );
                 record("error", Some(e.class.as_str()), Some(e.status));
-                tracing::info!(request_id = %ctx.id, target = %target.key, class = e.class.as_str(), status = e.status, "Attempt failed");
+                tracing::info!(request_id = %ctx.id, trace_id = %ctx.trace, target = %target.key, class = e.class.as_str(), status = e.status, "Attempt failed");
                 let retryable = e.class.retryable();
                 last_error = Some(GatewayError::Upstream(e));
                 if !retryable {
@@ -134,7 +134,7 @@ pub(super) async fn attempts(
         }
     }
     gw.metrics.attempts(held.evidence.attempts.len());
-    tracing::debug!(request_id = %ctx.id, evidence = ?held.evidence, "No attempt succeeded");
+    tracing::debug!(request_id = %ctx.id, trace_id = %ctx.trace, evidence = ?held.evidence, "No attempt succeeded");
     Err(last_error.unwrap_or_else(|| {
         GatewayError::DeadlineExceeded(crate::config::fmt_duration(ctx.timeout))
     }))

@@ -241,7 +241,7 @@ impl Turn {
             output: Vec<&'a RawValue>,
         }
         let Ok(p) = serde_json::from_str::<Peek>(response) else {
-            tracing::warn!(request_id = %ctx.id, "A Response object could not be read; it is not stored");
+            tracing::warn!(request_id = %ctx.id, trace_id = %ctx.trace, "A Response object could not be read; it is not stored");
             return;
         };
         let Ok(object) = RawValue::from_string(response.to_owned()) else {

@@ -138,7 +138,7 @@ pub fn cost(gw: &Gateway, target: &Target, usage: Option<&Usage>) -> Option<f64>
 /// path a formatted write to stderr.
 fn log_finished(ctx: &Ctx, target: &Target, status: u16, usage: Option<&Usage>) {
     tracing::debug!(
-        request_id = %ctx.id,
+        request_id = %ctx.id, trace_id = %ctx.trace,
         provider = target.provider.name(),
         model = %target.model,
         status,

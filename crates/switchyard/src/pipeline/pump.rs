@@ -173,7 +173,7 @@ pub(super) async fn pump(
             }
         }
         if let Some(why) = stopped {
-            tracing::info!(request_id = %ctx.id, reason = why.class(), "Stopping a stream");
+            tracing::info!(request_id = %ctx.id, trace_id = %ctx.trace, reason = why.class(), "Stopping a stream");
             let chunk = live.stop(&why.error().body(ctx.dialect));
             if let Some(m) = mirror.as_mut() {
                 m.push(&chunk).await;

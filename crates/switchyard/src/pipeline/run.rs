@@ -114,7 +114,7 @@ pub(super) async fn run(
 /// (the attempt cut while it ran included), its permit released, and the
 /// error in the caller's dialect with the target that answered last.
 fn fail(gw: &Arc<Gateway>, ctx: &Ctx, held: &mut Held, e: GatewayError) -> Response {
-    tracing::info!(request_id = %ctx.id, status = e.status().as_u16(), error = e.class(), "Request failed");
+    tracing::info!(request_id = %ctx.id, trace_id = %ctx.trace, status = e.status().as_u16(), error = e.class(), "Request failed");
     let status = e.status().as_u16();
     gw.metrics
         .request(None, None, status, "BYPASS", ctx.started.elapsed(), None);

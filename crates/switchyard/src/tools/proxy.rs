@@ -153,7 +153,7 @@ pub async fn call(gw: Arc<Gateway>, inc: Incoming) -> Response {
         rec.status = resp.status().as_u16();
     }
     if let Err(e) = crate::audit::append(&gw.storage, "tool_call", &rec).await {
-        tracing::error!(error = %e, request_id = %ctx.id, "A tool call could not be audited");
+        tracing::error!(error = %e, request_id = %ctx.id, trace_id = %ctx.trace, "A tool call could not be audited");
     }
     crate::tools::usage::record(
         &gw,

@@ -46,10 +46,28 @@ impl Binary {
         let started = Instant::now();
         loop {
             let text = stderr.lock().unwrap().clone();
-            if let Some(line) = text.lines().find(|l| l.starts_with("serving on ")) {
-                let mut words = line.split_whitespace();
-                let base = words.nth(2).unwrap().to_owned();
-                let admin = words.nth(2).unwrap().to_owned();
+            // `serving on URL  admin on URL`, or its JSON event.
+            let text_banner = text
+                .lines()
+                .find(|l| l.starts_with("serving on "))
+                .map(|line| {
+                    let mut words = line.split_whitespace();
+                    let base = words.nth(2).unwrap().to_owned();
+                    let admin = words.nth(2).unwrap().to_owned();
+                    (base, admin)
+                });
+            let json_banner = || {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .find(|v| v["message"] == "serving")
+                    .map(|v| {
+                        (
+                            v["listen"].as_str().unwrap().to_owned(),
+                            v["admin"].as_str().unwrap().to_owned(),
+                        )
+                    })
+            };
+            if let Some((base, admin)) = text_banner.or_else(json_banner) {
                 return Binary {
                     child,
                     base,

@@ -1106,3 +1106,136 @@ async fn usage_sums_match_records_on_postgres() {
     rollups_match_records(&gw).await;
     gw.shutdown().await;
 }
+
+/// `--log-format json` (here through SWITCHYARD_LOG_FORMAT): every line the
+/// process writes, banner and shutdown included, at trace level, is one
+/// JSON object; a request's lines carry its request id and the caller's
+/// trace id; no provider key, admin token, Switchyard key or body appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_line_by_line_and_carry_no_secret() {
+    use crate::binary::{BIN, Binary};
+    const TOKEN: &str = "json-logs-admin-token-canary-0123456789";
+    const BODY: &str = "BODY-CANARY-5b1f0c";
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let mocks = start_mocks().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n[logs]\nmode = \"full\"\n{}\n{PRICED}",
+            dir.path().display(),
+            providers_toml(&mocks)
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("MOCK_OPENAI_KEY", OPENAI_KEY),
+        ("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY),
+        ("MOCK_GEMINI_KEY", GEMINI_KEY),
+        ("MOCK_COMPAT_KEY", COMPAT_KEY),
+        ("SWITCHYARD_ADMIN_TOKEN", TOKEN),
+        ("SWITCHYARD_LOG_FORMAT", "json"),
+    ];
+    let bin = Binary::start(&config, &env);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // A call whose first attempt fails (an info line about it), streamed
+    // and whole, with the caller's trace; one with a key that is none of
+    // ours; an admin call.
+    for stream in [false, true] {
+        mocks.anthropic.script([Reply::Json(
+            500,
+            json!({"type": "error", "error": {"type": "api_error", "message": "x"}}),
+            vec![],
+        )]);
+        let mut body = chat("smart", BODY);
+        body["stream"] = json!(stream);
+        let r = http
+            .post(format!("{}/v1/chat/completions", bin.base))
+            .header("traceparent", format!("00-{TRACE}-b7ad6b7169203331-01"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.text().await.unwrap();
+    }
+    let r = http
+        .post(format!("{}/v1/chat/completions", bin.base))
+        .bearer_auth("sy-canary-not-a-key-0123456789")
+        .json(&chat("smart", BODY))
+        .send()
+        .await
+        .unwrap();
+    let _ = r.text().await.unwrap();
+    let r = http
+        .get(format!("{}/admin/v1/logs", bin.admin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = bin.stop();
+
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(
+                v.is_object() && v["level"].is_string() && v["timestamp"].is_string(),
+                "{l}"
+            );
+            v
+        })
+        .collect();
+    assert!(lines.len() > 20, "trace level writes plenty: {text}");
+    assert_no_canary(&text);
+    for secret in [TOKEN, BODY, "sy-canary-not-a-key"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    let banner = lines.iter().find(|v| v["message"] == "serving").unwrap();
+    assert!(banner["config"].as_str().unwrap().contains("openai"));
+    assert!(lines.iter().any(|v| v["message"] == "shutting down"));
+    let failed: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["message"] == "Attempt failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{text}");
+    for v in failed {
+        assert_eq!(v["trace_id"], TRACE);
+        assert_eq!(v["request_id"].as_str().unwrap().len(), 36);
+        assert_eq!(v["target"], "switchyard::pipeline::attempts");
+    }
+
+    // A configuration that does not load: the error as JSON too, naming
+    // the key at fault; a bad SWITCHYARD_LOG_FORMAT is itself the error.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let v: Value = serde_json::from_str(err.trim()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(v["level"], "ERROR");
+    assert!(
+        v["message"].as_str().unwrap().contains("server.listen"),
+        "{v}"
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("SWITCHYARD_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: ") && err.contains("SWITCHYARD_LOG_FORMAT") && err.contains("yaml"),
+        "{err}"
+    );
+}
