@@ -83,7 +83,14 @@ pub(super) struct ListQuery {
     include_revoked: bool,
 }
 
-pub(super) async fn list(State(gw): State<Arc<Gateway>>, Query(q): Query<ListQuery>) -> Response {
+pub(super) async fn list(
+    State(gw): State<Arc<Gateway>>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // An admin error like any other, not axum's text.
+    let Ok(Query(q)) = q else {
+        return super::logs::bad("include_revoked", "expected true or false");
+    };
     match crate::keys::store::list(&gw.storage, q.include_revoked).await {
         Ok(keys) => axum::Json(serde_json::json!({
             "data": keys.iter().map(view).collect::<Vec<_>>(),

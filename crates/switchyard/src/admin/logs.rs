@@ -11,7 +11,8 @@ use super::admin_error;
 use crate::gateway::Gateway;
 use crate::log_store::query::{self, Dimension, LogFilter};
 
-fn bad(param: &str, message: &str) -> Response {
+/// A 400 naming the query parameter at fault.
+pub(super) fn bad(param: &str, message: &str) -> Response {
     let body = crate::wire::openai::encode_error(
         &format!("`{param}`: {message}"),
         "invalid_request_error",

@@ -291,6 +291,13 @@ async fn filters_paging_and_grouping_by_any_tag() {
         .await;
     assert_eq!((s, v["error"]["param"].as_str()), (400, Some("colour")));
     let (s, v) = gw
+        .admin_call("GET", "/admin/v1/keys?include_revoked=maybe", None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["param"].as_str()),
+        (400, Some("include_revoked"))
+    );
+    let (s, v) = gw
         .admin_call("GET", "/admin/v1/stats?bucket=minute", None)
         .await;
     assert_eq!(s, 200);
