@@ -174,6 +174,32 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             }
         }
         if let Some(mr) = mr {
+            // Another method on a known path: the admin error, and the
+            // methods that path has in `Allow`.
+            let allow: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, p)| p == path)
+                .map(|(m, _)| *m)
+                .collect();
+            let allow = allow.join(", ");
+            let mr = mr.fallback(move |req: Request| {
+                let allow = allow.clone();
+                async move {
+                    let mut resp = admin_error(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "invalid_request_error",
+                        &format!(
+                            "{} is not allowed on {}; allowed: {allow}",
+                            req.method(),
+                            req.uri().path()
+                        ),
+                    );
+                    if let Ok(v) = http::HeaderValue::from_str(&allow) {
+                        resp.headers_mut().insert(http::header::ALLOW, v);
+                    }
+                    resp
+                }
+            });
             r = r.route(path, mr);
         }
     }

@@ -297,6 +297,23 @@ async fn filters_paging_and_grouping_by_any_tag() {
         (s, v["error"]["param"].as_str()),
         (400, Some("include_revoked"))
     );
+    let r = gw
+        .http
+        .put(gw.admin_url("/admin/v1/keys/key_x"))
+        .bearer_auth(&gw.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, PATCH, DELETE");
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PUT is not allowed"),
+        "{v}"
+    );
     let (s, v) = gw
         .admin_call("GET", "/admin/v1/stats?bucket=minute", None)
         .await;
