@@ -546,16 +546,25 @@ async fn heartbeat(s: &Storage, instance: &str, spool: &str) -> Result<(), sqlx:
     Ok(())
 }
 
-/// Settles the unfinished requests of every other process that wrote to
-/// this spool, and forgets those processes.
+/// Settles the unfinished requests of the processes that owned this spool
+/// before us, and forgets those processes: the owner named in the spool
+/// itself (we hold its lock, so it is gone), and any other process recorded
+/// with this spool path whose heartbeat stopped. A path alone proves
+/// nothing: replicas on other hosts (pods) use the same path for their own
+/// folders, and their calls in flight are not ours to settle.
 async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow::Result<usize> {
-    const Q: &str = "SELECT id FROM instances WHERE spool = ? AND id <> ?";
+    const Q: &str =
+        "SELECT id FROM instances WHERE spool = ? AND id <> ? AND (id = ? OR beat_ms < ?)";
     let me = &gw.recorder.instance;
+    let previous = gw.recorder.spool.previous_owner.as_deref().unwrap_or("");
+    let dead_before = crate::clock::unix_ms() - DEAD_AFTER_MS;
     let owners: Vec<String> = match &gw.storage {
         Storage::Sqlite(p) => {
             sqlx::query_scalar(Q)
                 .bind(spool)
                 .bind(me)
+                .bind(previous)
+                .bind(dead_before)
                 .fetch_all(p)
                 .await?
         }
@@ -563,6 +572,8 @@ async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow::Result<usi
             sqlx::query_scalar(&pg(Q))
                 .bind(spool)
                 .bind(me)
+                .bind(previous)
+                .bind(dead_before)
                 .fetch_all(p)
                 .await?
         }

@@ -526,3 +526,69 @@ async fn gateways_on_databases_in_one_folder_start_side_by_side() {
         r.shutdown().await;
     }
 }
+
+/// Replicas on other hosts (pods) use the same spool path for folders of
+/// their own: a starting gateway settles the previous owner of its spool
+/// and processes whose heartbeat stopped, never a live replica's calls in
+/// flight that happen to share the path (they were marked interrupted
+/// during every rolling update before).
+#[tokio::test]
+async fn a_starting_replica_leaves_live_replicas_calls_alone() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sy.db", dir_a.path().display());
+    let a = Gw::start_on(start_mocks().await, "", "", &url, dir_a).await;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let spool_b = format!("{}/spool", dir_b.path().display());
+    let now = switchyard::clock::unix_ms();
+    for (instance, beat, request) in [
+        ("replica-on-another-host", now, "req-live"),
+        ("replica-gone", now - 120_000, "req-dead"),
+    ] {
+        sqlx::query("INSERT INTO instances (id, spool, started_ms, beat_ms) VALUES (?, ?, ?, ?)")
+            .bind(instance)
+            .bind(&spool_b)
+            .bind(now - 600_000)
+            .bind(beat)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode) \
+             VALUES (?, ?, ?, 'begun', 'openai/gpt-test', 'openai', 0, 'metadata')",
+        )
+        .bind(request)
+        .bind(now - 1_000)
+        .bind(instance)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let b = Gw::start_on(start_mocks().await, "", "", &url, dir_b).await;
+    let state = |id: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT state FROM requests WHERE id = ?")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let started = Instant::now();
+    while state("req-dead").await == "begun" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a process whose heartbeat stopped is settled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state("req-dead").await, "interrupted");
+    assert_eq!(
+        state("req-live").await,
+        "begun",
+        "a live replica's call in flight is left to it"
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}
