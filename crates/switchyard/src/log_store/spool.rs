@@ -29,8 +29,10 @@ pub struct Spool {
     current: Mutex<Segment>,
     /// Bytes appended and not yet committed to the database.
     pending: AtomicU64,
-    /// The instance that owned this spool before us, if any.
-    pub previous_owner: Option<String>,
+    /// The instances that owned this spool before us and whose unfinished
+    /// requests are not settled yet (a process killed before it settled
+    /// its own predecessors passes them on), oldest first.
+    pub previous_owners: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -73,12 +75,23 @@ impl Spool {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
+        // OWNER lists every owner not yet settled, ourselves last: until we
+        // have settled those before us, they stay listed for whoever
+        // comes next.
         let owner_file = dir.join("OWNER");
-        let previous_owner = std::fs::read_to_string(&owner_file)
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty() && s != instance);
-        write_atomic(&owner_file, instance.as_bytes())?;
+        let previous_owners: Vec<String> = std::fs::read_to_string(&owner_file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && *s != instance)
+            .map(str::to_owned)
+            .collect();
+        let mut owners = previous_owners.join("\n");
+        if !owners.is_empty() {
+            owners.push('\n');
+        }
+        owners.push_str(instance);
+        write_atomic(&owner_file, owners.as_bytes())?;
         // Always start a fresh segment: older ones are never written again,
         // so a torn last line in one of them is known to be garbage.
         let seq = segments(dir)?.last().map_or(1, |s| s + 1);
@@ -91,7 +104,7 @@ impl Spool {
             _lock: lock,
             current: Mutex::new(Segment { seq, file, size: 0 }),
             pending: AtomicU64::new(0),
-            previous_owner,
+            previous_owners,
         };
         let cp = spool.checkpoint();
         let mut pending = 0;
@@ -113,6 +126,11 @@ impl Spool {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The owners before us are settled: only we remain in OWNER.
+    pub fn previous_owners_settled(&self, instance: &str) -> std::io::Result<()> {
+        write_atomic(&self.dir.join("OWNER"), instance.as_bytes())
     }
 
     /// Bytes written and not yet in the database.
@@ -287,6 +305,22 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Owners not yet settled pass down the chain: a process killed before
+    /// it settled its predecessors leaves them to the next.
+    #[test]
+    fn unsettled_owners_pass_to_the_next_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Spool::open(dir.path(), "a").unwrap());
+        let b = Spool::open(dir.path(), "b").unwrap();
+        assert_eq!(b.previous_owners, ["a"]);
+        drop(b);
+        let c = Spool::open(dir.path(), "c").unwrap();
+        assert_eq!(c.previous_owners, ["a", "b"]);
+        c.previous_owners_settled("c").unwrap();
+        drop(c);
+        assert_eq!(Spool::open(dir.path(), "d").unwrap().previous_owners, ["c"]);
+    }
+
     #[test]
     fn appends_reads_commits_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -317,7 +351,7 @@ mod tests {
             .write_all(b"{\"torn")
             .unwrap();
         let s = Spool::open(dir.path(), "b").unwrap();
-        assert_eq!(s.previous_owner.as_deref(), Some("a"));
+        assert_eq!(s.previous_owners, ["a"]);
         s.append(b"line 5\n").unwrap();
         let from = s.checkpoint();
         let (lines, cp) = s.read(from, 100).unwrap();

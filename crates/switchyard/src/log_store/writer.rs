@@ -553,17 +553,14 @@ async fn heartbeat(s: &Storage, instance: &str, spool: &str) -> Result<(), sqlx:
 /// nothing: replicas on other hosts (pods) use the same path for their own
 /// folders, and their calls in flight are not ours to settle.
 async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow::Result<usize> {
-    const Q: &str =
-        "SELECT id FROM instances WHERE spool = ? AND id <> ? AND (id = ? OR beat_ms < ?)";
+    const Q: &str = "SELECT id FROM instances WHERE spool = ? AND id <> ? AND beat_ms < ?";
     let me = &gw.recorder.instance;
-    let previous = gw.recorder.spool.previous_owner.as_deref().unwrap_or("");
     let dead_before = crate::clock::unix_ms() - DEAD_AFTER_MS;
-    let owners: Vec<String> = match &gw.storage {
+    let stale: Vec<String> = match &gw.storage {
         Storage::Sqlite(p) => {
             sqlx::query_scalar(Q)
                 .bind(spool)
                 .bind(me)
-                .bind(previous)
                 .bind(dead_before)
                 .fetch_all(p)
                 .await?
@@ -572,12 +569,19 @@ async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow::Result<usi
             sqlx::query_scalar(&pg(Q))
                 .bind(spool)
                 .bind(me)
-                .bind(previous)
                 .bind(dead_before)
                 .fetch_all(p)
                 .await?
         }
     };
+    // The spool's own earlier owners (one may have died before its first
+    // heartbeat, so have no row), then those whose heartbeat stopped.
+    let mut owners = gw.recorder.spool.previous_owners.clone();
+    for s in stale {
+        if !owners.contains(&s) {
+            owners.push(s);
+        }
+    }
     let mut n = 0;
     for owner in owners {
         n += settle_interrupted(gw, Some(&owner)).await?;
@@ -590,6 +594,12 @@ async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow::Result<usi
                 sqlx::query(&pg(D)).bind(&owner).execute(p).await?;
             }
         }
+    }
+    if !gw.recorder.spool.previous_owners.is_empty() {
+        gw.recorder
+            .spool
+            .previous_owners_settled(me)
+            .map_err(|e| anyhow::anyhow!("the spool's OWNER file: {e}"))?;
     }
     Ok(n)
 }
