@@ -987,8 +987,8 @@ def check_kubernetes(schema: dict, binary: Path | None):
                 f"{replicas} replicas need [redis] url or SWITCHYARD_REDIS_URL: rate limits, "
                 "budgets, cache and resumable streams are per replica without it")
     if isinstance(redis, str) and redis.startswith("rediss://"):
-        R.fail("rediss:// passes config validation, but this build has no Redis TLS: "
-               "the gateway fails at start")
+        R.fail("rediss:// is refused by the gateway (no Redis TLS in this build): "
+               "use redis:// on a private network or a local TLS tunnel")
 
     token_var = dig(config, "auth", "admin_token_env", default=DEFAULTS["admin_token_env"])
     token = pod_env.get(token_var, "")

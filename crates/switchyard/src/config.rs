@@ -867,8 +867,14 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         .map(str::to_owned)
         .or(raw.redis.map(|r| r.url))
         .map(|url| {
-            if url.starts_with("redis://") || url.starts_with("rediss://") {
+            if url.starts_with("redis://") {
                 Ok(RedisConfig { url })
+            } else if url.starts_with("rediss://") {
+                // Refused here rather than at the first connection.
+                Err(err(
+                    "redis.url",
+                    "TLS to Redis (rediss://) is not built in: use redis:// on a private network, or a local TLS tunnel".into(),
+                ))
             } else {
                 Err(err(
                     "redis.url",
@@ -1506,6 +1512,11 @@ cached_input_per_mtok_usd = 0.125
 
         let e = parse("[[routes]]\nname=\"r\"\ntargets=[\"nope/m\"]\n").unwrap_err();
         assert_eq!(e.key, "routes[0].targets[0]");
+
+        let e = parse("[redis]\nurl=\"rediss://:secret@cache:6380\"\n").unwrap_err();
+        assert_eq!(e.key, "redis.url");
+        assert!(e.message.contains("not built in"), "{}", e.message);
+        assert!(!e.to_string().contains("secret"));
 
         let e =
             parse("[[providers]]\nname=\"a\"\nkind=\"openai\"\nbase_url=\"https://u:p@h/v1\"\n")
