@@ -259,6 +259,16 @@ async fn require_admin(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
     }
 }
 
+/// Who made an operator's decision: the dashboard (a session cookie) or
+/// the admin API (the token).
+fn decided_by(headers: &http::HeaderMap) -> &'static str {
+    if headers.contains_key(http::header::COOKIE) {
+        "dashboard"
+    } else {
+        "admin-api"
+    }
+}
+
 pub fn admin_error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = crate::wire::openai::encode_error(message, kind, None, None);
     let mut resp = (status, Body::from(body)).into_response();

@@ -131,6 +131,22 @@ impl Limiter {
         Limiter(Backend::Redis(conn))
     }
 
+    /// A tool call (HTTP tool or MCP) under its caller's key: one request,
+    /// no tokens; `None` when the key has no rate limits (or there is no
+    /// key).
+    pub async fn admit_tool_call(
+        &self,
+        key: Option<&KeyRecord>,
+    ) -> Result<Option<Admission>, Limited> {
+        match key {
+            Some(k) if k.rpm.is_some() || k.tpm.is_some() => self
+                .admit(k, 0, crate::clock::unix_ms() / 1000)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Admits a request of `est_tokens` for `key`, or says why not.
     pub async fn admit(
         &self,

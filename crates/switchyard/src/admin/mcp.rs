@@ -78,11 +78,7 @@ pub(super) async fn decide(
         "reject" => false,
         _ => return bad("`decision`: expected accept or reject"),
     };
-    let by = if headers.contains_key(http::header::COOKIE) {
-        "dashboard"
-    } else {
-        "admin-api"
-    };
+    let by = super::decided_by(&headers);
     match pins::decide(&gw.storage, &id, accept, by).await {
         Ok(true) => {}
         Ok(false) => {

@@ -89,12 +89,7 @@ pub(super) async fn decide(
     if d.reason.as_ref().is_some_and(|r| r.len() > 2000) {
         return bad("`reason`: at most 2000 bytes");
     }
-    // Who decided: the dashboard (a session) or the API (the token).
-    let by = if headers.contains_key(http::header::COOKIE) {
-        "dashboard"
-    } else {
-        "admin-api"
-    };
+    let by = super::decided_by(&headers);
     match gw
         .approvals
         .decide(&gw.storage, &id, approve, by, d.reason.as_deref())

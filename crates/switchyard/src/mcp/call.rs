@@ -187,21 +187,16 @@ async fn run(
     let (digest, arguments) = digest(name, &request.arguments);
     rec.body_digest = digest.clone();
     // Tool calls count against the key's rate limits, like model calls.
-    let admission = match &caller.key {
-        Some(k) if k.rpm.is_some() || k.tpm.is_some() => {
-            match gw.limiter.admit(k, 0, crate::clock::unix_ms() / 1000).await {
-                Ok(a) => Some(a),
-                Err(l) => {
-                    rec.decision = "rate_limited";
-                    rec.status = 429;
-                    return Ok(tool_error(format!(
-                        "rate_limited: {} per minute for this key; retry after {}s",
-                        l.which, l.retry_after_s
-                    )));
-                }
-            }
+    let admission = match gw.limiter.admit_tool_call(caller.key.as_deref()).await {
+        Ok(a) => a,
+        Err(l) => {
+            rec.decision = "rate_limited";
+            rec.status = 429;
+            return Ok(tool_error(format!(
+                "rate_limited: {} per minute for this key; retry after {}s",
+                l.which, l.retry_after_s
+            )));
         }
-        _ => None,
     };
     let verdict = if listed.class.is_write() {
         let log_mode = crate::policy::log_mode(gw, caller, headers).unwrap_or(gw.config.logs.mode);

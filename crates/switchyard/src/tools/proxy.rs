@@ -222,21 +222,16 @@ async fn run(
     rec.class = class.as_str();
     rec.reason = class.reason();
     // Tool calls count against the key's rate limits, like model calls.
-    let admission = match &caller.key {
-        Some(k) if k.rpm.is_some() || k.tpm.is_some() => {
-            match gw.limiter.admit(k, 0, crate::clock::unix_ms() / 1000).await {
-                Ok(a) => Some(a),
-                Err(l) => {
-                    rec.decision = "rate_limited";
-                    return Err(GatewayError::RateLimited {
-                        message: format!("rate limit reached: {} per minute for this key", l.which),
-                        retry_after_s: l.retry_after_s,
-                        headers: l.headers,
-                    });
-                }
-            }
+    let admission = match gw.limiter.admit_tool_call(caller.key.as_deref()).await {
+        Ok(a) => a,
+        Err(l) => {
+            rec.decision = "rate_limited";
+            return Err(GatewayError::RateLimited {
+                message: format!("rate limit reached: {} per minute for this key", l.which),
+                retry_after_s: l.retry_after_s,
+                headers: l.headers,
+            });
         }
-        _ => None,
     };
     let outcome = decide(gw, ctx, caller, inc, &tool, &class, rec).await;
     if let Some(a) = admission {

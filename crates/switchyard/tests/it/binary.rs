@@ -8,6 +8,39 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
+/// `switchyard.toml` in `dir` for the binary: loopback listeners on free
+/// ports, SQLite at `dir/sy.db`, the mocks' providers, then `extra`.
+pub fn config_file(
+    dir: &std::path::Path,
+    mocks: &crate::harness::Mocks,
+    extra: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n{}\n{extra}",
+            dir.display(),
+            crate::harness::providers_toml(mocks)
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The binary's environment with `more` after the mocks' provider keys.
+pub fn env_with<'a>(more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    use crate::harness::{ANTHROPIC_KEY, COMPAT_KEY, GEMINI_KEY, OPENAI_KEY};
+    let mut env = vec![
+        ("MOCK_OPENAI_KEY", OPENAI_KEY),
+        ("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY),
+        ("MOCK_GEMINI_KEY", GEMINI_KEY),
+        ("MOCK_COMPAT_KEY", COMPAT_KEY),
+    ];
+    env.extend_from_slice(more);
+    env
+}
+
 pub struct Binary {
     pub child: Child,
     pub base: String,

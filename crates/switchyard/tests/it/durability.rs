@@ -88,23 +88,8 @@ async fn sigkill_under_load_loses_no_record() {
         }));
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("switchyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n{}",
-            dir.path().display(),
-            providers_toml(&mocks)
-        ),
-    )
-    .unwrap();
-    let env = [
-        ("MOCK_OPENAI_KEY", OPENAI_KEY),
-        ("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY),
-        ("MOCK_GEMINI_KEY", GEMINI_KEY),
-        ("MOCK_COMPAT_KEY", COMPAT_KEY),
-        ("RUST_LOG", "warn"),
-    ];
+    let config = crate::binary::config_file(dir.path(), &mocks, "");
+    let env = crate::binary::env_with(&[("RUST_LOG", "warn")]);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut client_seen: Vec<String> = Vec::new();
     let cycles = 10;

@@ -907,16 +907,7 @@ async fn keys_on_postgres() {
 async fn budget_spend_survives_sigkill() {
     let mocks = start_mocks().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("switchyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n{}\n{KEYED}",
-            dir.path().display(),
-            providers_toml(&mocks)
-        ),
-    )
-    .unwrap();
+    let config = crate::binary::config_file(dir.path(), &mocks, KEYED);
     let body_tokens = (chat("openai/gpt-test").to_string().len() as f64 / 3.0).ceil();
     let hold = (body_tokens + 10.0) * 1000.0 / 1e6;
     let cost = 0.018;
@@ -939,14 +930,7 @@ async fn budget_spend_survives_sigkill() {
         v["key"].as_str().unwrap().to_owned(),
     );
     let token = "kill-test-admin-token-0123456789";
-    let env = [
-        ("MOCK_OPENAI_KEY", OPENAI_KEY),
-        ("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY),
-        ("MOCK_GEMINI_KEY", GEMINI_KEY),
-        ("MOCK_COMPAT_KEY", COMPAT_KEY),
-        ("SWITCHYARD_ADMIN_TOKEN", token),
-        ("RUST_LOG", "warn"),
-    ];
+    let env = crate::binary::env_with(&[("SWITCHYARD_ADMIN_TOKEN", token), ("RUST_LOG", "warn")]);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let send = |base: String| {
         let http = http.clone();

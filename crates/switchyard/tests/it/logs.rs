@@ -1143,24 +1143,15 @@ async fn json_logs_parse_line_by_line_and_carry_no_secret() {
     const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
     let mocks = start_mocks().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("switchyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/sy.db\"\n[logs]\nmode = \"full\"\n{}\n{PRICED}",
-            dir.path().display(),
-            providers_toml(&mocks)
-        ),
-    )
-    .unwrap();
-    let env = [
-        ("MOCK_OPENAI_KEY", OPENAI_KEY),
-        ("MOCK_ANTHROPIC_KEY", ANTHROPIC_KEY),
-        ("MOCK_GEMINI_KEY", GEMINI_KEY),
-        ("MOCK_COMPAT_KEY", COMPAT_KEY),
+    let config = crate::binary::config_file(
+        dir.path(),
+        &mocks,
+        &format!("[logs]\nmode = \"full\"\n{PRICED}"),
+    );
+    let env = crate::binary::env_with(&[
         ("SWITCHYARD_ADMIN_TOKEN", TOKEN),
         ("SWITCHYARD_LOG_FORMAT", "json"),
-    ];
+    ]);
     let bin = Binary::start(&config, &env);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     // A call whose first attempt fails (an info line about it), streamed

@@ -269,6 +269,17 @@ async fn reads_pass_with_the_credential_and_without_the_agents_key() {
     let (s, _, _) = send(&gw, "GET", "/tools/nope/x", &key, "", &[]).await;
     assert!(s == 403 || s == 404);
     assert_eq!(api.seen().len(), 3);
+    // A tool call counts against its key's rate limit like a model call:
+    // past it, 429 with Retry-After and nothing sent.
+    let (_, limited) = gw
+        .create_key(json!({"name": "slow", "tools": ["gh"], "rpm": 1}))
+        .await;
+    let (s, _, _) = send(&gw, "GET", "/tools/gh/repos", &limited, "", &[]).await;
+    assert_eq!(s, 200);
+    let (s, h, e) = send(&gw, "GET", "/tools/gh/repos", &limited, "", &[]).await;
+    assert_eq!(s, 429, "{e}");
+    assert!(h.contains_key("retry-after"));
+    assert_eq!(api.seen().len(), 4);
     gw.shutdown().await;
 }
 
