@@ -40,7 +40,8 @@ const OPERATION_BUCKETS: [f64; 14] = [
 const FIRST_CHUNK_BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-/// GenAI label sets kept per metric; past it a new model is `other`.
+/// GenAI (operation, provider, model) series kept; past it a new model is
+/// `other`.
 const MAX_GENAI_SERIES: usize = 500;
 
 #[derive(Debug, Default, Clone)]
@@ -107,10 +108,23 @@ struct Registry {
     latency: HashMap<String, Histogram>,
     ttft: HashMap<String, Histogram>,
     attempts: Histogram,
-    /// GenAI histograms by their rendered label set.
-    genai_tokens: HashMap<String, Histogram>,
-    genai_duration: HashMap<String, Histogram>,
-    genai_first_chunk: HashMap<String, Histogram>,
+    /// GenAI series by (operation, provider), then model: found by `&str`
+    /// like the others, their labels written only when rendered.
+    genai: HashMap<(&'static str, &'static str), HashMap<String, GenAiSeries>>,
+    /// Models in `genai`, over every (operation, provider).
+    genai_models: usize,
+}
+
+/// The GenAI histograms of one operation, provider and model.
+#[derive(Debug, Default)]
+struct GenAiSeries {
+    /// Input, output.
+    tokens: [Histogram; 2],
+    /// Calls that succeeded.
+    duration: Histogram,
+    /// Calls that failed, by error type.
+    errors: HashMap<String, Histogram>,
+    first_chunk: Histogram,
 }
 
 /// One model call, as the GenAI client metrics see it.
@@ -126,22 +140,6 @@ pub struct GenAi<'a> {
     pub usage: Option<&'a Usage>,
     /// The error class, when it failed.
     pub error: Option<&'a str>,
-}
-
-/// Observes in the histogram of `labels` (made with `model`), or of the
-/// same labels with `model="other"` once the map is full.
-fn observe_genai(
-    map: &mut HashMap<String, Histogram>,
-    bounds: &[f64],
-    labels: impl Fn(&str) -> String,
-    model: &str,
-    v: f64,
-) {
-    let mut key = labels(model);
-    if !map.contains_key(&key) && map.len() >= MAX_GENAI_SERIES {
-        key = labels("other");
-    }
-    map.entry(key).or_default().observe(bounds, v);
 }
 
 impl Registry {
@@ -237,44 +235,40 @@ impl Metrics {
 
     /// A model call in the OpenTelemetry GenAI client metrics.
     pub fn genai(&self, g: &GenAi<'_>) {
-        let base = |model: &str| {
-            format!(
-                "gen_ai_operation_name=\"{}\",gen_ai_provider_name=\"{}\",gen_ai_response_model=\"{}\"",
-                g.operation,
-                g.provider,
-                esc(model)
-            )
+        let mut guard = self.lock();
+        let r = &mut *guard;
+        let models = r.genai.entry((g.operation, g.provider)).or_default();
+        let model = if r.genai_models >= MAX_GENAI_SERIES && !models.contains_key(g.model) {
+            "other"
+        } else {
+            g.model
         };
-        let mut r = self.lock();
-        if let Some(u) = g.usage {
-            for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
-                observe_genai(
-                    &mut r.genai_tokens,
-                    &TOKEN_BUCKETS,
-                    |m| format!("{},gen_ai_token_type=\"{kind}\"", base(m)),
-                    g.model,
-                    n as f64,
-                );
-            }
+        if !models.contains_key(model) {
+            models.insert(model.to_owned(), GenAiSeries::default());
+            r.genai_models += 1;
         }
-        observe_genai(
-            &mut r.genai_duration,
-            &OPERATION_BUCKETS,
-            |m| match g.error {
-                Some(e) => format!("{},error_type=\"{}\"", base(m), esc(e)),
-                None => base(m),
-            },
-            g.model,
-            g.duration.as_secs_f64(),
-        );
+        let Some(s) = models.get_mut(model) else {
+            unreachable!("inserted above")
+        };
+        if let Some(u) = g.usage {
+            s.tokens[0].observe(&TOKEN_BUCKETS, u.input_tokens as f64);
+            s.tokens[1].observe(&TOKEN_BUCKETS, u.output_tokens as f64);
+        }
+        let duration = match g.error {
+            None => &mut s.duration,
+            Some(e) => {
+                if !s.errors.contains_key(e) {
+                    s.errors.insert(e.to_owned(), Histogram::default());
+                }
+                let Some(h) = s.errors.get_mut(e) else {
+                    unreachable!("inserted above")
+                };
+                h
+            }
+        };
+        duration.observe(&OPERATION_BUCKETS, g.duration.as_secs_f64());
         if let Some(t) = g.first_chunk {
-            observe_genai(
-                &mut r.genai_first_chunk,
-                &FIRST_CHUNK_BUCKETS,
-                base,
-                g.model,
-                t.as_secs_f64(),
-            );
+            s.first_chunk.observe(&FIRST_CHUNK_BUCKETS, t.as_secs_f64());
         }
     }
 
@@ -361,31 +355,7 @@ impl Metrics {
         out.push_str("# HELP switchyard_attempts Upstream attempts per request.\n# TYPE switchyard_attempts histogram\n");
         r.attempts
             .render(&mut out, "switchyard_attempts", "", &ATTEMPT_BUCKETS);
-        for (name, help, map, bounds) in [
-            (
-                "gen_ai_client_token_usage",
-                "Number of input and output tokens used (OpenTelemetry gen_ai.client.token.usage).",
-                &r.genai_tokens,
-                &TOKEN_BUCKETS[..],
-            ),
-            (
-                "gen_ai_client_operation_duration_seconds",
-                "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
-                &r.genai_duration,
-                &OPERATION_BUCKETS[..],
-            ),
-            (
-                "gen_ai_client_operation_time_to_first_chunk_seconds",
-                "Time to the first chunk of a stream (OpenTelemetry gen_ai.client.operation.time_to_first_chunk).",
-                &r.genai_first_chunk,
-                &FIRST_CHUNK_BUCKETS[..],
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            for (labels, h) in sorted(map) {
-                h.render(&mut out, name, labels, bounds);
-            }
-        }
+        render_genai(&mut out, &r.genai);
         out.push_str("# HELP switchyard_open_streams Streams being generated now.\n# TYPE switchyard_open_streams gauge\n");
         let _ = writeln!(
             out,
@@ -394,6 +364,69 @@ impl Metrics {
         );
         out.push_str(extra);
         out
+    }
+}
+
+/// The GenAI histograms, their label sets written here.
+fn render_genai(
+    out: &mut String,
+    genai: &HashMap<(&'static str, &'static str), HashMap<String, GenAiSeries>>,
+) {
+    let mut all: Vec<(String, &GenAiSeries)> = genai
+        .iter()
+        .flat_map(|((op, provider), models)| {
+            models.iter().map(move |(model, s)| {
+                let base = format!(
+                    "gen_ai_operation_name=\"{op}\",gen_ai_provider_name=\"{provider}\",gen_ai_response_model=\"{}\"",
+                    esc(model)
+                );
+                (base, s)
+            })
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let head = |out: &mut String, name: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    };
+    let name = "gen_ai_client_token_usage";
+    head(
+        out,
+        name,
+        "Number of input and output tokens used (OpenTelemetry gen_ai.client.token.usage).",
+    );
+    for (base, s) in &all {
+        for (kind, h) in ["input", "output"].iter().zip(&s.tokens) {
+            if h.count > 0 {
+                let labels = format!("{base},gen_ai_token_type=\"{kind}\"");
+                h.render(out, name, &labels, &TOKEN_BUCKETS);
+            }
+        }
+    }
+    let name = "gen_ai_client_operation_duration_seconds";
+    head(
+        out,
+        name,
+        "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
+    );
+    for (base, s) in &all {
+        if s.duration.count > 0 {
+            s.duration.render(out, name, base, &OPERATION_BUCKETS);
+        }
+        for (error, h) in sorted(&s.errors) {
+            let labels = format!("{base},error_type=\"{}\"", esc(error));
+            h.render(out, name, &labels, &OPERATION_BUCKETS);
+        }
+    }
+    let name = "gen_ai_client_operation_time_to_first_chunk_seconds";
+    head(
+        out,
+        name,
+        "Time to the first chunk of a stream (OpenTelemetry gen_ai.client.operation.time_to_first_chunk).",
+    );
+    for (base, s) in &all {
+        if s.first_chunk.count > 0 {
+            s.first_chunk.render(out, name, base, &FIRST_CHUNK_BUCKETS);
+        }
     }
 }
 
@@ -535,7 +568,7 @@ mod tests {
                 error: None,
             });
         }
-        assert!(m.lock().genai_duration.len() <= MAX_GENAI_SERIES + 1);
+        assert!(m.lock().genai_models <= MAX_GENAI_SERIES + 1);
         assert!(m.render("").contains("gen_ai_response_model=\"other\""));
     }
 }

@@ -177,10 +177,7 @@ impl TraceContext {
 /// The trace id, for log lines.
 impl std::fmt::Display for TraceContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for b in self.trace_id {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex(&self.trace_id))
     }
 }
 
@@ -235,8 +232,16 @@ pub fn span_id() -> [u8; 8] {
     b
 }
 
+/// Lowercase hex, one allocation (every request's record carries its
+/// trace id this way).
 pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * b.len());
+    for x in b {
+        out.push(DIGITS[usize::from(x >> 4)] as char);
+        out.push(DIGITS[usize::from(x & 0xf)] as char);
+    }
+    out
 }
 
 fn nanos(t: SystemTime) -> String {
