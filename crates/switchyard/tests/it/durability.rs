@@ -437,17 +437,19 @@ async fn best_effort_drops_with_a_count_and_a_gap_record() {
     // The gap is written with the next begin that fits.
     let gap = loop {
         assert_eq!(chat_status(&gw).await.0, 200);
+        // Counted first, read after: a gap written between the two reads
+        // is then still found.
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE state = 'gap'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .get(0);
         let row = sqlx::query(
             "SELECT metadata FROM requests WHERE state = 'gap' ORDER BY time_ms DESC LIMIT 1",
         )
         .fetch_optional(&db)
         .await
         .unwrap();
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM requests WHERE state = 'gap'")
-            .fetch_one(&db)
-            .await
-            .unwrap()
-            .get(0);
         if n > gaps_before {
             break row.map(|r| r.get::<String, _>(0)).unwrap();
         }
