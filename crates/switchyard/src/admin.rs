@@ -9,8 +9,11 @@ mod cache;
 pub mod dashboard;
 mod keys;
 mod logs;
-mod mcp;
-mod tools;
+pub(crate) mod mcp;
+pub(crate) mod tools;
+pub mod views;
+
+pub use views::ApiKeyView;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,6 +125,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/audit/verify"),
     ("GET", "/admin/v1/mcp/changes"),
     ("POST", "/admin/v1/mcp/changes/{id}"),
+    ("GET", "/admin/v1/openapi.json"),
 ];
 
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
@@ -146,6 +150,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
         ("GET", "/admin/v1/audit/verify") => get(tools::verify),
         ("GET", "/admin/v1/mcp/changes") => get(mcp::changes),
         ("POST", "/admin/v1/mcp/changes/{id}") => post(mcp::decide),
+        ("GET", "/admin/v1/openapi.json") => get(openapi),
         _ => return None,
     })
 }
@@ -301,9 +306,11 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
             let set = gw.providers.get(&name).is_some_and(|p| p.secret.is_some());
             if let Some(obj) = p.as_object_mut() {
                 let env = obj.remove("api_key_env");
+                let env = env.and_then(|e| e.as_str().map(str::to_owned));
+                let view = ApiKeyView { env, set };
                 obj.insert(
                     "api_key".into(),
-                    serde_json::json!({"env": env, "set": set}),
+                    serde_json::to_value(view).unwrap_or_default(),
                 );
             }
         }
@@ -326,30 +333,35 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
 async fn providers(State(gw): State<Arc<Gateway>>) -> Response {
     let now = tokio::time::Instant::now();
     let snapshot = gw.health.snapshot(now);
-    let list: Vec<serde_json::Value> = gw
+    let providers = gw
         .providers
         .list
         .iter()
         .map(|p| {
             let name = p.name();
-            let own = snapshot.iter().find(|s| s.key == name);
             let prefix = format!("{name}/");
-            let targets: Vec<&crate::routing::health::Snapshot> = snapshot
-                .iter()
-                .filter(|s| s.key.starts_with(&prefix))
-                .collect();
-            serde_json::json!({
-                "name": name,
-                "kind": p.kind().as_str(),
-                "base_url": p.config.base_url,
-                "jurisdiction": p.config.jurisdiction,
-                "key_set": p.secret.is_some(),
-                "health": own,
-                "targets": targets,
-            })
+            views::ProviderView {
+                name: name.to_owned(),
+                kind: p.kind(),
+                base_url: p.config.base_url.clone(),
+                jurisdiction: p.config.jurisdiction.clone(),
+                key_set: p.secret.is_some(),
+                health: snapshot.iter().find(|s| s.key == name).cloned(),
+                targets: snapshot
+                    .iter()
+                    .filter(|s| s.key.starts_with(&prefix))
+                    .cloned()
+                    .collect(),
+            }
         })
         .collect();
-    axum::Json(serde_json::json!({ "providers": list })).into_response()
+    axum::Json(views::Providers { providers }).into_response()
+}
+
+/// `GET /admin/v1/openapi.json`: the OpenAPI 3.1 document of both
+/// listeners, built from the route tables and the answers' types.
+async fn openapi() -> Response {
+    axum::Json(crate::openapi::document()).into_response()
 }
 
 #[cfg(test)]

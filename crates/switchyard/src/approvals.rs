@@ -22,8 +22,9 @@ use crate::storage::Storage;
 /// How often a waiter looks for a decision made elsewhere.
 pub const POLL: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "ApprovalState")]
 pub enum State {
     Pending,
     Approved,
@@ -56,7 +57,7 @@ impl State {
 }
 
 /// One approval request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Approval {
     pub id: String,
     pub created_ms: i64,

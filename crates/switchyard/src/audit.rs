@@ -80,7 +80,7 @@ pub async fn append<T: Serialize>(s: &Storage, kind: &str, record: &T) -> anyhow
 }
 
 /// What [`verify`] found.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Verdict {
     pub ok: bool,
     /// Records walked.
@@ -217,7 +217,8 @@ where
 }
 
 /// One record as the admin API lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "AuditRecord")]
 pub struct Listed {
     pub seq: i64,
     pub time_ms: i64,

@@ -31,7 +31,8 @@ use crate::wire::Fields;
 pub const MAX_TTL_S: u64 = 365 * 86_400;
 
 /// What an entry says about itself; listed by the admin API (never the body).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[schemars(rename = "CacheEntry")]
 pub struct EntryMeta {
     pub id: String,
     pub namespace: String,

@@ -244,7 +244,7 @@ pub struct RawLogs {
     pub on_spool_full: Option<SpoolFull>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrice {
     pub input_per_mtok_usd: f64,
@@ -353,7 +353,7 @@ pub fn fmt_duration(d: Duration) -> String {
 
 // ------------------------------------------------------------ validated
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
     Openai,
@@ -373,7 +373,7 @@ impl ProviderKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     Fallback,
@@ -382,7 +382,9 @@ pub enum Strategy {
     Cheapest,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogMode {
     /// Keep nothing but usage and cost (no bodies, no tags beyond the key's).
@@ -395,7 +397,9 @@ pub enum LogMode {
 
 /// The process's log lines: `text` for people, `json` (one object a line)
 /// for log stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -414,14 +418,14 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SpoolFull {
     Refuse,
     BestEffort,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Config {
     /// The file this came from; `None` for embedded defaults.
     pub source: Option<PathBuf>,
@@ -445,7 +449,7 @@ pub struct Config {
 }
 
 /// The Responses API's stored conversations and built-in tools.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ResponsesConfig {
     /// False: nothing is ever stored (`store: true` is answered with
     /// `"store": false`).
@@ -458,7 +462,7 @@ pub struct ResponsesConfig {
 }
 
 /// Sizing of rate-limit and budget holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LimitsConfig {
     /// Output tokens assumed for a call that sets no max_tokens, when the
     /// price table does not know the model's own limit.
@@ -468,43 +472,50 @@ pub struct LimitsConfig {
 /// Circuit breakers: `failures` consecutive failures (connect failures and
 /// upstream errors counted apart) open a provider or a provider/model for
 /// `cooldown`, doubling with each repeated ejection up to `max_cooldown`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CircuitConfig {
     pub failures: u32,
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub cooldown: Duration,
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub max_cooldown: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub max_body_bytes: u64,
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub header_read_timeout: Duration,
     /// Default deadline for a whole call, all attempts together;
     /// `x-switchyard-request-timeout` may shorten it.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub shutdown_grace: Duration,
     /// Calls in flight per process (a stream until its end); 0: unbounded.
     pub max_concurrent: u32,
     /// How long a call past `max_concurrent` may wait for room before a
     /// 503 with `Retry-After`.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub queue_timeout: Duration,
     /// A write to a client that makes no progress this long (it stopped
     /// reading) closes the connection.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub write_timeout: Duration,
     /// What the process writes to stderr: text, or one JSON object a line.
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StorageConfig {
     pub url: String,
 }
@@ -556,30 +567,35 @@ impl StorageConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RedisConfig {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AuthConfig {
     pub require_keys: bool,
     pub admin_token_env: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
     pub base_url: String,
     /// The variable that holds the key; `None` for keyless servers (Ollama).
+    /// The admin API shows it as `api_key`: the variable and whether it is
+    /// set, never the value.
+    #[schemars(rename = "api_key", with = "crate::admin::ApiKeyView")]
     pub api_key_env: Option<String>,
     pub jurisdiction: Option<String>,
     /// Bound on each attempt's time to response headers.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Bound on a stream's time from headers to its first event.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub first_chunk_timeout: Duration,
     pub models: Vec<String>,
     pub default_max_tokens: u32,
@@ -589,7 +605,7 @@ pub struct ProviderConfig {
     pub propagate_trace: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RouteConfig {
     pub name: String,
     pub strategy: Strategy,
@@ -598,7 +614,7 @@ pub struct RouteConfig {
     pub cache_fallback: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TargetConfig {
     pub provider: String,
     pub model: String,
@@ -611,30 +627,33 @@ impl TargetConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CacheConfig {
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub default_ttl: Duration,
     pub max_entries: u64,
     pub max_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StreamsConfig {
     pub continue_on_disconnect: bool,
     pub max_detached: u32,
     pub max_buffer_bytes: u64,
     /// How long an ended stream its caller did not read to the end is kept.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub retain: Duration,
     /// How long an ended stream its caller read whole is kept.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub delivered_retain: Duration,
     /// Bytes all ended streams may keep together.
     pub max_retained_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LogsConfig {
     pub mode: LogMode,
     pub retain_days: u32,

@@ -27,7 +27,7 @@ pub const REFRESH: Duration = Duration::from_millis(400);
 
 pub const SECRET_PREFIX: &str = "sk-sy-";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetPeriod {
     Day,
@@ -55,7 +55,7 @@ impl BudgetPeriod {
 }
 
 /// Everything a key allows; the stored row minus nothing secret.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct KeyRecord {
     pub id: String,
     pub name: String,

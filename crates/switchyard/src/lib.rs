@@ -39,6 +39,7 @@ pub mod limits;
 pub mod log_store;
 pub mod mcp;
 pub mod metrics;
+pub mod openapi;
 pub mod pipeline;
 pub mod policy;
 pub mod pricing;

@@ -9,6 +9,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::admin_error;
+use super::views::{CachePage, Deleted};
 use crate::gateway::Gateway;
 
 #[derive(Deserialize)]
@@ -68,8 +69,12 @@ pub(super) async fn list(State(gw): State<Arc<Gateway>>, q: QueryResult<ListQuer
         Ok(mut entries) => {
             let next = (entries.len() > limit).then(|| (offset + limit).to_string());
             entries.truncate(limit);
-            axum::Json(serde_json::json!({"data": entries, "next_cursor": next, "backend": gw.cache.backend()}))
-                .into_response()
+            axum::Json(CachePage {
+                data: entries,
+                next_cursor: next,
+                backend: gw.cache.backend(),
+            })
+            .into_response()
         }
         Err(e) => failed(e),
     }
@@ -91,7 +96,7 @@ pub(super) async fn purge(State(gw): State<Arc<Gateway>>, q: QueryResult<PurgeQu
         None => gw.cache.purge_all().await,
     };
     match r {
-        Ok(n) => axum::Json(serde_json::json!({"deleted": n})).into_response(),
+        Ok(n) => axum::Json(Deleted { deleted: n }).into_response(),
         Err(e) => failed(e),
     }
 }
@@ -103,7 +108,7 @@ pub(super) async fn purge_one(State(gw): State<Arc<Gateway>>, Path(id): Path<Str
             "not_found_error",
             "no cache entry with that id",
         ),
-        Ok(n) => axum::Json(serde_json::json!({"deleted": n})).into_response(),
+        Ok(n) => axum::Json(Deleted { deleted: n }).into_response(),
         Err(e) => failed(e),
     }
 }

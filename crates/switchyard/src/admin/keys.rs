@@ -11,17 +11,9 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::admin_error;
+use super::views::{KeyView, List};
 use crate::gateway::Gateway;
-use crate::keys::KeyRecord;
 use crate::keys::manage::{self, KeySpec, ManageError};
-
-fn view(k: &KeyRecord) -> serde_json::Value {
-    let mut v = serde_json::to_value(k).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("revoked".into(), k.revoked_at.is_some().into());
-    }
-    v
-}
 
 fn failure(e: ManageError) -> Response {
     match e {
@@ -67,10 +59,10 @@ pub(super) async fn create(State(gw): State<Arc<Gateway>>, body: Bytes) -> Respo
     };
     match manage::create(&gw.storage, spec).await {
         Ok((k, secret)) => {
-            let mut v = view(&k);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("key".into(), secret.into());
-            }
+            let v = KeyView {
+                secret: Some(secret),
+                ..KeyView::new(k)
+            };
             (StatusCode::CREATED, axum::Json(v)).into_response()
         }
         Err(e) => failure(e),
@@ -92,9 +84,9 @@ pub(super) async fn list(
         return super::logs::bad("include_revoked", "expected true or false");
     };
     match crate::keys::store::list(&gw.storage, q.include_revoked).await {
-        Ok(keys) => axum::Json(serde_json::json!({
-            "data": keys.iter().map(view).collect::<Vec<_>>(),
-        }))
+        Ok(keys) => axum::Json(List {
+            data: keys.into_iter().map(KeyView::new).collect(),
+        })
         .into_response(),
         Err(e) => failure(e.into()),
     }
@@ -103,14 +95,15 @@ pub(super) async fn list(
 pub(super) async fn show(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
     match crate::keys::store::get(&gw.storage, &id).await {
         Ok(Some(k)) => {
-            let mut v = view(&k);
-            if k.budget_usd.is_some()
-                && let Ok((spent, held)) = gw.budget.status(&k, crate::clock::unix_ms()).await
-                && let Some(o) = v.as_object_mut()
-            {
-                o.insert("budget_spent_usd".into(), spent.into());
-                o.insert("budget_held_usd".into(), held.into());
-            }
+            let status = match k.budget_usd {
+                Some(_) => gw.budget.status(&k, crate::clock::unix_ms()).await.ok(),
+                None => None,
+            };
+            let v = KeyView {
+                budget_spent_usd: status.map(|(spent, _)| spent),
+                budget_held_usd: status.map(|(_, held)| held),
+                ..KeyView::new(k)
+            };
             axum::Json(v).into_response()
         }
         Ok(None) => failure(ManageError::NotFound),
@@ -131,7 +124,7 @@ pub(super) async fn update(
         Ok(k) => {
             // Reload here at once; other replicas follow within a second.
             let _ = gw.keys.refresh().await;
-            axum::Json(view(&k)).into_response()
+            axum::Json(KeyView::new(k)).into_response()
         }
         Err(e) => failure(e),
     }
@@ -142,7 +135,7 @@ pub(super) async fn revoke(State(gw): State<Arc<Gateway>>, Path(id): Path<String
         Ok(k) => {
             gw.keys.forget(&k.id);
             let _ = gw.keys.refresh().await;
-            axum::Json(view(&k)).into_response()
+            axum::Json(KeyView::new(k)).into_response()
         }
         Err(e) => failure(e),
     }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use super::admin_error;
+use super::views::{List, Page, Stats, Top};
 use crate::gateway::Gateway;
 use crate::log_store::query::{self, Dimension, LogFilter};
 
@@ -108,9 +109,11 @@ pub(super) async fn list(
         }
     }
     match query::list(&gw.storage, &f, cursor.as_deref(), limit).await {
-        Ok((data, next)) => {
-            axum::Json(serde_json::json!({"data": data, "next_cursor": next})).into_response()
-        }
+        Ok((data, next)) => axum::Json(Page {
+            data,
+            next_cursor: next,
+        })
+        .into_response(),
         Err(e) => store_failed(e),
     }
 }
@@ -181,7 +184,7 @@ pub(super) async fn usage(
         }
     }
     match query::usage(&gw.storage, &group_by, since, until, bucket).await {
-        Ok(rows) => axum::Json(serde_json::json!({"data": rows})).into_response(),
+        Ok(rows) => axum::Json(List { data: rows }).into_response(),
         Err(e) => store_failed(e),
     }
 }
@@ -220,13 +223,11 @@ pub(super) async fn stats(
                     rows.sort_by_key(|r| std::cmp::Reverse(r.requests));
                     rows.truncate(10);
                     rows.into_iter()
-                        .map(|r| {
-                            serde_json::json!({
-                                "name": r.group.get(dim).cloned().unwrap_or_default(),
-                                "requests": r.requests,
-                                "errors": r.errors,
-                                "cost_usd": r.cost_usd,
-                            })
+                        .map(|r| Top {
+                            name: r.group.get(dim).cloned().unwrap_or_default(),
+                            requests: r.requests,
+                            errors: r.errors,
+                            cost_usd: r.cost_usd,
                         })
                         .collect::<Vec<_>>()
                 })
@@ -236,8 +237,13 @@ pub(super) async fn stats(
         (Ok(m), Ok(p)) => (m, p),
         (Err(e), _) | (_, Err(e)) => return store_failed(e),
     };
-    axum::Json(serde_json::json!({"data": rows, "totals": totals, "top_models": models, "top_providers": providers}))
-        .into_response()
+    axum::Json(Stats {
+        data: rows,
+        totals,
+        top_models: models,
+        top_providers: providers,
+    })
+    .into_response()
 }
 
 #[cfg(test)]

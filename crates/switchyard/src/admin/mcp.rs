@@ -11,6 +11,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::admin_error;
+use super::views::List;
 use crate::gateway::Gateway;
 use crate::mcp::pins;
 
@@ -47,14 +48,16 @@ pub(super) async fn changes(
         return bad("`state`: expected pending, accepted or rejected");
     }
     match pins::changes(&gw.storage, q.state.as_deref()).await {
-        Ok(list) => axum::Json(serde_json::json!({ "data": list })).into_response(),
+        Ok(list) => axum::Json(List { data: list }).into_response(),
         Err(e) => failed(e),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Decision {
+#[schemars(rename = "McpDecision")]
+pub(crate) struct Decision {
+    #[schemars(extend("enum" = ["accept", "reject"]))]
     decision: String,
 }
 

@@ -11,6 +11,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::admin_error;
+use super::views::{List, Page};
 use crate::approvals::{DecideError, State as ApprovalState};
 use crate::gateway::Gateway;
 
@@ -53,14 +54,16 @@ pub(super) async fn approvals(
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     match gw.approvals.list(&gw.storage, state, limit).await {
-        Ok(list) => axum::Json(serde_json::json!({ "data": list })).into_response(),
+        Ok(list) => axum::Json(List { data: list }).into_response(),
         Err(e) => failed(e),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Decision {
+#[schemars(rename = "ApprovalDecision")]
+pub(crate) struct Decision {
+    #[schemars(extend("enum" = ["approve", "deny"]))]
     decision: String,
     #[serde(default)]
     reason: Option<String>,
@@ -141,7 +144,11 @@ pub(super) async fn tool_calls(
             let next = (list.len() as i64 == limit)
                 .then(|| list.last().map(|r| r.seq))
                 .flatten();
-            axum::Json(serde_json::json!({ "data": list, "next_cursor": next })).into_response()
+            axum::Json(Page {
+                data: list,
+                next_cursor: next,
+            })
+            .into_response()
         }
         Err(e) => failed(e),
     }

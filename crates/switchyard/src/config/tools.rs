@@ -72,8 +72,9 @@ pub struct RawApprovals {
 }
 
 /// What a write needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "ApprovalPolicy")]
 pub enum Approval {
     /// A person approves each write (the default).
     Required,
@@ -85,7 +86,7 @@ pub enum Approval {
 
 /// An operator's override: `METHOD /path/glob`, or `/path/glob` for any
 /// method.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Rule {
     pub method: Option<String>,
     pub path: String,
@@ -121,14 +122,14 @@ impl Rule {
 }
 
 /// Where a tool's credential goes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ToolAuth {
     pub header: String,
     pub value_env: String,
     pub prefix: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ToolConfig {
     pub name: String,
     /// No trailing slash; `{rest}` is appended after one.
@@ -140,8 +141,10 @@ pub struct ToolConfig {
     pub writes: Vec<Rule>,
     pub approval: Approval,
     #[serde(serialize_with = "super::ser_duration")]
+    #[schemars(with = "String")]
     pub approval_timeout: Duration,
     #[serde(serialize_with = "super::ser_duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Where the tool's API runs (`eu`, `us`): a key or request limited to
     /// jurisdictions may call it only when it names one of theirs.
@@ -150,7 +153,7 @@ pub struct ToolConfig {
 
 /// An upstream MCP server whose tools the gateway's `/mcp` offers as
 /// `{name}__{tool}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct McpServerConfig {
     pub name: String,
     /// Its Streamable HTTP endpoint.
@@ -164,11 +167,14 @@ pub struct McpServerConfig {
     /// The MCP client's own elicitation answer may decide a held write.
     pub client_approval: bool,
     #[serde(serialize_with = "super::ser_duration")]
+    #[schemars(with = "String")]
     pub list_ttl: Duration,
     pub approval: Approval,
     #[serde(serialize_with = "super::ser_duration")]
+    #[schemars(with = "String")]
     pub approval_timeout: Duration,
     #[serde(serialize_with = "super::ser_duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// As for tools.
     pub jurisdiction: Option<String>,

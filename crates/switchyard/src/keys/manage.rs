@@ -36,7 +36,9 @@ fn double<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A key's settings as `POST` and `PATCH /admin/v1/keys` take them: a
+/// field left out keeps its value, `null` clears it.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeySpec {
     #[serde(default)]

@@ -35,7 +35,7 @@ pub struct LogFilter {
     pub owner: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Record {
     pub id: String,
     pub time_ms: i64,
@@ -289,7 +289,7 @@ impl Dimension {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct UsageRow {
     pub bucket: Option<i64>,
     pub group: serde_json::Map<String, serde_json::Value>,
@@ -499,7 +499,7 @@ pub async fn usage_from_records(
     Ok(normalized(rows, group_by, bucket_ms))
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct StatsRow {
     pub bucket: i64,
     pub requests: u64,

@@ -157,7 +157,8 @@ async fn check_again(s: &Storage, server: &str, tool: &Value, digest: &str) -> a
 }
 
 /// A changed tool waiting for the operator.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "McpChange")]
 pub struct Change {
     pub id: String,
     pub server: String,

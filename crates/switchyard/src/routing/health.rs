@@ -115,7 +115,8 @@ pub struct Health {
 }
 
 /// One entry as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Health")]
 pub struct Snapshot {
     pub key: String,
     pub circuit: &'static str,

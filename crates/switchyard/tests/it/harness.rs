@@ -239,10 +239,10 @@ url = "{}"
         let r = rb.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        // Every admin answer any test sees, against the OpenAPI document.
+        crate::openapi::check(method, path, status, &v);
+        (status, v)
     }
 
     /// Creates a key through the admin API; returns (id, secret).

@@ -21,6 +21,7 @@ mod keys;
 mod logs;
 mod mcp;
 mod mock;
+mod openapi;
 mod responses;
 mod routing;
 mod scale;

@@ -187,7 +187,9 @@ impl Setup {
         }
         let r = rb.send().await.unwrap();
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let v = r.json().await.unwrap_or(Value::Null);
+        crate::openapi::check(method, path, status, &v);
+        (status, v)
     }
 
     /// Runs the Python client with `plan`; what it printed.

@@ -4,14 +4,18 @@ use serde::Serialize;
 
 use super::types::ErrorEnvelopeIn;
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// The error body (its schema is in the OpenAPI document).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "AnthropicError")]
+pub struct Envelope<'a> {
     #[serde(rename = "type")]
+    #[schemars(extend("const" = "error"))]
     kind: &'static str,
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "AnthropicErrorBody")]
 struct Body<'a> {
     #[serde(rename = "type")]
     kind: &'a str,

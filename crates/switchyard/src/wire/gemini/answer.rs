@@ -457,12 +457,15 @@ pub fn write_error(w: &mut sse::Writer, body: &[u8]) {
     w.event(None, body);
 }
 
-#[derive(Serialize)]
-struct ErrorEnvelope<'a> {
+/// The error body (its schema is in the OpenAPI document).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "GeminiError")]
+pub struct ErrorEnvelope<'a> {
     error: ErrorBody<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "GeminiErrorBody")]
 struct ErrorBody<'a> {
     code: u16,
     message: &'a str,

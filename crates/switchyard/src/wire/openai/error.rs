@@ -4,12 +4,15 @@ use serde::Serialize;
 
 use super::types::ErrorEnvelopeIn;
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// The error body (its schema is in the OpenAPI document).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "OpenAiError")]
+pub struct Envelope<'a> {
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "OpenAiErrorBody")]
 struct Body<'a> {
     message: &'a str,
     #[serde(rename = "type")]
