@@ -106,6 +106,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 /// table; a test checks each refuses a request without the admin token.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/config"),
+    ("POST", "/admin/v1/config/reload"),
     ("GET", "/admin/v1/providers"),
     ("GET", "/admin/v1/keys"),
     ("POST", "/admin/v1/keys"),
@@ -131,6 +132,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<Gateway>>> {
     Some(match (method, path) {
         ("GET", "/admin/v1/config") => get(config),
+        ("POST", "/admin/v1/config/reload") => post(reload),
         ("GET", "/admin/v1/providers") => get(providers),
         ("GET", "/admin/v1/keys") => get(keys::list),
         ("POST", "/admin/v1/keys") => post(keys::create),
@@ -326,6 +328,41 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
         *s = serde_json::Value::String(crate::config::redact_url(url));
     }
     axum::Json(v).into_response()
+}
+
+/// `POST /admin/v1/config/reload`: the configuration file read again and
+/// swapped in whole, or nothing changed and the answer says why.
+async fn reload(State(gw): State<Arc<Gateway>>) -> Response {
+    use crate::server::reload::ReloadError;
+    let Some(reloader) = gw.reloader() else {
+        return admin_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "this process cannot reload",
+        );
+    };
+    match reloader.reload().await {
+        Ok(outcome) => axum::Json(outcome).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "Configuration reload refused; nothing changed");
+            let param = match &e {
+                ReloadError::Invalid(c) if !c.key.is_empty() => Some(c.key.as_str()),
+                _ => None,
+            };
+            let body = crate::wire::openai::encode_error(
+                &format!("nothing changed: {e}"),
+                "invalid_request_error",
+                param,
+                None,
+            );
+            let mut r = (StatusCode::BAD_REQUEST, body).into_response();
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+    }
 }
 
 /// `GET /admin/v1/providers`: each provider with its circuit, error rate,

@@ -106,9 +106,10 @@ fn handler(
 }
 
 /// The data-plane router: [`PROTECTED`] behind the auth layer, and the
-/// public routes of [`health`] beside it.
-pub fn router(gw: Arc<Gateway>) -> Router {
-    let mcp = crate::mcp::http::service(gw.clone());
+/// public routes of [`health`] beside it. `mcp` is the MCP service, made
+/// once for every generation of the gateway (its sessions outlive a
+/// reload).
+pub fn router(gw: Arc<Gateway>, mcp: crate::mcp::http::Service) -> Router {
     let mut protected = Router::new();
     for (method, path) in PROTECTED {
         match handler(method, path, Some(&mcp)) {

@@ -11,8 +11,19 @@ use crate::providers::{Providers, client::Client};
 use crate::storage::Storage;
 
 pub struct Gateway {
+    /// What a reload replaces: the configuration and what is built from it
+    /// (providers, prices, tools, MCP servers). A call keeps the gateway it
+    /// started on, so it ends on the configuration it began with.
     pub config: Arc<Config>,
     pub providers: Providers,
+    pub prices: crate::pricing::PriceTable,
+    /// Credentialed tools, with their credentials.
+    pub tools: crate::tools::Tools,
+    /// The MCP gateway: upstream servers (reloaded), sessions and the
+    /// request-state key (kept).
+    pub mcp: crate::mcp::Mcp,
+    /// Everything below is state, shared by every generation of the
+    /// gateway a reload makes.
     pub client: Client,
     pub storage: Storage,
     /// Work that must finish even if its request's client goes away
@@ -22,29 +33,26 @@ pub struct Gateway {
     /// still running end now, in order (a terminal error, a record, a
     /// settled permit), before the process goes.
     pub stopping: tokio_util::sync::CancellationToken,
-    pub admin_token: crate::admin::AdminToken,
-    pub health: crate::routing::health::Health,
-    pub prices: crate::pricing::PriceTable,
-    pub keys: crate::keys::Keys,
-    pub limiter: crate::limits::Limiter,
-    pub budget: crate::budget::Ledger,
+    pub admin_token: Arc<crate::admin::AdminToken>,
+    pub health: Arc<crate::routing::health::Health>,
+    pub keys: Arc<crate::keys::Keys>,
+    pub limiter: Arc<crate::limits::Limiter>,
+    pub budget: Arc<crate::budget::Ledger>,
     pub redis: Option<redis::aio::ConnectionManager>,
-    pub recorder: crate::log_store::Recorder,
-    pub metrics: crate::metrics::Metrics,
-    pub tracer: crate::telemetry::Tracer,
-    pub cache: crate::cache::Cache,
+    pub recorder: Arc<crate::log_store::Recorder>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub tracer: Arc<crate::telemetry::Tracer>,
+    pub cache: Arc<crate::cache::Cache>,
     pub streams: Arc<crate::stream::registry::Streams>,
-    pub sessions: crate::admin::dashboard::Sessions,
+    pub sessions: Arc<crate::admin::dashboard::Sessions>,
     /// Responses stored in the last minutes (the rest is in storage).
-    pub conversations: crate::conversations::Recent,
-    /// Credentialed tools, with their credentials.
-    pub tools: crate::tools::Tools,
+    pub conversations: Arc<crate::conversations::Recent>,
     /// Held writes and their waiters.
-    pub approvals: crate::approvals::Approvals,
-    /// The MCP gateway: upstream servers, sessions, the request-state key.
-    pub mcp: crate::mcp::Mcp,
+    pub approvals: Arc<crate::approvals::Approvals>,
     /// The bound on calls in flight (`[server] max_concurrent`).
-    pub inflight: crate::inflight::InFlight,
+    pub inflight: Arc<crate::inflight::InFlight>,
+    /// How the admin API reaches the reloader (set once serving).
+    pub reloader: Arc<std::sync::OnceLock<std::sync::Weak<crate::server::reload::Reloader>>>,
 }
 
 impl Gateway {
@@ -84,14 +92,14 @@ impl Gateway {
         let budget = crate::budget::Ledger::new(storage.clone(), redis.clone());
         let mcp = crate::mcp::Mcp::new(&config, env, &storage).await?;
         Ok(Arc::new(Gateway {
-            budget,
-            health,
+            budget: Arc::new(budget),
+            health: Arc::new(health),
             prices,
-            keys,
-            limiter,
+            keys: Arc::new(keys),
+            limiter: Arc::new(limiter),
             redis,
-            recorder,
-            cache,
+            recorder: Arc::new(recorder),
+            cache: Arc::new(cache),
             streams: crate::stream::registry::Streams::new(crate::stream::registry::Retention {
                 undelivered: config.streams.retain,
                 delivered: config.streams.delivered_retain,
@@ -102,17 +110,53 @@ impl Gateway {
             tools: crate::tools::Tools::new(&config, env),
             approvals: Default::default(),
             mcp,
-            inflight: crate::inflight::InFlight::new(&config.server),
-            metrics: crate::metrics::Metrics::default(),
-            tracer: crate::telemetry::Tracer::from_env(env, client.clone()),
+            inflight: Arc::new(crate::inflight::InFlight::new(&config.server)),
+            metrics: Default::default(),
+            tracer: Arc::new(crate::telemetry::Tracer::from_env(env, client.clone())),
             config: Arc::new(config),
             providers,
             client,
             storage,
             tasks: TaskTracker::new(),
             stopping: Default::default(),
-            admin_token,
+            admin_token: Arc::new(admin_token),
+            reloader: Default::default(),
         }))
+    }
+
+    /// The next generation: `config`'s providers, routes, prices, tools,
+    /// MCP servers and per-call settings, over this gateway's state (keys,
+    /// limits, budgets, cache, streams, records, sessions, circuits). The
+    /// settings only a restart can change are kept as they are; the caller
+    /// has named them (see [`crate::server::reload::restart_only`]).
+    pub fn reloaded(&self, config: Config, env: &Env) -> anyhow::Result<Gateway> {
+        Ok(Gateway {
+            providers: Providers::new(&config, env),
+            prices: crate::pricing::PriceTable::load(&config.pricing),
+            tools: crate::tools::Tools::new(&config, env),
+            mcp: self.mcp.reloaded(&config, env)?,
+            config: Arc::new(config),
+            client: self.client.clone(),
+            storage: self.storage.clone(),
+            tasks: self.tasks.clone(),
+            stopping: self.stopping.clone(),
+            admin_token: self.admin_token.clone(),
+            health: self.health.clone(),
+            keys: self.keys.clone(),
+            limiter: self.limiter.clone(),
+            budget: self.budget.clone(),
+            redis: self.redis.clone(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
+            tracer: self.tracer.clone(),
+            cache: self.cache.clone(),
+            streams: self.streams.clone(),
+            sessions: self.sessions.clone(),
+            conversations: self.conversations.clone(),
+            approvals: self.approvals.clone(),
+            inflight: self.inflight.clone(),
+            reloader: self.reloader.clone(),
+        })
     }
 
     /// Spawns work that must run to completion; shutdown waits for it.

@@ -381,6 +381,20 @@ async fn serve(config: Config, env: Env, format: LogFormat) -> anyhow::Result<()
             );
         }
     }
+    // SIGHUP reads the configuration file again; the reloader logs what
+    // changed, or why nothing did.
+    let reloader = running.reloader.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = reloader.reload().await {
+                tracing::error!(error = %e, "Configuration reload (SIGHUP) refused; nothing changed");
+            }
+        }
+    });
     let token = running.shutdown_token();
     tokio::select! {
         _ = shutdown_signal() => {}

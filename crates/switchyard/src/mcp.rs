@@ -79,9 +79,11 @@ pub fn federated(server: &str, tool: &str) -> String {
 /// which key opened each session.
 #[derive(Debug)]
 pub struct Mcp {
+    /// From the configuration: rebuilt by a reload.
     pub servers: Servers,
-    pub sealer: seal::Sealer,
-    pub sessions: http::Bindings,
+    /// Kept across reloads: the request-state key and the client sessions.
+    pub sealer: Arc<seal::Sealer>,
+    pub sessions: Arc<http::Bindings>,
 }
 
 impl Mcp {
@@ -92,8 +94,17 @@ impl Mcp {
     ) -> anyhow::Result<Mcp> {
         Ok(Mcp {
             servers: Servers::new(config, env)?,
-            sealer: seal::Sealer::load(storage).await?,
+            sealer: Arc::new(seal::Sealer::load(storage).await?),
             sessions: Default::default(),
+        })
+    }
+
+    /// The same sessions and key, with the servers `config` lists.
+    pub fn reloaded(&self, config: &Config, env: &Env) -> anyhow::Result<Mcp> {
+        Ok(Mcp {
+            servers: Servers::new(config, env)?,
+            sealer: self.sealer.clone(),
+            sessions: self.sessions.clone(),
         })
     }
 

@@ -238,6 +238,14 @@ fn admin_operation(
             schema_of::<crate::config::Config>(g),
             &[],
         ),
+        ("POST", "/admin/v1/config/reload") => op(
+            "Read the configuration file again and apply it (as SIGHUP does); a file with any fault changes nothing",
+            vec![],
+            None,
+            200,
+            schema_of::<crate::server::reload::Outcome>(g),
+            &[400, 503],
+        ),
         ("GET", "/admin/v1/providers") => op(
             "Each provider with its circuit, error rate, latency and last error, and the same per model",
             vec![],

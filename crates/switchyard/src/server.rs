@@ -7,6 +7,7 @@
 //! deep accept queue, and graceful shutdown that drains connections and
 //! tracked tasks.
 
+pub mod reload;
 mod stall;
 
 use std::net::SocketAddr;
@@ -17,7 +18,6 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,10 @@ const END_CALLS_BEFORE: Duration = Duration::from_millis(300);
 pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The gateway as started (its shared state is every generation's;
+    /// [`Running::current`] is the newest configuration).
     pub gateway: Arc<Gateway>,
+    pub reloader: Arc<reload::Reloader>,
     shutdown: CancellationToken,
     listeners: Vec<tokio::task::JoinHandle<()>>,
     writer: tokio::task::JoinHandle<()>,
@@ -73,6 +76,16 @@ impl Running {
         self.gateway.storage.close().await;
     }
 
+    /// The newest generation of the gateway.
+    pub fn current(&self) -> Arc<Gateway> {
+        self.reloader.live().gateway.clone()
+    }
+
+    /// Reads the configuration file again (what `SIGHUP` does).
+    pub async fn reload(&self) -> Result<reload::Outcome, reload::ReloadError> {
+        self.reloader.reload().await
+    }
+
     /// Resolves once shutdown has been requested.
     pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.shutdown.cancelled()
@@ -86,6 +99,7 @@ impl Running {
 /// Binds both listeners and starts serving.
 pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     let gateway = Gateway::new(config, env).await?;
+    let reloader = reload::Reloader::new(gateway.clone(), env.clone());
     let cfg = gateway.config.clone();
     let data = listen(cfg.server.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
@@ -108,14 +122,20 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     let listeners = vec![
         tokio::spawn(serve(
             data,
-            crate::api::router(gateway.clone()),
+            Newest {
+                reloader: reloader.clone(),
+                pick: |live| &live.api,
+            },
             timeouts,
             shutdown.clone(),
             cfg.server.shutdown_grace,
         )),
         tokio::spawn(serve(
             admin,
-            crate::admin::router(gateway.clone()),
+            Newest {
+                reloader: reloader.clone(),
+                pick: |live| &live.admin,
+            },
             timeouts,
             shutdown.clone(),
             cfg.server.shutdown_grace,
@@ -125,6 +145,7 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
         addr,
         admin_addr,
         gateway,
+        reloader,
         shutdown,
         listeners,
         writer,
@@ -156,9 +177,30 @@ struct Timeouts {
     write: Duration,
 }
 
+/// A listener's service: each request goes to the router of the newest
+/// generation as it arrives (a keep-alive connection included), and runs on
+/// that generation to its end.
+#[derive(Clone)]
+struct Newest {
+    reloader: Arc<reload::Reloader>,
+    pick: fn(&reload::Live) -> &Router,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Newest {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let mut router = (self.pick)(&self.reloader.live()).clone();
+        // A router is always ready (its poll_ready is Ready).
+        tower_service::Service::call(&mut router, req)
+    }
+}
+
 async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: Newest,
     timeouts: Timeouts,
     shutdown: CancellationToken,
     grace: Duration,
@@ -188,7 +230,7 @@ async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(router.clone());
+        let svc = router.clone();
         let (builder, watcher, stop) = (builder.clone(), graceful.watcher(), shutdown.clone());
         tokio::spawn(async move {
             // hyper's header timeout starts once the first byte is in (its

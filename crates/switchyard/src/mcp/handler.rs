@@ -111,7 +111,8 @@ impl ServerHandler for Handler {
     /// `x-mcp-header` parameters from its schema).
     fn get_tool(&self, name: &str) -> Option<Tool> {
         let (server, tool) = super::split(name)?;
-        let up = self.gw.mcp.servers.get(server)?;
+        let gw = self.gw.current();
+        let up = gw.mcp.servers.get(server)?;
         let listed = up.last_listed()?;
         let l = listed.iter().find(|l| l.tool.name == tool)?;
         (l.pin == Pin::Trusted).then(|| shown(server, l, up.config.approval))
@@ -125,7 +126,9 @@ impl ServerHandler for Handler {
         let caller = caller(&ctx)?;
         let headers = &parts(&ctx)?.headers;
         let mut out = Vec::new();
-        for up in self.gw.mcp.servers.iter() {
+        // The newest configuration's servers: the session outlives reloads.
+        let gw = self.gw.current();
+        for up in gw.mcp.servers.iter() {
             let server = up.config.name.as_str();
             let reachable = crate::tools::jurisdiction_allows(
                 headers,
@@ -136,7 +139,7 @@ impl ServerHandler for Handler {
             if reachable.is_err() {
                 continue;
             }
-            let listed = match up.tools(&self.gw.storage, false).await {
+            let listed = match up.tools(&gw.storage, false).await {
                 Ok(l) => l,
                 Err(e) => {
                     // One server down leaves the others listed.
@@ -163,6 +166,6 @@ impl ServerHandler for Handler {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        super::call::call(self.gw.clone(), request, ctx).await
+        super::call::call(self.gw.current(), request, ctx).await
     }
 }

@@ -22,6 +22,7 @@ mod logs;
 mod mcp;
 mod mock;
 mod openapi;
+mod reload;
 mod responses;
 mod routing;
 mod scale;

@@ -250,6 +250,10 @@ async fn every_admin_route_answers_as_the_document_says() {
 
     let (s, _) = call("GET", "/admin/v1/config", None).await;
     assert_eq!(s, 200);
+    // This gateway runs on text, not a file: nothing to read again (the
+    // reload tests run the binary on a file).
+    let (s, v) = call("POST", "/admin/v1/config/reload", None).await;
+    assert_eq!(s, 400, "{v}");
 
     // Keys: created, listed, shown (with a budget), changed, revoked.
     let (s, k) = call(
