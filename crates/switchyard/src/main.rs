@@ -36,6 +36,11 @@ enum Command {
         /// `[server] log_format` and SWITCHYARD_LOG_FORMAT.
         #[arg(long, value_name = "text|json")]
         log_format: Option<LogFormat>,
+        /// A Unix socket path for zero-downtime restarts: a process started
+        /// with the path another one serves takes its listening sockets
+        /// over, and that one drains and exits.
+        #[arg(long, value_name = "PATH", env = "SWITCHYARD_HANDOVER")]
+        handover: Option<PathBuf>,
     },
     /// Validate a configuration file and print the resolved providers and routes.
     CheckConfig {
@@ -223,7 +228,11 @@ fn main() -> ExitCode {
             };
             rt.block_on(keys(config, *command))
         }
-        Command::Serve { config, log_format } => {
+        Command::Serve {
+            config,
+            log_format,
+            handover,
+        } => {
             let loaded = match &config {
                 Some(path) => Config::load(path, &env),
                 None => Config::embedded(&env),
@@ -252,7 +261,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(serve(config, env, format)) {
+            match rt.block_on(serve(config, env, format, handover)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     fatal(format, &format!("{e:#}"));
@@ -349,9 +358,43 @@ async fn keys(config: Config, command: KeysCommand) -> ExitCode {
     result
 }
 
-async fn serve(config: Config, env: Env, format: LogFormat) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    env: Env,
+    format: LogFormat,
+    handover: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use switchyard::server::handover;
     let summary = config.summary(&env);
-    let running = switchyard::server::start(config, &env).await?;
+    // A process already serving on the handover path gives us its sockets.
+    let taken = match &handover {
+        Some(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || handover::take(&path)).await??
+        }
+        None => None,
+    };
+    let (sockets, line) = match taken {
+        Some(t) => {
+            let (data, admin, line) = t.into_parts();
+            (Some((data, admin)), Some(line))
+        }
+        None => (None, None),
+    };
+    let running = switchyard::server::start_on(config, &env, sockets).await?;
+    if let Some(path) = handover {
+        handover::offer(
+            path,
+            running.sockets.0.try_clone()?,
+            running.sockets.1.try_clone()?,
+            format!("{} {}", running.addr, running.admin_addr),
+            running.shutdown_token(),
+        )?;
+    }
+    // Serving: the process we took over from may drain now.
+    if let Some(line) = line {
+        tokio::task::spawn_blocking(move || line.ready()).await??;
+    }
     let token_env = &running.gateway.config.auth.admin_token_env;
     match format {
         LogFormat::Text => {

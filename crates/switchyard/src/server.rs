@@ -7,6 +7,7 @@
 //! deep accept queue, and graceful shutdown that drains connections and
 //! tracked tasks.
 
+pub mod handover;
 pub mod reload;
 mod stall;
 
@@ -36,6 +37,8 @@ pub struct Running {
     /// [`Running::current`] is the newest configuration).
     pub gateway: Arc<Gateway>,
     pub reloader: Arc<reload::Reloader>,
+    /// Copies of the two listening sockets, to hand to a new process.
+    pub sockets: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
     shutdown: CancellationToken,
     listeners: Vec<tokio::task::JoinHandle<()>>,
     writer: tokio::task::JoinHandle<()>,
@@ -98,14 +101,38 @@ impl Running {
 
 /// Binds both listeners and starts serving.
 pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
+    start_on(config, env, None).await
+}
+
+/// Starts serving on `sockets` (data, admin: taken over from a running
+/// process) when given, else on the configured addresses.
+pub async fn start_on(
+    config: Config,
+    env: &Env,
+    sockets: Option<(std::net::TcpListener, std::net::TcpListener)>,
+) -> anyhow::Result<Running> {
+    use std::os::fd::AsFd;
     let gateway = Gateway::new(config, env).await?;
     let reloader = reload::Reloader::new(gateway.clone(), env.clone());
     let cfg = gateway.config.clone();
-    let data = listen(cfg.server.listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
-    let admin = listen(cfg.server.admin_listen).map_err(|e| {
-        anyhow::anyhow!("cannot listen on {} (admin): {e}", cfg.server.admin_listen)
-    })?;
+    let (data, admin) = match sockets {
+        Some((data, admin)) => {
+            data.set_nonblocking(true)?;
+            admin.set_nonblocking(true)?;
+            (TcpListener::from_std(data)?, TcpListener::from_std(admin)?)
+        }
+        None => (
+            listen(cfg.server.listen)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?,
+            listen(cfg.server.admin_listen).map_err(|e| {
+                anyhow::anyhow!("cannot listen on {} (admin): {e}", cfg.server.admin_listen)
+            })?,
+        ),
+    };
+    let sockets = (
+        data.as_fd().try_clone_to_owned()?,
+        admin.as_fd().try_clone_to_owned()?,
+    );
     let addr = data.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -125,6 +152,7 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
             Newest {
                 reloader: reloader.clone(),
                 pick: |live| &live.api,
+                draining: Default::default(),
             },
             timeouts,
             shutdown.clone(),
@@ -135,6 +163,7 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
             Newest {
                 reloader: reloader.clone(),
                 pick: |live| &live.admin,
+                draining: Default::default(),
             },
             timeouts,
             shutdown.clone(),
@@ -146,6 +175,7 @@ pub async fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
         admin_addr,
         gateway,
         reloader,
+        sockets,
         shutdown,
         listeners,
         writer,
@@ -184,19 +214,48 @@ struct Timeouts {
 struct Newest {
     reloader: Arc<reload::Reloader>,
     pick: fn(&reload::Live) -> &Router,
+    /// Set once this listener stops accepting: each HTTP/1 answer then
+    /// closes its connection, so a keep-alive client's next call opens a
+    /// new one (to the process that accepts now).
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
+
+type Answer = Result<axum::response::Response, std::convert::Infallible>;
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Newest {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
-    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+    type Future = futures_util::future::Either<
+        axum::routing::future::RouteFuture<std::convert::Infallible>,
+        std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send>>,
+    >;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        use futures_util::future::Either;
         let mut router = (self.pick)(&self.reloader.live()).clone();
+        let closing = self.draining.load(std::sync::atomic::Ordering::Relaxed)
+            && req.version() <= http::Version::HTTP_11;
         // A router is always ready (its poll_ready is Ready).
-        tower_service::Service::call(&mut router, req)
+        let answer = tower_service::Service::call(&mut router, req);
+        if !closing {
+            return Either::Left(answer);
+        }
+        Either::Right(Box::pin(async move {
+            let mut resp = answer.await?;
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            Ok(resp)
+        }))
     }
 }
+
+/// How long a listener that stopped accepting keeps its idle keep-alive
+/// connections open (answering each next call with `Connection: close`)
+/// before closing them: a client that sends a call just as its idle
+/// connection closes sees it fail, so the close waits for a pause.
+const DRAIN_LINGER: Duration = Duration::from_millis(1000);
 
 async fn serve(
     listener: TcpListener,
@@ -250,6 +309,13 @@ async fn serve(
         });
     }
     drop(listener);
+    router
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let linger_until = tokio::time::Instant::now() + DRAIN_LINGER.min(grace / 4);
+    while graceful.count() > 0 && tokio::time::Instant::now() < linger_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

@@ -15,6 +15,7 @@ mod errors;
 mod fixtures;
 mod fuzz;
 mod gemini_api;
+mod handover;
 mod harness;
 mod hostile;
 mod keys;

@@ -13,7 +13,7 @@ use crate::mock::Reply;
 
 /// An OpenAI stream of `n` text chunks, `gap` apart, then finish and
 /// [DONE]: what the mock sends.
-fn slow_stream(n: usize, gap: Duration) -> Reply {
+pub fn slow_stream(n: usize, gap: Duration) -> Reply {
     let mut pieces: Vec<(Duration, String)> = (0..n)
         .map(|i| {
             (
@@ -88,12 +88,12 @@ async fn read_named(resp: reqwest::Response, stop: usize) -> (String, Vec<Named>
 }
 
 /// [`read_named`] for a dialect whose events carry no names: (id, data).
-async fn read_some(resp: reqwest::Response, stop: usize) -> (String, Vec<(u64, String)>) {
+pub async fn read_some(resp: reqwest::Response, stop: usize) -> (String, Vec<(u64, String)>) {
     let (id, events) = read_named(resp, stop).await;
     (id, events.into_iter().map(|(i, _, d)| (i, d)).collect())
 }
 
-async fn read_all(resp: reqwest::Response) -> Vec<(u64, String)> {
+pub async fn read_all(resp: reqwest::Response) -> Vec<(u64, String)> {
     read_some(resp, usize::MAX).await.1
 }
 
@@ -108,7 +108,7 @@ async fn resume(gw: &Gw, id: &str, after: Option<u64>, auth: Option<&str>) -> re
     rb.send().await.unwrap()
 }
 
-fn text_of(events: &[(u64, String)]) -> String {
+pub fn text_of(events: &[(u64, String)]) -> String {
     events
         .iter()
         .filter(|(_, d)| d != "[DONE]")
