@@ -389,6 +389,7 @@ async fn serve(
             running.sockets.1.try_clone()?,
             format!("{} {}", running.addr, running.admin_addr),
             running.shutdown_token(),
+            running.handed_over.clone(),
         )?;
     }
     // Serving: the process we took over from may drain now.

@@ -39,6 +39,9 @@ pub struct Running {
     pub reloader: Arc<reload::Reloader>,
     /// Copies of the two listening sockets, to hand to a new process.
     pub sockets: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    /// Set when the sockets were handed over: the listeners then keep their
+    /// keep-alive connections a moment longer (see [`DRAIN_LINGER`]).
+    pub handed_over: Arc<std::sync::atomic::AtomicBool>,
     shutdown: CancellationToken,
     listeners: Vec<tokio::task::JoinHandle<()>>,
     writer: tokio::task::JoinHandle<()>,
@@ -146,6 +149,7 @@ pub async fn start_on(
         gateway.clone(),
         writer_stop.clone(),
     ));
+    let handed_over: Arc<std::sync::atomic::AtomicBool> = Default::default();
     let listeners = vec![
         tokio::spawn(serve(
             data,
@@ -153,6 +157,7 @@ pub async fn start_on(
                 reloader: reloader.clone(),
                 pick: |live| &live.api,
                 draining: Default::default(),
+                handed_over: handed_over.clone(),
             },
             timeouts,
             shutdown.clone(),
@@ -164,6 +169,7 @@ pub async fn start_on(
                 reloader: reloader.clone(),
                 pick: |live| &live.admin,
                 draining: Default::default(),
+                handed_over: handed_over.clone(),
             },
             timeouts,
             shutdown.clone(),
@@ -176,6 +182,7 @@ pub async fn start_on(
         gateway,
         reloader,
         sockets,
+        handed_over,
         shutdown,
         listeners,
         writer,
@@ -218,6 +225,7 @@ struct Newest {
     /// closes its connection, so a keep-alive client's next call opens a
     /// new one (to the process that accepts now).
     draining: Arc<std::sync::atomic::AtomicBool>,
+    handed_over: Arc<std::sync::atomic::AtomicBool>,
 }
 
 type Answer = Result<axum::response::Response, std::convert::Infallible>;
@@ -251,10 +259,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Newest {
     }
 }
 
-/// How long a listener that stopped accepting keeps its idle keep-alive
-/// connections open (answering each next call with `Connection: close`)
-/// before closing them: a client that sends a call just as its idle
-/// connection closes sees it fail, so the close waits for a pause.
+/// How long a listener that handed its socket over keeps its idle
+/// keep-alive connections open (answering each next call with `Connection:
+/// close`) before closing them: a client that sends a call just as its idle
+/// connection closes sees it fail, while one told to close reconnects, to
+/// the new process. (On a plain stop there is no other process to go to:
+/// the connections close at once.)
 const DRAIN_LINGER: Duration = Duration::from_millis(1000);
 
 async fn serve(
@@ -312,7 +322,15 @@ async fn serve(
     router
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let linger_until = tokio::time::Instant::now() + DRAIN_LINGER.min(grace / 4);
+    let linger = if router
+        .handed_over
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        DRAIN_LINGER.min(grace / 4)
+    } else {
+        Duration::ZERO
+    };
+    let linger_until = tokio::time::Instant::now() + linger;
     while graceful.count() > 0 && tokio::time::Instant::now() < linger_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -139,6 +139,7 @@ pub fn offer(
     admin: OwnedFd,
     addrs: String,
     drain: CancellationToken,
+    handed_over: std::sync::Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     // The previous process's path, or a stale one: this process answers
     // there from now on.
@@ -164,6 +165,7 @@ pub fn offer(
                 match hand_over(&conn, &data, &admin, &addrs, refuse) {
                     Ok(true) => {
                         handed.store(true, Ordering::Release);
+                        handed_over.store(true, Ordering::Relaxed);
                         tracing::info!("A new process serves on the sockets; draining");
                         drain.cancel();
                     }
@@ -238,6 +240,7 @@ mod tests {
             admin.as_fd().try_clone_to_owned().unwrap(),
             format!("{addr} {}", admin.local_addr().unwrap()),
             drain.clone(),
+            Default::default(),
         )
         .unwrap();
         let taken = take(&path).unwrap().expect("the sockets");

@@ -5,6 +5,7 @@
 
 mod binary;
 mod cache;
+mod cluster;
 mod codex;
 mod conversations;
 mod core;
