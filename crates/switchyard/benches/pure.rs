@@ -158,7 +158,7 @@ fn key_and_limits(c: &mut Criterion) {
 fn budget_hold(c: &mut Criterion) {
     let (rt, _dir, storage, record, _) =
         with_key(br#"{"name":"budget","budget_usd":1000000,"budget_period":"total"}"#);
-    let ledger = switchyard::budget::Ledger::new(storage, None);
+    let ledger = switchyard::budget::Ledger::new(storage, None, false);
     ledger.mark_ready();
     let now = switchyard::clock::unix_ms();
     c.bench_function("budget hold and settle (in memory)", |b| {

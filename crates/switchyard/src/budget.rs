@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::kv::Kv;
 use tokio::sync::watch;
 
 use crate::keys::{BudgetPeriod, KeyRecord};
@@ -41,7 +41,7 @@ const READY_WAIT: Duration = Duration::from_secs(5);
 /// Money held for one call in flight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hold {
-    /// The hold's id in Redis; empty in memory.
+    /// The hold's id in Redis; empty for a hold in this process.
     pub id: String,
     pub key_id: String,
     pub period_start: i64,
@@ -101,14 +101,16 @@ struct Account {
     held: f64,
 }
 
-enum Backend {
-    Memory(Mutex<HashMap<String, Account>>),
-    Redis(ConnectionManager),
-}
-
 /// The live view of every budget: spent and held, per key and period.
 pub struct Ledger {
-    backend: Backend,
+    /// Redis, when configured: accounts every replica shares.
+    shared: Option<Kv>,
+    /// Accounts in this process: all of them without Redis; with `[redis]
+    /// on_unavailable = "local"`, holds taken while Redis cannot be reached
+    /// (each such account starts from the database's spend).
+    local: Mutex<HashMap<String, Account>>,
+    /// Hold here while Redis is away, rather than refuse.
+    fallback: bool,
     storage: Storage,
     ready_tx: watch::Sender<bool>,
     ready: watch::Receiver<bool>,
@@ -136,9 +138,9 @@ const STANDING_TTL: Duration = Duration::from_secs(15);
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.backend {
-            Backend::Memory(_) => "Ledger::Memory",
-            Backend::Redis(_) => "Ledger::Redis",
+        f.write_str(match self.shared {
+            None => "Ledger::Memory",
+            Some(_) => "Ledger::Redis",
         })
     }
 }
@@ -191,7 +193,8 @@ return 1
 static SETTLE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SETTLE));
 
 fn redis_keys(key_id: &str, period_start: i64) -> (String, String) {
-    let base = format!("sy:budget:{key_id}:{period_start}");
+    // One hash slot for both (the scripts touch both).
+    let base = format!("sy:budget:{{{key_id}:{period_start}}}");
     let exp = format!("{base}:exp");
     (base, exp)
 }
@@ -206,13 +209,14 @@ fn redis_ttl_s(period: BudgetPeriod) -> i64 {
 }
 
 impl Ledger {
-    pub fn new(storage: Storage, redis: Option<ConnectionManager>) -> Ledger {
+    /// `fallback`: with Redis, hold in this process while Redis cannot be
+    /// reached (else such calls are refused).
+    pub fn new(storage: Storage, redis: Option<Kv>, fallback: bool) -> Ledger {
         let (ready_tx, ready) = watch::channel(false);
         Ledger {
-            backend: match redis {
-                Some(c) => Backend::Redis(c),
-                None => Backend::Memory(Mutex::new(HashMap::new())),
-            },
+            shared: redis,
+            local: Mutex::new(HashMap::new()),
+            fallback,
             storage,
             ready_tx,
             ready,
@@ -277,104 +281,139 @@ impl Ledger {
         };
         let period = period_of(key);
         let start = period_start(period, now_ms);
-        match &self.backend {
-            Backend::Memory(m) => {
-                let fits = |a: &mut Account| {
-                    if a.spent + a.held + amount_usd > budget + 1e-12 {
-                        return Err(BudgetError::Exceeded {
-                            spent: a.spent,
-                            held: a.held,
-                            budget,
-                            amount: amount_usd,
-                        });
-                    }
-                    a.held += amount_usd;
-                    Ok(())
-                };
-                {
-                    let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(a) = map.get_mut(key.id.as_str())
-                        && a.period_start == start
-                    {
-                        fits(a)?;
-                        return Ok(Some(self.hold(key, start, amount_usd, String::new())));
-                    }
-                }
-                // First use of this key in this period: load what it spent.
-                let spent = self.load_spent(&key.id, start).await?;
-                let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
-                let a = map.entry(key.id.clone()).or_insert(Account {
-                    period_start: start,
-                    spent,
-                    held: 0.0,
-                });
-                if a.period_start != start {
-                    *a = Account {
-                        period_start: start,
-                        spent,
-                        held: 0.0,
-                    };
-                }
-                fits(a)?;
-                Ok(Some(self.hold(key, start, amount_usd, String::new())))
+        let shared = match &self.shared {
+            Some(conn) => {
+                self.reserve_shared(
+                    conn, key, budget, start, period, amount_usd, now_ms, hold_ms,
+                )
+                .await
             }
-            Backend::Redis(conn) => {
-                let (k1, k2) = redis_keys(&key.id, start);
-                let id = uuid::Uuid::now_v7().simple().to_string();
-                let script = &*RESERVE_SCRIPT;
-                for _ in 0..2 {
-                    let mut c = conn.clone();
-                    let r: Vec<redis::Value> = script
-                        .key(&k1)
-                        .key(&k2)
-                        .arg(budget)
-                        .arg(amount_usd)
-                        .arg(&id)
-                        .arg(now_ms)
-                        .arg(now_ms + hold_ms)
-                        .arg(redis_ttl_s(period))
-                        .invoke_async(&mut c)
-                        .await?;
-                    let code: i64 = r
-                        .first()
-                        .and_then(|v| redis::from_redis_value(v).ok())
-                        .unwrap_or(-1);
-                    match code {
-                        1 => return Ok(Some(self.hold(key, start, amount_usd, id))),
-                        0 => {
-                            let num = |i: usize| {
-                                r.get(i)
-                                    .and_then(|v| redis::from_redis_value::<String>(v).ok())
-                                    .and_then(|s| s.parse::<f64>().ok())
-                                    .unwrap_or(0.0)
-                            };
-                            return Err(BudgetError::Exceeded {
-                                spent: num(1),
-                                held: num(2),
-                                budget,
-                                amount: amount_usd,
-                            });
-                        }
-                        _ => {
-                            // Not in Redis yet (or Redis lost it): seed the
-                            // account from the database; the first seed wins.
-                            let spent = self.load_spent(&key.id, start).await?;
-                            let mut c = conn.clone();
-                            let _: i64 = redis::cmd("HSETNX")
-                                .arg(&k1)
-                                .arg("spent")
-                                .arg(spent)
-                                .query_async(&mut c)
-                                .await?;
-                        }
-                    }
-                }
-                Err(BudgetError::Redis(redis::RedisError::from((
-                    redis::ErrorKind::ResponseError,
-                    "the budget account could not be seeded",
-                ))))
+            None => return self.reserve_local(key, budget, start, amount_usd).await,
+        };
+        match shared {
+            Err(BudgetError::Redis(e)) if self.fallback => {
+                tracing::warn!(error = %e, "Budget store unavailable; holding in this process");
+                self.reserve_local(key, budget, start, amount_usd).await
+            }
+            r => r,
+        }
+    }
+
+    /// A hold on the account in this process.
+    async fn reserve_local(
+        &self,
+        key: &KeyRecord,
+        budget: f64,
+        start: i64,
+        amount_usd: f64,
+    ) -> Result<Option<Hold>, BudgetError> {
+        let fits = |a: &mut Account| {
+            if a.spent + a.held + amount_usd > budget + 1e-12 {
+                return Err(BudgetError::Exceeded {
+                    spent: a.spent,
+                    held: a.held,
+                    budget,
+                    amount: amount_usd,
+                });
+            }
+            a.held += amount_usd;
+            Ok(())
+        };
+        {
+            let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(a) = map.get_mut(key.id.as_str())
+                && a.period_start == start
+            {
+                fits(a)?;
+                return Ok(Some(self.hold(key, start, amount_usd, String::new())));
             }
         }
+        // First use of this key in this period: load what it spent.
+        let spent = self.load_spent(&key.id, start).await?;
+        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let a = map.entry(key.id.clone()).or_insert(Account {
+            period_start: start,
+            spent,
+            held: 0.0,
+        });
+        if a.period_start != start {
+            *a = Account {
+                period_start: start,
+                spent,
+                held: 0.0,
+            };
+        }
+        fits(a)?;
+        Ok(Some(self.hold(key, start, amount_usd, String::new())))
+    }
+
+    /// A hold on the account in Redis.
+    #[allow(clippy::too_many_arguments)]
+    async fn reserve_shared(
+        &self,
+        conn: &Kv,
+        key: &KeyRecord,
+        budget: f64,
+        start: i64,
+        period: BudgetPeriod,
+        amount_usd: f64,
+        now_ms: i64,
+        hold_ms: i64,
+    ) -> Result<Option<Hold>, BudgetError> {
+        let (k1, k2) = redis_keys(&key.id, start);
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let script = &*RESERVE_SCRIPT;
+        for _ in 0..2 {
+            let mut c = conn.clone();
+            let r: Vec<redis::Value> = script
+                .key(&k1)
+                .key(&k2)
+                .arg(budget)
+                .arg(amount_usd)
+                .arg(&id)
+                .arg(now_ms)
+                .arg(now_ms + hold_ms)
+                .arg(redis_ttl_s(period))
+                .invoke_async(&mut c)
+                .await?;
+            let code: i64 = r
+                .first()
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .unwrap_or(-1);
+            match code {
+                1 => return Ok(Some(self.hold(key, start, amount_usd, id))),
+                0 => {
+                    let num = |i: usize| {
+                        r.get(i)
+                            .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .unwrap_or(0.0)
+                    };
+                    return Err(BudgetError::Exceeded {
+                        spent: num(1),
+                        held: num(2),
+                        budget,
+                        amount: amount_usd,
+                    });
+                }
+                _ => {
+                    // Not in Redis yet (or Redis lost it): seed the
+                    // account from the database; the first seed wins.
+                    let spent = self.load_spent(&key.id, start).await?;
+                    let mut c = conn.clone();
+                    let _: i64 = redis::cmd("HSETNX")
+                        .arg(&k1)
+                        .arg("spent")
+                        .arg(spent)
+                        .query_async(&mut c)
+                        .await?;
+                }
+            }
+        }
+        Err(BudgetError::Redis(redis::RedisError::from((
+            redis::ErrorKind::ResponseError,
+            "the budget account could not be seeded",
+        ))))
     }
 
     fn hold(&self, key: &KeyRecord, start: i64, amount_usd: f64, id: String) -> Hold {
@@ -386,16 +425,11 @@ impl Ledger {
         }
     }
 
-    /// Whether the ledger lives in this process (settling needs no I/O).
-    pub fn is_local(&self) -> bool {
-        matches!(self.backend, Backend::Memory(_))
-    }
-
     /// [`Ledger::settle`] for a ledger in this process; does nothing for
     /// one in Redis.
     pub fn settle_local(&self, h: &Hold, actual_usd: Option<f64>) {
-        if let Backend::Memory(m) = &self.backend {
-            let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+        if h.id.is_empty() {
+            let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
             // A hold from a period that has since ended has nothing left to
             // release: the new period started from the database.
             if let Some(a) = map.get_mut(h.key_id.as_str())
@@ -411,9 +445,10 @@ impl Ledger {
     /// release it).
     pub async fn settle(&self, h: &Hold, actual_usd: Option<f64>) {
         let actual = actual_usd.unwrap_or(0.0);
-        match &self.backend {
-            Backend::Memory(_) => self.settle_local(h, actual_usd),
-            Backend::Redis(conn) => {
+        match &self.shared {
+            _ if h.id.is_empty() => self.settle_local(h, actual_usd),
+            None => {}
+            Some(conn) => {
                 let (k1, k2) = redis_keys(&h.key_id, h.period_start);
                 let mut c = conn.clone();
                 let r: Result<i64, _> = SETTLE_SCRIPT
@@ -434,27 +469,33 @@ impl Ledger {
     /// them (the database's spend when this process has no account yet).
     pub async fn status(&self, key: &KeyRecord, now_ms: i64) -> Result<(f64, f64), BudgetError> {
         let start = period_start(period_of(key), now_ms);
-        match &self.backend {
-            Backend::Memory(m) => {
+        let local = async || {
+            {
+                let map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(a) = map.get(key.id.as_str())
+                    && a.period_start == start
                 {
-                    let map = m.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(a) = map.get(key.id.as_str())
-                        && a.period_start == start
-                    {
-                        return Ok((a.spent, a.held.max(0.0)));
-                    }
+                    return Ok((a.spent, a.held.max(0.0)));
                 }
-                Ok((self.load_spent(&key.id, start).await?, 0.0))
             }
-            Backend::Redis(conn) => {
+            Ok((self.load_spent(&key.id, start).await?, 0.0))
+        };
+        match &self.shared {
+            None => local().await,
+            Some(conn) => {
                 let (k1, _) = redis_keys(&key.id, start);
                 let mut c = conn.clone();
-                let (spent, held): (Option<f64>, Option<f64>) = redis::cmd("HMGET")
+                let read: Result<(Option<f64>, Option<f64>), _> = redis::cmd("HMGET")
                     .arg(&k1)
                     .arg("spent")
                     .arg("held")
                     .query_async(&mut c)
-                    .await?;
+                    .await;
+                let (spent, held) = match read {
+                    Ok(r) => r,
+                    Err(_) if self.fallback => return local().await,
+                    Err(e) => return Err(e.into()),
+                };
                 match spent {
                     Some(s) => Ok((s, held.unwrap_or(0.0).max(0.0))),
                     None => Ok((self.load_spent(&key.id, start).await?, 0.0)),
@@ -539,7 +580,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let ledger = Ledger::new(storage.clone(), None);
+        let ledger = Ledger::new(storage.clone(), None, false);
         let k = key(1.0);
         let now = day + 3_600_000;
         // Before the writer caught up, nothing is admitted on a guess.

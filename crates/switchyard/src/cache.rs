@@ -18,9 +18,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use crate::kv::Kv;
 use bytes::Bytes;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -111,7 +111,7 @@ pub struct Cache {
 
 enum Backend {
     Memory(Mutex<Memory>),
-    Redis(ConnectionManager),
+    Redis(Kv),
 }
 
 impl std::fmt::Debug for Cache {
@@ -123,7 +123,10 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-const PREFIX: &str = "sy:cache";
+/// Every cache key carries the hash tag `{cache}`: the writes that touch an
+/// entry and its indexes at once stay in one cluster slot (the cache lives
+/// on one shard of a cluster).
+const PREFIX: &str = "sy:{cache}";
 
 fn entry_key(id: &str) -> String {
     format!("{PREFIX}:e:{id}")
@@ -137,6 +140,11 @@ fn ns_key(ns: &str) -> String {
     format!("{PREFIX}:ns:{ns}")
 }
 
+/// The namespaces that have (or had) entries, for purging everything.
+fn namespaces_key() -> String {
+    format!("{PREFIX}:nss")
+}
+
 impl Cache {
     pub fn memory(max_entries: u64, max_bytes: u64) -> Cache {
         Cache {
@@ -146,7 +154,7 @@ impl Cache {
         }
     }
 
-    pub fn redis(conn: ConnectionManager, max_entries: u64, max_bytes: u64) -> Cache {
+    pub fn redis(conn: Kv, max_entries: u64, max_bytes: u64) -> Cache {
         Cache {
             backend: Backend::Redis(conn),
             max_entries,
@@ -239,6 +247,7 @@ impl Cache {
                     .arg(e.meta.expires_at)
                     .zadd(index_key(), &e.meta.id, e.meta.expires_at)
                     .zadd(ns_key(&e.meta.namespace), &e.meta.id, e.meta.expires_at)
+                    .sadd(namespaces_key(), &e.meta.namespace)
                     // The indexes forget what has expired, so they stay as
                     // small as what is live.
                     .zrembyscore(index_key(), "-inf", e.meta.created_at)
@@ -376,29 +385,22 @@ impl Cache {
                 Ok(n)
             }
             Backend::Redis(conn) => {
+                // From the indexes (no SCAN: a cluster has no one keyspace
+                // to scan): every live entry is in the main index.
                 let mut conn = conn.clone();
+                let ids: Vec<String> = conn.zrange(index_key(), 0, -1).await?;
                 let mut n = 0;
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(format!("{PREFIX}:*"))
-                        .arg("COUNT")
-                        .arg(500)
-                        .query_async(&mut conn)
-                        .await?;
-                    if !keys.is_empty() {
-                        n += keys
-                            .iter()
-                            .filter(|k| k.starts_with(&format!("{PREFIX}:e:")))
-                            .count() as u64;
-                        let _: () = conn.del(keys).await?;
-                    }
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
+                for chunk in ids.chunks(500) {
+                    let keys: Vec<String> = chunk.iter().map(|id| entry_key(id)).collect();
+                    let deleted: u64 = conn.del(keys).await?;
+                    n += deleted;
+                }
+                let namespaces: Vec<String> = conn.smembers(namespaces_key()).await?;
+                let mut keys: Vec<String> = namespaces.iter().map(|ns| ns_key(ns)).collect();
+                keys.push(index_key());
+                keys.push(namespaces_key());
+                for chunk in keys.chunks(500) {
+                    let _: () = conn.del(chunk).await?;
                 }
                 Ok(n)
             }

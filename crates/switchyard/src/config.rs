@@ -151,6 +151,26 @@ pub struct RawStorage {
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub url: String,
+    #[serde(default)]
+    pub cluster: bool,
+    #[serde(default)]
+    pub on_unavailable: OnUnavailable,
+}
+
+/// What limits and budgets do while Redis cannot be reached.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnavailable {
+    /// Calls under a key with a rate limit or a budget are refused (503 /
+    /// 429 with Retry-After): nothing is let through that cannot be
+    /// counted for every replica.
+    #[default]
+    Refuse,
+    /// Each process counts on its own until Redis is back (limits and
+    /// budgets then hold per replica, not across them).
+    Local,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -570,6 +590,10 @@ impl StorageConfig {
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RedisConfig {
     pub url: String,
+    /// A Redis Cluster (or Valkey cluster): `url` is one of its nodes, the
+    /// others are found from it.
+    pub cluster: bool,
+    pub on_unavailable: OnUnavailable,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -765,7 +789,8 @@ impl Config {
             redact_url(&self.storage.url)
         ));
         if let Some(r) = &self.redis {
-            out.push_str(&format!("redis: {}\n", redact_url(&r.url)));
+            let kind = if r.cluster { " (cluster)" } else { "" };
+            out.push_str(&format!("redis: {}{kind}\n", redact_url(&r.url)));
         }
         out.push_str(&format!("require_keys: {}\n", self.auth.require_keys));
         if self.providers.is_empty() {
@@ -881,13 +906,33 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             ),
         ));
     }
+    let cluster = match env.get("SWITCHYARD_REDIS_CLUSTER") {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(err(
+                "redis.cluster",
+                format!("SWITCHYARD_REDIS_CLUSTER must be true or false, got \"{other}\""),
+            ));
+        }
+        None => raw.redis.as_ref().is_some_and(|r| r.cluster),
+    };
+    let on_unavailable = raw
+        .redis
+        .as_ref()
+        .map(|r| r.on_unavailable)
+        .unwrap_or_default();
     let redis = env
         .get("SWITCHYARD_REDIS_URL")
         .map(str::to_owned)
         .or(raw.redis.map(|r| r.url))
         .map(|url| {
             if url.starts_with("redis://") {
-                Ok(RedisConfig { url })
+                Ok(RedisConfig {
+                    url,
+                    cluster,
+                    on_unavailable,
+                })
             } else if url.starts_with("rediss://") {
                 // Refused here rather than at the first connection.
                 Err(err(

@@ -38,7 +38,7 @@ pub struct Gateway {
     pub keys: Arc<crate::keys::Keys>,
     pub limiter: Arc<crate::limits::Limiter>,
     pub budget: Arc<crate::budget::Ledger>,
-    pub redis: Option<redis::aio::ConnectionManager>,
+    pub redis: Option<crate::kv::Kv>,
     pub recorder: Arc<crate::log_store::Recorder>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub tracer: Arc<crate::telemetry::Tracer>,
@@ -66,7 +66,7 @@ impl Gateway {
         let prices = crate::pricing::PriceTable::load(&config.pricing);
         let keys = crate::keys::Keys::load(storage.clone()).await?;
         let redis = match &config.redis {
-            Some(r) => Some(connect_redis(&r.url).await?),
+            Some(r) => Some(crate::kv::connect(r).await?),
             None => None,
         };
         let instance = format!("inst_{}", uuid::Uuid::now_v7().simple());
@@ -85,11 +85,17 @@ impl Gateway {
             ),
             None => crate::cache::Cache::memory(config.cache.max_entries, config.cache.max_bytes),
         };
+        // `[redis] on_unavailable = "local"`: limits and budgets counted in
+        // this process while Redis cannot be reached.
+        let fallback = config
+            .redis
+            .as_ref()
+            .is_some_and(|r| r.on_unavailable == crate::config::OnUnavailable::Local);
         let limiter = match &redis {
-            Some(c) => crate::limits::Limiter::redis(c.clone()),
+            Some(c) => crate::limits::Limiter::redis(c.clone(), fallback),
             None => crate::limits::Limiter::memory(),
         };
-        let budget = crate::budget::Ledger::new(storage.clone(), redis.clone());
+        let budget = crate::budget::Ledger::new(storage.clone(), redis.clone(), fallback);
         let mcp = crate::mcp::Mcp::new(&config, env, &storage).await?;
         Ok(Arc::new(Gateway {
             budget: Arc::new(budget),
@@ -218,20 +224,4 @@ where
         let _ = tx.send(work.await);
     });
     rx.await.ok()
-}
-
-async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        redis::aio::ConnectionManager::new(client),
-    )
-    .await
-    {
-        Ok(conn) => Ok(conn?),
-        Err(_) => anyhow::bail!(
-            "Redis at {} did not answer within 5s",
-            crate::config::redact_url(url)
-        ),
-    }
 }

@@ -35,6 +35,7 @@ pub mod error;
 pub mod gateway;
 pub mod inflight;
 pub mod keys;
+pub mod kv;
 pub mod limits;
 pub mod log_store;
 pub mod mcp;

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
+use crate::kv::Kv;
 use http::{HeaderName, HeaderValue};
-use redis::aio::ConnectionManager;
 
 use crate::keys::KeyRecord;
 
@@ -61,6 +61,9 @@ pub struct Admission {
     pub window: i64,
     pub held_tokens: u64,
     pub headers: RateHeaders,
+    /// Counted in this process (no Redis, or Redis was unreachable and
+    /// `[redis] on_unavailable = "local"`): settled here, without I/O.
+    pub local: bool,
 }
 
 /// Over a limit: when to come back.
@@ -79,20 +82,30 @@ struct Window {
 }
 
 /// Where the counts live: this process, or Redis for every replica.
-pub struct Limiter(Backend);
-
-enum Backend {
-    Memory(Mutex<HashMap<String, Window>>),
-    Redis(ConnectionManager),
+pub struct Limiter {
+    /// Redis, when configured: counts every replica shares.
+    shared: Option<Kv>,
+    /// Counts in this process: all of them without Redis; with
+    /// `[redis] on_unavailable = "local"`, those made while Redis cannot
+    /// be reached.
+    local: Mutex<HashMap<String, Window>>,
+    /// Count here while Redis is away, rather than refuse.
+    fallback: bool,
 }
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
-            Backend::Memory(_) => "Limiter::Memory",
-            Backend::Redis(_) => "Limiter::Redis",
+        f.write_str(match self.shared {
+            None => "Limiter::Memory",
+            Some(_) => "Limiter::Redis",
         })
     }
+}
+
+/// A key's count of requests (`r`) or tokens (`t`) in a window; both in
+/// one hash slot (tagged by key and window), as the admitting script needs.
+fn window_key(key_id: &str, window: i64, which: char) -> String {
+    format!("sy:rl:{{{key_id}:{window}}}:{which}")
 }
 
 /// Checks both limits and, when both pass, counts the request and its
@@ -124,11 +137,53 @@ static SETTLE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::
 
 impl Limiter {
     pub fn memory() -> Limiter {
-        Limiter(Backend::Memory(Mutex::new(HashMap::new())))
+        Limiter {
+            shared: None,
+            local: Mutex::new(HashMap::new()),
+            fallback: false,
+        }
     }
 
-    pub fn redis(conn: ConnectionManager) -> Limiter {
-        Limiter(Backend::Redis(conn))
+    /// Counts in Redis; `fallback`: in this process while Redis cannot be
+    /// reached (else such calls are refused).
+    pub fn redis(conn: Kv, fallback: bool) -> Limiter {
+        Limiter {
+            shared: Some(conn),
+            local: Mutex::new(HashMap::new()),
+            fallback,
+        }
+    }
+
+    /// Checks and counts in this process: (admitted, requests, tokens).
+    fn admit_local(
+        &self,
+        key_id: &str,
+        window: i64,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        est: u64,
+    ) -> (bool, u64, u64) {
+        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(key_id) {
+            map.insert(key_id.to_owned(), Window::default());
+        }
+        let Some(w) = map.get_mut(key_id) else {
+            unreachable!("inserted above")
+        };
+        if w.index != window {
+            *w = Window {
+                index: window,
+                requests: 0,
+                tokens: 0,
+            };
+        }
+        let over =
+            rpm.is_some_and(|l| w.requests + 1 > l) || tpm.is_some_and(|l| w.tokens + est > l);
+        if !over {
+            w.requests += 1;
+            w.tokens += est;
+        }
+        (!over, w.requests, w.tokens)
     }
 
     /// A tool call (HTTP tool or MCP) under its caller's key: one request,
@@ -159,36 +214,15 @@ impl Limiter {
         let rpm = key.rpm.map(u64::from);
         let tpm = key.tpm;
         let est = if tpm.is_some() { est_tokens } else { 0 };
-        let (ok, requests, tokens) = match &self.0 {
-            Backend::Memory(m) => {
-                let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
-                if !map.contains_key(key.id.as_str()) {
-                    map.insert(key.id.clone(), Window::default());
-                }
-                let Some(w) = map.get_mut(key.id.as_str()) else {
-                    unreachable!("inserted above")
-                };
-                if w.index != window {
-                    *w = Window {
-                        index: window,
-                        requests: 0,
-                        tokens: 0,
-                    };
-                }
-                let over = rpm.is_some_and(|l| w.requests + 1 > l)
-                    || tpm.is_some_and(|l| w.tokens + est > l);
-                if !over {
-                    w.requests += 1;
-                    w.tokens += est;
-                }
-                (!over, w.requests, w.tokens)
-            }
-            Backend::Redis(conn) => {
+        let mut local = self.shared.is_none();
+        let (ok, requests, tokens) = match &self.shared {
+            None => self.admit_local(&key.id, window, rpm, tpm, est),
+            Some(conn) => {
                 let mut conn = conn.clone();
                 let script = &*ADMIT_SCRIPT;
                 let res: Result<(i64, i64, i64), _> = script
-                    .key(format!("sy:rl:{}:{window}:r", key.id))
-                    .key(format!("sy:rl:{}:{window}:t", key.id))
+                    .key(window_key(&key.id, window, 'r'))
+                    .key(window_key(&key.id, window, 't'))
                     .arg(rpm.unwrap_or(0))
                     .arg(tpm.unwrap_or(0))
                     .arg(est)
@@ -197,6 +231,11 @@ impl Limiter {
                     .await;
                 match res {
                     Ok((ok, r, t)) => (ok == 1, r.max(0) as u64, t.max(0) as u64),
+                    Err(e) if self.fallback => {
+                        tracing::warn!(error = %e, "Rate-limit store unavailable; counting in this process");
+                        local = true;
+                        self.admit_local(&key.id, window, rpm, tpm, est)
+                    }
                     Err(e) => {
                         // A limiter that cannot count must not wave requests
                         // through: refuse, and say when to retry.
@@ -219,6 +258,7 @@ impl Limiter {
                 window,
                 held_tokens: est,
                 headers,
+                local,
             })
         } else {
             let which = if rpm.is_some_and(|l| requests >= l) {
@@ -234,20 +274,15 @@ impl Limiter {
         }
     }
 
-    /// Whether the counts live in this process (settling needs no I/O).
-    pub fn is_local(&self) -> bool {
-        matches!(self.0, Backend::Memory(_))
-    }
-
     /// [`Limiter::settle`] for counts in this process; does nothing for
     /// counts in Redis.
     pub fn settle_local(&self, a: &Admission, used_tokens: u64) {
         if a.held_tokens == 0 || used_tokens == a.held_tokens {
             return;
         }
-        if let Backend::Memory(m) = &self.0 {
+        if a.local {
             let delta = used_tokens as i64 - a.held_tokens as i64;
-            let mut map = m.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(w) = map.get_mut(&a.key_id)
                 && w.index == a.window
             {
@@ -262,11 +297,12 @@ impl Limiter {
             return;
         }
         let delta = used_tokens as i64 - a.held_tokens as i64;
-        match &self.0 {
-            Backend::Memory(_) => self.settle_local(a, used_tokens),
-            Backend::Redis(conn) => {
+        match &self.shared {
+            _ if a.local => self.settle_local(a, used_tokens),
+            None => {}
+            Some(conn) => {
                 let mut conn = conn.clone();
-                let key = format!("sy:rl:{}:{}:t", a.key_id, a.window);
+                let key = window_key(&a.key_id, a.window, 't');
                 let r: Result<i64, _> = SETTLE_SCRIPT
                     .key(&key)
                     .arg(delta)

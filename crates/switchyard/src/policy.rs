@@ -193,8 +193,8 @@ pub fn settle(
         // budget never under-counts.
         (true, None) => Some(r.amount_usd),
     };
-    let local = (permit.admission.is_none() || gw.limiter.is_local())
-        && (permit.reservation.is_none() || gw.budget.is_local());
+    let local = permit.admission.as_ref().is_none_or(|a| a.local)
+        && permit.reservation.as_ref().is_none_or(|r| r.id.is_empty());
     if local {
         if let Some(a) = &permit.admission {
             gw.limiter

@@ -86,7 +86,7 @@ pub(super) async fn claim(
 async fn claim_shared(
     gw: &Gateway,
     ctx: &Ctx,
-    conn: &redis::aio::ConnectionManager,
+    conn: &crate::kv::Kv,
     owner: &str,
     key: &str,
     hash: &[u8; 32],

@@ -1,37 +1,38 @@
 //! Stream buffers and idempotency keys in Redis, so that a stream started
 //! on one replica can be resumed, or a retry attached, through another.
 //!
-//! Each stream is mirrored into a Redis stream `sy:stream:{id}`: one entry
-//! per chunk (the id of its first event, where each event starts, the
-//! bytes), then an `end` entry. `sy:streammeta:{id}` says whose it is and
-//! in which dialect. A reader on any replica reads the entries from the
+//! Each stream is mirrored into a Redis stream `sy:stream:{<id>}`: one
+//! entry per chunk (the id of its first event, where each event starts, the
+//! bytes), then an `end` entry. `sy:streammeta:{<id>}` says whose it is and
+//! in which dialect (the braces are literal: both keys in one cluster hash
+//! slot). A reader on any replica reads the entries from the
 //! chunk holding the event it wants, and polls for more until `end`.
 //! Both keys expire `streams.retain_s` after the stream ends. Requests in
 //! log mode `none` are never mirrored: their buffers stay in memory.
 
 use std::time::Duration;
 
+use crate::kv::Kv;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use super::buffer::Chunk;
 
 fn stream_key(id: &str) -> String {
-    format!("sy:stream:{id}")
+    format!("sy:stream:{{{id}}}")
 }
 
 fn meta_key(id: &str) -> String {
-    format!("sy:streammeta:{id}")
+    format!("sy:streammeta:{{{id}}}")
 }
 
 fn idem_key(owner: &str, key: &str) -> String {
-    format!("sy:idem:{owner}:{key}")
+    format!("sy:idem:{{{owner}:{key}}}")
 }
 
 fn answer_key(id: &str) -> String {
-    format!("sy:answer:{id}")
+    format!("sy:answer:{{{id}}}")
 }
 
 /// Who a mirrored stream belongs to and how to present it.
@@ -46,7 +47,7 @@ pub struct RemoteMeta {
 
 /// Writes one stream's chunks into Redis as they are produced.
 pub struct Mirror {
-    conn: ConnectionManager,
+    conn: Kv,
     id: String,
     next_id: u64,
     bytes: usize,
@@ -61,7 +62,7 @@ pub struct Mirror {
 
 impl Mirror {
     pub async fn start(
-        conn: ConnectionManager,
+        conn: Kv,
         id: &str,
         meta: &RemoteMeta,
         max_bytes: usize,
@@ -177,7 +178,7 @@ impl Mirror {
 
 /// Deletes the mirrors of streams `ids` (their callers read them to the
 /// end and this replica has forgotten them).
-pub async fn forget(conn: &ConnectionManager, ids: &[String]) {
+pub async fn forget(conn: &Kv, ids: &[String]) {
     let mut conn = conn.clone();
     for chunk in ids.chunks(256) {
         let keys: Vec<String> = chunk
@@ -191,7 +192,7 @@ pub async fn forget(conn: &ConnectionManager, ids: &[String]) {
     }
 }
 
-pub async fn meta(conn: &ConnectionManager, id: &str) -> Option<RemoteMeta> {
+pub async fn meta(conn: &Kv, id: &str) -> Option<RemoteMeta> {
     let mut conn = conn.clone();
     let fields: std::collections::HashMap<String, String> =
         conn.hgetall(meta_key(id)).await.ok()?;
@@ -216,12 +217,12 @@ fn field(fields: &std::collections::HashMap<String, redis::Value>, name: &str) -
 
 /// Follows a mirrored stream from event `from` until its end.
 pub fn follow(
-    conn: ConnectionManager,
+    conn: Kv,
     id: String,
     from: u64,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
     struct State {
-        conn: ConnectionManager,
+        conn: Kv,
         key: String,
         last: String,
         cursor: u64,
@@ -336,7 +337,7 @@ fn secs(d: Duration) -> i64 {
 }
 
 pub async fn claim(
-    conn: &ConnectionManager,
+    conn: &Kv,
     owner: &str,
     key: &str,
     hash: &str,
@@ -366,7 +367,7 @@ pub async fn claim(
     })
 }
 
-pub async fn release(conn: &ConnectionManager, owner: &str, key: &str) {
+pub async fn release(conn: &Kv, owner: &str, key: &str) {
     let mut conn = conn.clone();
     let _: redis::RedisResult<()> = conn.del(idem_key(owner, key)).await;
 }
@@ -374,7 +375,7 @@ pub async fn release(conn: &ConnectionManager, owner: &str, key: &str) {
 /// Stores a whole answer for `ttl`, and has the idempotency claim `idem`
 /// that leads to it end with it.
 pub async fn store_answer(
-    conn: &ConnectionManager,
+    conn: &Kv,
     id: &str,
     idem: &str,
     body: &[u8],
@@ -401,7 +402,7 @@ pub async fn store_answer(
     }
 }
 
-pub async fn answer(conn: &ConnectionManager, id: &str) -> Option<(Bytes, String, String)> {
+pub async fn answer(conn: &Kv, id: &str) -> Option<(Bytes, String, String)> {
     let mut conn = conn.clone();
     let (body, provider, model): (Option<Vec<u8>>, Option<String>, Option<String>) = redis::pipe()
         .hget(answer_key(id), "body")
@@ -420,7 +421,7 @@ pub async fn answer(conn: &ConnectionManager, id: &str) -> Option<(Bytes, String
 /// A claimed shared idempotency key. Dropped unresolved (the request
 /// failed), it is released so a retry runs.
 pub struct SharedClaim {
-    conn: ConnectionManager,
+    conn: Kv,
     /// The gateway's tasks: what the claim leaves to do is waited for at
     /// shutdown like any other work.
     tasks: tokio_util::task::TaskTracker,
@@ -434,7 +435,7 @@ pub struct SharedClaim {
 
 impl SharedClaim {
     pub fn new(
-        conn: ConnectionManager,
+        conn: Kv,
         tasks: tokio_util::task::TaskTracker,
         owner: &str,
         key: &str,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 use crate::mock::Reply;
 
-const CONFIG: &str = r#"
+pub const CONFIG: &str = r#"
 [[routes]]
 name = "smart"
 targets = ["anthropic/claude-test", "openai/gpt-test"]
@@ -42,7 +42,7 @@ fn cache_of(h: &http::HeaderMap) -> &str {
     h["x-switchyard-cache"].to_str().unwrap()
 }
 
-async fn cache_flow(gw: &Gw) {
+pub async fn cache_flow(gw: &Gw) {
     let ttl = [("x-switchyard-cache-ttl", "60")];
     let body = chat("openai/gpt-test", "cache me");
     let before = gw.mocks.openai.count();
@@ -200,7 +200,7 @@ async fn expired_entries_are_never_served_from_redis() {
     let mut c = conn.clone();
     let id = expiry_flow(&gw, async move |id| {
         let kept: i64 = redis::cmd("PERSIST")
-            .arg(format!("sy:cache:e:{id}"))
+            .arg(format!("sy:{{cache}}:e:{id}"))
             .query_async(&mut c)
             .await
             .unwrap();
@@ -211,7 +211,7 @@ async fn expired_entries_are_never_served_from_redis() {
     // expiry in Redis too.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let pttl: i64 = redis::cmd("PTTL")
-        .arg(format!("sy:cache:e:{id}"))
+        .arg(format!("sy:{{cache}}:e:{id}"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -227,7 +227,7 @@ async fn expired_entries_are_never_served_from_redis() {
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let indexed: Vec<String> = redis::cmd("ZRANGE")
-        .arg("sy:cache:idx")
+        .arg("sy:{cache}:idx")
         .arg(0)
         .arg(-1)
         .query_async(&mut conn)
@@ -492,7 +492,7 @@ async fn purges_really_delete_from_redis() {
     gw.admin_call("DELETE", "/admin/v1/cache", None).await;
     let canaries = admin_flow(&gw).await;
     let mut conn = redis_conn(&redis_url).await;
-    let keys = redis_keys(&mut conn, "sy:cache:*").await;
+    let keys = redis_keys(&mut conn, "sy:{cache}:*").await;
     let mut dump = Vec::new();
     for k in &keys {
         let v: Option<Vec<u8>> = redis::cmd("DUMP")

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::binary::BIN;
 use crate::harness::*;
 
-const KEYED: &str = r#"
+pub const KEYED: &str = r#"
 [auth]
 require_keys = true
 
@@ -239,7 +239,7 @@ async fn auth_is_one_generic_401_and_deny_by_default() {
 }
 
 /// 50 requests released together against rpm=5: exactly 5 get through.
-async fn burst(gws: &[&Gw], secret: &str, n: usize) -> (usize, usize, Vec<http::HeaderMap>) {
+pub async fn burst(gws: &[&Gw], secret: &str, n: usize) -> (usize, usize, Vec<http::HeaderMap>) {
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -324,7 +324,7 @@ async fn rate_limits_are_exact_under_concurrency() {
 /// The mock reports 11 input and 7 output tokens; at $1000/Mtok each call
 /// costs $0.018 and holds (body/3 + 10) tokens' worth. A budget of ten holds
 /// admits at most ten, and settles below the budget.
-async fn budget_case(gws: &[&Gw]) -> (usize, f64, f64) {
+pub async fn budget_case(gws: &[&Gw]) -> (usize, f64, f64) {
     let gw = gws[0];
     let body_tokens = (chat("openai/gpt-test").to_string().len() as f64 / 3.0).ceil();
     let hold = (body_tokens + 10.0) * 1000.0 / 1e6;

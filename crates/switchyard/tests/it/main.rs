@@ -24,6 +24,8 @@ mod logs;
 mod mcp;
 mod mock;
 mod openapi;
+mod redis_cluster;
+mod redis_outage;
 mod reload;
 mod responses;
 mod routing;

@@ -50,7 +50,7 @@ fn body() -> Value {
 }
 
 /// A streamed chat call with [`body`] to `gw`, ready for more headers.
-fn stream_call(gw: &Gw) -> reqwest::RequestBuilder {
+pub fn stream_call(gw: &Gw) -> reqwest::RequestBuilder {
     gw.http
         .post(gw.url("/v1/chat/completions"))
         .header("content-type", "application/json")
@@ -474,7 +474,7 @@ async fn streams_resume_and_retries_attach_across_replicas() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut conn = redis_conn(&redis).await;
     let ttl: i64 = redis::cmd("TTL")
-        .arg(format!("sy:idem:anonymous:{key}"))
+        .arg(format!("sy:idem:{{anonymous:{key}}}"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -521,8 +521,8 @@ async fn delivered_streams_leave_redis_with_their_local_copy() {
     let (id, events) = read_named(resp, usize::MAX).await;
     assert_eq!(events.last().unwrap().2, "[DONE]");
     let mut conn = redis_conn(&redis).await;
-    // sy:stream:{id} and sy:streammeta:{id}
-    let mirror = format!("sy:stream*:{id}");
+    // sy:stream:{<id>} and sy:streammeta:{<id>}
+    let mirror = format!("sy:stream*:{{{id}}}");
     assert_eq!(
         redis_keys(&mut conn, &mirror).await.len(),
         2,
