@@ -99,6 +99,9 @@ struct Account {
     period_start: i64,
     spent: f64,
     held: f64,
+    /// With Redis configured: spent here while Redis was away, not yet
+    /// added to the shared account.
+    unsynced: f64,
 }
 
 /// The live view of every budget: spent and held, per key and period.
@@ -295,7 +298,52 @@ impl Ledger {
                 tracing::warn!(error = %e, "Budget store unavailable; holding in this process");
                 self.reserve_local(key, budget, start, amount_usd).await
             }
+            Ok(Some(h)) if self.fallback => {
+                if let Some(conn) = &self.shared {
+                    self.sync_local(conn, &key.id, start).await;
+                }
+                Ok(Some(h))
+            }
             r => r,
+        }
+    }
+
+    /// Redis answers again: what this process spent while it was away goes
+    /// into the shared account, and a local account with nothing held is
+    /// forgotten (the next outage starts again from the database).
+    async fn sync_local(&self, conn: &Kv, key_id: &str, start: i64) {
+        let unsynced = {
+            let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(a) = map.get_mut(key_id) else {
+                return;
+            };
+            let unsynced = if a.period_start == start {
+                std::mem::take(&mut a.unsynced)
+            } else {
+                0.0
+            };
+            if a.held <= 1e-12 {
+                map.remove(key_id);
+            }
+            unsynced
+        };
+        if unsynced <= 0.0 {
+            return;
+        }
+        let (k1, _) = redis_keys(key_id, start);
+        let mut c = conn.clone();
+        let r: Result<f64, _> = redis::cmd("HINCRBYFLOAT")
+            .arg(&k1)
+            .arg("spent")
+            .arg(unsynced)
+            .query_async(&mut c)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "Could not add the spend of a Redis outage to the shared account");
+            let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(a) = map.get_mut(key_id) {
+                a.unsynced += unsynced;
+            }
         }
     }
 
@@ -335,12 +383,14 @@ impl Ledger {
             period_start: start,
             spent,
             held: 0.0,
+            unsynced: 0.0,
         });
         if a.period_start != start {
             *a = Account {
                 period_start: start,
                 spent,
                 held: 0.0,
+                unsynced: 0.0,
             };
         }
         fits(a)?;
@@ -437,6 +487,9 @@ impl Ledger {
             {
                 a.held = (a.held - h.amount_usd).max(0.0);
                 a.spent += actual_usd.unwrap_or(0.0);
+                if self.shared.is_some() {
+                    a.unsynced += actual_usd.unwrap_or(0.0);
+                }
             }
         }
     }

@@ -63,13 +63,13 @@ impl Kv {
         ))
     }
 
-    /// Notes a failure that says the store is unreachable.
+    /// Notes a failure that says the store is unreachable (a lost or
+    /// refused connection; not a slow answer, which may be one large
+    /// command's and says nothing of the others).
     fn observe<T>(away_until: &AtomicI64, r: &RedisResult<T>) {
         if let Err(e) = r
-            && (e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal())
+            && !e.is_timeout()
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
         {
             let until = crate::clock::unix_ms() + BACK_OFF.as_millis() as i64;
             away_until.store(until, Ordering::Relaxed);

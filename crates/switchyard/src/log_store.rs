@@ -10,6 +10,7 @@
 //! in modes `metadata` and `none` they are never put into an entry, so they
 //! reach neither the spool, nor the database, nor a log line.
 
+pub mod partitions;
 pub mod query;
 pub mod rollup;
 pub mod spool;

@@ -385,8 +385,7 @@ async fn serve(
     if let Some(path) = handover {
         handover::offer(
             path,
-            running.sockets.0.try_clone()?,
-            running.sockets.1.try_clone()?,
+            running.sockets.clone(),
             format!("{} {}", running.addr, running.admin_addr),
             running.shutdown_token(),
             running.handed_over.clone(),

@@ -37,8 +37,10 @@ pub struct Running {
     /// [`Running::current`] is the newest configuration).
     pub gateway: Arc<Gateway>,
     pub reloader: Arc<reload::Reloader>,
-    /// Copies of the two listening sockets, to hand to a new process.
-    pub sockets: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    /// Copies of the two listening sockets, to hand to a new process;
+    /// dropped as shutdown begins, so a stopping process refuses new
+    /// connections at once instead of letting them queue unanswered.
+    pub sockets: handover::Sockets,
     /// Set when the sockets were handed over: the listeners then keep their
     /// keep-alive connections a moment longer (see [`DRAIN_LINGER`]).
     pub handed_over: Arc<std::sync::atomic::AtomicBool>,
@@ -53,6 +55,15 @@ impl Running {
     /// within the grace period, then closes storage.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        // Our copies of the listening sockets go now: once the accept loops
+        // let go of theirs, new connections are refused (a load balancer
+        // retries them elsewhere), not queued for nobody.
+        drop(
+            self.sockets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         let grace = self.gateway.config.server.shutdown_grace;
         // Calls and streams still running a moment before the connections'
         // grace is over end then, each with a terminal error its caller can
@@ -132,10 +143,18 @@ pub async fn start_on(
             })?,
         ),
     };
-    let sockets = (
+    // Sockets taken over: they may be open to the network only if keys
+    // are required, whatever address the configuration names.
+    let bound = data.local_addr()?;
+    if !cfg.auth.require_keys && !bound.ip().is_loopback() {
+        anyhow::bail!(
+            "the listening socket is {bound}, not loopback: an open gateway (auth.require_keys = false) may only listen on loopback"
+        );
+    }
+    let sockets = Arc::new(std::sync::Mutex::new(Some((
         data.as_fd().try_clone_to_owned()?,
         admin.as_fd().try_clone_to_owned()?,
-    );
+    ))));
     let addr = data.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -250,10 +269,13 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Newest {
         }
         Either::Right(Box::pin(async move {
             let mut resp = answer.await?;
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
+            // An upgrade (a WebSocket) keeps its `Connection: upgrade`.
+            if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             Ok(resp)
         }))
     }

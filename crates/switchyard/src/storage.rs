@@ -103,6 +103,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0012_trace_id.sql"),
         include_str!("../migrations/postgres/0012_trace_id.sql"),
     ),
+    (
+        13,
+        "partitions",
+        include_str!("../migrations/sqlite/0013_partitions.sql"),
+        include_str!("../migrations/postgres/0013_partitions.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -40,6 +40,10 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
     if let Err(e) = heartbeat(storage, &rec.instance, &spool_dir).await {
         tracing::warn!(error = %e, "Could not record this process's heartbeat");
     }
+    // Today's partition (Postgres) before the first records go in.
+    if let Err(e) = super::partitions::ensure(storage, crate::clock::unix_ms()).await {
+        tracing::warn!(error = %e, "Could not make the request records' day partitions");
+    }
     let mut backoff = Duration::from_millis(100);
     let mut last_chores = tokio::time::Instant::now() - Duration::from_secs(3600);
     let mut settled_previous = false;
@@ -296,7 +300,7 @@ impl NewRow<'_> {
 /// ids already stored; evaluates to the ids inserted. `$db` is the sqlx
 /// database type.
 macro_rules! insert_rows {
-    ($tx:expr, $db:ty, $rows:expr) => {{
+    ($tx:expr, $db:ty, $rows:expr, $unique:expr) => {{
         let tx = $tx;
         let mut inserted: HashSet<String> = HashSet::new();
         for chunk in fixed_chunks($rows, ROW_RUNS) {
@@ -349,7 +353,9 @@ macro_rules! insert_rows {
                     .push_bind(b.hold_usd)
                     .push_bind(b.trace_id.as_deref());
             });
-            qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            qb.push(" ON CONFLICT ");
+            qb.push($unique);
+            qb.push(" DO NOTHING RETURNING id");
             let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
             inserted.extend(ids);
         }
@@ -422,7 +428,7 @@ macro_rules! finish_stored {
 /// ends of rows already stored one by one, then the sums of everything the
 /// batch finished, one upsert per group.
 macro_rules! upsert_all {
-    ($tx:expr, $q:expr, $db:ty, $entries:expr) => {{
+    ($tx:expr, $q:expr, $db:ty, $unique:expr, $entries:expr) => {{
         let tx = $tx;
         let entries: &[Entry] = $entries;
         let ends: HashMap<&str, &End> = entries
@@ -442,7 +448,7 @@ macro_rules! upsert_all {
                 _ => None,
             })
             .collect();
-        let inserted = insert_rows!(&mut *tx, $db, &rows);
+        let inserted = insert_rows!(&mut *tx, $db, &rows, $unique);
         let mut batch = Batch::default();
         let mut merged: HashSet<&str> = HashSet::new();
         for r in &rows {
@@ -460,10 +466,11 @@ macro_rules! upsert_all {
         finish_stored!(&mut *tx, $q, rest, batch);
         for e in entries {
             if let Entry::Gap { time_ms, dropped } = e {
-                sqlx::query(&$q(
+                sqlx::query(&$q(&format!(
                     "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
-                     VALUES (?, ?, '-', 'gap', '-', '-', ?, 'none', ?) ON CONFLICT (id) DO NOTHING",
-                ))
+                     VALUES (?, ?, '-', 'gap', '-', '-', ?, 'none', ?) ON CONFLICT {} DO NOTHING",
+                    $unique
+                )))
                 .bind(format!("gap_{time_ms}_{dropped}"))
                 .bind(time_ms)
                 .bind(false)
@@ -491,12 +498,19 @@ pub async fn write_batch(s: &Storage, entries: &[Entry]) -> Result<(), sqlx::Err
     match s {
         Storage::Sqlite(p) => {
             let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            upsert_all!(&mut *tx, |q: &str| q.to_owned(), sqlx::Sqlite, entries);
+            upsert_all!(
+                &mut *tx,
+                |q: &str| q.to_owned(),
+                sqlx::Sqlite,
+                "(id)",
+                entries
+            );
             tx.commit().await
         }
         Storage::Postgres(p) => {
             let mut tx = p.begin().await?;
-            upsert_all!(&mut *tx, pg, sqlx::Postgres, entries);
+            // Partitioned by time_ms: the key includes it (see migration 13).
+            upsert_all!(&mut *tx, pg, sqlx::Postgres, "(id, time_ms)", entries);
             tx.commit().await
         }
     }
@@ -609,6 +623,7 @@ async fn chores(gw: &Gateway) -> anyhow::Result<()> {
     let spool = gw.recorder.spool.dir().display().to_string();
     heartbeat(&gw.storage, &gw.recorder.instance, &spool).await?;
     settle_interrupted(gw, None).await?;
+    super::partitions::ensure(&gw.storage, crate::clock::unix_ms()).await?;
     retention(gw).await?;
     for _ in 0..4 {
         if crate::conversations::store::expire(
@@ -733,6 +748,15 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
     let rows_before = now - i64::from(gw.config.logs.retain_days) * day;
     let bodies_before = now - i64::from(gw.config.logs.body_retain_days) * day;
     let s = &gw.storage;
+    // Postgres: whole days go at once; the row deletes below find only
+    // what the default partition holds.
+    let dropped = super::partitions::drop_before(s, rows_before).await?;
+    if dropped > 0 {
+        tracing::info!(
+            partitions = dropped,
+            "Dropped request records past logs.retain_days"
+        );
+    }
     let stmts = [
         (
             "DELETE FROM request_tags WHERE rowid IN (SELECT rowid FROM request_tags WHERE time_ms < ? LIMIT ?)",

@@ -130,13 +130,16 @@ impl Line {
     }
 }
 
-/// Offers this process's sockets on `path` to the next process. `data` and
-/// `admin` are copies of the listening sockets; `drain` is cancelled once
-/// a new process serves on them.
+/// Copies of the data and admin listening sockets, while they may be handed
+/// over (`None` once the process stops).
+pub type Sockets = std::sync::Arc<std::sync::Mutex<Option<(OwnedFd, OwnedFd)>>>;
+
+/// Offers this process's sockets on `path` to the next process, while
+/// `sockets` holds them; `drain` is cancelled once a new process serves on
+/// them.
 pub fn offer(
     path: PathBuf,
-    data: OwnedFd,
-    admin: OwnedFd,
+    sockets: Sockets,
     addrs: String,
     drain: CancellationToken,
     handed_over: std::sync::Arc<AtomicBool>,
@@ -162,6 +165,18 @@ pub fn offer(
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 let refuse = drain.is_cancelled() || handed.load(Ordering::Acquire);
+                let held = sockets.lock().unwrap_or_else(|p| p.into_inner());
+                let Some((data, admin)) = held.as_ref() else {
+                    // Read the request first, so the answer reaches it.
+                    let mut hello = String::new();
+                    let _ = BufReader::new(&conn).read_line(&mut hello);
+                    let _ = (&conn).write_all(b"no: stopping\n");
+                    continue;
+                };
+                let (Ok(data), Ok(admin)) = (data.try_clone(), admin.try_clone()) else {
+                    continue;
+                };
+                drop(held);
                 match hand_over(&conn, &data, &admin, &addrs, refuse) {
                     Ok(true) => {
                         handed.store(true, Ordering::Release);
@@ -234,10 +249,13 @@ mod tests {
         let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = data.local_addr().unwrap();
         let drain = CancellationToken::new();
-        offer(
-            path.clone(),
+        let sockets: Sockets = std::sync::Arc::new(std::sync::Mutex::new(Some((
             data.as_fd().try_clone_to_owned().unwrap(),
             admin.as_fd().try_clone_to_owned().unwrap(),
+        ))));
+        offer(
+            path.clone(),
+            sockets,
             format!("{addr} {}", admin.local_addr().unwrap()),
             drain.clone(),
             Default::default(),

@@ -188,6 +188,9 @@ pub fn keep_restart_only(running: &Config, next: &mut Config) -> Vec<String> {
         "storage.url" => storage.url;
         "redis" => redis;
         "auth.admin_token_env" => auth.admin_token_env;
+        // Also decides the MCP service's Host check (made once, for every
+        // generation) and whether the listener may be open at all.
+        "auth.require_keys" => auth.require_keys;
         "cache.max_entries" => cache.max_entries;
         "cache.max_bytes" => cache.max_bytes;
         "streams" => streams;

@@ -166,12 +166,18 @@ impl Mirror {
             .ignore()
             .expire(meta_key(&self.id), secs)
             .ignore();
-        if let Some(k) = &self.idem {
-            p.expire(k, secs).ignore();
-        }
         let r: redis::RedisResult<()> = p.query_async(&mut self.conn).await;
         if let Err(e) = r {
             tracing::warn!(error = %e, "Could not close a mirrored stream");
+        }
+        // The claim is in another hash slot (its own tag): a command of its
+        // own, never in the pipeline above (a cluster refuses pipelines
+        // across slots).
+        if let Some(k) = &self.idem {
+            let r: redis::RedisResult<()> = self.conn.expire(k, secs).await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "Could not extend an idempotency claim");
+            }
         }
     }
 }
@@ -393,12 +399,16 @@ pub async fn store_answer(
         .ignore()
         .expire(answer_key(id), secs(ttl))
         .ignore()
-        .expire(idem, secs(ttl))
-        .ignore()
         .query_async(&mut conn)
         .await;
     if let Err(e) = r {
         tracing::warn!(error = %e, "Could not share an idempotent answer");
+        return;
+    }
+    // The claim has its own hash slot: its own command (see `end`).
+    let r: redis::RedisResult<()> = conn.expire(idem, secs(ttl)).await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "Could not extend an idempotency claim");
     }
 }
 

@@ -1254,3 +1254,61 @@ async fn json_logs_parse_line_by_line_and_carry_no_secret() {
         "{err}"
     );
 }
+
+/// Postgres keeps request records in one partition per UTC day: a record
+/// lands in its day's, the next days' wait ready, and retention drops whole
+/// days (their records with them).
+#[tokio::test]
+async fn postgres_records_live_in_day_partitions_that_retention_drops() {
+    use switchyard::log_store::partitions::{self, DAY_MS};
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
+    let gw = Gw::start_on(
+        start_mocks().await,
+        "",
+        "",
+        &pg,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let (s, h, v) = gw
+        .post("/v1/chat/completions", &chat("openai/gpt-test", "hello"))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let id = h["x-switchyard-request-id"].to_str().unwrap().to_owned();
+    let rec = record(&gw, &id).await;
+    let day = rec["time_ms"].as_i64().unwrap().div_euclid(DAY_MS);
+    let storage = &gw.running.gateway.storage;
+    let days = partitions::days(storage).await.unwrap();
+    assert!(
+        days.contains(&day) && days.contains(&(day + 1)) && days.contains(&(day + 2)),
+        "{days:?}"
+    );
+    let switchyard::storage::Storage::Postgres(p) = storage else {
+        panic!("Postgres expected");
+    };
+    let (home,): (String,) =
+        sqlx::query_as("SELECT tableoid::regclass::text FROM requests WHERE id = $1")
+            .bind(&id)
+            .fetch_one(p)
+            .await
+            .unwrap();
+    assert_eq!(home, format!("requests_d{day}"));
+    // Retention up to the end of that day drops it, record and all.
+    let dropped = partitions::drop_before(storage, (day + 1) * DAY_MS)
+        .await
+        .unwrap();
+    assert!(dropped >= 1);
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM requests WHERE id = $1")
+        .bind(&id)
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert!(!partitions::days(storage).await.unwrap().contains(&day));
+    // Made again when needed; a record of a day without one goes to the
+    // default partition rather than failing.
+    assert!(partitions::ensure(storage, day * DAY_MS + 1).await.unwrap() >= 1);
+    gw.shutdown().await;
+}

@@ -1,5 +1,6 @@
-//! Record queries at a million rows: plans use indexes, and the time each
-//! query takes is printed (a measurement, not an assertion: run with
+//! Record queries at a million rows (or `SWITCHYARD_SCALE_ROWS`): plans use
+//! indexes, and the time each query takes is printed (a measurement, not an
+//! assertion: run with
 //! `cargo test --release --test it scale -- --ignored --nocapture`).
 
 use std::time::Instant;
@@ -7,12 +8,23 @@ use std::time::Instant;
 use switchyard::log_store::query::{self, Dimension, LogFilter};
 use switchyard::storage::Storage;
 
-const ROWS: i64 = 1_000_000;
+fn rows() -> i64 {
+    std::env::var("SWITCHYARD_SCALE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
 
 /// Seeds `ROWS` complete records over the last 30 days, a tenth of them per
 /// provider, tags `team` (20 values) and `user` (1000 values) on each.
 async fn seed(s: &Storage) {
+    #[allow(non_snake_case)]
+    let ROWS = rows();
     let now = switchyard::clock::unix_ms();
+    // On Postgres, the days' partitions first (as the gateway makes them).
+    switchyard::log_store::partitions::ensure_range(s, now - span_days(31), now + span_days(1))
+        .await
+        .unwrap();
     let span = 30 * 86_400_000i64;
     let requests = format!(
         "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {ROWS}) \
@@ -51,7 +63,13 @@ async fn seed(s: &Storage) {
     }
 }
 
+fn span_days(n: i64) -> i64 {
+    n * 86_400_000
+}
+
 async fn measure(s: &Storage, backend: &str) {
+    #[allow(non_snake_case)]
+    let ROWS = rows();
     let t = Instant::now();
     seed(s).await;
     println!("{backend}: seeded {ROWS} records in {:?}", t.elapsed());
