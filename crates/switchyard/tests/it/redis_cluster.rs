@@ -213,6 +213,31 @@ async fn limits_budgets_cache_and_streams_on_a_three_primary_cluster() {
             (0..20).map(|i| format!("w{i} ")).collect::<String>()
         );
     }
+    // A retry with the same Idempotency-Key through the other gateway
+    // attaches to the stream instead of generating it again (the claim and
+    // the stream are in different slots).
+    a.mocks
+        .openai
+        .script([slow_stream(10, Duration::from_millis(10))]);
+    let key = format!("cluster-{}", uuid::Uuid::now_v7().simple());
+    let r1 = stream_call(&a)
+        .header("idempotency-key", key.clone())
+        .send()
+        .await
+        .unwrap();
+    let r2 = stream_call(&b)
+        .header("idempotency-key", key.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r1.headers()["x-switchyard-request-id"],
+        r2.headers()["x-switchyard-request-id"]
+    );
+    let (e1, e2) = (read_all(r1).await, read_all(r2).await);
+    assert_eq!(e1, e2);
+    assert_eq!(e1.last().unwrap().1, "[DONE]");
+    assert_eq!(b.mocks.openai.count(), 0, "generated once, on A");
     let per_node = cluster.keys_per_node();
     assert!(
         per_node.iter().filter(|n| **n > 0).count() >= 2,
@@ -220,7 +245,7 @@ async fn limits_budgets_cache_and_streams_on_a_three_primary_cluster() {
     );
     eprintln!(
         "redis cluster (3 primaries): rpm=5 exact for 6 keys over two gateways, budget for 10 holds: {ok} admitted, \
-         cache flow and purge, 4 streams resumed across gateways; keys per node {per_node:?}"
+         cache flow and purge, 4 streams resumed and an idempotent retry attached across gateways; keys per node {per_node:?}"
     );
     a.shutdown().await;
     b.shutdown().await;
