@@ -109,6 +109,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0013_partitions.sql"),
         include_str!("../migrations/postgres/0013_partitions.sql"),
     ),
+    (
+        14,
+        "tag_sets",
+        include_str!("../migrations/sqlite/0014_tag_sets.sql"),
+        include_str!("../migrations/postgres/0014_tag_sets.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -139,11 +139,14 @@ fn parse_cursor(c: &str) -> Option<(i64, String)> {
     Some((t.parse().ok()?, id.to_owned()))
 }
 
-/// Builds the WHERE clause (and joins) for `f` into `sql`/`args`.
-fn filtered(f: &LogFilter, sql: &mut String, args: &mut Vec<Arg>) {
-    for (i, (tag, value)) in f.tags.iter().enumerate() {
+/// Builds the WHERE clause (and joins) for `f` into `sql`/`args`. With
+/// `driven`, the first tag is joined already as `d`, and the others are
+/// matched on its rows (before the record is read).
+fn filtered(f: &LogFilter, driven: bool, sql: &mut String, args: &mut Vec<Arg>) {
+    let id = if driven { "d.request_id" } else { "r.id" };
+    for (i, (tag, value)) in f.tags.iter().enumerate().skip(usize::from(driven)) {
         sql.push_str(&format!(
-            " JOIN request_tags t{i} ON t{i}.request_id = r.id AND t{i}.tag = ? AND t{i}.value = ?"
+            " JOIN request_tags t{i} ON t{i}.request_id = {id} AND t{i}.tag = ? AND t{i}.value = ?"
         ));
         args.push(Arg::Text(tag.clone()));
         args.push(Arg::Text(value.clone()));
@@ -176,6 +179,65 @@ fn filtered(f: &LogFilter, sql: &mut String, args: &mut Vec<Arg>) {
     }
 }
 
+/// The query for one page of records, newest first.
+///
+/// Filtered by tags, the first tag's index drives: its rows for that value
+/// in (time, id) order, newest first, each joined to its record by the
+/// record's primary key (and so to the one day partition that holds it).
+/// A page then reads about as many rows as it returns, whether the tag is
+/// on every record or on one in a hundred thousand. On Postgres the record
+/// is a LATERAL lookup kept from being flattened (`OFFSET 0`): joined
+/// plainly, the two equal columns make the planner expect one row in all,
+/// and it would hash-join every tagged record before taking the first 50.
+fn page_sql(
+    f: &LogFilter,
+    postgres: bool,
+    cursor: Option<(i64, String)>,
+    limit: u32,
+) -> (String, Vec<Arg>) {
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM ");
+    let mut args = Vec::new();
+    let (time, id) = match f.tags.first() {
+        Some((tag, value)) => {
+            sql.push_str(if postgres {
+                "request_tags d JOIN LATERAL (SELECT * FROM requests \
+                 WHERE id = d.request_id AND time_ms = d.time_ms OFFSET 0) r ON"
+            } else {
+                "request_tags d JOIN requests r ON r.id = d.request_id AND r.time_ms = d.time_ms AND"
+            });
+            sql.push_str(" d.tag = ? AND d.value = ?");
+            args.push(Arg::Text(tag.clone()));
+            args.push(Arg::Text(value.clone()));
+            ("d.time_ms", "d.request_id")
+        }
+        None => {
+            sql.push_str("requests r");
+            ("r.time_ms", "r.id")
+        }
+    };
+    filtered(f, !f.tags.is_empty(), &mut sql, &mut args);
+    if !f.tags.is_empty() {
+        // The same bounds on the driving index (the record's own bounds,
+        // added by `filtered`, choose its partitions).
+        if let Some(t) = f.since {
+            sql.push_str(" AND d.time_ms >= ?");
+            args.push(Arg::Int(t));
+        }
+        if let Some(t) = f.until {
+            sql.push_str(" AND d.time_ms < ?");
+            args.push(Arg::Int(t));
+        }
+    }
+    if let Some((t, last)) = cursor {
+        sql.push_str(&format!(" AND ({time} < ? OR ({time} = ? AND {id} < ?))"));
+        args.push(Arg::Int(t));
+        args.push(Arg::Int(t));
+        args.push(Arg::Text(last));
+    }
+    sql.push_str(&format!(" ORDER BY {time} DESC, {id} DESC LIMIT {limit}"));
+    (sql, args)
+}
+
 /// One page of records, newest first, and the cursor for the next.
 pub async fn list(
     s: &Storage,
@@ -183,28 +245,18 @@ pub async fn list(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<(Vec<Record>, Option<String>), sqlx::Error> {
-    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM requests r");
-    let mut args = Vec::new();
-    filtered(f, &mut sql, &mut args);
-    if let Some((t, id)) = cursor.and_then(parse_cursor) {
-        sql.push_str(" AND (r.time_ms < ? OR (r.time_ms = ? AND r.id < ?))");
-        args.push(Arg::Int(t));
-        args.push(Arg::Int(t));
-        args.push(Arg::Text(id));
-    }
     let limit = limit.clamp(1, 500);
-    sql.push_str(&format!(
-        " ORDER BY r.time_ms DESC, r.id DESC LIMIT {}",
-        limit + 1
-    ));
+    let cursor = cursor.and_then(parse_cursor);
     let mut out = Vec::new();
     match s {
         Storage::Sqlite(p) => {
+            let (sql, args) = page_sql(f, false, cursor, limit + 1);
             for r in bind_all!(sqlx::query(&sql), &args).fetch_all(p).await? {
                 out.push(decode_record!(&r));
             }
         }
         Storage::Postgres(p) => {
+            let (sql, args) = page_sql(f, true, cursor, limit + 1);
             let sql = pg(&sql);
             for r in bind_all!(sqlx::query(&sql), &args).fetch_all(p).await? {
                 out.push(decode_record!(&r));
@@ -231,7 +283,7 @@ pub async fn get(
     };
     let mut sql = format!("SELECT {RECORD_COLUMNS} FROM requests r");
     let mut args = Vec::new();
-    filtered(&f, &mut sql, &mut args);
+    filtered(&f, false, &mut sql, &mut args);
     sql.push_str(" AND r.id = ?");
     args.push(Arg::Text(id.to_owned()));
     Ok(match s {
@@ -307,7 +359,7 @@ pub struct UsageRow {
 ///
 /// Whole days and hours come from the sums (see [`super::rollup`]), the cut
 /// hours at either edge from the records; groupings the sums cannot answer
-/// (two tags, minute buckets) read the records throughout.
+/// (minute buckets, a tag name holding a quote) read the records throughout.
 pub async fn usage(
     s: &Storage,
     group_by: &[Dimension],
@@ -646,10 +698,7 @@ fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
 /// The query plan SQLite or Postgres chooses for a log-list query, for
 /// checking that filters use indexes.
 pub async fn explain_list(s: &Storage, f: &LogFilter) -> Result<String, sqlx::Error> {
-    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM requests r");
-    let mut args = Vec::new();
-    filtered(f, &mut sql, &mut args);
-    sql.push_str(" ORDER BY r.time_ms DESC, r.id DESC LIMIT 51");
+    let (sql, args) = page_sql(f, matches!(s, Storage::Postgres(_)), None, 51);
     Ok(match s {
         Storage::Sqlite(p) => {
             let q = format!("EXPLAIN QUERY PLAN {sql}");

@@ -1,10 +1,11 @@
 //! Usage sums per hour and per day, so usage over weeks reads thousands of
 //! rows rather than millions.
 //!
-//! The writer adds a request's [`Sums`] to `usage_sums` (and, per tag, to
-//! `usage_sums_tags`) once per [`SPANS`] in the same transaction that
-//! finishes the request, and only on the step out of `begun` (or out of
-//! `interrupted`, taking the interrupted estimate back out), so a replayed
+//! The writer adds a request's [`Sums`] to `usage_sums`, per tag to
+//! `usage_sums_tags` and by its whole set of tags to `usage_sums_sets`,
+//! once per [`SPANS`] in the same transaction that finishes the request,
+//! and only on the step out of `begun` (or out of `interrupted`, taking
+//! the interrupted estimate back out), so a replayed
 //! spool entry adds nothing twice. A usage query reads whole days, then
 //! whole hours, here, and only the cut hours at the edges of its range from
 //! the records themselves (see [`plan`]).
@@ -12,12 +13,12 @@
 //! The tables have no NULLs: an absent key, route, provider or model is
 //! stored as `''` and an absent status as `0`, and read back as null.
 
+mod read;
+
 use std::collections::{BTreeMap, HashMap};
 
-use sqlx::Row;
-
-use super::query::{Arg, Dimension, UsageRow, bind_all};
-use crate::storage::{Storage, pg};
+use super::query::Dimension;
+pub use read::{Key, add, usage};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -42,6 +43,9 @@ pub struct Sums {
     pub cost_usd: f64,
     pub saved_usd: f64,
     pub tags: Vec<(String, String)>,
+    /// The whole set of tags as one JSON object, keys sorted (`{}` for
+    /// none): the key of `usage_sums_sets`.
+    pub tag_set: String,
 }
 
 impl Sums {
@@ -59,6 +63,7 @@ impl Sums {
         interrupted: bool,
     ) -> Sums {
         let status = status.unwrap_or(0);
+        let tags = tags_of(metadata);
         Sums {
             time_ms,
             provider: provider.unwrap_or_default(),
@@ -73,7 +78,8 @@ impl Sums {
             cached_tokens: 0,
             cost_usd: 0.0,
             saved_usd: 0.0,
-            tags: tags_of(metadata),
+            tag_set: tag_set(&tags),
+            tags,
         }
     }
 
@@ -90,6 +96,13 @@ impl Sums {
         self.cached_tokens = cached.unwrap_or(0);
         self.cost_usd = cost.unwrap_or(0.0);
         self.saved_usd = saved.unwrap_or(0.0);
+        self
+    }
+
+    /// The same request with these tags (rather than its metadata's).
+    pub fn with_tags(mut self, tags: Vec<(String, String)>) -> Sums {
+        self.tag_set = tag_set(&tags);
+        self.tags = tags;
         self
     }
 
@@ -115,6 +128,13 @@ fn tags_of(metadata: &str) -> Vec<(String, String)> {
     }
 }
 
+/// The canonical text of a set of tags: a JSON object of string values,
+/// keys in byte order (the order the upgrade migration writes too).
+fn tag_set(tags: &[(String, String)]) -> String {
+    let sorted: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    serde_json::to_string(&sorted).unwrap_or_else(|_| "{}".into())
+}
+
 pub const UPSERT: &str = "INSERT INTO usage_sums (span_ms, start_ms, provider, model, key_id, route, status, requests, errors, \
     input_tokens, output_tokens, cached_tokens, cost_usd, saved_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (span_ms, start_ms, provider, model, key_id, route, status) DO UPDATE SET \
@@ -130,6 +150,14 @@ pub const UPSERT_TAG: &str = "INSERT INTO usage_sums_tags (tag, value, span_ms, 
     input_tokens = usage_sums_tags.input_tokens + excluded.input_tokens, output_tokens = usage_sums_tags.output_tokens + excluded.output_tokens, \
     cached_tokens = usage_sums_tags.cached_tokens + excluded.cached_tokens, cost_usd = usage_sums_tags.cost_usd + excluded.cost_usd, \
     saved_usd = usage_sums_tags.saved_usd + excluded.saved_usd";
+
+pub const UPSERT_SET: &str = "INSERT INTO usage_sums_sets (span_ms, start_ms, tags, provider, model, key_id, route, status, requests, errors, \
+    input_tokens, output_tokens, cached_tokens, cost_usd, saved_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (span_ms, start_ms, tags, provider, model, key_id, route, status) DO UPDATE SET \
+    requests = usage_sums_sets.requests + excluded.requests, errors = usage_sums_sets.errors + excluded.errors, \
+    input_tokens = usage_sums_sets.input_tokens + excluded.input_tokens, output_tokens = usage_sums_sets.output_tokens + excluded.output_tokens, \
+    cached_tokens = usage_sums_sets.cached_tokens + excluded.cached_tokens, cost_usd = usage_sums_sets.cost_usd + excluded.cost_usd, \
+    saved_usd = usage_sums_sets.saved_usd + excluded.saved_usd";
 
 /// Spend per key and UTC day (see `crate::budget`).
 pub const UPSERT_SPEND: &str = "INSERT INTO key_spend (key_id, day_ms, spent_usd) VALUES (?, ?, ?) \
@@ -172,6 +200,8 @@ pub struct Batch {
     pub sums: HashMap<Group, Totals>,
     /// (tag, value, group).
     pub tags: HashMap<(String, String, Group), Totals>,
+    /// (tag set, group).
+    pub sets: HashMap<(String, Group), Totals>,
     /// (key id, UTC day) → cost.
     pub spend: HashMap<(String, i64), f64>,
 }
@@ -194,6 +224,10 @@ impl Batch {
                     .or_default()
                     .add(c);
             }
+            self.sets
+                .entry((c.tag_set.clone(), group.clone()))
+                .or_default()
+                .add(c);
             self.sums.entry(group).or_default().add(c);
         }
         if !c.key_id.is_empty() && c.cost_usd != 0.0 {
@@ -254,6 +288,26 @@ macro_rules! flush_sums {
                 .execute(&mut *$tx)
                 .await?;
         }
+        for ((tags, (span, start, provider, model, key_id, route, status)), t) in &b.sets {
+            sqlx::query(&$q($crate::log_store::rollup::UPSERT_SET))
+                .bind(span)
+                .bind(start)
+                .bind(tags)
+                .bind(provider)
+                .bind(model)
+                .bind(key_id)
+                .bind(route)
+                .bind(status)
+                .bind(t.requests)
+                .bind(t.errors)
+                .bind(t.input_tokens)
+                .bind(t.output_tokens)
+                .bind(t.cached_tokens)
+                .bind(t.cost_usd)
+                .bind(t.saved_usd)
+                .execute(&mut *$tx)
+                .await?;
+        }
         for ((key_id, day), cost) in &b.spend {
             sqlx::query(&$q($crate::log_store::rollup::UPSERT_SPEND))
                 .bind(key_id)
@@ -266,14 +320,15 @@ macro_rules! flush_sums {
 }
 pub(crate) use flush_sums;
 
-/// Whether a usage query can read sums at all: at most one tag among the
-/// dimensions, and buckets (if any) of whole hours.
+/// Whether a usage query can read sums at all: buckets (if any) of whole
+/// hours, and tag names that a JSON path can quote (none holds `"` or a
+/// backslash; such a tag is grouped from the records).
 pub fn serves(group_by: &[Dimension], bucket_ms: Option<i64>) -> bool {
-    let tags = group_by
-        .iter()
-        .filter(|d| matches!(d, Dimension::Tag(_)))
-        .count();
-    tags <= 1 && bucket_ms.is_none_or(|b| b > 0 && b % HOUR_MS == 0)
+    let quotable = group_by.iter().all(|d| match d {
+        Dimension::Tag(t) => !t.contains(['"', '\\']),
+        Dimension::Column(_) => true,
+    });
+    quotable && bucket_ms.is_none_or(|b| b > 0 && b % HOUR_MS == 0)
 }
 
 /// Where one piece of a range is read from.
@@ -334,193 +389,6 @@ fn cover(
     }
 }
 
-/// A group key: the bucket, then each dimension's value.
-pub type Key = (Option<i64>, Vec<Option<String>>);
-
-/// The `span` sums over `[from, to)` (aligned to `span`, either end open),
-/// grouped like the records query. Requires [`serves`].
-pub async fn usage(
-    s: &Storage,
-    span: i64,
-    group_by: &[Dimension],
-    from: Option<i64>,
-    to: Option<i64>,
-    bucket_ms: Option<i64>,
-) -> Result<BTreeMap<Key, UsageRow>, sqlx::Error> {
-    let tag = group_by.iter().position(|d| matches!(d, Dimension::Tag(_)));
-    let columns: Vec<(usize, &'static str)> = group_by
-        .iter()
-        .enumerate()
-        .filter_map(|(i, d)| match d {
-            Dimension::Column(c) => Some((i, *c)),
-            Dimension::Tag(_) => None,
-        })
-        .collect();
-    let totals = sums(s, "usage_sums", span, None, &columns, from, to, bucket_ms).await?;
-    let Some(t) = tag else {
-        return Ok(assemble(totals, None));
-    };
-    let Dimension::Tag(name) = &group_by[t] else {
-        unreachable!("position found a tag")
-    };
-    let tagged = sums(
-        s,
-        "usage_sums_tags",
-        span,
-        Some(name),
-        &columns,
-        from,
-        to,
-        bucket_ms,
-    )
-    .await?;
-    // Requests without the tag form the null group: the totals less the
-    // tagged sums of the same columns.
-    let mut untagged = totals;
-    for ((bucket, values, _), row) in &tagged {
-        if let Some(rest) = untagged.get_mut(&(*bucket, values.clone(), None)) {
-            subtract(rest, row);
-        }
-    }
-    untagged.retain(|_, r| r.requests > 0);
-    let mut all = tagged;
-    all.extend(untagged);
-    Ok(assemble(all, Some(t)))
-}
-
-/// Keys: (bucket, column values in `columns` order, tag value).
-type Raw = BTreeMap<(Option<i64>, Vec<Option<String>>, Option<String>), UsageRow>;
-
-#[allow(clippy::too_many_arguments)]
-async fn sums(
-    s: &Storage,
-    table: &str,
-    span: i64,
-    tag: Option<&str>,
-    columns: &[(usize, &'static str)],
-    from: Option<i64>,
-    to: Option<i64>,
-    bucket_ms: Option<i64>,
-) -> Result<Raw, sqlx::Error> {
-    let bucket = match bucket_ms {
-        Some(b) => format!("((start_ms / {b}) * {b})"),
-        None => "CAST(NULL AS BIGINT)".into(),
-    };
-    let mut select = vec![format!("{bucket} AS bucket")];
-    let mut groups = vec!["bucket".to_owned()];
-    for (n, (_, c)) in columns.iter().enumerate() {
-        select.push(match *c {
-            "status" => format!("CAST(NULLIF(status, 0) AS TEXT) AS c{n}"),
-            c => format!("NULLIF({c}, '') AS c{n}"),
-        });
-        groups.push(format!("c{n}"));
-    }
-    if tag.is_some() {
-        select.push("value AS tv".into());
-        groups.push("tv".into());
-    } else {
-        select.push("CAST(NULL AS TEXT) AS tv".into());
-    }
-    let mut sql = format!(
-        "SELECT {}, CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors, \
-         CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
-         CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens, SUM(cost_usd) AS cost_usd, SUM(saved_usd) AS saved_usd \
-         FROM {table} WHERE",
-        select.join(", ")
-    );
-    let mut args: Vec<Arg> = Vec::new();
-    // Columns in primary-key order: tag, span, start.
-    if let Some(t) = tag {
-        sql.push_str(" tag = ? AND");
-        args.push(Arg::Text(t.to_owned()));
-    }
-    sql.push_str(" span_ms = ?");
-    args.push(Arg::Int(span));
-    if let Some(f) = from {
-        sql.push_str(" AND start_ms >= ?");
-        args.push(Arg::Int(f));
-    }
-    if let Some(t) = to {
-        sql.push_str(" AND start_ms < ?");
-        args.push(Arg::Int(t));
-    }
-    // Sums that a late end took back out leave rows of zero requests.
-    sql.push_str(&format!(
-        " GROUP BY {} HAVING SUM(requests) > 0",
-        groups.join(", ")
-    ));
-    macro_rules! collect {
-        ($rows:expr) => {{
-            let mut out = Raw::new();
-            for r in $rows {
-                let mut values = Vec::with_capacity(columns.len());
-                for n in 0..columns.len() {
-                    values.push(r.try_get::<Option<String>, _>(format!("c{n}").as_str())?);
-                }
-                let bucket: Option<i64> = r.try_get("bucket")?;
-                let tv: Option<String> = r.try_get("tv")?;
-                out.insert(
-                    (bucket, values, tv),
-                    UsageRow {
-                        bucket,
-                        group: serde_json::Map::new(),
-                        requests: r.try_get("requests")?,
-                        errors: r.try_get("errors")?,
-                        input_tokens: r.try_get("input_tokens")?,
-                        output_tokens: r.try_get("output_tokens")?,
-                        cached_tokens: r.try_get("cached_tokens")?,
-                        cost_usd: r.try_get::<Option<f64>, _>("cost_usd")?.unwrap_or(0.0),
-                        saved_usd: r.try_get::<Option<f64>, _>("saved_usd")?.unwrap_or(0.0),
-                    },
-                );
-            }
-            out
-        }};
-    }
-    Ok(match s {
-        Storage::Sqlite(p) => {
-            collect!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?)
-        }
-        Storage::Postgres(p) => {
-            let sql = pg(&sql);
-            collect!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?)
-        }
-    })
-}
-
-fn subtract(a: &mut UsageRow, b: &UsageRow) {
-    a.requests -= b.requests;
-    a.errors -= b.errors;
-    a.input_tokens -= b.input_tokens;
-    a.output_tokens -= b.output_tokens;
-    a.cached_tokens -= b.cached_tokens;
-    a.cost_usd -= b.cost_usd;
-    a.saved_usd -= b.saved_usd;
-}
-
-/// Puts the tag value back at its dimension's place in each key.
-fn assemble(raw: Raw, tag: Option<usize>) -> BTreeMap<Key, UsageRow> {
-    raw.into_iter()
-        .map(|((bucket, mut values, tv), row)| {
-            if let Some(t) = tag {
-                values.insert(t, tv);
-            }
-            ((bucket, values), row)
-        })
-        .collect()
-}
-
-/// Adds `b` into `a`.
-pub fn add(a: &mut UsageRow, b: &UsageRow) {
-    a.requests += b.requests;
-    a.errors += b.errors;
-    a.input_tokens += b.input_tokens;
-    a.output_tokens += b.output_tokens;
-    a.cached_tokens += b.cached_tokens;
-    a.cost_usd += b.cost_usd;
-    a.saved_usd += b.saved_usd;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,9 +418,25 @@ mod tests {
         let n = s.clone().negated();
         assert_eq!((n.requests, n.errors, n.input_tokens), (-1, -1, -10));
         assert_eq!(n.cost_usd, -0.5);
+        assert_eq!(
+            s.tag_set, r#"{"n":"3","team":"a"}"#,
+            "keys sorted, values text"
+        );
+        let odd = Sums::finished(
+            0,
+            None,
+            None,
+            r#"{"z":"\"q\"","a b":true}"#,
+            None,
+            None,
+            None,
+            false,
+        );
+        assert_eq!(odd.tag_set, r#"{"a b":"true","z":"\"q\""}"#);
         let i = Sums::finished(-1, None, None, "not json", None, None, None, true);
         assert_eq!((i.time_ms, i.status, i.errors), (-1, 0, 1));
         assert!(i.tags.is_empty());
+        assert_eq!(i.tag_set, "{}");
     }
 
     #[test]
@@ -607,6 +491,33 @@ mod tests {
         )];
         assert_eq!(tag.requests, 1);
         assert_eq!(b.tags.len(), 2, "one tag, two spans");
+        // Sets: {team:x} on model a, {} on model b (keyed and keyless).
+        assert_eq!(b.sets.len(), 6);
+        let set = &b.sets[&(
+            r#"{"team":"x"}"#.to_owned(),
+            (
+                DAY_MS,
+                DAY_MS,
+                "openai".into(),
+                "a".into(),
+                "k1".into(),
+                "".into(),
+                200,
+            ),
+        )];
+        assert_eq!((set.requests, set.cost_usd), (1, 0.25));
+        assert!(b.sets.contains_key(&(
+            "{}".to_owned(),
+            (
+                HOUR_MS,
+                hour,
+                "openai".into(),
+                "b".into(),
+                "".into(),
+                "".into(),
+                200
+            )
+        )));
         assert_eq!(b.spend.len(), 1, "keyless requests spend no key's budget");
         assert_eq!(b.spend[&("k1".into(), DAY_MS)], 1.25);
     }
@@ -654,7 +565,8 @@ mod tests {
             &[tag("a"), Dimension::Column("model")],
             Some(86_400_000)
         ));
-        assert!(!serves(&[tag("a"), tag("b")], None));
+        assert!(serves(&[tag("a"), tag("b")], None));
+        assert!(!serves(&[tag("a"), tag("say \"b\"")], None));
         assert!(!serves(&[], Some(60_000)));
     }
 }

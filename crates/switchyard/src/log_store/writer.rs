@@ -270,7 +270,7 @@ impl NewRow<'_> {
     /// The sums a complete row adds.
     fn sums(&self) -> Option<Sums> {
         let (b, e) = (self.begin, self.end?);
-        let mut s = Sums::finished(
+        let s = Sums::finished(
             b.time_ms,
             b.key_id.clone(),
             b.route.clone(),
@@ -286,12 +286,13 @@ impl NewRow<'_> {
             e.cached_tokens.map(|v| v as i64),
             e.cost_usd,
             e.saved_usd,
+        )
+        .with_tags(
+            b.metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), tag_value(v)))
+                .collect(),
         );
-        s.tags = b
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), tag_value(v)))
-            .collect();
         Some(s)
     }
 }
@@ -787,6 +788,16 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
         (
             "DELETE FROM usage_sums_tags WHERE rowid IN (SELECT rowid FROM usage_sums_tags WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
             "DELETE FROM usage_sums_tags WHERE ctid IN (SELECT ctid FROM usage_sums_tags WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            rows_before - DAY_MS,
+        ),
+        (
+            "DELETE FROM usage_sums_sets WHERE rowid IN (SELECT rowid FROM usage_sums_sets WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            "DELETE FROM usage_sums_sets WHERE ctid IN (SELECT ctid FROM usage_sums_sets WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            rows_before - HOUR_MS,
+        ),
+        (
+            "DELETE FROM usage_sums_sets WHERE rowid IN (SELECT rowid FROM usage_sums_sets WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            "DELETE FROM usage_sums_sets WHERE ctid IN (SELECT ctid FROM usage_sums_sets WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
             rows_before - DAY_MS,
         ),
         (

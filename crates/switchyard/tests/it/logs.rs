@@ -1028,6 +1028,14 @@ async fn rollups_match_records(gw: &Gw) {
         vec![tag("team"), Dimension::Column("model")],
         vec![Dimension::Column("route"), tag("user")],
         vec![tag("n")],
+        // Two tags and more: the sums of whole tag sets.
+        vec![tag("team"), tag("user")],
+        vec![
+            tag("user"),
+            Dimension::Column("model"),
+            tag("n"),
+            tag("team"),
+        ],
     ];
     let ranges = [
         (None, None),
@@ -1105,6 +1113,67 @@ async fn rollups_match_records(gw: &Gw) {
         .unwrap();
     let finished = live.iter().filter(|e| matches!(e, Entry::End(_))).count() + dead.len();
     assert_eq!(total[0].requests as usize, finished);
+
+    // The same records paged by tags (the tag index drives the page):
+    // every match once, newest first, whatever the page size.
+    let begins: Vec<&Begin> = live
+        .iter()
+        .chain(&dead)
+        .filter_map(|e| match e {
+            Entry::Begin(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let filters = [
+        (vec![("team", "a")], None, None),
+        (vec![("team", "b"), ("user", "u1")], None, None),
+        (
+            vec![("user", "u2"), ("team", "a")],
+            Some(d0),
+            Some(d0 + 2 * day),
+        ),
+        (vec![("n", "2")], Some(t0 + 30 * hour), None),
+    ];
+    for (tags, since, until) in filters {
+        let mut want: Vec<&&Begin> = begins
+            .iter()
+            .filter(|b| {
+                tags.iter().all(|(t, v)| {
+                    b.metadata
+                        .get(*t)
+                        .map(switchyard::log_store::writer::tag_value)
+                        == Some((*v).to_owned())
+                }) && since.is_none_or(|s| b.time_ms >= s)
+                    && until.is_none_or(|u| b.time_ms < u)
+            })
+            .collect();
+        want.sort_by(|a, b| (b.time_ms, &b.id).cmp(&(a.time_ms, &a.id)));
+        let want: Vec<&str> = want.iter().map(|b| b.id.as_str()).collect();
+        assert!(want.len() >= 5, "{tags:?}: {} records", want.len());
+        let f = query::LogFilter {
+            tags: tags
+                .iter()
+                .map(|(t, v)| ((*t).into(), (*v).into()))
+                .collect(),
+            since,
+            until,
+            ..Default::default()
+        };
+        for limit in [1, 7, 500] {
+            let (mut got, mut cursor) = (Vec::new(), None);
+            loop {
+                let (page, next) = query::list(&g.storage, &f, cursor.as_deref(), limit)
+                    .await
+                    .unwrap();
+                got.extend(page.into_iter().map(|r| r.id));
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "{tags:?} {since:?}..{until:?} by {limit}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,48 @@
+-- Usage sums by the whole set of a request's tags (a JSON object of its tag
+-- values, keys sorted; '{}' for none), per hour and per day like usage_sums:
+-- a usage query grouped by two or more tags reads these instead of every
+-- record. One row per distinct set, so a tag that differs on every request
+-- (a session id) makes this about one row per request and span.
+CREATE TABLE usage_sums_sets (
+    span_ms       INTEGER NOT NULL,
+    start_ms      INTEGER NOT NULL,
+    tags          TEXT NOT NULL,
+    provider      TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    key_id        TEXT NOT NULL,
+    route         TEXT NOT NULL,
+    status        INTEGER NOT NULL,
+    requests      INTEGER NOT NULL,
+    errors        INTEGER NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cost_usd      REAL NOT NULL,
+    saved_usd     REAL NOT NULL,
+    PRIMARY KEY (span_ms, start_ms, tags, provider, model, key_id, route, status)
+);
+
+-- Records written before this migration: each request's set once, then
+-- summed per hour and per day.
+CREATE TEMPORARY TABLE request_tag_sets AS
+SELECT request_id, json_group_object(tag, value) AS tags
+FROM (SELECT request_id, tag, value FROM request_tags ORDER BY request_id, tag)
+GROUP BY request_id;
+CREATE INDEX temp.request_tag_sets_id ON request_tag_sets (request_id);
+
+INSERT INTO usage_sums_sets
+SELECT s.span, (r.time_ms / s.span) * s.span, COALESCE(t.tags, '{}'), COALESCE(r.provider, ''), COALESCE(r.model, ''),
+       COALESCE(r.key_id, ''), COALESCE(r.route, ''), COALESCE(r.status, 0), COUNT(*),
+       SUM(CASE WHEN r.status >= 400 OR r.state = 'interrupted' THEN 1 ELSE 0 END),
+       COALESCE(SUM(r.input_tokens), 0), COALESCE(SUM(r.output_tokens), 0), COALESCE(SUM(r.cached_tokens), 0),
+       COALESCE(SUM(r.cost_usd), 0), COALESCE(SUM(r.saved_usd), 0)
+FROM (SELECT 3600000 AS span UNION ALL SELECT 86400000) AS s
+CROSS JOIN requests r LEFT JOIN request_tag_sets t ON t.request_id = r.id
+WHERE r.state IN ('complete', 'interrupted')
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+DROP TABLE request_tag_sets;
+
+-- A tag's records newest first, in (time, id) order, straight from the
+-- index: a log page filtered by a tag reads the page's rows and no more.
+DROP INDEX request_tags_lookup;
+CREATE INDEX request_tags_lookup ON request_tags (tag, value, time_ms, request_id);
