@@ -151,7 +151,7 @@ pub const UPSERT_TAG: &str = "INSERT INTO usage_sums_tags (tag, value, span_ms, 
     cached_tokens = usage_sums_tags.cached_tokens + excluded.cached_tokens, cost_usd = usage_sums_tags.cost_usd + excluded.cost_usd, \
     saved_usd = usage_sums_tags.saved_usd + excluded.saved_usd";
 
-pub const UPSERT_SET: &str = "INSERT INTO usage_sums_sets (span_ms, start_ms, tags, provider, model, key_id, route, status, requests, errors, \
+pub const UPSERT_SET: &str = "INSERT INTO usage_sums_sets (tags, span_ms, start_ms, provider, model, key_id, route, status, requests, errors, \
     input_tokens, output_tokens, cached_tokens, cost_usd, saved_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (span_ms, start_ms, tags, provider, model, key_id, route, status) DO UPDATE SET \
     requests = usage_sums_sets.requests + excluded.requests, errors = usage_sums_sets.errors + excluded.errors, \
@@ -243,70 +243,49 @@ impl Batch {
     }
 }
 
+/// One upsert of a sums table inside `$tx`: the values that pick the
+/// table's row (a tag and value, a tag set, or none), then the group, then
+/// the totals.
+macro_rules! upsert_sums {
+    ($tx:expr, $q:expr, $sql:expr, $group:expr, $t:expr $(, $first:expr)*) => {{
+        let (span, start, provider, model, key_id, route, status) = $group;
+        let t = $t;
+        sqlx::query(&$q($sql))
+            $(.bind($first))*
+            .bind(span)
+            .bind(start)
+            .bind(provider)
+            .bind(model)
+            .bind(key_id)
+            .bind(route)
+            .bind(status)
+            .bind(t.requests)
+            .bind(t.errors)
+            .bind(t.input_tokens)
+            .bind(t.output_tokens)
+            .bind(t.cached_tokens)
+            .bind(t.cost_usd)
+            .bind(t.saved_usd)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+pub(crate) use upsert_sums;
+
 /// Adds a [`Batch`] inside the open transaction `$tx`; `$q` adapts the SQL
 /// to the backend.
 macro_rules! flush_sums {
     ($tx:expr, $q:expr, $batch:expr) => {{
+        use $crate::log_store::rollup::{UPSERT, UPSERT_SET, UPSERT_TAG, upsert_sums};
         let b: &$crate::log_store::rollup::Batch = $batch;
-        for ((span, start, provider, model, key_id, route, status), t) in &b.sums {
-            sqlx::query(&$q($crate::log_store::rollup::UPSERT))
-                .bind(span)
-                .bind(start)
-                .bind(provider)
-                .bind(model)
-                .bind(key_id)
-                .bind(route)
-                .bind(status)
-                .bind(t.requests)
-                .bind(t.errors)
-                .bind(t.input_tokens)
-                .bind(t.output_tokens)
-                .bind(t.cached_tokens)
-                .bind(t.cost_usd)
-                .bind(t.saved_usd)
-                .execute(&mut *$tx)
-                .await?;
+        for (group, t) in &b.sums {
+            upsert_sums!($tx, $q, UPSERT, group, t);
         }
-        for ((tag, value, (span, start, provider, model, key_id, route, status)), t) in &b.tags {
-            sqlx::query(&$q($crate::log_store::rollup::UPSERT_TAG))
-                .bind(tag)
-                .bind(value)
-                .bind(span)
-                .bind(start)
-                .bind(provider)
-                .bind(model)
-                .bind(key_id)
-                .bind(route)
-                .bind(status)
-                .bind(t.requests)
-                .bind(t.errors)
-                .bind(t.input_tokens)
-                .bind(t.output_tokens)
-                .bind(t.cached_tokens)
-                .bind(t.cost_usd)
-                .bind(t.saved_usd)
-                .execute(&mut *$tx)
-                .await?;
+        for ((tag, value, group), t) in &b.tags {
+            upsert_sums!($tx, $q, UPSERT_TAG, group, t, tag, value);
         }
-        for ((tags, (span, start, provider, model, key_id, route, status)), t) in &b.sets {
-            sqlx::query(&$q($crate::log_store::rollup::UPSERT_SET))
-                .bind(span)
-                .bind(start)
-                .bind(tags)
-                .bind(provider)
-                .bind(model)
-                .bind(key_id)
-                .bind(route)
-                .bind(status)
-                .bind(t.requests)
-                .bind(t.errors)
-                .bind(t.input_tokens)
-                .bind(t.output_tokens)
-                .bind(t.cached_tokens)
-                .bind(t.cost_usd)
-                .bind(t.saved_usd)
-                .execute(&mut *$tx)
-                .await?;
+        for ((tags, group), t) in &b.sets {
+            upsert_sums!($tx, $q, UPSERT_SET, group, t, tags);
         }
         for ((key_id, day), cost) in &b.spend {
             sqlx::query(&$q($crate::log_store::rollup::UPSERT_SPEND))
