@@ -368,37 +368,30 @@ pub async fn usage(
     bucket_ms: Option<i64>,
 ) -> Result<Vec<UsageRow>, sqlx::Error> {
     use super::rollup::{self, Source};
-    use std::collections::btree_map::Entry;
     if !rollup::serves(group_by, bucket_ms) {
         return usage_from_records(s, group_by, since, until, bucket_ms).await;
     }
     let names: Vec<String> = group_by.iter().map(Dimension::name).collect();
-    let mut all: std::collections::BTreeMap<rollup::Key, UsageRow> = Default::default();
+    let mut all = rollup::Groups::default();
     for (source, from, to) in rollup::plan(since, until, bucket_ms) {
-        let part = match source {
-            Source::Sums(span) => rollup::usage(s, span, group_by, from, to, bucket_ms).await?,
-            Source::Records => usage_from_records(s, group_by, from, to, bucket_ms)
-                .await?
-                .into_iter()
-                .map(|row| {
+        match source {
+            Source::Sums(span) => {
+                rollup::usage(s, span, group_by, from, to, bucket_ms, &mut all).await?
+            }
+            Source::Records => {
+                for row in usage_from_records(s, group_by, from, to, bucket_ms).await? {
                     let values = names
                         .iter()
                         .map(|n| row.group.get(n).and_then(|v| v.as_str()).map(str::to_owned))
                         .collect();
-                    ((row.bucket, values), row)
-                })
-                .collect(),
-        };
-        for (key, row) in part {
-            match all.entry(key) {
-                Entry::Occupied(mut e) => rollup::add(e.get_mut(), &row),
-                Entry::Vacant(e) => {
-                    e.insert(row);
+                    rollup::merge(&mut all, (row.bucket, values), row);
                 }
             }
         }
     }
-    let rows = all
+    let mut keyed: Vec<(rollup::Key, UsageRow)> = all.into_iter().collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let rows = keyed
         .into_iter()
         .map(|((bucket, values), mut row)| {
             row.bucket = bucket;

@@ -6,7 +6,8 @@
 //! request's whole set of tags, so any combination of tags (and their
 //! absence) is a grouping of its rows.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use sqlx::Row;
 
@@ -16,8 +17,24 @@ use crate::storage::{Storage, pg};
 /// A group key: the bucket, then each dimension's value.
 pub type Key = (Option<i64>, Vec<Option<String>>);
 
-/// The `span` sums over `[from, to)` (aligned to `span`, either end open),
-/// grouped like the records query. Requires [`super::serves`].
+/// Usage rows by group, merged across the parts of a query (sums of whole
+/// days, sums of whole hours, records of cut hours) and sorted once at the
+/// end: hashing 100ks of keys costs less than keeping them ordered.
+pub type Groups = HashMap<Key, UsageRow>;
+
+/// Adds `row` into the group `key` of `into`.
+pub fn merge(into: &mut Groups, key: Key, row: UsageRow) {
+    match into.entry(key) {
+        Entry::Occupied(mut e) => add(e.get_mut(), &row),
+        Entry::Vacant(e) => {
+            e.insert(row);
+        }
+    }
+}
+
+/// Adds the `span` sums over `[from, to)` (aligned to `span`, either end
+/// open) into `into`, grouped like the records query. Requires
+/// [`super::serves`].
 pub async fn usage(
     s: &Storage,
     span: i64,
@@ -25,7 +42,8 @@ pub async fn usage(
     from: Option<i64>,
     to: Option<i64>,
     bucket_ms: Option<i64>,
-) -> Result<BTreeMap<Key, UsageRow>, sqlx::Error> {
+    into: &mut Groups,
+) -> Result<(), sqlx::Error> {
     let mut tags: Vec<(usize, &str)> = Vec::new();
     let mut columns: Vec<&'static str> = Vec::new();
     for (i, d) in group_by.iter().enumerate() {
@@ -43,35 +61,78 @@ pub async fn usage(
         to,
         bucket_ms,
     };
-    let totals = match tags.as_slice() {
-        [] => return Ok(assemble(read(Table::Sums).run(s).await?, &at)),
+    match tags.as_slice() {
+        [] => place(read(Table::Sums).run(s).await?, &at, into),
         [_, _, ..] => {
             let names: Vec<&str> = tags.iter().map(|(_, t)| *t).collect();
-            return Ok(assemble(read(Table::Sets(&names)).run(s).await?, &at));
+            place(read(Table::Sets(&names)).run(s).await?, &at, into);
         }
-        [_] => read(Table::Sums).run(s).await?,
-    };
-    let tagged = read(Table::Tag(tags[0].1)).run(s).await?;
-    // Requests without the tag form the null group: the totals less the
-    // tagged sums of the same columns.
-    let mut untagged = totals;
-    for ((bucket, values, _), row) in &tagged {
-        if let Some(rest) = untagged.get_mut(&(*bucket, values.clone(), vec![None])) {
-            subtract(rest, row);
+        [(_, tag)] => {
+            let totals = read(Table::Sums).run(s).await?;
+            let tagged = read(Table::Tag(tag)).run(s).await?;
+            // Requests without the tag form the null group: the totals
+            // less the tagged sums of the same bucket and columns.
+            let mut untagged: HashMap<(Option<i64>, Vec<Option<String>>), UsageRow> = totals
+                .into_iter()
+                .map(|r| ((r.bucket, r.columns), r.sums))
+                .collect();
+            let mut probe = (None, Vec::new());
+            for r in &tagged {
+                probe.0 = r.bucket;
+                probe.1.clone_from(&r.columns);
+                if let Some(rest) = untagged.get_mut(&probe) {
+                    subtract(rest, &r.sums);
+                }
+            }
+            place(tagged, &at, into);
+            let rest = untagged
+                .into_iter()
+                .filter(|(_, sums)| sums.requests > 0)
+                .map(|((bucket, columns), sums)| Read {
+                    bucket,
+                    columns,
+                    tags: vec![None],
+                    sums,
+                });
+            place(rest, &at, into);
         }
     }
-    untagged.retain(|_, r| r.requests > 0);
-    let mut all = tagged;
-    all.extend(untagged);
-    Ok(assemble(all, &at))
+    Ok(())
 }
 
-/// Keys: (bucket, column values in order, tag values in order).
-type Raw = BTreeMap<(Option<i64>, Vec<Option<String>>, Vec<Option<String>>), UsageRow>;
+/// One row read from a sums table.
+struct Read {
+    bucket: Option<i64>,
+    /// The column dimensions' values, in order.
+    columns: Vec<Option<String>>,
+    /// The tag dimensions' values, in order.
+    tags: Vec<Option<String>>,
+    sums: UsageRow,
+}
+
+/// Merges rows into `into`, each key with the tag values put back at their
+/// dimensions' places (`at`, ascending).
+fn place(rows: impl IntoIterator<Item = Read>, at: &[usize], into: &mut Groups) {
+    for r in rows {
+        let mut values = Vec::with_capacity(r.columns.len() + r.tags.len());
+        let mut columns = r.columns.into_iter();
+        let mut tags = r.tags.into_iter();
+        let mut next_tag = at.iter().peekable();
+        for i in 0..at.len() + columns.len() {
+            let from_tag = next_tag.next_if(|&&t| t == i).is_some();
+            values.push(if from_tag {
+                tags.next().flatten()
+            } else {
+                columns.next().flatten()
+            });
+        }
+        merge(into, (r.bucket, values), r.sums);
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Table<'a> {
-    /// `usage_sums`: no tag values (one null, to match the tagged keys).
+    /// `usage_sums`: no tag values.
     Sums,
     /// `usage_sums_tags` for one tag.
     Tag(&'a str),
@@ -91,6 +152,8 @@ struct Query<'a> {
 impl Query<'_> {
     fn sql(&self, postgres: bool) -> (String, Vec<Arg>) {
         let bucket = match self.bucket_ms {
+            // Each row is one bucket already: group on the key's column.
+            Some(b) if b == self.span => "start_ms".to_owned(),
             Some(b) => format!("((start_ms / {b}) * {b})"),
             None => "CAST(NULL AS BIGINT)".into(),
         };
@@ -105,10 +168,7 @@ impl Query<'_> {
         }
         let mut args: Vec<Arg> = Vec::new();
         let table = match self.table {
-            Table::Sums => {
-                select.push("CAST(NULL AS TEXT) AS t0".into());
-                "usage_sums"
-            }
+            Table::Sums => "usage_sums",
             Table::Tag(_) => {
                 select.push("value AS t0".into());
                 groups.push("t0".into());
@@ -156,17 +216,19 @@ impl Query<'_> {
             sql.push_str(" AND start_ms < ?");
             args.push(Arg::Int(t));
         }
-        // Sums that a late end took back out leave rows of zero requests.
+        // Sums that a late end took back out leave rows of zero requests
+        // (summed as doubles too: the NUMERIC sum would cost as much again).
         sql.push_str(&format!(
-            " GROUP BY {} HAVING SUM(requests) > 0",
+            " GROUP BY {} HAVING SUM(CAST(requests AS DOUBLE PRECISION)) > 0",
             groups.join(", ")
         ));
         (sql, args)
     }
 
-    async fn run(&self, s: &Storage) -> Result<Raw, sqlx::Error> {
+    async fn run(&self, s: &Storage) -> Result<Vec<Read>, sqlx::Error> {
         let tag_values = match self.table {
-            Table::Sums | Table::Tag(_) => 1,
+            Table::Sums => 0,
+            Table::Tag(_) => 1,
             Table::Sets(names) => names.len(),
         };
         // Columns by position: bucket, the columns, the tag values, sums.
@@ -174,20 +236,23 @@ impl Query<'_> {
         let at = 1 + n + tag_values;
         macro_rules! collect {
             ($rows:expr) => {{
-                let mut out = Raw::new();
-                for r in $rows {
-                    let mut values = Vec::with_capacity(n);
+                let rows = $rows;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let mut columns = Vec::with_capacity(n);
                     for i in 1..=n {
-                        values.push(r.try_get::<Option<String>, _>(i)?);
+                        columns.push(r.try_get::<Option<String>, _>(i)?);
                     }
                     let mut tags = Vec::with_capacity(tag_values);
                     for i in 1 + n..at {
                         tags.push(r.try_get::<Option<String>, _>(i)?);
                     }
                     let bucket: Option<i64> = r.try_get(0)?;
-                    out.insert(
-                        (bucket, values, tags),
-                        UsageRow {
+                    out.push(Read {
+                        bucket,
+                        columns,
+                        tags,
+                        sums: UsageRow {
                             bucket,
                             group: serde_json::Map::new(),
                             requests: r.try_get(at)?,
@@ -198,7 +263,7 @@ impl Query<'_> {
                             cost_usd: r.try_get::<Option<f64>, _>(at + 5)?.unwrap_or(0.0),
                             saved_usd: r.try_get::<Option<f64>, _>(at + 6)?.unwrap_or(0.0),
                         },
-                    );
+                    });
                 }
                 out
             }};
@@ -213,9 +278,14 @@ impl Query<'_> {
                 let sql = pg(&sql);
                 // Enough memory to group in a hash table rather than sort
                 // on disk (a grouping by user and day can have 100ks of
-                // groups); for this query only.
+                // groups), and no parallel workers: the gather of their
+                // partial groups costs more than it saves on sums this
+                // size. For this query only.
                 let mut tx = p.begin().await?;
                 sqlx::query("SET LOCAL work_mem = '64MB'")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
                     .execute(&mut *tx)
                     .await?;
                 let rows = bind_all!(sqlx::query(&sql), &args)
@@ -242,19 +312,6 @@ fn subtract(a: &mut UsageRow, b: &UsageRow) {
     a.cached_tokens -= b.cached_tokens;
     a.cost_usd -= b.cost_usd;
     a.saved_usd -= b.saved_usd;
-}
-
-/// Puts the tag values back at their dimensions' places (`at`, ascending)
-/// in each key.
-fn assemble(raw: Raw, at: &[usize]) -> BTreeMap<Key, UsageRow> {
-    raw.into_iter()
-        .map(|((bucket, mut values, tags), row)| {
-            for (&i, v) in at.iter().zip(tags) {
-                values.insert(i, v);
-            }
-            ((bucket, values), row)
-        })
-        .collect()
 }
 
 /// Adds `b` into `a`.
