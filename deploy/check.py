@@ -49,7 +49,7 @@ K8S = HERE / "kubernetes"
 SYSTEMD = HERE / "systemd"
 CONTAINERFILE = HERE / "Containerfile"
 CONFIG_RS = ROOT / "crates" / "switchyard" / "src" / "config.rs"
-TOOLS_RS = ROOT / "crates" / "switchyard" / "src" / "config" / "tools.rs"
+CONFIG_DIR = ROOT / "crates" / "switchyard" / "src" / "config"
 PRESETS = ROOT / "crates" / "switchyard" / "data" / "presets.toml"
 
 # The Secret example is applied by hand, never by `kubectl apply -k`.
@@ -115,12 +115,15 @@ SNAPSHOT = {
         "leaf",
     ),
     "RawStorage": {"url": "leaf"},
-    "RawRedis": {"url": "leaf"},
+    "RawRedis": dict.fromkeys("url cluster on_unavailable".split(), "leaf"),
     "RawAuth": {"require_keys": "leaf", "admin_token_env": "leaf"},
     "RawProvider": dict.fromkeys(
         "name kind preset base_url api_key_env jurisdiction timeout_ms first_chunk_timeout_ms "
-        "models default_max_tokens responses propagate_trace".split(),
+        "models default_max_tokens responses propagate_trace api_version entra_token_env".split(),
         "leaf",
+    ) | {"entra": ("table", "RawEntra")},
+    "RawEntra": dict.fromkeys(
+        "tenant_id_env client_id_env client_secret_env token_url scope".split(), "leaf"
     ),
     "RawRoute": dict.fromkeys("name strategy targets max_attempts cache_fallback".split(), "leaf"),
     "RawCache": dict.fromkeys("default_ttl_s max_entries max_bytes".split(), "leaf"),
@@ -585,8 +588,8 @@ def schema_from_source() -> dict | None:
     if not CONFIG_RS.is_file():
         return None
     text = CONFIG_RS.read_text(encoding="utf-8")
-    if TOOLS_RS.is_file():
-        text += "\n" + TOOLS_RS.read_text(encoding="utf-8")
+    for part in sorted(CONFIG_DIR.glob("*.rs")):
+        text += "\n" + part.read_text(encoding="utf-8")
     raw_fields: dict[str, list[tuple[str, str]]] = {}
     for m in re.finditer(r"^pub struct (Raw\w+)\s*\{(.*?)^\}", text, re.S | re.M):
         body = m.group(2)

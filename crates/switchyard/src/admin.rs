@@ -305,7 +305,7 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
                 .and_then(|n| n.as_str())
                 .unwrap_or("")
                 .to_owned();
-            let set = gw.providers.get(&name).is_some_and(|p| p.secret.is_some());
+            let set = gw.providers.get(&name).is_some_and(|p| p.has_credential());
             if let Some(obj) = p.as_object_mut() {
                 let env = obj.remove("api_key_env");
                 let env = env.and_then(|e| e.as_str().map(str::to_owned));
@@ -382,7 +382,7 @@ async fn providers(State(gw): State<Arc<Gateway>>) -> Response {
                 kind: p.kind(),
                 base_url: p.config.base_url.clone(),
                 jurisdiction: p.config.jurisdiction.clone(),
-                key_set: p.secret.is_some(),
+                key_set: p.has_credential(),
                 health: snapshot.iter().find(|s| s.key == name).cloned(),
                 targets: snapshot
                     .iter()

@@ -7,7 +7,10 @@
 //! touch the process environment. Secrets are never read here; a provider
 //! names the variable that holds its key and `providers` reads it at start.
 
+pub mod providers;
 pub mod tools;
+
+pub use providers::{Preset, ProviderConfig, ProviderKind, RawProvider, check_base_url, presets};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -182,30 +185,6 @@ pub struct RawAuth {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProvider {
-    pub name: String,
-    pub kind: Option<ProviderKind>,
-    pub preset: Option<String>,
-    pub base_url: Option<String>,
-    pub api_key_env: Option<String>,
-    pub jurisdiction: Option<String>,
-    pub timeout_ms: Option<Millis>,
-    pub first_chunk_timeout_ms: Option<Millis>,
-    #[serde(default)]
-    pub models: Vec<String>,
-    pub default_max_tokens: Option<u32>,
-    /// The server also speaks the Responses API (`/responses`): Responses
-    /// callers are forwarded natively. Default: true for `openai`.
-    pub responses: Option<bool>,
-    /// Send the caller's W3C `traceparent`/`tracestate` upstream (with the
-    /// attempt's span as parent). Off by default: a provider should not
-    /// learn a customer's trace ids unless the operator says so.
-    #[serde(default)]
-    pub propagate_trace: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub name: String,
     pub strategy: Option<Strategy>,
@@ -372,26 +351,6 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 // ------------------------------------------------------------ validated
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    Openai,
-    Anthropic,
-    Gemini,
-    OpenaiCompatible,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Openai => "openai",
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::Gemini => "gemini",
-            ProviderKind::OpenaiCompatible => "openai-compatible",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -603,33 +562,6 @@ pub struct AuthConfig {
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ProviderConfig {
-    pub name: String,
-    pub kind: ProviderKind,
-    pub base_url: String,
-    /// The variable that holds the key; `None` for keyless servers (Ollama).
-    /// The admin API shows it as `api_key`: the variable and whether it is
-    /// set, never the value.
-    #[schemars(rename = "api_key", with = "crate::admin::ApiKeyView")]
-    pub api_key_env: Option<String>,
-    pub jurisdiction: Option<String>,
-    /// Bound on each attempt's time to response headers.
-    #[serde(serialize_with = "ser_duration")]
-    #[schemars(with = "String")]
-    pub timeout: Duration,
-    /// Bound on a stream's time from headers to its first event.
-    #[serde(serialize_with = "ser_duration")]
-    #[schemars(with = "String")]
-    pub first_chunk_timeout: Duration,
-    pub models: Vec<String>,
-    pub default_max_tokens: u32,
-    /// Responses callers go to `{base_url}/responses` as they came.
-    pub responses: bool,
-    /// `traceparent`/`tracestate` go upstream.
-    pub propagate_trace: bool,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RouteConfig {
     pub name: String,
     pub strategy: Strategy,
@@ -687,34 +619,8 @@ pub struct LogsConfig {
     pub on_spool_full: SpoolFull,
 }
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&fmt_duration(*d))
-}
-
-/// A built-in provider preset (data/presets.toml).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Preset {
-    pub name: String,
-    pub kind: ProviderKind,
-    pub base_url: String,
-    pub api_key_env: Vec<String>,
-    #[serde(default)]
-    pub host_env: Option<String>,
-    pub jurisdiction: String,
-}
-
-pub fn presets() -> &'static [Preset] {
-    #[derive(Deserialize)]
-    struct File {
-        preset: Vec<Preset>,
-    }
-    static PRESETS: std::sync::OnceLock<Vec<Preset>> = std::sync::OnceLock::new();
-    PRESETS.get_or_init(|| {
-        toml::from_str::<File>(include_str!("../data/presets.toml"))
-            .map(|f| f.preset)
-            .expect("data/presets.toml is valid (checked by a unit test)")
-    })
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -976,7 +882,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
 
     let mut providers = Vec::new();
     if raw.providers.is_empty() && file.is_none() {
-        providers = embedded_providers(env);
+        providers = providers::embedded(env);
     }
     let mut names = HashSet::new();
     for (i, p) in raw.providers.into_iter().enumerate() {
@@ -1001,110 +907,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
                 format!("provider \"{}\" is defined twice", p.name),
             ));
         }
-        let preset_name = p.preset.as_deref().unwrap_or(&p.name);
-        let preset = presets().iter().find(|x| x.name == preset_name);
-        if p.preset.is_some() && preset.is_none() {
-            let known: Vec<&str> = presets().iter().map(|x| x.name.as_str()).collect();
-            return Err(err(
-                &at("preset"),
-                format!(
-                    "unknown preset \"{preset_name}\"; expected one of {}",
-                    known.join(", ")
-                ),
-            ));
-        }
-        let kind = match (p.kind, preset) {
-            (Some(k), _) => k,
-            (None, Some(pr)) => pr.kind,
-            (None, None) => {
-                return Err(err(
-                    &at("kind"),
-                    "missing; expected one of openai, anthropic, gemini, openai-compatible".into(),
-                ));
-            }
-        };
-        let base_url = match (p.base_url, preset, kind) {
-            (Some(u), _, _) => u,
-            (None, Some(pr), _) if pr.kind == kind => pr.base_url.clone(),
-            (None, _, ProviderKind::Openai) => "https://api.openai.com/v1".into(),
-            (None, _, ProviderKind::Anthropic) => "https://api.anthropic.com/v1".into(),
-            (None, _, ProviderKind::Gemini) => {
-                "https://generativelanguage.googleapis.com/v1beta".into()
-            }
-            (None, _, ProviderKind::OpenaiCompatible) => {
-                return Err(err(
-                    &at("base_url"),
-                    "required for kind openai-compatible".into(),
-                ));
-            }
-        };
-        let base_url = check_base_url(&base_url).map_err(|m| err(&at("base_url"), m))?;
-        let api_key_env = p.api_key_env.or_else(|| {
-            preset.and_then(|pr| {
-                pr.api_key_env
-                    .iter()
-                    .find(|v| env.get(v).is_some())
-                    .or(pr.api_key_env.first())
-                    .cloned()
-            })
-        });
-        if let Some(v) = &api_key_env
-            && (v.is_empty() || v.contains('='))
-        {
-            return Err(err(
-                &at("api_key_env"),
-                format!("expected an environment variable name, got \"{v}\""),
-            ));
-        }
-        let jurisdiction = p
-            .jurisdiction
-            .or_else(|| preset.map(|pr| pr.jurisdiction.clone()))
-            .map(|j| j.trim().to_ascii_lowercase());
-        if let Some(j) = &jurisdiction
-            && (j.is_empty() || j.contains(','))
-        {
-            return Err(err(
-                &at("jurisdiction"),
-                format!("expected one tag such as \"eu\" or \"us\", got \"{j}\""),
-            ));
-        }
-        let timeout = p.timeout_ms.map(|m| m.0).unwrap_or(Duration::from_secs(60));
-        if timeout.is_zero() {
-            return Err(err(&at("timeout_ms"), "must be greater than zero".into()));
-        }
-        let first_chunk_timeout = p.first_chunk_timeout_ms.map(|m| m.0).unwrap_or(timeout);
-        let default_max_tokens = p.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-        if default_max_tokens == 0 {
-            return Err(err(
-                &at("default_max_tokens"),
-                "must be greater than zero".into(),
-            ));
-        }
-        let responses = match (kind, p.responses) {
-            (ProviderKind::Openai | ProviderKind::OpenaiCompatible, r) => {
-                r.unwrap_or(kind == ProviderKind::Openai)
-            }
-            (_, Some(true)) => {
-                return Err(err(
-                    &at("responses"),
-                    "only openai and openai-compatible servers speak the Responses API".into(),
-                ));
-            }
-            (_, _) => false,
-        };
-        providers.push(ProviderConfig {
-            name: p.name,
-            kind,
-            base_url,
-            api_key_env,
-            jurisdiction,
-            timeout,
-            first_chunk_timeout,
-            models: p.models,
-            default_max_tokens,
-            responses,
-            propagate_trace: p.propagate_trace,
-        });
+        providers.push(providers::validate(i, p, env, &err)?);
     }
 
     let mut routes = Vec::new();
@@ -1380,74 +1183,6 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         tools,
         mcp_servers,
     })
-}
-
-/// Destinations come from configuration only, so this is where they are
-/// checked: an absolute http(s) URL without credentials, query or fragment.
-fn check_base_url(url: &str) -> Result<String, String> {
-    let trimmed = url.trim_end_matches('/');
-    let Some((scheme, rest)) = trimmed.split_once("://") else {
-        return Err(format!(
-            "expected an http:// or https:// URL, got \"{url}\""
-        ));
-    };
-    if scheme != "http" && scheme != "https" {
-        return Err(format!(
-            "expected an http:// or https:// URL, got \"{url}\""
-        ));
-    }
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        return Err(format!("the URL has no host: \"{url}\""));
-    }
-    if host.contains('@') {
-        return Err("credentials do not belong in base_url; use api_key_env".into());
-    }
-    if rest.contains('?') || rest.contains('#') {
-        return Err(format!(
-            "base_url must not have a query or fragment: \"{url}\""
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// The providers registered with no config file: each preset whose key
-/// variable is set, and Ollama when OLLAMA_HOST is.
-fn embedded_providers(env: &Env) -> Vec<ProviderConfig> {
-    let mut out = Vec::new();
-    for p in presets() {
-        let (base_url, api_key_env) = if let Some(host_var) = &p.host_env {
-            let Some(host) = env.get(host_var) else {
-                continue;
-            };
-            let host = host.trim_end_matches('/');
-            let base = if host.starts_with("http://") || host.starts_with("https://") {
-                format!("{host}/v1")
-            } else {
-                format!("http://{host}/v1")
-            };
-            (base, None)
-        } else {
-            match p.api_key_env.iter().find(|v| env.get(v).is_some()) {
-                Some(var) => (p.base_url.clone(), Some(var.clone())),
-                None => continue,
-            }
-        };
-        out.push(ProviderConfig {
-            name: p.name.clone(),
-            kind: p.kind,
-            base_url,
-            api_key_env,
-            jurisdiction: Some(p.jurisdiction.clone()),
-            timeout: Duration::from_secs(60),
-            first_chunk_timeout: Duration::from_secs(60),
-            models: Vec::new(),
-            default_max_tokens: DEFAULT_MAX_TOKENS,
-            responses: p.kind == ProviderKind::Openai,
-            propagate_trace: false,
-        });
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod errors;
+pub mod token;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use http::HeaderValue;
 pub use errors::{ErrorClass, UpstreamError};
 
 use crate::chat::{self, Untranslatable};
+use crate::config::providers::TokenSource;
 use crate::config::{Config, Env, ProviderConfig, ProviderKind};
 use crate::dialect::Dialect;
 use crate::wire::{self, Fields};
@@ -54,6 +56,9 @@ pub struct Provider {
     /// Every credential the gateway holds, to scrub from upstream text: an
     /// upstream that echoes any key must not get it to a caller.
     pub all_secrets: Arc<[Secret]>,
+    /// Tokens the gateway fetches for this provider (Entra ID client
+    /// credentials); when set, they carry the calls instead of `auth`.
+    pub tokens: Option<token::TokenCache>,
 }
 
 impl Provider {
@@ -65,10 +70,35 @@ impl Provider {
         self.config.kind
     }
 
+    /// Whether the provider has what its calls need to authenticate.
+    pub fn has_credential(&self) -> bool {
+        match &self.tokens {
+            Some(t) => t.has_credential(),
+            None => self.secret.is_some(),
+        }
+    }
+
+    /// Where an OpenAI-dialect `path` (`/chat/completions`) of `model` is:
+    /// under the base URL, or for Azure's deployment form (an
+    /// `api_version` set) under the deployment, with the version.
+    fn openai_url(&self, path: &str, model: &str) -> String {
+        let base = &self.config.base_url;
+        match &self.config.api_version {
+            Some(v) if path == "/responses" => format!("{base}{path}?api-version={v}"),
+            Some(v) => format!(
+                "{base}/deployments/{}{path}?api-version={v}",
+                encode_path_segment(model)
+            ),
+            None => format!("{base}{path}"),
+        }
+    }
+
     /// The dialect this provider's API speaks.
     pub fn dialect(&self) -> Dialect {
         match self.config.kind {
-            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Dialect::OpenAi,
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => {
+                Dialect::OpenAi
+            }
             ProviderKind::Anthropic => Dialect::Anthropic,
             ProviderKind::Gemini => Dialect::Gemini,
         }
@@ -86,22 +116,50 @@ impl Providers {
     /// Reads each provider's key from the environment snapshot.
     pub fn new(config: &Config, env: &Env) -> Providers {
         let mut out = Providers::default();
-        let secret_of = |pc: &ProviderConfig| {
-            pc.api_key_env
-                .as_deref()
-                .and_then(|var| env.get(var))
-                .map(|v| Secret(v.to_owned()))
+        let read = |var: &str| env.get(var).map(|v| Secret(v.to_owned()));
+        // The key, or a token some other process keeps in a variable.
+        let secret_of = |pc: &ProviderConfig| match &pc.token {
+            Some(TokenSource::Variable { env }) => read(env),
+            _ => pc.api_key_env.as_deref().and_then(read),
         };
-        let all_secrets: Arc<[Secret]> = config.providers.iter().filter_map(secret_of).collect();
+        let client_secret_of = |pc: &ProviderConfig| match &pc.token {
+            Some(TokenSource::ClientCredentials {
+                client_secret_env, ..
+            }) => read(client_secret_env),
+            _ => None,
+        };
+        let all_secrets: Arc<[Secret]> = config
+            .providers
+            .iter()
+            .flat_map(|pc| [secret_of(pc), client_secret_of(pc)])
+            .flatten()
+            .collect();
         for pc in &config.providers {
             let secret = secret_of(pc);
+            let bearer = matches!(pc.token, Some(TokenSource::Variable { .. }));
+            let tokens = match &pc.token {
+                Some(TokenSource::ClientCredentials {
+                    token_url,
+                    client_id_env,
+                    scope,
+                    ..
+                }) => token::TokenCache::new(
+                    &pc.name,
+                    token_url,
+                    env.get(client_id_env).map(str::to_owned),
+                    client_secret_of(pc),
+                    scope,
+                ),
+                _ => None,
+            };
             let p = Arc::new(Provider {
                 config: pc.clone(),
                 auth: secret
                     .as_ref()
-                    .and_then(|s| client::auth_header(pc.kind, s.expose())),
+                    .and_then(|s| client::auth_header(pc.kind, s.expose(), bearer)),
                 secret,
                 all_secrets: all_secrets.clone(),
+                tokens,
             });
             out.by_name.insert(pc.name.clone(), p.clone());
             out.list.push(p);
@@ -176,7 +234,7 @@ fn build_chat_call(
     let stream = inbound.request.stream;
     if inbound.dialect == Dialect::Responses && provider.config.responses {
         return Ok(Call {
-            url: format!("{base}/responses"),
+            url: provider.openai_url("/responses", upstream_model),
             body: Bytes::from(wire::responses::rewrite_request(
                 inbound.fields,
                 upstream_model,
@@ -217,11 +275,13 @@ fn build_chat_call(
     let mut headers = Vec::new();
     let same = inbound.dialect == provider.dialect();
     let body: Vec<u8> = match provider.config.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => {
             if same {
                 wire::openai::rewrite_request(inbound.fields, upstream_model, stream)
             } else {
-                let field = if provider.config.kind == ProviderKind::Openai {
+                // OpenAI's reasoning models (also Azure's) take only the
+                // newer field; other servers know the older one.
+                let field = if provider.config.kind != ProviderKind::OpenaiCompatible {
                     wire::openai::request::MaxTokensField::MaxCompletionTokens
                 } else {
                     wire::openai::request::MaxTokensField::MaxTokens
@@ -257,7 +317,9 @@ fn build_chat_call(
         }
     };
     let url = match provider.config.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => format!("{base}/chat/completions"),
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => {
+            provider.openai_url("/chat/completions", upstream_model)
+        }
         ProviderKind::Anthropic => format!("{base}/messages"),
         ProviderKind::Gemini => {
             let model = encode_path_segment(upstream_model);
@@ -292,8 +354,8 @@ pub fn embeddings_call(
     let base = &provider.config.base_url;
     let (dialect, fields, method) = caller;
     match provider.config.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => Ok(Call {
-            url: format!("{base}/embeddings"),
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => Ok(Call {
+            url: provider.openai_url("/embeddings", upstream_model),
             body: Bytes::from(if dialect == Dialect::OpenAi {
                 wire::openai::rewrite_request(fields, upstream_model, false)
             } else {

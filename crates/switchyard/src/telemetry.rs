@@ -333,6 +333,7 @@ pub fn genai_system(kind: crate::config::ProviderKind) -> &'static str {
         crate::config::ProviderKind::Anthropic => "anthropic",
         crate::config::ProviderKind::Gemini => "gcp.gemini",
         crate::config::ProviderKind::OpenaiCompatible => "openai_compatible",
+        crate::config::ProviderKind::Azure => "azure.ai.openai",
     }
 }
 

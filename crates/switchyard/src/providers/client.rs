@@ -90,8 +90,23 @@ impl Client {
         for (name, value) in &call.headers {
             h.insert(HeaderName::from_static(name), value.clone());
         }
-        authenticate(h, provider);
-        let resp = self.execute(provider, req, timeout).await?;
+        let issued = self.authenticate(h, provider).await?;
+        // A fetched token may be refused (revoked, or the clocks disagree on
+        // its expiry): then one fresh token and one more try. Only calls
+        // carrying such a token keep their headers for it.
+        let again = issued.map(|generation| (generation, req.headers().clone()));
+        let mut resp = self.execute(provider, req, timeout).await?;
+        if resp.status() == http::StatusCode::UNAUTHORIZED
+            && let (Some((generation, mut headers)), Some(tokens)) = (again, &provider.tokens)
+        {
+            tokens.refused(generation);
+            self.authenticate(&mut headers, provider).await?;
+            let mut req = Request::new(Full::new(call.body.clone()));
+            *req.method_mut() = Method::POST;
+            *req.uri_mut() = parse_uri(provider, &call.url)?;
+            *req.headers_mut() = headers;
+            resp = self.execute(provider, req, timeout).await?;
+        }
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -117,7 +132,7 @@ impl Client {
             );
         }
         headers.entry(USER_AGENT).or_insert(AGENT);
-        authenticate(&mut headers, provider);
+        self.authenticate(&mut headers, provider).await?;
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
         *req.uri_mut() = parse_uri(provider, url)?;
@@ -188,6 +203,41 @@ impl Client {
             .map_err(|_| "timed out".to_owned())?
     }
 
+    /// Sends a request of the gateway's own (a token endpoint's grant) as
+    /// it is; any status comes back as a response.
+    pub async fn raw(
+        &self,
+        req: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<UpstreamResponse, String> {
+        match tokio::time::timeout(timeout, self.http.request(req)).await {
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::config::fmt_duration(timeout)
+            )),
+            Ok(Err(e)) => Err(describe(&e)),
+            Ok(Ok(resp)) => Ok(resp),
+        }
+    }
+
+    /// Adds the provider's credential: its fixed header, or a token from
+    /// its cache (whose generation is returned).
+    async fn authenticate(
+        &self,
+        h: &mut HeaderMap,
+        provider: &Provider,
+    ) -> Result<Option<u64>, UpstreamError> {
+        if let Some(tokens) = &provider.tokens {
+            let issued = tokens.get(self).await?;
+            h.insert(http::header::AUTHORIZATION, issued.header);
+            return Ok(Some(issued.generation));
+        }
+        if let Some((name, value)) = &provider.auth {
+            h.insert(name.clone(), value.clone());
+        }
+        Ok(None)
+    }
+
     async fn execute(
         &self,
         provider: &Provider,
@@ -234,20 +284,21 @@ pub async fn read_error(provider: &Provider, resp: UpstreamResponse) -> Upstream
     classify(provider, status, &parts.headers, &text)
 }
 
-fn authenticate(h: &mut HeaderMap, provider: &Provider) {
-    if let Some((name, value)) = &provider.auth {
-        h.insert(name.clone(), value.clone());
-    }
-}
-
-/// The header that carries `secret` for an adapter kind, marked sensitive
-/// (never printed by `Debug`, kept out of HPACK tables). Built once per
-/// provider at start.
-pub fn auth_header(kind: ProviderKind, secret: &str) -> Option<(HeaderName, HeaderValue)> {
+/// The header that carries `secret` for an adapter kind (`bearer`: the
+/// secret is a bearer token, such as an Entra ID token for Azure), marked
+/// sensitive (never printed by `Debug`, kept out of HPACK tables). Built
+/// once per provider at start.
+pub fn auth_header(
+    kind: ProviderKind,
+    secret: &str,
+    bearer: bool,
+) -> Option<(HeaderName, HeaderValue)> {
     let (name, text) = match kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
             (http::header::AUTHORIZATION, format!("Bearer {secret}"))
         }
+        ProviderKind::Azure if bearer => (http::header::AUTHORIZATION, format!("Bearer {secret}")),
+        ProviderKind::Azure => (HeaderName::from_static("api-key"), secret.to_owned()),
         ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), secret.to_owned()),
         ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), secret.to_owned()),
     };

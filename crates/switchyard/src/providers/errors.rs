@@ -34,6 +34,10 @@ pub enum ErrorClass {
     Auth,
     /// 400/422: the request itself is wrong; no provider will take it.
     BadRequest,
+    /// The provider's content filter refused the prompt (Azure's 400 with
+    /// code `content_filter`): the operator chose that filter, so another
+    /// provider is not asked to judge the same prompt.
+    ContentFilter,
     /// 404: unknown model or path.
     NotFound,
     /// Any other 4xx.
@@ -71,6 +75,7 @@ impl ErrorClass {
             ErrorClass::Server => "server",
             ErrorClass::Auth => "auth",
             ErrorClass::BadRequest => "bad_request",
+            ErrorClass::ContentFilter => "content_filter",
             ErrorClass::NotFound => "not_found",
             ErrorClass::Client => "client",
             ErrorClass::Protocol => "protocol",
@@ -202,6 +207,7 @@ pub fn classify(
         _ if code_is("overloaded_error") => ErrorClass::Overloaded,
         500..=599 => ErrorClass::Server,
         404 => ErrorClass::NotFound,
+        400 if code_is("content_filter") => ErrorClass::ContentFilter,
         400 | 422 => ErrorClass::BadRequest,
         _ => ErrorClass::Client,
     };
@@ -211,6 +217,15 @@ pub fn classify(
             format!(
                 "provider {name} rejected the gateway's credential for it (HTTP {status}); check its api_key_env"
             )
+        }
+        (ErrorClass::ContentFilter, m) => {
+            let m = m
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "content filtered".into());
+            match filtered_categories(body) {
+                Some(c) => format!("provider {name}: {} (filtered: {c})", scrub(&m, provider)),
+                None => format!("provider {name}: {}", scrub(&m, provider)),
+            }
         }
         (_, Some(m)) if !m.is_empty() => format!("provider {name}: {}", scrub(&m, provider)),
         _ => format!("provider {name} answered HTTP {status}"),
@@ -224,6 +239,34 @@ pub fn classify(
         provider_code: code,
         retry_after,
     }
+}
+
+/// What Azure's content filter caught, from `innererror.content_filter_result`:
+/// `hate (high), jailbreak` (category, and severity where it says one).
+fn filtered_categories(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let result = v
+        .pointer("/error/innererror/content_filter_result")?
+        .as_object()?;
+    let caught: Vec<String> = result
+        .iter()
+        .filter(|(_, r)| r.get("filtered").and_then(|f| f.as_bool()) == Some(true))
+        .map(|(category, r)| {
+            let category: String = category
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(40)
+                .collect();
+            match r.get("severity").and_then(|s| s.as_str()) {
+                Some(sev) if sev.len() <= 16 && sev.chars().all(|c| c.is_ascii_alphabetic()) => {
+                    format!("{category} ({sev})")
+                }
+                _ => category,
+            }
+        })
+        .take(12)
+        .collect();
+    (!caught.is_empty()).then(|| caught.join(", "))
 }
 
 /// The longest an upstream's Retry-After blocks it: past this the gateway
@@ -350,8 +393,11 @@ mod tests {
                 default_max_tokens: 1,
                 responses: false,
                 propagate_trace: false,
+                api_version: None,
+                token: None,
             },
             auth: None,
+            tokens: None,
             secret: Some(super::super::Secret("sk-canary-123456789".into())),
             all_secrets: std::sync::Arc::from(vec![super::super::Secret(
                 "other-provider-secret".into(),
@@ -384,6 +430,21 @@ mod tests {
         assert!(classify(&o, 400, &h, b"{}").class == ErrorClass::BadRequest);
         assert!(!ErrorClass::BadRequest.retryable());
         assert!(ErrorClass::Overloaded.retryable());
+    }
+
+    #[test]
+    fn azure_content_filters_say_what_they_caught_and_are_not_failed_over() {
+        let az = provider(ProviderKind::Azure);
+        let body = br#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"},"jailbreak":{"filtered":true,"detected":true},"self_harm":{"filtered":false,"severity":"safe"}}}}}"#;
+        let e = classify(&az, 400, &HeaderMap::new(), body);
+        assert_eq!((e.class, e.status), (ErrorClass::ContentFilter, 400));
+        assert!(!e.class.retryable());
+        assert!(
+            e.message.ends_with("(filtered: hate (high), jailbreak)"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.provider_code.as_deref(), Some("content_filter"));
     }
 
     #[test]

@@ -209,7 +209,11 @@ impl Health {
     ) {
         let counts = !matches!(
             class,
-            ErrorClass::BadRequest | ErrorClass::NotFound | ErrorClass::Client | ErrorClass::Auth
+            ErrorClass::BadRequest
+                | ErrorClass::ContentFilter
+                | ErrorClass::NotFound
+                | ErrorClass::Client
+                | ErrorClass::Auth
         );
         let mut entries = self.lock();
         // A target past the table's bound cannot hold its own pause: its

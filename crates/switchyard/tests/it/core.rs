@@ -8,18 +8,18 @@ use crate::harness::*;
 use crate::mock::{Mock, Recorded};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Inbound {
+pub(crate) enum Inbound {
     OpenAi,
     Anthropic,
 }
 
 /// What a client made of an answer, whatever its dialect.
 #[derive(Debug, Default, PartialEq)]
-struct Outcome {
-    text: String,
-    calls: Vec<(String, String, Value)>,
-    finish: String,
-    usage: Option<(u64, u64)>,
+pub(crate) struct Outcome {
+    pub text: String,
+    pub calls: Vec<(String, String, Value)>,
+    pub finish: String,
+    pub usage: Option<(u64, u64)>,
 }
 
 const MODELS: [(&str, &str); 4] = [
@@ -44,7 +44,7 @@ fn tools(inbound: Inbound) -> Value {
     }
 }
 
-fn request(inbound: Inbound, model: &str, stream: bool, with_tools: bool) -> Value {
+pub(crate) fn request(inbound: Inbound, model: &str, stream: bool, with_tools: bool) -> Value {
     let mut body = match inbound {
         Inbound::OpenAi => json!({
             "model": model,
@@ -360,7 +360,11 @@ fn mock_for<'a>(gw: &'a Gw, model: &str) -> &'a Mock {
     }
 }
 
-async fn call(gw: &Gw, inbound: Inbound, body: &Value) -> (u16, http::HeaderMap, Outcome) {
+pub(crate) async fn call(
+    gw: &Gw,
+    inbound: Inbound,
+    body: &Value,
+) -> (u16, http::HeaderMap, Outcome) {
     let stream = body["stream"].as_bool().unwrap_or(false);
     let headers = [
         ("authorization", "Bearer client-secret-should-not-travel"),

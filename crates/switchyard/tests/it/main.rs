@@ -3,6 +3,7 @@
 //! The one integration-test binary: a real gateway over real sockets, in
 //! front of mock upstreams that speak each provider's wire format.
 
+mod azure;
 mod binary;
 mod cache;
 mod cluster;

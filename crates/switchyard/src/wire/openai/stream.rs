@@ -39,6 +39,15 @@ impl StreamDecoder {
         if let Some(err) = chunk.error {
             return Err(upstream_error(&err));
         }
+        // Azure opens with a chunk of its prompt filter's results: no id, no
+        // choices. The answer starts with the next.
+        if !self.started
+            && chunk.choices.is_empty()
+            && chunk.usage.is_none()
+            && chunk.id.as_deref().is_none_or(str::is_empty)
+        {
+            return Ok(());
+        }
         if !self.started {
             self.started = true;
             out.push(Event::Start {
@@ -410,7 +419,8 @@ impl Relay {
             return Ok(());
         }
         if let Some(p) = FastPeek::of(&ev.data, self.first_id.is_none()) {
-            if self.first_id.is_none() {
+            // Azure's opening prompt-filter chunk has an empty id.
+            if self.first_id.is_none() && p.id.is_some_and(|id| !id.is_empty()) {
                 self.first_id = Some((
                     p.id.unwrap_or_default().to_owned(),
                     p.model.unwrap_or_default().to_owned(),
@@ -448,7 +458,7 @@ impl Relay {
         if let Some(err) = peek.error {
             return Err(upstream_error(err));
         }
-        if self.first_id.is_none() {
+        if self.first_id.is_none() && peek.id.as_deref().is_some_and(|id| !id.is_empty()) {
             self.first_id = Some((
                 peek.id.as_deref().unwrap_or_default().to_owned(),
                 peek.model.as_deref().unwrap_or_default().to_owned(),
@@ -497,6 +507,42 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Azure's first chunk carries only its prompt filter's results; the
+    /// answer (and its id) starts with the next, and a filtered answer ends
+    /// as a content filter.
+    #[test]
+    fn azure_prompt_filter_chunk_is_not_the_start() {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in [
+            r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}"#,
+            r#"{"choices":[{"content_filter_results":{},"delta":{"content":"Hi","role":"assistant"},"finish_reason":null,"index":0}],"created":1733000000,"id":"chatcmpl-az1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk","system_fingerprint":"fp_1"}"#,
+            r#"{"choices":[{"content_filter_results":{"hate":{"filtered":true,"severity":"high"}},"delta":{},"finish_reason":"content_filter","index":0}],"created":1733000000,"id":"chatcmpl-az1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk"}"#,
+        ] {
+            d.decode(&sse(c), &mut out).unwrap();
+        }
+        assert!(
+            matches!(&out[0], Event::Start { id, model, .. } if id == "chatcmpl-az1" && model == "gpt-4o-2024-11-20"),
+            "{out:?}"
+        );
+        assert!(matches!(&out[1], Event::TextDelta(t) if t == "Hi"));
+        assert!(matches!(
+            &out[2],
+            Event::Finish {
+                reason: FinishReason::ContentFilter,
+                ..
+            }
+        ));
+        let mut r = Relay::new(false);
+        let mut w = sse::Writer::new(0);
+        r.relay(&sse(r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}"#), &mut w).unwrap();
+        r.relay(&sse(r#"{"choices":[{"delta":{"content":"Hi"},"index":0}],"id":"chatcmpl-az1","model":"m"}"#), &mut w).unwrap();
+        assert_eq!(
+            r.first_id,
+            Some(("chatcmpl-az1".to_owned(), "m".to_owned()))
+        );
     }
 
     /// Forced tool calls and refusals both end with `stop`; what reaches

@@ -1,0 +1,616 @@
+//! `[[providers]]`: what a provider entry may say, and what it resolves to
+//! (its kind, base URL, credential variables and the kinds' own settings).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, DEFAULT_MAX_TOKENS, Env, Millis, ser_duration};
+
+/// The variable Azure's own SDKs read the resource key from.
+pub const AZURE_KEY_ENV: &str = "AZURE_OPENAI_API_KEY";
+/// What an Entra ID token for Azure OpenAI is asked for.
+pub const AZURE_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    pub kind: Option<ProviderKind>,
+    pub preset: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub timeout_ms: Option<Millis>,
+    pub first_chunk_timeout_ms: Option<Millis>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub default_max_tokens: Option<u32>,
+    /// The server also speaks the Responses API (`/responses`): Responses
+    /// callers are forwarded natively. Default: true for `openai`.
+    pub responses: Option<bool>,
+    /// Send the caller's W3C `traceparent`/`tracestate` upstream (with the
+    /// attempt's span as parent). Off by default: a provider should not
+    /// learn a customer's trace ids unless the operator says so.
+    #[serde(default)]
+    pub propagate_trace: bool,
+    /// `azure`, deployment form: the `api-version` query of every call
+    /// (`{base_url}/deployments/{model}/...`). Unset: the v1 API
+    /// (`{base_url}/chat/completions`, the model names the deployment).
+    pub api_version: Option<String>,
+    /// `azure`: a variable holding a Microsoft Entra ID access token, sent
+    /// as a bearer token instead of an `api-key`.
+    pub entra_token_env: Option<String>,
+    /// `azure`: Entra ID tokens fetched with a client secret (client
+    /// credentials), cached and fetched again before they expire.
+    pub entra: Option<RawEntra>,
+}
+
+/// `[providers.entra]`: the app registration whose tokens a provider uses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntra {
+    /// Default `AZURE_TENANT_ID`.
+    pub tenant_id_env: Option<String>,
+    /// Default `AZURE_CLIENT_ID`.
+    pub client_id_env: Option<String>,
+    /// Default `AZURE_CLIENT_SECRET`.
+    pub client_secret_env: Option<String>,
+    /// Default `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`
+    /// (another cloud's authority, or a local mock in tests).
+    pub token_url: Option<String>,
+    /// Default `https://cognitiveservices.azure.com/.default`.
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Gemini,
+    OpenaiCompatible,
+    /// Azure OpenAI / AI Foundry: OpenAI's dialect behind Azure's paths,
+    /// `api-key` or Entra ID credentials and content filters.
+    Azure,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::OpenaiCompatible => "openai-compatible",
+            ProviderKind::Azure => "azure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    /// The variable that holds the key; `None` for keyless servers (Ollama).
+    /// The admin API shows it as `api_key`: the variable and whether it is
+    /// set, never the value.
+    #[schemars(rename = "api_key", with = "crate::admin::ApiKeyView")]
+    pub api_key_env: Option<String>,
+    pub jurisdiction: Option<String>,
+    /// Bound on each attempt's time to response headers.
+    #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// Bound on a stream's time from headers to its first event.
+    #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
+    pub first_chunk_timeout: Duration,
+    pub models: Vec<String>,
+    pub default_max_tokens: u32,
+    /// Responses callers go to `{base_url}/responses` as they came.
+    pub responses: bool,
+    /// `traceparent`/`tracestate` go upstream.
+    pub propagate_trace: bool,
+    /// `azure`, deployment form: each call's `api-version`.
+    pub api_version: Option<String>,
+    /// Where a bearer token comes from, for kinds that take one instead of
+    /// `api_key_env` (`azure` with Entra ID).
+    pub token: Option<TokenSource>,
+}
+
+/// A bearer token's source. Names variables and URLs, never values.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum TokenSource {
+    /// A token some other process keeps fresh in a variable.
+    Variable { env: String },
+    /// OAuth 2.0 client credentials against `token_url`.
+    ClientCredentials {
+        token_url: String,
+        client_id_env: String,
+        client_secret_env: String,
+        scope: String,
+    },
+}
+
+/// A built-in provider preset (data/presets.toml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub api_key_env: Vec<String>,
+    #[serde(default)]
+    pub host_env: Option<String>,
+    pub jurisdiction: String,
+}
+
+pub fn presets() -> &'static [Preset] {
+    #[derive(Deserialize)]
+    struct File {
+        preset: Vec<Preset>,
+    }
+    static PRESETS: std::sync::OnceLock<Vec<Preset>> = std::sync::OnceLock::new();
+    PRESETS.get_or_init(|| {
+        toml::from_str::<File>(include_str!("../../data/presets.toml"))
+            .map(|f| f.preset)
+            .expect("data/presets.toml is valid (checked by a unit test)")
+    })
+}
+
+/// Checks the `i`th provider entry and resolves it (its preset, defaults
+/// and credential variables). `err` builds an error naming the file.
+pub(super) fn validate(
+    i: usize,
+    p: RawProvider,
+    env: &Env,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<ProviderConfig, ConfigError> {
+    let at = |k: &str| format!("providers[{i}].{k}");
+    let preset_name = p.preset.as_deref().unwrap_or(&p.name);
+    let preset = presets().iter().find(|x| x.name == preset_name);
+    if p.preset.is_some() && preset.is_none() {
+        let known: Vec<&str> = presets().iter().map(|x| x.name.as_str()).collect();
+        return Err(err(
+            &at("preset"),
+            format!(
+                "unknown preset \"{preset_name}\"; expected one of {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    let kind = match (p.kind, preset) {
+        (Some(k), _) => k,
+        (None, Some(pr)) => pr.kind,
+        (None, None) => {
+            return Err(err(
+                &at("kind"),
+                "missing; expected one of openai, anthropic, gemini, openai-compatible, azure"
+                    .into(),
+            ));
+        }
+    };
+    let (api_version, token) = azure(i, &p, kind, env, err)?;
+    let base_url = match (p.base_url, preset, kind) {
+        (Some(u), _, _) => u,
+        (None, Some(pr), _) if pr.kind == kind => pr.base_url.clone(),
+        (None, _, ProviderKind::Openai) => "https://api.openai.com/v1".into(),
+        (None, _, ProviderKind::Anthropic) => "https://api.anthropic.com/v1".into(),
+        (None, _, ProviderKind::Gemini) => {
+            "https://generativelanguage.googleapis.com/v1beta".into()
+        }
+        (None, _, ProviderKind::OpenaiCompatible) => {
+            return Err(err(
+                &at("base_url"),
+                "required for kind openai-compatible".into(),
+            ));
+        }
+        (None, _, ProviderKind::Azure) => {
+            return Err(err(
+                &at("base_url"),
+                "required for kind azure: https://{resource}.openai.azure.com/openai/v1 \
+                 (or .../openai with api_version)"
+                    .into(),
+            ));
+        }
+    };
+    let base_url = check_base_url(&base_url).map_err(|m| err(&at("base_url"), m))?;
+    let api_key_env = p.api_key_env.clone().or_else(|| {
+        preset.and_then(|pr| {
+            pr.api_key_env
+                .iter()
+                .find(|v| env.get(v).is_some())
+                .or(pr.api_key_env.first())
+                .cloned()
+        })
+    });
+    // Azure's usual variable, unless its calls carry Entra tokens.
+    let api_key_env = match (kind, &api_key_env, &token) {
+        (ProviderKind::Azure, None, None) => Some(AZURE_KEY_ENV.to_owned()),
+        _ => api_key_env,
+    };
+    if let Some(v) = &api_key_env
+        && (v.is_empty() || v.contains('='))
+    {
+        return Err(err(
+            &at("api_key_env"),
+            format!("expected an environment variable name, got \"{v}\""),
+        ));
+    }
+    let jurisdiction = p
+        .jurisdiction
+        .or_else(|| preset.map(|pr| pr.jurisdiction.clone()))
+        .map(|j| j.trim().to_ascii_lowercase());
+    if let Some(j) = &jurisdiction
+        && (j.is_empty() || j.contains(','))
+    {
+        return Err(err(
+            &at("jurisdiction"),
+            format!("expected one tag such as \"eu\" or \"us\", got \"{j}\""),
+        ));
+    }
+    let timeout = p.timeout_ms.map(|m| m.0).unwrap_or(Duration::from_secs(60));
+    if timeout.is_zero() {
+        return Err(err(&at("timeout_ms"), "must be greater than zero".into()));
+    }
+    let first_chunk_timeout = p.first_chunk_timeout_ms.map(|m| m.0).unwrap_or(timeout);
+    let default_max_tokens = p.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if default_max_tokens == 0 {
+        return Err(err(
+            &at("default_max_tokens"),
+            "must be greater than zero".into(),
+        ));
+    }
+    let responses = match (kind, p.responses) {
+        (ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure, r) => {
+            r.unwrap_or(kind == ProviderKind::Openai)
+        }
+        (_, Some(true)) => {
+            return Err(err(
+                &at("responses"),
+                "only openai, openai-compatible and azure servers speak the Responses API".into(),
+            ));
+        }
+        (_, _) => false,
+    };
+    Ok(ProviderConfig {
+        name: p.name,
+        kind,
+        base_url,
+        api_key_env,
+        jurisdiction,
+        timeout,
+        first_chunk_timeout,
+        models: p.models,
+        default_max_tokens,
+        responses,
+        propagate_trace: p.propagate_trace,
+        api_version,
+        token,
+    })
+}
+
+/// The `azure` settings (`api_version`, Entra ID credentials), refused on
+/// other kinds.
+fn azure(
+    i: usize,
+    p: &RawProvider,
+    kind: ProviderKind,
+    env: &Env,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(Option<String>, Option<TokenSource>), ConfigError> {
+    let at = |k: &str| format!("providers[{i}].{k}");
+    if kind != ProviderKind::Azure {
+        for (key, set) in [
+            ("api_version", p.api_version.is_some()),
+            ("entra_token_env", p.entra_token_env.is_some()),
+            ("entra", p.entra.is_some()),
+        ] {
+            if set {
+                return Err(err(&at(key), "only kind azure takes this key".into()));
+            }
+        }
+        return Ok((None, None));
+    }
+    if let Some(v) = &p.api_version
+        && !api_version_ok(v)
+    {
+        return Err(err(
+            &at("api_version"),
+            format!(
+                "expected a date version such as \"2024-10-21\" or \"2025-04-01-preview\", got \"{v}\""
+            ),
+        ));
+    }
+    let variable = |key: &str, v: &str| {
+        if v.is_empty() || v.contains('=') {
+            Err(err(
+                &at(key),
+                format!("expected an environment variable name, got \"{v}\""),
+            ))
+        } else {
+            Ok(v.to_owned())
+        }
+    };
+    let token = match (&p.entra_token_env, &p.entra) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                &at("entra"),
+                "set entra_token_env or [providers.entra], not both".into(),
+            ));
+        }
+        (Some(v), None) => Some(TokenSource::Variable {
+            env: variable("entra_token_env", v)?,
+        }),
+        (None, Some(e)) => {
+            let token_url = match &e.token_url {
+                Some(u) => check_base_url(u).map_err(|m| err(&at("entra.token_url"), m))?,
+                None => {
+                    let var = e.tenant_id_env.as_deref().unwrap_or("AZURE_TENANT_ID");
+                    let tenant = env.get(var).map(str::trim).unwrap_or_default();
+                    if tenant.is_empty()
+                        || !tenant
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    {
+                        return Err(err(
+                            &at("entra.tenant_id_env"),
+                            format!("{var} must hold the tenant id (or set entra.token_url)"),
+                        ));
+                    }
+                    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+                }
+            };
+            Some(TokenSource::ClientCredentials {
+                token_url,
+                client_id_env: variable(
+                    "entra.client_id_env",
+                    e.client_id_env.as_deref().unwrap_or("AZURE_CLIENT_ID"),
+                )?,
+                client_secret_env: variable(
+                    "entra.client_secret_env",
+                    e.client_secret_env
+                        .as_deref()
+                        .unwrap_or("AZURE_CLIENT_SECRET"),
+                )?,
+                scope: e.scope.clone().unwrap_or_else(|| AZURE_SCOPE.to_owned()),
+            })
+        }
+        (None, None) => None,
+    };
+    if token.is_some() && p.api_key_env.is_some() {
+        return Err(err(
+            &at("api_key_env"),
+            "an Entra ID token replaces the api-key: set one of the two".into(),
+        ));
+    }
+    Ok((p.api_version.clone(), token))
+}
+
+/// `2024-10-21` or `2025-04-01-preview`.
+fn api_version_ok(v: &str) -> bool {
+    let date = v.strip_suffix("-preview").unwrap_or(v);
+    let b = date.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// Destinations come from configuration only, so this is where they are
+/// checked: an absolute http(s) URL without credentials, query or fragment.
+pub fn check_base_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return Err(format!(
+            "expected an http:// or https:// URL, got \"{url}\""
+        ));
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "expected an http:// or https:// URL, got \"{url}\""
+        ));
+    }
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return Err(format!("the URL has no host: \"{url}\""));
+    }
+    if host.contains('@') {
+        return Err("credentials do not belong in base_url; use api_key_env".into());
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(format!(
+            "base_url must not have a query or fragment: \"{url}\""
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The providers registered with no config file: each preset whose key
+/// variable is set, and Ollama when OLLAMA_HOST is.
+pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
+    let mut out = Vec::new();
+    for p in presets() {
+        let (base_url, api_key_env) = if let Some(host_var) = &p.host_env {
+            let Some(host) = env.get(host_var) else {
+                continue;
+            };
+            let host = host.trim_end_matches('/');
+            let base = if host.starts_with("http://") || host.starts_with("https://") {
+                format!("{host}/v1")
+            } else {
+                format!("http://{host}/v1")
+            };
+            (base, None)
+        } else {
+            match p.api_key_env.iter().find(|v| env.get(v).is_some()) {
+                Some(var) => (p.base_url.clone(), Some(var.clone())),
+                None => continue,
+            }
+        };
+        out.push(ProviderConfig {
+            name: p.name.clone(),
+            kind: p.kind,
+            base_url,
+            api_key_env,
+            jurisdiction: Some(p.jurisdiction.clone()),
+            timeout: Duration::from_secs(60),
+            first_chunk_timeout: Duration::from_secs(60),
+            models: Vec::new(),
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            responses: p.kind == ProviderKind::Openai,
+            propagate_trace: false,
+            api_version: None,
+            token: None,
+        });
+    }
+    // Azure: the resource's endpoint and key, as Azure's own SDKs read them.
+    if let (Some(endpoint), Some(_)) = (env.get("AZURE_OPENAI_ENDPOINT"), env.get(AZURE_KEY_ENV))
+        && let Ok(endpoint) = check_base_url(endpoint)
+    {
+        let base_url = if endpoint.ends_with("/openai/v1") {
+            endpoint
+        } else {
+            format!("{}/openai/v1", endpoint.trim_end_matches("/openai"))
+        };
+        out.push(ProviderConfig {
+            name: "azure".into(),
+            kind: ProviderKind::Azure,
+            base_url,
+            api_key_env: Some(AZURE_KEY_ENV.into()),
+            jurisdiction: None,
+            timeout: Duration::from_secs(60),
+            first_chunk_timeout: Duration::from_secs(60),
+            models: Vec::new(),
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            responses: false,
+            propagate_trace: false,
+            api_version: None,
+            token: None,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(text: &str, env: &Env) -> Result<Config, ConfigError> {
+        Config::parse(text, None, env)
+    }
+
+    fn azure(extra: &str) -> String {
+        format!(
+            "[[providers]]\nname = \"az\"\nkind = \"azure\"\nbase_url = \"https://r.openai.azure.com/openai/v1\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn azure_takes_a_key_by_default_and_the_deployment_form_with_a_version() {
+        let c = parse(&azure(""), &Env::default()).unwrap();
+        let p = &c.providers[0];
+        assert_eq!(p.api_key_env.as_deref(), Some(AZURE_KEY_ENV));
+        assert_eq!((p.api_version.as_deref(), &p.token), (None, &None));
+        assert!(!p.responses);
+        let c = parse(
+            &azure("api_version = \"2025-04-01-preview\"\nresponses = true\n"),
+            &Env::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.providers[0].api_version.as_deref(),
+            Some("2025-04-01-preview")
+        );
+        assert!(c.providers[0].responses);
+        let e = parse(&azure("api_version = \"latest\"\n"), &Env::default()).unwrap_err();
+        assert_eq!(e.key, "providers[0].api_version");
+        let e = parse(
+            "[[providers]]\nname = \"az\"\nkind = \"azure\"\n",
+            &Env::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "providers[0].base_url");
+    }
+
+    #[test]
+    fn entra_credentials_resolve_their_token_endpoint() {
+        let env = Env::default().with("AZURE_TENANT_ID", "contoso-tenant");
+        let c = parse(&azure("[providers.entra]\n"), &env).unwrap();
+        let p = &c.providers[0];
+        assert_eq!(p.api_key_env, None);
+        assert_eq!(
+            p.token,
+            Some(TokenSource::ClientCredentials {
+                token_url: "https://login.microsoftonline.com/contoso-tenant/oauth2/v2.0/token"
+                    .into(),
+                client_id_env: "AZURE_CLIENT_ID".into(),
+                client_secret_env: "AZURE_CLIENT_SECRET".into(),
+                scope: AZURE_SCOPE.into(),
+            })
+        );
+        let e = parse(&azure("[providers.entra]\n"), &Env::default()).unwrap_err();
+        assert_eq!(e.key, "providers[0].entra.tenant_id_env");
+        assert!(e.message.contains("AZURE_TENANT_ID"), "{}", e.message);
+        let c = parse(
+            &azure("[providers.entra]\ntoken_url = \"http://127.0.0.1:9/token\"\nclient_secret_env = \"S\"\n"),
+            &Env::default(),
+        )
+        .unwrap();
+        assert!(matches!(
+            &c.providers[0].token,
+            Some(TokenSource::ClientCredentials { token_url, client_secret_env, .. })
+                if token_url == "http://127.0.0.1:9/token" && client_secret_env == "S"
+        ));
+        let c = parse(&azure("entra_token_env = \"AZ_TOKEN\"\n"), &Env::default()).unwrap();
+        assert_eq!(
+            c.providers[0].token,
+            Some(TokenSource::Variable {
+                env: "AZ_TOKEN".into()
+            })
+        );
+    }
+
+    #[test]
+    fn azure_keys_are_refused_where_they_mean_nothing_or_conflict() {
+        let e = parse(
+            "[[providers]]\nname = \"o\"\nkind = \"openai\"\napi_version = \"2024-10-21\"\n",
+            &Env::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "providers[0].api_version");
+        let e = parse(
+            &azure("entra_token_env = \"T\"\n[providers.entra]\ntoken_url = \"http://h/t\"\n"),
+            &Env::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "providers[0].entra");
+        let e = parse(
+            &azure("api_key_env = \"K\"\nentra_token_env = \"T\"\n"),
+            &Env::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "providers[0].api_key_env");
+        let e = parse(&azure("[providers.entra]\nbogus = 1\n"), &Env::default()).unwrap_err();
+        assert!(e.key.starts_with("providers"), "{}", e.key);
+    }
+
+    #[test]
+    fn the_azure_endpoint_variables_register_a_provider() {
+        let env = Env::default()
+            .with("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com/")
+            .with(AZURE_KEY_ENV, "k");
+        let c = Config::embedded(&env).unwrap();
+        let p = c.provider("azure").unwrap();
+        assert_eq!(p.base_url, "https://r.openai.azure.com/openai/v1");
+        assert_eq!(p.kind, ProviderKind::Azure);
+        let none =
+            Config::embedded(&Env::default().with("AZURE_OPENAI_ENDPOINT", "https://r")).unwrap();
+        assert!(none.provider("azure").is_none());
+    }
+}
