@@ -6,6 +6,7 @@
 //! know about the world (ids, timestamps).
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 pub mod responses;
