@@ -24,6 +24,10 @@ pub enum Dialect {
     Gemini,
     /// OpenAI's Responses API.
     Responses,
+    /// AWS Bedrock's Converse API: an upstream's dialect only. No route
+    /// takes callers in it, so the caller's side refuses or, where it must
+    /// answer something, answers as Bedrock would (`{"message": ...}`).
+    Bedrock,
 }
 
 /// What an answer in the caller's dialect needs of its request beyond the
@@ -77,6 +81,7 @@ impl Dialect {
             Dialect::Anthropic => "anthropic",
             Dialect::Gemini => "gemini",
             Dialect::Responses => "responses",
+            Dialect::Bedrock => "bedrock",
         }
     }
 
@@ -87,6 +92,7 @@ impl Dialect {
             "anthropic" => Dialect::Anthropic,
             "gemini" => Dialect::Gemini,
             "responses" => Dialect::Responses,
+            "bedrock" => Dialect::Bedrock,
             _ => Dialect::OpenAi,
         }
     }
@@ -123,6 +129,7 @@ impl Dialect {
                 Some(e) => wire::gemini::decode_request(body, &e.model, e.stream),
                 None => Err(DecodeError::missing("model")),
             },
+            Dialect::Bedrock => Err(not_a_caller()),
         }
     }
 
@@ -167,6 +174,7 @@ impl Dialect {
             )),
             (Dialect::Gemini, _) => wire::gemini::encode_response(r),
             (Dialect::OpenAi, _) => Ok(wire::openai::encode_response(r)),
+            (Dialect::Bedrock, _) => Err(not_a_caller()),
         }
     }
 
@@ -176,7 +184,7 @@ impl Dialect {
         match self {
             Dialect::Anthropic => format!("msg_{}", request_id.simple()),
             Dialect::Responses => format!("resp_{}", request_id.simple()),
-            Dialect::Gemini => format!("sy-{}", request_id.simple()),
+            Dialect::Gemini | Dialect::Bedrock => format!("sy-{}", request_id.simple()),
             Dialect::OpenAi => format!("chatcmpl-{}", request_id.simple()),
         }
     }
@@ -219,6 +227,9 @@ impl Dialect {
                 wire::anthropic::encode_error(kind, e.message)
             }
             Dialect::Gemini => wire::gemini::encode_error(e.status, e.message),
+            Dialect::Bedrock => serde_json::json!({ "message": e.message })
+                .to_string()
+                .into_bytes(),
             Dialect::OpenAi | Dialect::Responses => wire::openai::encode_error(
                 e.message,
                 openai_error_type(e.status),
@@ -247,7 +258,7 @@ impl Dialect {
                 .to_owned();
             }
             Dialect::Gemini => return wire::gemini::field_name(canonical),
-            Dialect::OpenAi => return canonical.to_owned(),
+            Dialect::OpenAi | Dialect::Bedrock => return canonical.to_owned(),
         }
         match canonical {
             "parallel_tool_calls" => "tool_choice.disable_parallel_tool_use",
@@ -268,6 +279,7 @@ impl Dialect {
             Dialect::OpenAi => wire::openai::decode_response(body),
             Dialect::Anthropic => wire::anthropic::decode_response(body),
             Dialect::Gemini => wire::gemini::decode_response(body),
+            Dialect::Bedrock => wire::bedrock::decode_response(body),
             // A native Responses upstream serves only Responses callers,
             // whose answers pass as they came.
             Dialect::Responses => Err(DecodeError::new(
@@ -285,6 +297,7 @@ impl Dialect {
             Dialect::Responses => wire::responses::peek_usage(body),
             Dialect::Gemini => wire::gemini::response::peek_usage(body),
             Dialect::OpenAi => wire::openai::response::peek_usage(body),
+            Dialect::Bedrock => wire::bedrock::peek_usage(body),
         }
     }
 
@@ -298,6 +311,9 @@ impl Dialect {
             Dialect::Anthropic => wire::anthropic::decode_error(body)
                 .map_or((None, None, None), |(c, m)| (c, m, None)),
             Dialect::Gemini => wire::gemini::decode_error(body).unwrap_or((None, None, None)),
+            Dialect::Bedrock => {
+                wire::bedrock::decode_error(body).map_or((None, None, None), |(c, m)| (c, m, None))
+            }
         }
     }
 
@@ -307,6 +323,7 @@ impl Dialect {
             Dialect::OpenAi => Decoder::OpenAi(Default::default()),
             Dialect::Anthropic => Decoder::Anthropic(Default::default()),
             Dialect::Gemini => Decoder::Gemini(Default::default()),
+            Dialect::Bedrock => Decoder::Bedrock(Default::default()),
             Dialect::Responses => Decoder::Unrelayed,
         }
     }
@@ -334,6 +351,11 @@ impl Dialect {
             _ => None,
         }
     }
+}
+
+/// What a caller in an upstream-only dialect is told (none can be one).
+fn not_a_caller() -> DecodeError {
+    DecodeError::new("", "Bedrock's Converse API is spoken to upstreams only")
 }
 
 /// An upstream error's code, message and requested wait in seconds.
@@ -460,6 +482,7 @@ pub enum Decoder {
     OpenAi(wire::openai::StreamDecoder),
     Anthropic(wire::anthropic::StreamDecoder),
     Gemini(wire::gemini::StreamDecoder),
+    Bedrock(wire::bedrock::StreamDecoder),
     /// A dialect whose streams are only relayed (Responses).
     Unrelayed,
 }
@@ -470,6 +493,7 @@ impl Decoder {
             Decoder::OpenAi(d) => d.decode(ev, out),
             Decoder::Anthropic(d) => d.decode(ev, out),
             Decoder::Gemini(d) => d.decode(ev, out),
+            Decoder::Bedrock(d) => d.decode(ev, out),
             Decoder::Unrelayed => {
                 let _ = (ev, out);
                 Err(StreamError::Malformed(
@@ -485,6 +509,7 @@ impl Decoder {
         match self {
             Decoder::OpenAi(d) => d.done,
             Decoder::Anthropic(d) => d.done,
+            Decoder::Bedrock(d) => d.done,
             Decoder::Gemini(_) | Decoder::Unrelayed => false,
         }
     }

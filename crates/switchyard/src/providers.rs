@@ -7,8 +7,10 @@
 //! code that talks to an upstream, and it adds the credential only once the
 //! destination is fixed.
 
+pub mod aws;
 pub mod client;
 pub mod errors;
+pub mod sigv4;
 pub mod token;
 
 use std::collections::HashMap;
@@ -59,6 +61,8 @@ pub struct Provider {
     /// Tokens the gateway fetches for this provider (Entra ID client
     /// credentials); when set, they carry the calls instead of `auth`.
     pub tokens: Option<token::TokenCache>,
+    /// Bedrock's access keys: each call is signed (SigV4).
+    pub signer: Option<aws::Signer>,
 }
 
 impl Provider {
@@ -74,7 +78,7 @@ impl Provider {
     pub fn has_credential(&self) -> bool {
         match &self.tokens {
             Some(t) => t.has_credential(),
-            None => self.secret.is_some(),
+            None => self.secret.is_some() || self.signer.is_some(),
         }
     }
 
@@ -101,6 +105,7 @@ impl Provider {
             }
             ProviderKind::Anthropic => Dialect::Anthropic,
             ProviderKind::Gemini => Dialect::Gemini,
+            ProviderKind::Bedrock => Dialect::Bedrock,
         }
     }
 }
@@ -128,15 +133,33 @@ impl Providers {
             }) => read(client_secret_env),
             _ => None,
         };
+        let aws_of = |pc: &ProviderConfig| {
+            let (Some(auth), Some(region)) = (&pc.aws, &pc.region) else {
+                return None;
+            };
+            aws::Auth::read(auth, region, env)
+        };
         let all_secrets: Arc<[Secret]> = config
             .providers
             .iter()
-            .flat_map(|pc| [secret_of(pc), client_secret_of(pc)])
-            .flatten()
+            .flat_map(|pc| {
+                let aws = aws_of(pc).map(|a| a.secrets()).unwrap_or_default();
+                [secret_of(pc), client_secret_of(pc)]
+                    .into_iter()
+                    .flatten()
+                    .chain(aws)
+            })
             .collect();
         for pc in &config.providers {
-            let secret = secret_of(pc);
-            let bearer = matches!(pc.token, Some(TokenSource::Variable { .. }));
+            let (secret, signer, bearer) = match aws_of(pc) {
+                Some(aws::Auth::Bearer(key)) => (Some(key), None, true),
+                Some(aws::Auth::Sign(signer)) => (None, Some(signer), false),
+                None => (
+                    secret_of(pc),
+                    None,
+                    matches!(pc.token, Some(TokenSource::Variable { .. })),
+                ),
+            };
             let tokens = match &pc.token {
                 Some(TokenSource::ClientCredentials {
                     token_url,
@@ -160,6 +183,7 @@ impl Providers {
                 secret,
                 all_secrets: all_secrets.clone(),
                 tokens,
+                signer,
             });
             out.by_name.insert(pc.name.clone(), p.clone());
             out.list.push(p);
@@ -315,6 +339,9 @@ fn build_chat_call(
                 wire::gemini::encode_request(req)?
             }
         }
+        ProviderKind::Bedrock => {
+            wire::bedrock::encode_request(req, provider.config.default_max_tokens)?
+        }
     };
     let url = match provider.config.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => {
@@ -327,6 +354,16 @@ fn build_chat_call(
                 format!("{base}/models/{model}:streamGenerateContent?alt=sse")
             } else {
                 format!("{base}/models/{model}:generateContent")
+            }
+        }
+        // The id as one segment, `:` encoded too (`...-v1%3A0`): what the
+        // signature covers, encoded once more, is this path.
+        ProviderKind::Bedrock => {
+            let model = sigv4::encode_path_segment(upstream_model);
+            if stream {
+                format!("{base}/model/{model}/converse-stream")
+            } else {
+                format!("{base}/model/{model}/converse")
             }
         }
     };
@@ -417,6 +454,11 @@ pub fn embeddings_call(
             "model",
             "an Anthropic provider",
             "Anthropic offers no embeddings API",
+        )),
+        ProviderKind::Bedrock => Err(Untranslatable::new(
+            "model",
+            "a Bedrock provider",
+            "the gateway does not yet call Bedrock's embedding models (InvokeModel)",
         )),
     }
 }

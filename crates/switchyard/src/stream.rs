@@ -8,6 +8,7 @@
 //! is coalesced into one write when the client catches up.
 
 pub mod buffer;
+pub mod framing;
 pub mod registry;
 pub mod shared;
 
@@ -22,9 +23,6 @@ use crate::chat::{Event, FinishReason, Usage};
 use crate::dialect::{Decoder, Dialect, Encoder, Relay, Start};
 use crate::providers::{Provider, UpstreamError};
 use crate::wire::{StreamError, sse};
-
-/// Largest single upstream SSE event accepted.
-const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Turns upstream events into caller-dialect bytes.
 #[derive(Debug)]
@@ -143,7 +141,7 @@ const COALESCE_BYTES: usize = 64 * 1024;
 pub struct Live {
     pub provider: Arc<Provider>,
     body: http_body_util::BodyDataStream<hyper::body::Incoming>,
-    parser: sse::Parser,
+    framing: framing::Framing,
     pub translator: Translator,
     writer: sse::Writer,
     events: Vec<sse::Event>,
@@ -164,10 +162,11 @@ impl Live {
         resp: crate::providers::client::UpstreamResponse,
         translator: Translator,
     ) -> Live {
+        let frames = framing::Framing::of(provider.dialect());
         Live {
             provider,
             body: http_body_util::BodyDataStream::new(resp.into_body()),
-            parser: sse::Parser::new(MAX_EVENT_BYTES),
+            framing: frames,
             translator,
             writer: sse::Writer::new(0),
             events: Vec::new(),
@@ -206,8 +205,9 @@ impl Live {
                     ));
                 }
                 None => {
-                    self.parser.finish(&mut self.events);
-                    self.translate()
+                    let framed = self.framing.finish(&mut self.events);
+                    framed
+                        .and(self.translate())
                         .map_err(|e| UpstreamError::in_stream(&self.provider, &e))?;
                     if self.translator.complete() {
                         self.translator.finish(&mut self.writer);
@@ -229,11 +229,12 @@ impl Live {
         self.writer.ids = on;
     }
 
+    /// Frames `bytes` into events and translates them; a framing error
+    /// (Bedrock's exception frames included) after the events before it.
     fn ingest(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
-        self.parser
-            .feed(bytes, &mut self.events)
-            .map_err(|e| StreamError::Malformed(e.to_string()))?;
-        self.translate()
+        let framed = self.framing.feed(bytes, &mut self.events);
+        let translated = self.translate();
+        framed.and(translated)
     }
 
     fn translate(&mut self) -> Result<(), StreamError> {
@@ -293,8 +294,8 @@ impl Live {
                         return Some(self.end_with(err, render_error));
                     }
                     None => {
-                        self.parser.finish(&mut self.events);
-                        if let Err(e) = self.translate() {
+                        let framed = self.framing.finish(&mut self.events);
+                        if let Err(e) = framed.and(self.translate()) {
                             let err = UpstreamError::in_stream(&self.provider, &e);
                             return Some(self.end_with(err, render_error));
                         }

@@ -12,7 +12,7 @@ pub const AZURE_KEY_ENV: &str = "AZURE_OPENAI_API_KEY";
 /// What an Entra ID token for Azure OpenAI is asked for.
 pub const AZURE_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub name: String,
@@ -44,6 +44,15 @@ pub struct RawProvider {
     /// `azure`: Entra ID tokens fetched with a client secret (client
     /// credentials), cached and fetched again before they expire.
     pub entra: Option<RawEntra>,
+    /// `bedrock`: the AWS region (default `AWS_REGION`); signs the calls
+    /// and names the endpoint.
+    pub region: Option<String>,
+    /// `bedrock`: variables holding access keys (SigV4).
+    pub aws_access_key_id_env: Option<String>,
+    pub aws_secret_access_key_env: Option<String>,
+    pub aws_session_token_env: Option<String>,
+    /// `bedrock`: a variable holding a Bedrock API key (a bearer token).
+    pub bearer_token_env: Option<String>,
 }
 
 /// `[providers.entra]`: the app registration whose tokens a provider uses.
@@ -73,6 +82,9 @@ pub enum ProviderKind {
     /// Azure OpenAI / AI Foundry: OpenAI's dialect behind Azure's paths,
     /// `api-key` or Entra ID credentials and content filters.
     Azure,
+    /// AWS Bedrock's Converse API: SigV4 or a Bedrock API key, binary
+    /// event streams.
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -83,6 +95,7 @@ impl ProviderKind {
             ProviderKind::Gemini => "gemini",
             ProviderKind::OpenaiCompatible => "openai-compatible",
             ProviderKind::Azure => "azure",
+            ProviderKind::Bedrock => "bedrock",
         }
     }
 }
@@ -117,6 +130,10 @@ pub struct ProviderConfig {
     /// Where a bearer token comes from, for kinds that take one instead of
     /// `api_key_env` (`azure` with Entra ID).
     pub token: Option<TokenSource>,
+    /// `bedrock`: the region its calls are signed for.
+    pub region: Option<String>,
+    /// `bedrock`: where its AWS credentials come from.
+    pub aws: Option<super::bedrock::AwsAuth>,
 }
 
 /// A bearer token's source. Names variables and URLs, never values.
@@ -187,12 +204,13 @@ pub(super) fn validate(
         (None, None) => {
             return Err(err(
                 &at("kind"),
-                "missing; expected one of openai, anthropic, gemini, openai-compatible, azure"
+                "missing; expected one of openai, anthropic, gemini, openai-compatible, azure, bedrock"
                     .into(),
             ));
         }
     };
     let (api_version, token) = azure(i, &p, kind, env, err)?;
+    let aws = super::bedrock::resolve(i, &p, kind, env, err)?;
     let base_url = match (p.base_url, preset, kind) {
         (Some(u), _, _) => u,
         (None, Some(pr), _) if pr.kind == kind => pr.base_url.clone(),
@@ -206,6 +224,9 @@ pub(super) fn validate(
                 &at("base_url"),
                 "required for kind openai-compatible".into(),
             ));
+        }
+        (None, _, ProviderKind::Bedrock) => {
+            super::bedrock::base_url(aws.region.as_deref().unwrap_or_default())
         }
         (None, _, ProviderKind::Azure) => {
             return Err(err(
@@ -242,6 +263,7 @@ pub(super) fn validate(
     let jurisdiction = p
         .jurisdiction
         .or_else(|| preset.map(|pr| pr.jurisdiction.clone()))
+        .or_else(|| aws.region.as_deref().map(super::bedrock::jurisdiction_of))
         .map(|j| j.trim().to_ascii_lowercase());
     if let Some(j) = &jurisdiction
         && (j.is_empty() || j.contains(','))
@@ -289,6 +311,8 @@ pub(super) fn validate(
         propagate_trace: p.propagate_trace,
         api_version,
         token,
+        region: aws.region,
+        aws: aws.auth,
     })
 }
 
@@ -466,6 +490,8 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
             propagate_trace: false,
             api_version: None,
             token: None,
+            region: None,
+            aws: None,
         });
     }
     // Azure: the resource's endpoint and key, as Azure's own SDKs read them.
@@ -491,7 +517,25 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
             propagate_trace: false,
             api_version: None,
             token: None,
+            region: None,
+            aws: None,
         });
+    }
+    // Bedrock: a key or access keys, and a region.
+    if super::bedrock::embedded_ready(env) {
+        let raw = RawProvider {
+            name: "bedrock".into(),
+            kind: Some(ProviderKind::Bedrock),
+            ..RawProvider::default()
+        };
+        let err = |key: &str, message: String| ConfigError {
+            file: None,
+            key: key.to_owned(),
+            message,
+        };
+        if let Ok(p) = validate(0, raw, env, &err) {
+            out.push(p);
+        }
     }
     out
 }

@@ -74,36 +74,39 @@ impl Client {
         let uri = parse_uri(provider, &call.url)?;
         let mut req = Request::new(Full::new(call.body.clone()));
         *req.method_mut() = Method::POST;
-        *req.uri_mut() = uri;
         let h = req.headers_mut();
         h.reserve(call.headers.len() + 4);
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(
             ACCEPT,
-            HeaderValue::from_static(if call.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
+            HeaderValue::from_static(match (call.stream, provider.kind()) {
+                (true, ProviderKind::Bedrock) => "application/vnd.amazon.eventstream",
+                (true, _) => "text/event-stream",
+                (false, _) => "application/json",
             }),
         );
         h.insert(USER_AGENT, AGENT);
         for (name, value) in &call.headers {
             h.insert(HeaderName::from_static(name), value.clone());
         }
-        let issued = self.authenticate(h, provider).await?;
+        let issued = self
+            .authenticate(h, provider, &Method::POST, &uri, &call.body)
+            .await?;
         // A fetched token may be refused (revoked, or the clocks disagree on
         // its expiry): then one fresh token and one more try. Only calls
         // carrying such a token keep their headers for it.
         let again = issued.map(|generation| (generation, req.headers().clone()));
+        *req.uri_mut() = uri.clone();
         let mut resp = self.execute(provider, req, timeout).await?;
         if resp.status() == http::StatusCode::UNAUTHORIZED
             && let (Some((generation, mut headers)), Some(tokens)) = (again, &provider.tokens)
         {
             tokens.refused(generation);
-            self.authenticate(&mut headers, provider).await?;
+            self.authenticate(&mut headers, provider, &Method::POST, &uri, &call.body)
+                .await?;
             let mut req = Request::new(Full::new(call.body.clone()));
             *req.method_mut() = Method::POST;
-            *req.uri_mut() = parse_uri(provider, &call.url)?;
+            *req.uri_mut() = uri;
             *req.headers_mut() = headers;
             resp = self.execute(provider, req, timeout).await?;
         }
@@ -132,10 +135,12 @@ impl Client {
             );
         }
         headers.entry(USER_AGENT).or_insert(AGENT);
-        self.authenticate(&mut headers, provider).await?;
+        let uri = parse_uri(provider, url)?;
+        self.authenticate(&mut headers, provider, &method, &uri, &body)
+            .await?;
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
-        *req.uri_mut() = parse_uri(provider, url)?;
+        *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         self.execute(provider, req, timeout).await
     }
@@ -220,13 +225,21 @@ impl Client {
         }
     }
 
-    /// Adds the provider's credential: its fixed header, or a token from
-    /// its cache (whose generation is returned).
+    /// Adds the provider's credential: its fixed header, a token from its
+    /// cache (whose generation is returned), or a signature of the call
+    /// (`method`, `uri`, the headers so far and `body`).
     async fn authenticate(
         &self,
         h: &mut HeaderMap,
         provider: &Provider,
+        method: &Method,
+        uri: &Uri,
+        body: &[u8],
     ) -> Result<Option<u64>, UpstreamError> {
+        if let Some(signer) = &provider.signer {
+            signer.sign(provider.name(), method, uri, h, body)?;
+            return Ok(None);
+        }
         if let Some(tokens) = &provider.tokens {
             let issued = tokens.get(self).await?;
             h.insert(http::header::AUTHORIZATION, issued.header);
@@ -299,6 +312,8 @@ pub fn auth_header(
         }
         ProviderKind::Azure if bearer => (http::header::AUTHORIZATION, format!("Bearer {secret}")),
         ProviderKind::Azure => (HeaderName::from_static("api-key"), secret.to_owned()),
+        // A Bedrock API key; access keys sign each call instead.
+        ProviderKind::Bedrock => (http::header::AUTHORIZATION, format!("Bearer {secret}")),
         ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), secret.to_owned()),
         ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), secret.to_owned()),
     };

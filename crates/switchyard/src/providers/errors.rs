@@ -148,6 +148,8 @@ impl UpstreamError {
                 message,
             } => {
                 let class = match *status {
+                    400 | 422 => ErrorClass::BadRequest,
+                    408 => ErrorClass::Timeout,
                     429 => ErrorClass::RateLimited,
                     503 | 529 => ErrorClass::Overloaded,
                     s if s >= 500 => ErrorClass::Server,
@@ -189,6 +191,15 @@ pub fn classify(
     body: &[u8],
 ) -> UpstreamError {
     let (code, message, retry_info) = provider.dialect().decode_error(body);
+    // Bedrock names the error in a header: `ThrottlingException:http://...`.
+    let code = code.or_else(|| {
+        headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(':').next())
+            .filter(|c| !c.is_empty() && c.len() <= 64)
+            .map(str::to_owned)
+    });
     let code_is = |c: &str| code.as_deref() == Some(c);
     let message_has = |s: &str| {
         message
@@ -395,9 +406,12 @@ mod tests {
                 propagate_trace: false,
                 api_version: None,
                 token: None,
+                region: None,
+                aws: None,
             },
             auth: None,
             tokens: None,
+            signer: None,
             secret: Some(super::super::Secret("sk-canary-123456789".into())),
             all_secrets: std::sync::Arc::from(vec![super::super::Secret(
                 "other-provider-secret".into(),

@@ -4,6 +4,7 @@
 //! front of mock upstreams that speak each provider's wire format.
 
 mod azure;
+mod bedrock;
 mod binary;
 mod cache;
 mod cluster;

@@ -1,0 +1,190 @@
+//! AWS credentials for Bedrock, read once when providers are built (from
+//! the variables or the shared credentials file the configuration named),
+//! and the SigV4 signature each call gets from them.
+
+use http::{HeaderMap, Method, Uri};
+
+use super::Secret;
+use super::errors::{ErrorClass, UpstreamError};
+use super::sigv4::{self, Credentials};
+use crate::config::Env;
+use crate::config::bedrock::AwsAuth;
+
+/// The service name Bedrock's runtime signs for.
+const SERVICE: &str = "bedrock";
+
+/// Access keys and the region they sign for.
+#[derive(Debug)]
+pub struct Signer {
+    creds: Credentials,
+    region: String,
+}
+
+/// What a Bedrock provider authenticates with.
+pub enum Auth {
+    /// A Bedrock API key: a bearer token.
+    Bearer(Secret),
+    Sign(Signer),
+}
+
+impl Auth {
+    /// The credential `auth` names, read now; `None` when its variables
+    /// are unset or its profile has no keys.
+    pub fn read(auth: &AwsAuth, region: &str, env: &Env) -> Option<Auth> {
+        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(str::to_owned);
+        let creds = match auth {
+            AwsAuth::Bearer { env } => return var(env).map(|k| Auth::Bearer(Secret::new(k))),
+            AwsAuth::Keys {
+                access_key_id_env,
+                secret_access_key_env,
+                session_token_env,
+            } => Credentials {
+                access_key_id: var(access_key_id_env)?,
+                secret_access_key: var(secret_access_key_env)?,
+                session_token: session_token_env.as_deref().and_then(var),
+            },
+            AwsAuth::Profile { name, file } => profile(&std::fs::read_to_string(file).ok()?, name)?,
+        };
+        Some(Auth::Sign(Signer {
+            creds,
+            region: region.to_owned(),
+        }))
+    }
+
+    /// The secrets to scrub from upstream text.
+    pub fn secrets(&self) -> Vec<Secret> {
+        match self {
+            Auth::Bearer(s) => vec![s.clone()],
+            Auth::Sign(s) => std::iter::once(&s.creds.secret_access_key)
+                .chain(&s.creds.session_token)
+                .map(|v| Secret::new(v.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Signer {
+    /// Signs a call whose headers are final (`x-amz-*` and `authorization`
+    /// the caller may have sent are dropped first: the gateway's own
+    /// credential is the one that counts).
+    pub fn sign(
+        &self,
+        provider: &str,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+        body: &[u8],
+    ) -> Result<(), UpstreamError> {
+        for reserved in [
+            "authorization",
+            "x-amz-date",
+            "x-amz-security-token",
+            "x-amz-content-sha256",
+        ] {
+            headers.remove(reserved);
+        }
+        sigv4::sign(
+            method,
+            uri,
+            headers,
+            body,
+            &self.creds,
+            &self.region,
+            SERVICE,
+            crate::clock::unix_s(),
+            sigv4::Options::default(),
+        )
+        .map_err(|e| UpstreamError {
+            provider: provider.to_owned(),
+            class: ErrorClass::Auth,
+            status: 502,
+            message: format!("provider {provider}: the call could not be signed: {e}"),
+            provider_code: None,
+            retry_after: None,
+        })
+    }
+}
+
+/// The keys of profile `name` in a shared credentials file (INI:
+/// `[name]`, then `aws_access_key_id = ...` lines).
+fn profile(text: &str, name: &str) -> Option<Credentials> {
+    let (mut id, mut secret, mut token) = (None, None, None);
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let section = section.trim();
+            inside = section == name || section.strip_prefix("profile ") == Some(name);
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        match key.trim() {
+            "aws_access_key_id" => id = value,
+            "aws_secret_access_key" => secret = value,
+            "aws_session_token" => token = value,
+            _ => {}
+        }
+    }
+    Some(Credentials {
+        access_key_id: id?,
+        secret_access_key: secret?,
+        session_token: token,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_read_by_name() {
+        let file = "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n\
+                    # a comment\n[work]\naws_access_key_id=AKIDWORK\naws_secret_access_key=s2\naws_session_token = t2\nregion = eu-west-1\n";
+        let d = profile(file, "default").unwrap();
+        assert_eq!(
+            (d.access_key_id.as_str(), d.session_token),
+            ("AKIDDEFAULT", None)
+        );
+        let w = profile(file, "work").unwrap();
+        assert_eq!(
+            (
+                w.access_key_id.as_str(),
+                w.secret_access_key.as_str(),
+                w.session_token.as_deref()
+            ),
+            ("AKIDWORK", "s2", Some("t2"))
+        );
+        assert!(profile(file, "missing").is_none());
+        assert!(profile("[x]\naws_access_key_id = A\n", "x").is_none());
+    }
+
+    #[test]
+    fn keys_come_from_the_named_variables() {
+        let env = Env::default()
+            .with("K", "AKIDEXAMPLE")
+            .with("S", "secret-canary")
+            .with("T", "token-canary");
+        let auth = AwsAuth::Keys {
+            access_key_id_env: "K".into(),
+            secret_access_key_env: "S".into(),
+            session_token_env: Some("T".into()),
+        };
+        let a = Auth::read(&auth, "us-east-1", &env).unwrap();
+        let shown: Vec<String> = a.secrets().iter().map(|s| s.expose().to_owned()).collect();
+        assert_eq!(shown, ["secret-canary", "token-canary"]);
+        let Auth::Sign(s) = a else {
+            panic!("keys sign")
+        };
+        assert!(!format!("{s:?}").contains("canary"));
+        assert!(Auth::read(&auth, "us-east-1", &Env::default()).is_none());
+    }
+}
