@@ -120,7 +120,8 @@ SNAPSHOT = {
     "RawProvider": dict.fromkeys(
         "name kind preset base_url api_key_env jurisdiction timeout_ms first_chunk_timeout_ms "
         "models default_max_tokens responses propagate_trace api_version entra_token_env region "
-        "aws_access_key_id_env aws_secret_access_key_env aws_session_token_env bearer_token_env".split(),
+        "aws_access_key_id_env aws_secret_access_key_env aws_session_token_env bearer_token_env "
+        "project location credentials_file_env".split(),
         "leaf",
     ) | {"entra": ("table", "RawEntra")},
     "RawEntra": dict.fromkeys(

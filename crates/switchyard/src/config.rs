@@ -10,6 +10,7 @@
 pub mod bedrock;
 pub mod providers;
 pub mod tools;
+pub mod vertex;
 
 pub use providers::{Preset, ProviderConfig, ProviderKind, RawProvider, check_base_url, presets};
 

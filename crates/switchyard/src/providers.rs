@@ -106,6 +106,29 @@ impl Provider {
             ProviderKind::Anthropic => Dialect::Anthropic,
             ProviderKind::Gemini => Dialect::Gemini,
             ProviderKind::Bedrock => Dialect::Bedrock,
+            // Its own errors are Google's; a model's dialect is
+            // [`Provider::dialect_for`].
+            ProviderKind::Vertex => Dialect::Gemini,
+        }
+    }
+
+    /// The dialect `model` is spoken in here: on Vertex, Claude models
+    /// speak Anthropic's Messages API (`publishers/anthropic`), the rest
+    /// Gemini's.
+    pub fn dialect_for(&self, model: &str) -> Dialect {
+        match self.config.kind {
+            ProviderKind::Vertex if is_claude(model) => Dialect::Anthropic,
+            _ => self.dialect(),
+        }
+    }
+
+    /// An error body's code, message and asked wait. Vertex answers in
+    /// Google's shape, or in Anthropic's for a Claude model's own errors.
+    pub fn decode_error(&self, body: &[u8]) -> crate::dialect::UpstreamErrorParts {
+        let parts = self.dialect().decode_error(body);
+        match (self.config.kind, &parts) {
+            (ProviderKind::Vertex, (None, None, None)) => Dialect::Anthropic.decode_error(body),
+            _ => parts,
         }
     }
 }
@@ -139,18 +162,26 @@ impl Providers {
             };
             aws::Auth::read(auth, region, env)
         };
+        let mut caches: Vec<Option<token::TokenCache>> = config
+            .providers
+            .iter()
+            .map(|pc| token_cache(pc, env, client_secret_of(pc)))
+            .collect();
         let all_secrets: Arc<[Secret]> = config
             .providers
             .iter()
-            .flat_map(|pc| {
+            .zip(&caches)
+            .flat_map(|(pc, cache)| {
                 let aws = aws_of(pc).map(|a| a.secrets()).unwrap_or_default();
+                let fetched = cache.as_ref().map(|c| c.secrets()).unwrap_or_default();
                 [secret_of(pc), client_secret_of(pc)]
                     .into_iter()
                     .flatten()
                     .chain(aws)
+                    .chain(fetched)
             })
             .collect();
-        for pc in &config.providers {
+        for (pc, tokens) in config.providers.iter().zip(caches.drain(..)) {
             let (secret, signer, bearer) = match aws_of(pc) {
                 Some(aws::Auth::Bearer(key)) => (Some(key), None, true),
                 Some(aws::Auth::Sign(signer)) => (None, Some(signer), false),
@@ -159,21 +190,6 @@ impl Providers {
                     None,
                     matches!(pc.token, Some(TokenSource::Variable { .. })),
                 ),
-            };
-            let tokens = match &pc.token {
-                Some(TokenSource::ClientCredentials {
-                    token_url,
-                    client_id_env,
-                    scope,
-                    ..
-                }) => token::TokenCache::new(
-                    &pc.name,
-                    token_url,
-                    env.get(client_id_env).map(str::to_owned),
-                    client_secret_of(pc),
-                    scope,
-                ),
-                _ => None,
             };
             let p = Arc::new(Provider {
                 config: pc.clone(),
@@ -200,6 +216,46 @@ impl Providers {
         self.list
             .iter()
             .filter_map(|p| p.secret.as_ref().map(Secret::expose))
+    }
+}
+
+/// The token cache of a provider whose calls carry fetched tokens: Entra ID
+/// client credentials (`client_secret`: its secret, read), or Vertex's
+/// Google credentials (a key file, read now, or the metadata server).
+fn token_cache(
+    pc: &ProviderConfig,
+    env: &Env,
+    client_secret: Option<Secret>,
+) -> Option<token::TokenCache> {
+    use crate::config::vertex::GoogleAuth;
+    if let Some(TokenSource::ClientCredentials {
+        token_url,
+        client_id_env,
+        scope,
+        ..
+    }) = &pc.token
+    {
+        return token::TokenCache::new(
+            &pc.name,
+            token_url,
+            env.get(client_id_env).map(str::to_owned),
+            client_secret,
+            scope,
+        );
+    }
+    let grant = match pc.google.as_ref()? {
+        GoogleAuth::File { path } => std::fs::read_to_string(path)
+            .map_err(|e| format!("the credentials file cannot be read ({})", e.kind()))
+            .and_then(|json| token::google_credentials(&json, token::GOOGLE_SCOPE)),
+        GoogleAuth::Metadata { host } => token::Grant::metadata(Some(host)),
+    };
+    match grant {
+        Ok(g) => Some(token::TokenCache::with_grant(&pc.name, g)),
+        Err(e) => {
+            // Its calls fail as unauthenticated; say why once, here.
+            tracing::warn!(provider = %pc.name, "no Google credentials: {e}");
+            None
+        }
     }
 }
 
@@ -297,7 +353,8 @@ fn build_chat_call(
     };
     let req = req.as_ref();
     let mut headers = Vec::new();
-    let same = inbound.dialect == provider.dialect();
+    let upstream = provider.dialect_for(upstream_model);
+    let same = inbound.dialect == upstream;
     let body: Vec<u8> = match provider.config.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => {
             if same {
@@ -342,6 +399,28 @@ fn build_chat_call(
         ProviderKind::Bedrock => {
             wire::bedrock::encode_request(req, provider.config.default_max_tokens)?
         }
+        ProviderKind::Vertex if upstream == Dialect::Anthropic => {
+            if same && let Some(beta) = inbound.anthropic_beta {
+                headers.push(("anthropic-beta", beta.clone()));
+            }
+            let body = if same {
+                wire::anthropic::rewrite_request(inbound.fields, upstream_model)
+            } else {
+                wire::anthropic::encode_request(
+                    req,
+                    upstream_model,
+                    provider.config.default_max_tokens,
+                )?
+            };
+            vertex_claude_body(body)
+        }
+        ProviderKind::Vertex => {
+            if same {
+                wire::gemini::rewrite_request(inbound.fields)
+            } else {
+                wire::gemini::encode_request(req)?
+            }
+        }
     };
     let url = match provider.config.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => {
@@ -366,12 +445,27 @@ fn build_chat_call(
                 format!("{base}/model/{model}/converse")
             }
         }
+        ProviderKind::Vertex => {
+            let model = encode_path_segment(upstream_model);
+            match (upstream, stream) {
+                (Dialect::Anthropic, true) => {
+                    format!("{base}/publishers/anthropic/models/{model}:streamRawPredict")
+                }
+                (Dialect::Anthropic, false) => {
+                    format!("{base}/publishers/anthropic/models/{model}:rawPredict")
+                }
+                (_, true) => {
+                    format!("{base}/publishers/google/models/{model}:streamGenerateContent?alt=sse")
+                }
+                (_, false) => format!("{base}/publishers/google/models/{model}:generateContent"),
+            }
+        }
     };
     Ok(Call {
         url,
         body: Bytes::from(body),
         stream,
-        dialect: provider.dialect(),
+        dialect: upstream,
         headers,
         passthrough: same,
         dropped_tools,
@@ -460,8 +554,35 @@ pub fn embeddings_call(
             "a Bedrock provider",
             "the gateway does not yet call Bedrock's embedding models (InvokeModel)",
         )),
+        ProviderKind::Vertex => Err(Untranslatable::new(
+            "model",
+            "a Vertex provider",
+            "the gateway does not yet call Vertex's embedding models (:predict)",
+        )),
     }
 }
+
+/// Whether a model is Anthropic's (`claude-sonnet-4@20250514`).
+fn is_claude(model: &str) -> bool {
+    model.starts_with("claude")
+}
+
+/// An Anthropic Messages body as Vertex takes it: the model is in the URL,
+/// not the body, and the API version is in the body, not a header.
+fn vertex_claude_body(body: Vec<u8>) -> Vec<u8> {
+    let Ok(serde_json::Value::Object(mut m)) = serde_json::from_slice(&body) else {
+        return body;
+    };
+    m.remove("model");
+    m.insert(
+        "anthropic_version".into(),
+        serde_json::Value::String(VERTEX_ANTHROPIC_VERSION.into()),
+    );
+    serde_json::to_vec(&m).unwrap_or(body)
+}
+
+/// The Messages API version Vertex serves Claude under.
+const VERTEX_ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
 
 /// Percent-encodes what may not appear raw in one URL path segment, so a
 /// model name cannot add segments or a query to the destination.

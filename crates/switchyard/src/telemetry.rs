@@ -335,6 +335,7 @@ pub fn genai_system(kind: crate::config::ProviderKind) -> &'static str {
         crate::config::ProviderKind::OpenaiCompatible => "openai_compatible",
         crate::config::ProviderKind::Azure => "azure.ai.openai",
         crate::config::ProviderKind::Bedrock => "aws.bedrock",
+        crate::config::ProviderKind::Vertex => "gcp.vertex_ai",
     }
 }
 

@@ -53,6 +53,15 @@ pub struct RawProvider {
     pub aws_session_token_env: Option<String>,
     /// `bedrock`: a variable holding a Bedrock API key (a bearer token).
     pub bearer_token_env: Option<String>,
+    /// `vertex`: the Google Cloud project (default `GOOGLE_CLOUD_PROJECT`).
+    pub project: Option<String>,
+    /// `vertex`: `europe-west4`, `us-central1`, `global`, ... (default
+    /// `GOOGLE_CLOUD_LOCATION`).
+    pub location: Option<String>,
+    /// `vertex`: the variable holding the credentials file's path
+    /// (default `GOOGLE_APPLICATION_CREDENTIALS`; unset: the metadata
+    /// server).
+    pub credentials_file_env: Option<String>,
 }
 
 /// `[providers.entra]`: the app registration whose tokens a provider uses.
@@ -85,6 +94,9 @@ pub enum ProviderKind {
     /// AWS Bedrock's Converse API: SigV4 or a Bedrock API key, binary
     /// event streams.
     Bedrock,
+    /// Google Vertex AI: Gemini (`publishers/google`) and Claude
+    /// (`publishers/anthropic`) with Google credentials.
+    Vertex,
 }
 
 impl ProviderKind {
@@ -96,6 +108,7 @@ impl ProviderKind {
             ProviderKind::OpenaiCompatible => "openai-compatible",
             ProviderKind::Azure => "azure",
             ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Vertex => "vertex",
         }
     }
 }
@@ -134,6 +147,8 @@ pub struct ProviderConfig {
     pub region: Option<String>,
     /// `bedrock`: where its AWS credentials come from.
     pub aws: Option<super::bedrock::AwsAuth>,
+    /// `vertex`: where its Google tokens come from.
+    pub google: Option<super::vertex::GoogleAuth>,
 }
 
 /// A bearer token's source. Names variables and URLs, never values.
@@ -204,13 +219,14 @@ pub(super) fn validate(
         (None, None) => {
             return Err(err(
                 &at("kind"),
-                "missing; expected one of openai, anthropic, gemini, openai-compatible, azure, bedrock"
+                "missing; expected one of openai, anthropic, gemini, openai-compatible, azure, bedrock, vertex"
                     .into(),
             ));
         }
     };
     let (api_version, token) = azure(i, &p, kind, env, err)?;
     let aws = super::bedrock::resolve(i, &p, kind, env, err)?;
+    let gcp = super::vertex::resolve(i, &p, kind, env, err)?;
     let base_url = match (p.base_url, preset, kind) {
         (Some(u), _, _) => u,
         (None, Some(pr), _) if pr.kind == kind => pr.base_url.clone(),
@@ -228,6 +244,10 @@ pub(super) fn validate(
         (None, _, ProviderKind::Bedrock) => {
             super::bedrock::base_url(aws.region.as_deref().unwrap_or_default())
         }
+        (None, _, ProviderKind::Vertex) => super::vertex::base_url(
+            gcp.project.as_deref().unwrap_or_default(),
+            gcp.location.as_deref().unwrap_or_default(),
+        ),
         (None, _, ProviderKind::Azure) => {
             return Err(err(
                 &at("base_url"),
@@ -264,6 +284,11 @@ pub(super) fn validate(
         .jurisdiction
         .or_else(|| preset.map(|pr| pr.jurisdiction.clone()))
         .or_else(|| aws.region.as_deref().map(super::bedrock::jurisdiction_of))
+        .or_else(|| {
+            gcp.location
+                .as_deref()
+                .and_then(super::vertex::jurisdiction_of)
+        })
         .map(|j| j.trim().to_ascii_lowercase());
     if let Some(j) = &jurisdiction
         && (j.is_empty() || j.contains(','))
@@ -313,6 +338,7 @@ pub(super) fn validate(
         token,
         region: aws.region,
         aws: aws.auth,
+        google: gcp.auth,
     })
 }
 
@@ -492,6 +518,7 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
             token: None,
             region: None,
             aws: None,
+            google: None,
         });
     }
     // Azure: the resource's endpoint and key, as Azure's own SDKs read them.
@@ -519,6 +546,7 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
             token: None,
             region: None,
             aws: None,
+            google: None,
         });
     }
     // Bedrock: a key or access keys, and a region.
@@ -526,6 +554,27 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
         let raw = RawProvider {
             name: "bedrock".into(),
             kind: Some(ProviderKind::Bedrock),
+            ..RawProvider::default()
+        };
+        let err = |key: &str, message: String| ConfigError {
+            file: None,
+            key: key.to_owned(),
+            message,
+        };
+        if let Ok(p) = validate(0, raw, env, &err) {
+            out.push(p);
+        }
+    }
+    // Vertex: a project and a credentials file.
+    if super::vertex::embedded_ready(env) {
+        let raw = RawProvider {
+            name: "vertex".into(),
+            kind: Some(ProviderKind::Vertex),
+            location: Some(
+                env.get("GOOGLE_CLOUD_LOCATION")
+                    .unwrap_or("global")
+                    .to_owned(),
+            ),
             ..RawProvider::default()
         };
         let err = |key: &str, message: String| ConfigError {

@@ -312,8 +312,11 @@ pub fn auth_header(
         }
         ProviderKind::Azure if bearer => (http::header::AUTHORIZATION, format!("Bearer {secret}")),
         ProviderKind::Azure => (HeaderName::from_static("api-key"), secret.to_owned()),
-        // A Bedrock API key; access keys sign each call instead.
-        ProviderKind::Bedrock => (http::header::AUTHORIZATION, format!("Bearer {secret}")),
+        // A Bedrock API key (access keys sign each call instead); Vertex's
+        // tokens come from its cache, never from here.
+        ProviderKind::Bedrock | ProviderKind::Vertex => {
+            (http::header::AUTHORIZATION, format!("Bearer {secret}"))
+        }
         ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), secret.to_owned()),
         ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), secret.to_owned()),
     };

@@ -190,7 +190,7 @@ pub fn classify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> UpstreamError {
-    let (code, message, retry_info) = provider.dialect().decode_error(body);
+    let (code, message, retry_info) = provider.decode_error(body);
     // Bedrock names the error in a header: `ThrottlingException:http://...`.
     let code = code.or_else(|| {
         headers
@@ -408,6 +408,7 @@ mod tests {
                 token: None,
                 region: None,
                 aws: None,
+                google: None,
             },
             auth: None,
             tokens: None,

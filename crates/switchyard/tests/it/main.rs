@@ -37,3 +37,4 @@ mod secrets;
 mod streams;
 mod surface;
 mod tools;
+mod vertex;

@@ -154,6 +154,13 @@ async fn handle(State((kind, state)): State<(Kind, Arc<MockState>)>, req: Reques
         .unwrap()
         .pop_front()
         .unwrap_or(Reply::Default);
+    // Vertex serves Claude under the same base as Gemini, in Anthropic's
+    // dialect.
+    let kind = if uri.contains("/publishers/anthropic/") {
+        Kind::Anthropic
+    } else {
+        kind
+    };
     respond(kind, &uri, &body, reply).await
 }
 
@@ -453,6 +460,8 @@ fn default_reply(kind: Kind, uri: &str, body: &Bytes) -> Response {
     }
     let is_chat = uri.contains("/chat/completions")
         || uri.contains("/messages")
+        || uri.contains(":rawPredict")
+        || uri.contains(":streamRawPredict")
         || uri.contains(":generateContent")
         || uri.contains(":streamGenerateContent");
     if !is_chat {

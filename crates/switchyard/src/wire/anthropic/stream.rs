@@ -127,8 +127,29 @@ struct PendingSearch {
     input: String,
 }
 
+/// The event names of Anthropic's streams.
+const KNOWN_EVENTS: [&str; 8] = [
+    "message_start",
+    "message_delta",
+    "message_stop",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "ping",
+    "error",
+];
+
 impl StreamDecoder {
     pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
+        // Events of names Anthropic does not send (Vertex's `vertex_event`)
+        // carry nothing of the answer; their data need not even be its JSON.
+        if ev
+            .event
+            .as_deref()
+            .is_some_and(|n| !KNOWN_EVENTS.contains(&n))
+        {
+            return Ok(());
+        }
         let e: EventIn =
             serde_json::from_slice(&ev.data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         match e.kind.as_ref() {
