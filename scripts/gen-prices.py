@@ -56,6 +56,19 @@ PROVIDERS: dict[str, tuple[frozenset[str], str, bool, bool]] = {
     # Unprefixed together_ai keys are LiteLLM's size-bucket fallbacks
     # ("together-ai-8.1b-21b"), not model ids.
     "together": (frozenset({"together_ai"}), "together_ai/", True, True),
+    # Enterprise kinds, priced by the model id as served: Bedrock's
+    # inference-profile prefixes ("us.", "eu.", "global.") kept; region- and
+    # tier-scoped variants ("bedrock/us-gov-east-1/...", "azure/eu/...")
+    # skipped. Azure's model is a deployment name: priced when it is named
+    # after its model, as it usually is.
+    "azure": (frozenset({"azure"}), "azure/", False, False),
+    "bedrock": (frozenset({"bedrock", "bedrock_converse"}), "bedrock/", False, False),
+    "vertex": (
+        frozenset({"vertex_ai-language-models", "vertex_ai-anthropic_models", "vertex_ai-embedding-models"}),
+        "vertex_ai/",
+        False,
+        False,
+    ),
 }
 
 LITELLM_TO_SWITCHYARD = {lp: sy for sy, (lps, *_rest) in PROVIDERS.items() for lp in lps}

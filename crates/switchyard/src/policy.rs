@@ -122,7 +122,7 @@ pub async fn admit(
         // The most this call can cost: the dearest target it may reach.
         let mut most: f64 = 0.0;
         for t in &plan.attempts {
-            let Some(p) = gw.prices.get(t.provider.name(), &t.model) else {
+            let Some(p) = gw.prices.for_provider(&t.provider, &t.model) else {
                 release(gw, admission.as_ref()).await;
                 return Err(GatewayError::BudgetExceeded(format!(
                     "model `{}` has no price, and a key with a budget may only use priced models (add [pricing.\"{}\"])",

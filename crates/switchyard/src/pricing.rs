@@ -121,6 +121,19 @@ impl PriceTable {
         self.prices.get(&format!("{provider}/{model}"))
     }
 
+    /// The price of `model` at `provider`: under the provider's own name,
+    /// else under its kind's (the shipped table lists `bedrock/...`,
+    /// `azure/...` and `vertex/...`, whatever a provider of that kind is
+    /// named).
+    pub fn for_provider(
+        &self,
+        provider: &crate::providers::Provider,
+        model: &str,
+    ) -> Option<&Price> {
+        self.get(provider.name(), model)
+            .or_else(|| self.get(provider.kind().as_str(), model))
+    }
+
     pub fn len(&self) -> usize {
         self.prices.len()
     }
@@ -148,6 +161,9 @@ mod tests {
             "xai",
             "moonshot",
             "dashscope",
+            "azure",
+            "bedrock",
+            "vertex",
         ] {
             assert!(
                 t.prices.keys().any(|k| k.starts_with(&format!("{p}/"))),

@@ -383,7 +383,10 @@ fn order(
             let mut ts: Vec<(Target, Option<f64>)> = targets
                 .into_iter()
                 .map(|(t, _)| {
-                    let p = gw.prices.get(t.provider.name(), &t.model).map(|p| p.rank());
+                    let p = gw
+                        .prices
+                        .for_provider(&t.provider, &t.model)
+                        .map(|p| p.rank());
                     (t, p)
                 })
                 .collect();

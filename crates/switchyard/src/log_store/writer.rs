@@ -695,7 +695,10 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
         let cost = hold.or_else(|| {
             model
                 .split_once('/')
-                .and_then(|(p, m)| gw.prices.get(p, m))
+                .and_then(|(p, m)| match gw.providers.get(p) {
+                    Some(provider) => gw.prices.for_provider(provider, m),
+                    None => gw.prices.get(p, m),
+                })
                 .map(|p| p.cost(&usage))
         });
         const Q: &str = "UPDATE requests SET state = 'interrupted', error_class = 'interrupted', input_tokens = ?, output_tokens = 0, \

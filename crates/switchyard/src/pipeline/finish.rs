@@ -129,7 +129,7 @@ pub(super) fn finish(
 
 /// What `usage` cost at `target`'s price; `None` when either is unknown.
 pub fn cost(gw: &Gateway, target: &Target, usage: Option<&Usage>) -> Option<f64> {
-    let p = gw.prices.get(target.provider.name(), &target.model)?;
+    let p = gw.prices.for_provider(&target.provider, &target.model)?;
     usage.map(|u| p.cost(u))
 }
 

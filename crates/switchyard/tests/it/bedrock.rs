@@ -44,6 +44,8 @@ enum Reply {
     Error(u16, &'static str, &'static str),
     /// A 200 event stream of these raw bytes, then the body ends.
     Frames(Vec<u8>),
+    /// A 200 Converse answer.
+    Answer(Value),
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +200,12 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     match reply {
         Reply::Error(status, kind, message) => error(status, kind, message),
         Reply::Frames(bytes) => frames(bytes),
+        Reply::Answer(v) => {
+            let mut r = Response::new(Body::from(v.to_string()));
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            r
+        }
         Reply::Default if stream => frames(stream_of(&answer(&v))),
         Reply::Default => {
             let a = answer(&v);
@@ -654,6 +662,43 @@ async fn exception_frames_and_corrupt_frames_in_a_200() {
     assert!(raw.contains("Partial"), "{raw}");
     assert!(!raw.contains("EVIL") && !raw.contains("EViL"), "{raw}");
     assert!(raw.contains("\"error\""), "{raw}");
+    gw.shutdown().await;
+}
+
+/// Bedrock's `inputTokens` leaves out cache reads and writes: the caller
+/// and the record count each token once, cached ones at their rate, priced
+/// by the model id as served (inference-profile prefix kept) whatever the
+/// provider is named.
+#[tokio::test]
+async fn cached_input_is_counted_once_at_its_rate() {
+    let mock = Bedrock::start().await;
+    let gw = start(&mock).await;
+    mock.script([Reply::Answer(json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": "cached"}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 100, "outputTokens": 10, "totalTokens": 3110, "cacheReadInputTokens": 2000, "cacheWriteInputTokens": 1000},
+        "metrics": {"latencyMs": 80}
+    }))]);
+    let (s, h, v) = gw
+        .post(
+            "/v1/chat/completions",
+            &request(Inbound::OpenAi, &format!("br/{MODEL}"), false, false),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["usage"]["prompt_tokens"], 3100, "{v}");
+    assert_eq!(
+        v["usage"]["prompt_tokens_details"]["cached_tokens"], 2000,
+        "{v}"
+    );
+    let r = crate::logs::record(&gw, h["x-switchyard-request-id"].to_str().unwrap()).await;
+    assert_eq!(r["input_tokens"], 3100, "{r}");
+    assert_eq!(r["cached_tokens"], 2000, "{r}");
+    // eu.anthropic.claude-sonnet-4: $3 in, $15 out, $0.30 cache read, $3.75
+    // cache write per million.
+    let want = (100.0 * 3.0 + 2000.0 * 0.3 + 1000.0 * 3.75 + 10.0 * 15.0) / 1e6;
+    let cost = r["cost_usd"].as_f64().unwrap();
+    assert!((cost - want).abs() < 1e-9, "{cost} != {want}: {r}");
     gw.shutdown().await;
 }
 
