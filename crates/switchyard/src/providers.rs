@@ -379,23 +379,9 @@ fn build_chat_call(
             if same && let Some(beta) = inbound.anthropic_beta {
                 headers.push(("anthropic-beta", beta.clone()));
             }
-            if same {
-                wire::anthropic::rewrite_request(inbound.fields, upstream_model)
-            } else {
-                wire::anthropic::encode_request(
-                    req,
-                    upstream_model,
-                    provider.config.default_max_tokens,
-                )?
-            }
+            anthropic_body(provider, inbound, req, upstream_model, same)?
         }
-        ProviderKind::Gemini => {
-            if same {
-                wire::gemini::rewrite_request(inbound.fields)
-            } else {
-                wire::gemini::encode_request(req)?
-            }
-        }
+        ProviderKind::Gemini => gemini_body(inbound, req, same)?,
         ProviderKind::Bedrock => {
             wire::bedrock::encode_request(req, provider.config.default_max_tokens)?
         }
@@ -403,24 +389,15 @@ fn build_chat_call(
             if same && let Some(beta) = inbound.anthropic_beta {
                 headers.push(("anthropic-beta", beta.clone()));
             }
-            let body = if same {
-                wire::anthropic::rewrite_request(inbound.fields, upstream_model)
-            } else {
-                wire::anthropic::encode_request(
-                    req,
-                    upstream_model,
-                    provider.config.default_max_tokens,
-                )?
-            };
-            vertex_claude_body(body)
+            vertex_claude_body(anthropic_body(
+                provider,
+                inbound,
+                req,
+                upstream_model,
+                same,
+            )?)
         }
-        ProviderKind::Vertex => {
-            if same {
-                wire::gemini::rewrite_request(inbound.fields)
-            } else {
-                wire::gemini::encode_request(req)?
-            }
-        }
+        ProviderKind::Vertex => gemini_body(inbound, req, same)?,
     };
     let url = match provider.config.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => {
@@ -560,6 +537,37 @@ pub fn embeddings_call(
             "the gateway does not yet call Vertex's embedding models (:predict)",
         )),
     }
+}
+
+/// A Messages body: the caller's own, its model replaced (`same`: an
+/// Anthropic caller), or `req` translated.
+fn anthropic_body(
+    provider: &Provider,
+    inbound: &Inbound<'_>,
+    req: &chat::Request,
+    upstream_model: &str,
+    same: bool,
+) -> Result<Vec<u8>, Untranslatable> {
+    if same {
+        return Ok(wire::anthropic::rewrite_request(
+            inbound.fields,
+            upstream_model,
+        ));
+    }
+    wire::anthropic::encode_request(req, upstream_model, provider.config.default_max_tokens)
+}
+
+/// A `generateContent` body: the caller's own (`same`: a Gemini caller),
+/// or `req` translated.
+fn gemini_body(
+    inbound: &Inbound<'_>,
+    req: &chat::Request,
+    same: bool,
+) -> Result<Vec<u8>, Untranslatable> {
+    if same {
+        return Ok(wire::gemini::rewrite_request(inbound.fields));
+    }
+    wire::gemini::encode_request(req)
 }
 
 /// Whether a model is Anthropic's (`claude-sonnet-4@20250514`).

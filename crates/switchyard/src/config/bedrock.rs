@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::providers::{ProviderKind, RawProvider};
+use super::providers::{Entry, ProviderKind, RawProvider};
 use super::{ConfigError, Env};
 
 /// The variable AWS's SDKs read a Bedrock API key from.
@@ -58,10 +58,9 @@ pub(super) fn resolve(
         ("aws_session_token_env", p.aws_session_token_env.is_some()),
         ("bearer_token_env", p.bearer_token_env.is_some()),
     ];
+    let entry = Entry { i, err };
     if kind != ProviderKind::Bedrock {
-        if let Some((key, _)) = own.iter().find(|(_, set)| *set) {
-            return Err(err(&at(key), "only kind bedrock takes this key".into()));
-        }
+        entry.only(ProviderKind::Bedrock, &own)?;
         return Ok(Resolved {
             region: None,
             auth: None,
@@ -95,16 +94,7 @@ pub(super) fn resolve(
                 .into(),
         ));
     }
-    let variable = |key: &str, v: &str| {
-        if v.is_empty() || v.contains('=') {
-            Err(err(
-                &at(key),
-                format!("expected an environment variable name, got \"{v}\""),
-            ))
-        } else {
-            Ok(v.to_owned())
-        }
-    };
+    let variable = |key: &str, v: &str| entry.variable(key, v);
     let auth = match (
         &p.bearer_token_env,
         &p.aws_access_key_id_env,

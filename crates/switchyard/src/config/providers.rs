@@ -272,13 +272,8 @@ pub(super) fn validate(
         (ProviderKind::Azure, None, None) => Some(AZURE_KEY_ENV.to_owned()),
         _ => api_key_env,
     };
-    if let Some(v) = &api_key_env
-        && (v.is_empty() || v.contains('='))
-    {
-        return Err(err(
-            &at("api_key_env"),
-            format!("expected an environment variable name, got \"{v}\""),
-        ));
+    if let Some(v) = &api_key_env {
+        Entry { i, err }.variable("api_key_env", v)?;
     }
     let jurisdiction = p
         .jurisdiction
@@ -352,16 +347,16 @@ fn azure(
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<(Option<String>, Option<TokenSource>), ConfigError> {
     let at = |k: &str| format!("providers[{i}].{k}");
+    let entry = Entry { i, err };
     if kind != ProviderKind::Azure {
-        for (key, set) in [
-            ("api_version", p.api_version.is_some()),
-            ("entra_token_env", p.entra_token_env.is_some()),
-            ("entra", p.entra.is_some()),
-        ] {
-            if set {
-                return Err(err(&at(key), "only kind azure takes this key".into()));
-            }
-        }
+        entry.only(
+            ProviderKind::Azure,
+            &[
+                ("api_version", p.api_version.is_some()),
+                ("entra_token_env", p.entra_token_env.is_some()),
+                ("entra", p.entra.is_some()),
+            ],
+        )?;
         return Ok((None, None));
     }
     if let Some(v) = &p.api_version
@@ -374,16 +369,7 @@ fn azure(
             ),
         ));
     }
-    let variable = |key: &str, v: &str| {
-        if v.is_empty() || v.contains('=') {
-            Err(err(
-                &at(key),
-                format!("expected an environment variable name, got \"{v}\""),
-            ))
-        } else {
-            Ok(v.to_owned())
-        }
-    };
+    let variable = |key: &str, v: &str| entry.variable(key, v);
     let token = match (&p.entra_token_env, &p.entra) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -437,6 +423,44 @@ fn azure(
         ));
     }
     Ok((p.api_version.clone(), token))
+}
+
+/// One `[[providers]]` entry's place, for errors that name its keys.
+pub(super) struct Entry<'a> {
+    pub(super) i: usize,
+    pub(super) err: &'a dyn Fn(&str, String) -> ConfigError,
+}
+
+impl Entry<'_> {
+    /// An error about `key` of this entry.
+    pub(super) fn error(&self, key: &str, message: String) -> ConfigError {
+        (self.err)(&format!("providers[{}].{key}", self.i), message)
+    }
+
+    /// `v`, the name of an environment variable that `key` gave.
+    pub(super) fn variable(&self, key: &str, v: &str) -> Result<String, ConfigError> {
+        if v.is_empty() || v.contains('=') {
+            return Err(self.error(
+                key,
+                format!("expected an environment variable name, got \"{v}\""),
+            ));
+        }
+        Ok(v.to_owned())
+    }
+
+    /// Refuses the first of `keys` that is set: they belong to `kind` only.
+    pub(super) fn only(
+        &self,
+        kind: ProviderKind,
+        keys: &[(&str, bool)],
+    ) -> Result<(), ConfigError> {
+        match keys.iter().find(|(_, set)| *set) {
+            Some((key, _)) => {
+                Err(self.error(key, format!("only kind {} takes this key", kind.as_str())))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// `2024-10-21` or `2025-04-01-preview`.
@@ -521,7 +545,9 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
             google: None,
         });
     }
-    // Azure: the resource's endpoint and key, as Azure's own SDKs read them.
+    // The cloud kinds, from the variables their own SDKs read, checked as
+    // a config entry would be.
+    let mut clouds = Vec::new();
     if let (Some(endpoint), Some(_)) = (env.get("AZURE_OPENAI_ENDPOINT"), env.get(AZURE_KEY_ENV))
         && let Ok(endpoint) = check_base_url(endpoint)
     {
@@ -530,44 +556,22 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
         } else {
             format!("{}/openai/v1", endpoint.trim_end_matches("/openai"))
         };
-        out.push(ProviderConfig {
+        clouds.push(RawProvider {
             name: "azure".into(),
-            kind: ProviderKind::Azure,
-            base_url,
-            api_key_env: Some(AZURE_KEY_ENV.into()),
-            jurisdiction: None,
-            timeout: Duration::from_secs(60),
-            first_chunk_timeout: Duration::from_secs(60),
-            models: Vec::new(),
-            default_max_tokens: DEFAULT_MAX_TOKENS,
-            responses: false,
-            propagate_trace: false,
-            api_version: None,
-            token: None,
-            region: None,
-            aws: None,
-            google: None,
+            kind: Some(ProviderKind::Azure),
+            base_url: Some(base_url),
+            ..RawProvider::default()
         });
     }
-    // Bedrock: a key or access keys, and a region.
     if super::bedrock::embedded_ready(env) {
-        let raw = RawProvider {
+        clouds.push(RawProvider {
             name: "bedrock".into(),
             kind: Some(ProviderKind::Bedrock),
             ..RawProvider::default()
-        };
-        let err = |key: &str, message: String| ConfigError {
-            file: None,
-            key: key.to_owned(),
-            message,
-        };
-        if let Ok(p) = validate(0, raw, env, &err) {
-            out.push(p);
-        }
+        });
     }
-    // Vertex: a project and a credentials file.
     if super::vertex::embedded_ready(env) {
-        let raw = RawProvider {
+        clouds.push(RawProvider {
             name: "vertex".into(),
             kind: Some(ProviderKind::Vertex),
             location: Some(
@@ -576,16 +580,18 @@ pub(super) fn embedded(env: &Env) -> Vec<ProviderConfig> {
                     .to_owned(),
             ),
             ..RawProvider::default()
-        };
-        let err = |key: &str, message: String| ConfigError {
-            file: None,
-            key: key.to_owned(),
-            message,
-        };
-        if let Ok(p) = validate(0, raw, env, &err) {
-            out.push(p);
-        }
+        });
     }
+    let err = |key: &str, message: String| ConfigError {
+        file: None,
+        key: key.to_owned(),
+        message,
+    };
+    out.extend(
+        clouds
+            .into_iter()
+            .filter_map(|raw| validate(0, raw, env, &err).ok()),
+    );
     out
 }
 

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::providers::{ProviderKind, RawProvider};
+use super::providers::{Entry, ProviderKind, RawProvider};
 use super::{ConfigError, Env};
 
 /// The variable Google's libraries read the credentials file's path from.
@@ -44,16 +44,16 @@ pub(super) fn resolve(
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Resolved, ConfigError> {
     let at = |k: &str| format!("providers[{i}].{k}");
+    let entry = Entry { i, err };
     if kind != ProviderKind::Vertex {
-        for (key, set) in [
-            ("project", p.project.is_some()),
-            ("location", p.location.is_some()),
-            ("credentials_file_env", p.credentials_file_env.is_some()),
-        ] {
-            if set {
-                return Err(err(&at(key), "only kind vertex takes this key".into()));
-            }
-        }
+        entry.only(
+            ProviderKind::Vertex,
+            &[
+                ("project", p.project.is_some()),
+                ("location", p.location.is_some()),
+                ("credentials_file_env", p.credentials_file_env.is_some()),
+            ],
+        )?;
         return Ok(Resolved {
             project: None,
             location: None,
@@ -105,13 +105,11 @@ pub(super) fn resolve(
             ));
         }
     };
-    let var = p.credentials_file_env.as_deref().unwrap_or(CREDENTIALS_ENV);
-    if var.is_empty() || var.contains('=') {
-        return Err(err(
-            &at("credentials_file_env"),
-            format!("expected an environment variable name, got \"{var}\""),
-        ));
-    }
+    let var = entry.variable(
+        "credentials_file_env",
+        p.credentials_file_env.as_deref().unwrap_or(CREDENTIALS_ENV),
+    )?;
+    let var = var.as_str();
     let auth = match env.get(var).filter(|v| !v.is_empty()) {
         Some(path) => GoogleAuth::File {
             path: path.to_owned(),

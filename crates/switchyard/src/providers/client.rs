@@ -168,14 +168,7 @@ impl Client {
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        match tokio::time::timeout(timeout, self.http.request(req)).await {
-            Err(_) => Err(format!(
-                "no answer within {}",
-                crate::config::fmt_duration(timeout)
-            )),
-            Ok(Err(e)) => Err(describe(&e)),
-            Ok(Ok(resp)) => Ok(resp),
-        }
+        self.raw(req, timeout).await
     }
 
     /// POSTs JSON to a URL of the operator's (the trace collector) and
