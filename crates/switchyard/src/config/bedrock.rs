@@ -4,9 +4,13 @@
 //! the variables the entry names (`aws_access_key_id_env` and
 //! `aws_secret_access_key_env`, or `bearer_token_env` for a Bedrock API
 //! key); else `AWS_BEARER_TOKEN_BEDROCK`; else `AWS_ACCESS_KEY_ID` /
-//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`; else the profile
-//! `AWS_PROFILE` (or `default`) of the shared credentials file. Only names
-//! and paths are decided here; the values are read when providers are built.
+//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`; else web identity
+//! (`AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`, exchanged at STS);
+//! else the profile `AWS_PROFILE` (or `default`) of the shared credentials
+//! file; else container credentials (`AWS_CONTAINER_CREDENTIALS_FULL_URI`
+//! or `..._RELATIVE_URI`). Only names, paths and URLs are decided here; the
+//! values are read when providers are built, and temporary credentials are
+//! fetched, and fetched again before they expire, as calls need them.
 
 use serde::Serialize;
 
@@ -31,6 +35,21 @@ pub enum AwsAuth {
     },
     /// A profile of the shared credentials file: SigV4.
     Profile { name: String, file: String },
+    /// A web identity token (a file Kubernetes keeps fresh) exchanged at
+    /// STS for temporary credentials (`AssumeRoleWithWebIdentity`).
+    WebIdentity {
+        token_file: String,
+        role_arn: String,
+        session_name: String,
+        sts_url: String,
+    },
+    /// Temporary credentials from the container's credentials endpoint
+    /// (ECS, EKS Pod Identity), with its authorization token.
+    Container {
+        url: String,
+        token_env: Option<String>,
+        token_file: Option<String>,
+    },
 }
 
 /// What a `bedrock` entry resolves to: its region and credentials.
@@ -130,7 +149,7 @@ pub(super) fn resolve(
                 "missing; the secret needs its access key id".into(),
             ));
         }
-        (None, None, None) => from_environment(env),
+        (None, None, None) => from_environment(env, &region),
     };
     Ok(Resolved {
         region: Some(region),
@@ -139,7 +158,7 @@ pub(super) fn resolve(
 }
 
 /// The standard chain, for an entry that names no variables.
-fn from_environment(env: &Env) -> Option<AwsAuth> {
+fn from_environment(env: &Env, region: &str) -> Option<AwsAuth> {
     if env.get(BEARER_ENV).is_some() {
         return Some(AwsAuth::Bearer {
             env: BEARER_ENV.into(),
@@ -152,13 +171,50 @@ fn from_environment(env: &Env) -> Option<AwsAuth> {
             session_token_env: Some("AWS_SESSION_TOKEN".into()),
         });
     }
+    if let (Some(token_file), Some(role_arn)) = (
+        env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        env.get("AWS_ROLE_ARN"),
+    ) {
+        let sts_url = env
+            .get("AWS_ENDPOINT_URL_STS")
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
+        return Some(AwsAuth::WebIdentity {
+            token_file: token_file.to_owned(),
+            role_arn: role_arn.to_owned(),
+            session_name: env
+                .get("AWS_ROLE_SESSION_NAME")
+                .unwrap_or("switchyard")
+                .to_owned(),
+            sts_url,
+        });
+    }
     let file = env
         .get("AWS_SHARED_CREDENTIALS_FILE")
         .map(str::to_owned)
-        .or_else(|| env.get("HOME").map(|h| format!("{h}/.aws/credentials")))?;
-    let name = env.get("AWS_PROFILE").unwrap_or("default").to_owned();
-    (env.get("AWS_PROFILE").is_some() || std::path::Path::new(&file).is_file())
-        .then_some(AwsAuth::Profile { name, file })
+        .or_else(|| env.get("HOME").map(|h| format!("{h}/.aws/credentials")));
+    if let Some(file) = file
+        && (env.get("AWS_PROFILE").is_some() || std::path::Path::new(&file).is_file())
+    {
+        let name = env.get("AWS_PROFILE").unwrap_or("default").to_owned();
+        return Some(AwsAuth::Profile { name, file });
+    }
+    let url = env
+        .get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .map(str::to_owned)
+        .or_else(|| {
+            env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                .map(|r| format!("http://169.254.170.2{r}"))
+        })?;
+    Some(AwsAuth::Container {
+        url,
+        token_env: env
+            .get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+            .map(|_| "AWS_CONTAINER_AUTHORIZATION_TOKEN".to_owned()),
+        token_file: env
+            .get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+            .map(str::to_owned),
+    })
 }
 
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`: lower-case letters,
@@ -269,6 +325,38 @@ mod tests {
             Some(AwsAuth::Profile {
                 name: "work".into(),
                 file: "/h/.aws/credentials".into()
+            })
+        );
+    }
+
+    #[test]
+    fn temporary_credentials_come_after_keys_and_profiles_before_containers() {
+        let entry = format!("{ENTRY}region = \"eu-west-1\"\n");
+        let wi = Env::default()
+            .with("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token")
+            .with("AWS_ROLE_ARN", "arn:aws:iam::1:role/r")
+            .with("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/creds");
+        let c = parse(&entry, &wi).unwrap();
+        assert_eq!(
+            c.providers[0].aws,
+            Some(AwsAuth::WebIdentity {
+                token_file: "/var/run/token".into(),
+                role_arn: "arn:aws:iam::1:role/r".into(),
+                session_name: "switchyard".into(),
+                sts_url: "https://sts.eu-west-1.amazonaws.com".into(),
+            })
+        );
+        let c = parse(
+            &entry,
+            &Env::default().with("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/creds"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.providers[0].aws,
+            Some(AwsAuth::Container {
+                url: "http://169.254.170.2/v2/creds".into(),
+                token_env: None,
+                token_file: None,
             })
         );
     }

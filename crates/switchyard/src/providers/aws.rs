@@ -1,14 +1,21 @@
-//! AWS credentials for Bedrock, read once when providers are built (from
+//! AWS credentials for Bedrock: read once when providers are built (from
 //! the variables or the shared credentials file the configuration named),
-//! and the SigV4 signature each call gets from them.
+//! or fetched as temporary credentials (web identity at STS, or the
+//! container's endpoint) and fetched again before they expire; and the
+//! SigV4 signature each call gets from them.
+
+use std::sync::Arc;
 
 use http::{HeaderMap, Method, Uri};
 
 use super::Secret;
+use super::client::Client;
 use super::errors::{ErrorClass, UpstreamError};
 use super::sigv4::{self, Credentials};
 use crate::config::Env;
 use crate::config::bedrock::AwsAuth;
+
+mod temporary;
 
 /// The service name Bedrock's runtime signs for.
 const SERVICE: &str = "bedrock";
@@ -16,8 +23,14 @@ const SERVICE: &str = "bedrock";
 /// Access keys and the region they sign for.
 #[derive(Debug)]
 pub struct Signer {
-    creds: Credentials,
+    creds: Keys,
     region: String,
+}
+
+#[derive(Debug)]
+enum Keys {
+    Fixed(Arc<Credentials>),
+    Temporary(Box<temporary::Cache>),
 }
 
 /// What a Bedrock provider authenticates with.
@@ -44,9 +57,15 @@ impl Auth {
                 session_token: session_token_env.as_deref().and_then(var),
             },
             AwsAuth::Profile { name, file } => profile(&std::fs::read_to_string(file).ok()?, name)?,
+            AwsAuth::WebIdentity { .. } | AwsAuth::Container { .. } => {
+                return Some(Auth::Sign(Signer {
+                    creds: Keys::Temporary(Box::new(temporary::Cache::new(auth, env)?)),
+                    region: region.to_owned(),
+                }));
+            }
         };
         Some(Auth::Sign(Signer {
-            creds,
+            creds: Keys::Fixed(Arc::new(creds)),
             region: region.to_owned(),
         }))
     }
@@ -55,10 +74,15 @@ impl Auth {
     pub fn secrets(&self) -> Vec<Secret> {
         match self {
             Auth::Bearer(s) => vec![s.clone()],
-            Auth::Sign(s) => std::iter::once(&s.creds.secret_access_key)
-                .chain(&s.creds.session_token)
+            // Temporary keys change as they are fetched: not listed.
+            Auth::Sign(Signer {
+                creds: Keys::Fixed(c),
+                ..
+            }) => std::iter::once(&c.secret_access_key)
+                .chain(&c.session_token)
                 .map(|v| Secret::new(v.clone()))
                 .collect(),
+            Auth::Sign(_) => Vec::new(),
         }
     }
 }
@@ -67,8 +91,9 @@ impl Signer {
     /// Signs a call whose headers are final (`x-amz-*` and `authorization`
     /// the caller may have sent are dropped first: the gateway's own
     /// credential is the one that counts).
-    pub fn sign(
+    pub async fn sign(
         &self,
+        client: &Client,
         provider: &str,
         method: &Method,
         uri: &Uri,
@@ -83,12 +108,16 @@ impl Signer {
         ] {
             headers.remove(reserved);
         }
+        let creds = match &self.creds {
+            Keys::Fixed(c) => c.clone(),
+            Keys::Temporary(cache) => cache.get(client, provider).await?,
+        };
         sigv4::sign(
             method,
             uri,
             headers,
             body,
-            &self.creds,
+            &creds,
             &self.region,
             SERVICE,
             crate::clock::unix_s(),

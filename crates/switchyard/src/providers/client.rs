@@ -230,7 +230,9 @@ impl Client {
         body: &[u8],
     ) -> Result<Option<u64>, UpstreamError> {
         if let Some(signer) = &provider.signer {
-            signer.sign(provider.name(), method, uri, h, body)?;
+            signer
+                .sign(self, provider.name(), method, uri, h, body)
+                .await?;
             return Ok(None);
         }
         if let Some(tokens) = &provider.tokens {

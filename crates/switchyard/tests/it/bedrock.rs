@@ -791,3 +791,173 @@ async fn boto3_reads_the_mock_as_bedrock() {
     // boto3 sent the model id in the path as the gateway does.
     assert_eq!(mock.last().uri, path_of(true));
 }
+
+/// A mock STS (`AssumeRoleWithWebIdentity`) and container credentials
+/// endpoint, both issuing the keys the Bedrock mock checks signatures
+/// with, living `life` seconds.
+#[derive(Clone, Default)]
+struct Issuer {
+    sts_calls: Arc<Mutex<Vec<String>>>,
+    container_calls: Arc<Mutex<Vec<Option<String>>>>,
+    life: u64,
+}
+
+fn expiring_in(secs: u64) -> String {
+    let t = switchyard::clock::unix_s() + secs;
+    let (days, rem) = (t / 86_400, t % 86_400);
+    // Civil from days (proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+async fn sts(State(i): State<Issuer>, body: String) -> Response {
+    i.sts_calls.lock().unwrap().push(body.clone());
+    let ok = body.contains("Action=AssumeRoleWithWebIdentity")
+        && body.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fbedrock")
+        && body.contains("WebIdentityToken=eyJ.web-identity-canary.sig");
+    let (status, xml) = if ok {
+        (
+            200,
+            format!(
+                "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{KEY_ID}</AccessKeyId><SecretAccessKey>{SECRET}</SecretAccessKey><SessionToken>{SESSION}</SessionToken><Expiration>{}</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                expiring_in(i.life)
+            ),
+        )
+    } else {
+        (400, "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Couldn't retrieve verification key from your identity provider</Message></Error></ErrorResponse>".to_owned())
+    };
+    let mut r = Response::new(Body::from(xml));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r.headers_mut()
+        .insert("content-type", "text/xml".parse().unwrap());
+    r
+}
+
+async fn container(State(i): State<Issuer>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned());
+    i.container_calls.lock().unwrap().push(auth.clone());
+    if auth.as_deref() != Some("container-auth-canary") {
+        let mut r = Response::new(Body::from("{}"));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    let mut r = Response::new(Body::from(
+        json!({"AccessKeyId": KEY_ID, "SecretAccessKey": SECRET, "Token": SESSION, "Expiration": expiring_in(i.life), "RoleArn": "arn:aws:iam::123456789012:role/bedrock"}).to_string(),
+    ));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+async fn start_issuer(life: u64) -> (Issuer, String) {
+    let i = Issuer {
+        life,
+        ..Issuer::default()
+    };
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(sts))
+        .route("/creds", axum::routing::get(container))
+        .with_state(i.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (i, format!("http://{addr}"))
+}
+
+/// Temporary credentials: a web identity token exchanged at STS, and the
+/// container endpoint, each fetched once for calls at once and again
+/// before the keys expire.
+#[tokio::test]
+async fn temporary_credentials_are_fetched_and_refreshed() {
+    let mock = Bedrock::start().await;
+    let (issuer, url) = start_issuer(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "eyJ.web-identity-canary.sig\n").unwrap();
+    let extra = format!(
+        "[[providers]]\nname = \"brwi\"\nkind = \"bedrock\"\nregion = \"{REGION}\"\nbase_url = \"http://{}\"\n",
+        mock.addr
+    );
+    let db = format!("sqlite://{}/switchyard.db", dir.path().display());
+    let token_path = token_file.display().to_string();
+    let gw = Gw::start_env(
+        start_mocks().await,
+        "",
+        &extra,
+        &db,
+        dir,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", &token_path),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/bedrock"),
+            ("AWS_ENDPOINT_URL_STS", &url),
+        ],
+    )
+    .await;
+    let chat = request(Inbound::OpenAi, &format!("brwi/{MODEL}"), false, false);
+    let calls = (0..5).map(|_| gw.post("/v1/chat/completions", &chat));
+    for (s, _, v) in futures_util::future::join_all(calls).await {
+        assert_eq!(s, 200, "{v}");
+    }
+    assert_eq!(
+        issuer.sts_calls.lock().unwrap().len(),
+        1,
+        "one exchange for 5 calls"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, _, v) = gw.post("/v1/chat/completions", &chat).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        issuer.sts_calls.lock().unwrap().len(),
+        2,
+        "fetched again at half life"
+    );
+    assert!(!logs().contains("web-identity-canary"));
+    gw.shutdown().await;
+
+    // The container endpoint, with its authorization token.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/switchyard.db", dir.path().display());
+    let extra = format!(
+        "[[providers]]\nname = \"brc\"\nkind = \"bedrock\"\nregion = \"{REGION}\"\nbase_url = \"http://{}\"\n",
+        mock.addr
+    );
+    let full = format!("{url}/creds");
+    let gw = Gw::start_env(
+        start_mocks().await,
+        "",
+        &extra,
+        &db,
+        dir,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth-canary"),
+        ],
+    )
+    .await;
+    let chat = request(Inbound::Anthropic, &format!("brc/{MODEL}"), true, false);
+    for _ in 0..3 {
+        let (_, _, o) = call(&gw, Inbound::Anthropic, &chat).await;
+        assert_eq!(o.text, "Hello from bedrock. You said: Say hi");
+    }
+    assert_eq!(
+        *issuer.container_calls.lock().unwrap(),
+        [Some("container-auth-canary".to_owned())]
+    );
+    assert!(!logs().contains("container-auth-canary"));
+    gw.shutdown().await;
+}
