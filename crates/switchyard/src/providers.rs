@@ -9,6 +9,7 @@
 
 pub mod aws;
 pub mod client;
+pub mod embeddings;
 pub mod errors;
 pub mod sigv4;
 pub mod token;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderValue;
 
+pub use embeddings::{EmbedAnswer, embeddings_call};
 pub use errors::{ErrorClass, UpstreamError};
 
 use crate::chat::{self, Untranslatable};
@@ -447,96 +449,6 @@ fn build_chat_call(
         passthrough: same,
         dropped_tools,
     })
-}
-
-/// Builds an embeddings call. Anthropic has no embeddings API.
-/// `caller`: the caller's dialect and its own fields; its body goes
-/// upstream as it came when the upstream speaks it too (`method`: the
-/// Gemini method it called).
-pub fn embeddings_call(
-    provider: &Provider,
-    req: &wire::openai::embeddings::EmbeddingsRequest,
-    caller: (Dialect, &Fields<'_>, &str),
-    upstream_model: &str,
-) -> Result<Call, Untranslatable> {
-    let base = &provider.config.base_url;
-    let (dialect, fields, method) = caller;
-    match provider.config.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Azure => Ok(Call {
-            url: provider.openai_url("/embeddings", upstream_model),
-            body: Bytes::from(if dialect == Dialect::OpenAi {
-                wire::openai::rewrite_request(fields, upstream_model, false)
-            } else {
-                let texts = req.input.texts().unwrap_or_default();
-                wire::openai::embeddings::encode_request(upstream_model, &texts, req.dimensions)
-            }),
-            stream: false,
-            dialect: Dialect::OpenAi,
-            headers: Vec::new(),
-            passthrough: true,
-            dropped_tools: Vec::new(),
-        }),
-        ProviderKind::Gemini if dialect == Dialect::Gemini => Ok(Call {
-            url: format!(
-                "{base}/models/{}:{method}",
-                encode_path_segment(upstream_model)
-            ),
-            body: Bytes::from(wire::gemini::embeddings::rewrite_embed_request(
-                fields,
-                upstream_model,
-            )),
-            stream: false,
-            dialect: Dialect::Gemini,
-            headers: Vec::new(),
-            passthrough: true,
-            dropped_tools: Vec::new(),
-        }),
-        ProviderKind::Gemini => {
-            if let Some(f) = req.unknown_fields.first() {
-                return Err(Untranslatable::new(
-                    f.clone(),
-                    "a Gemini provider",
-                    "the field has no equivalent there",
-                ));
-            }
-            let Some(texts) = req.input.texts() else {
-                return Err(Untranslatable::new(
-                    "input",
-                    "a Gemini provider",
-                    "token-id input only makes sense to the tokenizer that made it; send text",
-                ));
-            };
-            let model_path = format!("models/{upstream_model}");
-            let body = wire::gemini::encode_embeddings(&texts, &model_path, req.dimensions)?;
-            Ok(Call {
-                url: format!(
-                    "{base}/models/{}:batchEmbedContents",
-                    encode_path_segment(upstream_model)
-                ),
-                body: Bytes::from(body),
-                stream: false,
-                dialect: Dialect::Gemini,
-                headers: Vec::new(),
-                passthrough: false,
-                dropped_tools: Vec::new(),
-            })
-        }
-        ProviderKind::Anthropic => Err(Untranslatable::new(
-            "model",
-            "an Anthropic provider",
-            "Anthropic offers no embeddings API",
-        )),
-        ProviderKind::Bedrock => Err(Untranslatable::new(
-            "model",
-            "a Bedrock provider",
-            "the gateway does not yet call Bedrock's embedding models (InvokeModel)",
-        )),
-        ProviderKind::Vertex => Err(Untranslatable::new(
-            "model",
-            "a Vertex provider",
-            "the gateway does not yet call Vertex's embedding models (:predict)",
-        )),
-    }
 }
 
 /// A Messages body: the caller's own, its model replaced (`same`: an

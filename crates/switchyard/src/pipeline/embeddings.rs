@@ -20,7 +20,7 @@ use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::log_store::{Begin, End, Journal};
 use crate::policy;
-use crate::providers::{self, UpstreamError};
+use crate::providers::{self, EmbedAnswer, UpstreamError};
 use crate::routing;
 use crate::wire;
 use crate::wire::Fields;
@@ -69,14 +69,14 @@ fn decode<'b>(
     }
 }
 
-/// The upstream's answer in the caller's dialect, and its input tokens
-/// (reported, or estimated at about 4 bytes a token where Gemini reports
-/// none).
+/// The upstream's answer in the caller's dialect, its input tokens
+/// (reported, or estimated at about 4 bytes a token where the upstream
+/// reports none), and whether they were reported.
 fn answer(
     dialect: Dialect,
     method: &str,
     req: &EmbeddingsRequest,
-    call: &providers::Call,
+    shape: EmbedAnswer,
     upstream_body: Bytes,
     target: &crate::routing::Target,
 ) -> Result<(Bytes, Option<u64>, bool), GatewayError> {
@@ -84,37 +84,48 @@ fn answer(
     let not_an_answer = || -> GatewayError {
         UpstreamError::protocol(target.provider.name(), "not an embeddings answer").into()
     };
-    match (dialect, call.dialect) {
+    match (dialect, shape) {
         // OpenAI to OpenAI, Gemini to Gemini: as it came.
-        (Dialect::OpenAi, Dialect::OpenAi) => {
+        (Dialect::OpenAi, EmbedAnswer::OpenAi) => {
             let tokens = wire::openai::embeddings::peek_embedding_tokens(&upstream_body);
-            Ok((upstream_body, tokens, true))
+            return Ok((upstream_body, tokens, true));
         }
-        (Dialect::Gemini, Dialect::Gemini) => Ok((upstream_body, Some(estimate), false)),
-        (Dialect::Gemini, _) => {
-            let tokens = wire::openai::embeddings::peek_embedding_tokens(&upstream_body);
-            let vectors = wire::openai::embeddings::decode_vectors(&upstream_body)
-                .ok_or_else(not_an_answer)?;
-            let out = if method == "batchEmbedContents" {
-                wire::gemini::embeddings::encode_batch_embed_response(&vectors)
-            } else {
-                let first = vectors.first().ok_or_else(not_an_answer)?;
-                wire::gemini::embeddings::encode_embed_response(first)
-            };
-            Ok((Bytes::from(out), tokens, tokens.is_some()))
+        (Dialect::Gemini, EmbedAnswer::GeminiNative) => {
+            return Ok((upstream_body, Some(estimate), false));
         }
-        _ => {
-            let vectors =
-                wire::gemini::decode_embeddings(&upstream_body).ok_or_else(not_an_answer)?;
-            let out = wire::openai::embeddings::encode_embeddings_response(
-                vectors,
-                &target.model,
-                req.base64,
-                estimate,
-            );
-            Ok((Bytes::from(out), Some(estimate), false))
-        }
+        _ => {}
     }
+    let (vectors, reported) = match shape {
+        EmbedAnswer::OpenAi => (
+            wire::openai::embeddings::decode_vectors(&upstream_body),
+            wire::openai::embeddings::peek_embedding_tokens(&upstream_body),
+        ),
+        EmbedAnswer::GeminiNative | EmbedAnswer::GeminiBatch => {
+            (wire::gemini::decode_embeddings(&upstream_body), None)
+        }
+        EmbedAnswer::VertexPredict => wire::gemini::embeddings::decode_predict(&upstream_body)
+            .map_or((None, None), |(v, t)| (Some(v), t)),
+        EmbedAnswer::Bedrock => wire::bedrock::embeddings::decode_response(&upstream_body)
+            .map_or((None, None), |(v, t)| (Some(v), t)),
+    };
+    let vectors = vectors.ok_or_else(not_an_answer)?;
+    let tokens = reported.unwrap_or(estimate);
+    let out = match dialect {
+        Dialect::Gemini if method == "batchEmbedContents" => {
+            wire::gemini::embeddings::encode_batch_embed_response(&vectors)
+        }
+        Dialect::Gemini => {
+            let first = vectors.first().ok_or_else(not_an_answer)?;
+            wire::gemini::embeddings::encode_embed_response(first)
+        }
+        _ => wire::openai::embeddings::encode_embeddings_response(
+            vectors,
+            &target.model,
+            req.base64,
+            tokens,
+        ),
+    };
+    Ok((Bytes::from(out), Some(tokens), reported.is_some()))
 }
 
 async fn embeddings_here(
@@ -172,13 +183,14 @@ async fn embeddings_here(
         for (n, target) in plan.attempts.iter().enumerate() {
             let provider = &target.provider;
             let caller = (dialect, &fields, method.as_str());
-            let mut call = match providers::embeddings_call(provider, &req, caller, &target.model) {
-                Ok(c) => c,
-                Err(u) => {
-                    policy::settle(&gw, permit, None, None, false);
-                    return Err(u.into());
-                }
-            };
+            let (mut call, shape) =
+                match providers::embeddings_call(provider, &req, caller, &target.model) {
+                    Ok(c) => c,
+                    Err(u) => {
+                        policy::settle(&gw, permit, None, None, false);
+                        return Err(u.into());
+                    }
+                };
             if provider.config.propagate_trace {
                 super::attempts::propagate(&ctx, &ctx.trace.span_id, &mut call.headers);
             }
@@ -198,7 +210,7 @@ async fn embeddings_here(
                 }
             };
             let (out, tokens, reported) =
-                match answer(dialect, &method, &req, &call, upstream_body, target) {
+                match answer(dialect, &method, &req, shape, upstream_body, target) {
                     Ok(x) => x,
                     Err(e) => {
                         policy::settle(&gw, permit, None, None, false);

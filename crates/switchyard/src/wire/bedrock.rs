@@ -11,6 +11,7 @@
 //!   `:event-type` header; an exception frame can arrive inside a 200.
 //! - `inputTokens` excludes cache reads and writes.
 
+pub mod embeddings;
 pub mod eventstream;
 pub mod request;
 pub mod response;

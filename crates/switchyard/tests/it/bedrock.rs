@@ -196,6 +196,18 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         .unwrap()
         .pop_front()
         .unwrap_or(Reply::Default);
+    if parts.uri.path().ends_with("/invoke") {
+        let body = if parts.uri.path().contains("titan-embed") {
+            json!({"embedding": [0.7, 0.8], "inputTextTokenCount": 4})
+        } else {
+            let n = v["texts"].as_array().map_or(0, Vec::len);
+            json!({"embeddings": vec![json!([0.9, 1.0]); n], "id": "emb-1", "response_type": "embeddings_floats", "texts": v["texts"]})
+        };
+        let mut r = Response::new(Body::from(body.to_string()));
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        return r;
+    }
     let stream = parts.uri.path().ends_with("/converse-stream");
     match reply {
         Reply::Error(status, kind, message) => error(status, kind, message),
@@ -959,5 +971,56 @@ async fn temporary_credentials_are_fetched_and_refreshed() {
         [Some("container-auth-canary".to_owned())]
     );
     assert!(!logs().contains("container-auth-canary"));
+    gw.shutdown().await;
+}
+
+/// Embeddings through InvokeModel: Titan (one text, its token count) and
+/// Cohere (a batch), to OpenAI and Gemini callers, signed like any call.
+#[tokio::test]
+async fn embeddings_reach_titan_and_cohere() {
+    let mock = Bedrock::start().await;
+    let gw = start(&mock).await;
+    let (s, h, v) = gw
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "br/amazon.titan-embed-text-v2:0", "input": "hello", "dimensions": 256}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"][0]["embedding"], json!([0.7, 0.8]), "{v}");
+    assert_eq!(v["usage"]["prompt_tokens"], 4);
+    let up = mock.last();
+    assert_eq!(up.uri, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+    assert_eq!(up.body, json!({"inputText": "hello", "dimensions": 256}));
+    let r = crate::logs::record(&gw, h["x-switchyard-request-id"].to_str().unwrap()).await;
+    assert_eq!(
+        (r["input_tokens"].as_i64(), r["usage_source"].as_str()),
+        (Some(4), Some("reported")),
+        "{r}"
+    );
+    // A batch to Titan is refused by name; Cohere takes it.
+    let (s, _, v) = gw
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "br/amazon.titan-embed-text-v2:0", "input": ["a", "b"]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("one text"),
+        "{v}"
+    );
+    let (s, _, v) = gw
+        .post(
+            "/v1beta/models/br/cohere.embed-english-v3:batchEmbedContents",
+            &json!({"requests": [
+                {"model": "models/br/cohere.embed-english-v3", "content": {"parts": [{"text": "a"}]}},
+                {"model": "models/br/cohere.embed-english-v3", "content": {"parts": [{"text": "b"}]}}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["embeddings"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["embeddings"][1]["values"], json!([0.9, 1.0]));
+    assert_eq!(mock.last().body["texts"], json!(["a", "b"]));
     gw.shutdown().await;
 }

@@ -441,6 +441,20 @@ fn default_reply(kind: Kind, uri: &str, body: &Bytes) -> Response {
     if uri.contains(":embedContent") {
         return json_response(json!({"embedding": {"values": [0.1, 0.2, 0.3]}}));
     }
+    if uri.contains(":predict") {
+        // Vertex AI's embeddings.
+        let predictions: Vec<Value> = v["instances"]
+            .as_array()
+            .map(|i| {
+                i.iter()
+                    .map(|_| json!({"embeddings": {"values": [0.4, 0.5, 0.6], "statistics": {"token_count": 3, "truncated": false}}}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return json_response(
+            json!({"predictions": predictions, "metadata": {"billableCharacterCount": 12}}),
+        );
+    }
     if uri.contains(":batchEmbedContents") {
         let n = v["requests"].as_array().map(Vec::len).unwrap_or(0);
         let embeddings: Vec<Value> = (0..n).map(|_| json!({"values": [0.1, 0.2, 0.3]})).collect();

@@ -324,3 +324,51 @@ async fn vertex_events_in_a_claude_stream_are_skipped() {
     assert_eq!((o.text.as_str(), o.finish.as_str()), ("Hi there", "stop"));
     gw.shutdown().await;
 }
+
+/// Embeddings through `:predict`, to OpenAI and Gemini callers; a Claude
+/// model is refused (Anthropic has none).
+#[tokio::test]
+async fn embeddings_go_through_predict() {
+    let (gw, vertex, _) = start(3600).await;
+    let (s, _, v) = gw
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "vx/text-embedding-005", "input": ["a", "b"], "dimensions": 3}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["data"][1]["embedding"], json!([0.4, 0.5, 0.6]));
+    assert_eq!(
+        v["usage"]["prompt_tokens"], 6,
+        "the statistics' counts: {v}"
+    );
+    let up = vertex.last();
+    assert_eq!(
+        up.uri,
+        format!(
+            "/v1/projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/text-embedding-005:predict"
+        )
+    );
+    assert_eq!(
+        up.json(),
+        json!({"instances": [{"content": "a"}, {"content": "b"}], "parameters": {"outputDimensionality": 3}})
+    );
+    assert_eq!(bearer(&up), "Bearer ya29.tok-1");
+    let (s, _, v) = gw
+        .post(
+            "/v1beta/models/vx/gemini-embedding-001:embedContent",
+            &json!({"content": {"parts": [{"text": "a"}]}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["embedding"]["values"], json!([0.4, 0.5, 0.6]), "{v}");
+    let (s, _, v) = gw
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "vx/claude-sonnet-4@20250514", "input": "a"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    gw.shutdown().await;
+}

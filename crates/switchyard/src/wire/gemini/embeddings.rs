@@ -83,6 +83,66 @@ pub fn decode_embeddings(body: &[u8]) -> Option<Vec<Vec<f64>>> {
     Some(b.embeddings.into_iter().map(|e| e.values).collect())
 }
 
+/// A Vertex AI `:predict` body embedding `inputs` (Vertex serves Google's
+/// embedding models through `predict`, not `batchEmbedContents`).
+pub fn encode_predict(
+    inputs: &[String],
+    dimensions: Option<u32>,
+) -> Result<Vec<u8>, Untranslatable> {
+    if inputs.is_empty() {
+        return Err(Untranslatable::new(
+            "input",
+            "a Vertex provider",
+            "nothing to embed",
+        ));
+    }
+    let mut v = serde_json::json!({
+        "instances": inputs.iter().map(|t| serde_json::json!({ "content": t })).collect::<Vec<_>>(),
+    });
+    if let Some(d) = dimensions {
+        v["parameters"] = serde_json::json!({ "outputDimensionality": d });
+    }
+    Ok(crate::wire::to_vec(&v))
+}
+
+/// A `:predict` answer's vectors, in input order, and the tokens its
+/// statistics count.
+pub fn decode_predict(body: &[u8]) -> Option<(Vec<Vec<f64>>, Option<u64>)> {
+    #[derive(Deserialize)]
+    struct Answer {
+        predictions: Vec<Prediction>,
+    }
+    #[derive(Deserialize)]
+    struct Prediction {
+        embeddings: Embedding,
+    }
+    #[derive(Deserialize)]
+    struct Embedding {
+        values: Vec<f64>,
+        #[serde(default)]
+        statistics: Option<Statistics>,
+    }
+    #[derive(Deserialize)]
+    struct Statistics {
+        token_count: Option<f64>,
+    }
+    let a: Answer = serde_json::from_slice(body).ok()?;
+    let mut tokens = Some(0u64);
+    let vectors = a
+        .predictions
+        .into_iter()
+        .map(|p| {
+            let counted = p.embeddings.statistics.and_then(|s| s.token_count);
+            tokens = match (tokens, counted) {
+                (Some(t), Some(c)) if c.is_finite() && c >= 0.0 => Some(t.saturating_add(c as u64)),
+                _ => None,
+            };
+            p.embeddings.values
+        })
+        .collect();
+    Some((vectors, tokens))
+}
+
 /// What a Gemini caller asked to embed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedRequest {
@@ -340,6 +400,23 @@ pub fn encode_batch_embed_response(vectors: &[Vec<f64>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vertex_predict_bodies_and_answers() {
+        let b: Value = serde_json::from_slice(
+            &encode_predict(&["a".to_owned(), "b".to_owned()], Some(8)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"instances": [{"content": "a"}, {"content": "b"}], "parameters": {"outputDimensionality": 8}})
+        );
+        let answer = br#"{"predictions":[{"embeddings":{"values":[0.1],"statistics":{"token_count":3,"truncated":false}}},{"embeddings":{"values":[0.2],"statistics":{"token_count":2,"truncated":false}}}],"metadata":{"billableCharacterCount":9}}"#;
+        assert_eq!(
+            decode_predict(answer),
+            Some((vec![vec![0.1], vec![0.2]], Some(5)))
+        );
+    }
 
     const MODEL: &str = "text-embedding-004";
 
