@@ -33,8 +33,14 @@ pub enum AwsAuth {
         secret_access_key_env: String,
         session_token_env: Option<String>,
     },
-    /// A profile of the shared credentials file: SigV4.
-    Profile { name: String, file: String },
+    /// A profile of the shared credentials file (and config file): SigV4,
+    /// with its keys or a role they (or a web identity) assume, or its
+    /// `credential_process`.
+    Profile {
+        name: String,
+        file: String,
+        config: Option<String>,
+    },
     /// A web identity token (a file Kubernetes keeps fresh) exchanged at
     /// STS for temporary credentials (`AssumeRoleWithWebIdentity`).
     WebIdentity {
@@ -189,15 +195,28 @@ fn from_environment(env: &Env, region: &str) -> Option<AwsAuth> {
             sts_url,
         });
     }
+    let home = |rest: &str| env.get("HOME").map(|h| format!("{h}/.aws/{rest}"));
     let file = env
         .get("AWS_SHARED_CREDENTIALS_FILE")
         .map(str::to_owned)
-        .or_else(|| env.get("HOME").map(|h| format!("{h}/.aws/credentials")));
-    if let Some(file) = file
-        && (env.get("AWS_PROFILE").is_some() || std::path::Path::new(&file).is_file())
+        .or_else(|| home("credentials"));
+    let config = env
+        .get("AWS_CONFIG_FILE")
+        .map(str::to_owned)
+        .or_else(|| home("config"));
+    let exists = |p: &Option<String>| {
+        p.as_deref()
+            .is_some_and(|p| std::path::Path::new(p).is_file())
+    };
+    if let Some(file) = &file
+        && (env.get("AWS_PROFILE").is_some() || exists(&Some(file.clone())) || exists(&config))
     {
         let name = env.get("AWS_PROFILE").unwrap_or("default").to_owned();
-        return Some(AwsAuth::Profile { name, file });
+        return Some(AwsAuth::Profile {
+            name,
+            file: file.clone(),
+            config,
+        });
     }
     let url = env
         .get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
@@ -324,7 +343,8 @@ mod tests {
             c.providers[0].aws,
             Some(AwsAuth::Profile {
                 name: "work".into(),
-                file: "/h/.aws/credentials".into()
+                file: "/h/.aws/credentials".into(),
+                config: Some("/h/.aws/config".into()),
             })
         );
     }

@@ -15,6 +15,7 @@ use super::sigv4::{self, Credentials};
 use crate::config::Env;
 use crate::config::bedrock::AwsAuth;
 
+mod profile;
 mod temporary;
 
 /// The service name Bedrock's runtime signs for.
@@ -56,7 +57,26 @@ impl Auth {
                 secret_access_key: var(secret_access_key_env)?,
                 session_token: session_token_env.as_deref().and_then(var),
             },
-            AwsAuth::Profile { name, file } => profile(&std::fs::read_to_string(file).ok()?, name)?,
+            AwsAuth::Profile { name, file, config } => {
+                let read = |path: &str| std::fs::read_to_string(path).ok();
+                let sts = sts_url(env, region)?;
+                let found = profile::resolve(
+                    name,
+                    read(file).as_deref(),
+                    config.as_deref().and_then(read).as_deref(),
+                    &sts,
+                    region,
+                )?;
+                match found {
+                    profile::Found::Keys(k) => k,
+                    profile::Found::Temporary(source) => {
+                        return Some(Auth::Sign(Signer {
+                            creds: Keys::Temporary(Box::new(temporary::Cache::with_source(source))),
+                            region: region.to_owned(),
+                        }));
+                    }
+                }
+            }
             AwsAuth::WebIdentity { .. } | AwsAuth::Container { .. } => {
                 return Some(Auth::Sign(Signer {
                     creds: Keys::Temporary(Box::new(temporary::Cache::new(auth, env)?)),
@@ -134,67 +154,18 @@ impl Signer {
     }
 }
 
-/// The keys of profile `name` in a shared credentials file (INI:
-/// `[name]`, then `aws_access_key_id = ...` lines).
-fn profile(text: &str, name: &str) -> Option<Credentials> {
-    let (mut id, mut secret, mut token) = (None, None, None);
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let section = section.trim();
-            inside = section == name || section.strip_prefix("profile ") == Some(name);
-            continue;
-        }
-        if !inside {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
-        match key.trim() {
-            "aws_access_key_id" => id = value,
-            "aws_secret_access_key" => secret = value,
-            "aws_session_token" => token = value,
-            _ => {}
-        }
-    }
-    Some(Credentials {
-        access_key_id: id?,
-        secret_access_key: secret?,
-        session_token: token,
-    })
+/// STS of `region` (or `AWS_ENDPOINT_URL_STS`), where roles are assumed.
+fn sts_url(env: &Env, region: &str) -> Option<Uri> {
+    let base = env
+        .get("AWS_ENDPOINT_URL_STS")
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
+    format!("{base}/").parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn profiles_are_read_by_name() {
-        let file = "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n\
-                    # a comment\n[work]\naws_access_key_id=AKIDWORK\naws_secret_access_key=s2\naws_session_token = t2\nregion = eu-west-1\n";
-        let d = profile(file, "default").unwrap();
-        assert_eq!(
-            (d.access_key_id.as_str(), d.session_token),
-            ("AKIDDEFAULT", None)
-        );
-        let w = profile(file, "work").unwrap();
-        assert_eq!(
-            (
-                w.access_key_id.as_str(),
-                w.secret_access_key.as_str(),
-                w.session_token.as_deref()
-            ),
-            ("AKIDWORK", "s2", Some("t2"))
-        );
-        assert!(profile(file, "missing").is_none());
-        assert!(profile("[x]\naws_access_key_id = A\n", "x").is_none());
-    }
 
     #[test]
     fn keys_come_from_the_named_variables() {

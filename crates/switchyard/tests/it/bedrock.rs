@@ -114,10 +114,32 @@ fn signature_problem(
     h: &HeaderMap,
     body: &[u8],
 ) -> Option<String> {
-    let auth = h.get("authorization")?.to_str().ok()?.to_owned();
-    if auth == format!("Bearer {BEARER}") {
+    if h.get("authorization")?.to_str().ok()? == format!("Bearer {BEARER}") {
         return None;
     }
+    if h.get("x-amz-security-token").and_then(|v| v.to_str().ok()) != Some(SESSION) {
+        return Some("no session token".into());
+    }
+    let creds = sigv4::Credentials {
+        access_key_id: KEY_ID.into(),
+        secret_access_key: SECRET.into(),
+        session_token: Some(SESSION.into()),
+    };
+    verify(method, uri, h, body, &creds, REGION, "bedrock")
+}
+
+/// Whether `h` carries `creds`' SigV4 signature of the request for
+/// `service` in `region`; what is wrong if not.
+fn verify(
+    method: &http::Method,
+    uri: &http::Uri,
+    h: &HeaderMap,
+    body: &[u8],
+    creds: &sigv4::Credentials,
+    region: &str,
+    service: &str,
+) -> Option<String> {
+    let auth = h.get("authorization")?.to_str().ok()?.to_owned();
     if !auth.starts_with("AWS4-HMAC-SHA256 ") {
         return Some(format!("unknown authorization scheme: {auth}"));
     }
@@ -144,22 +166,14 @@ fn signature_problem(
         }
     }
     let when = amz_date(h.get("x-amz-date")?.to_str().ok()?)?;
-    let creds = sigv4::Credentials {
-        access_key_id: KEY_ID.into(),
-        secret_access_key: SECRET.into(),
-        session_token: Some(SESSION.into()),
-    };
-    if h.get("x-amz-security-token").and_then(|v| v.to_str().ok()) != Some(SESSION) {
-        return Some("no session token".into());
-    }
     sigv4::sign(
         method,
         uri,
         &mut again,
         body,
-        &creds,
-        REGION,
-        "bedrock",
+        creds,
+        region,
+        service,
         when,
         sigv4::Options::default(),
     )
@@ -835,11 +849,41 @@ fn expiring_in(secs: u64) -> String {
     )
 }
 
-async fn sts(State(i): State<Issuer>, body: String) -> Response {
-    i.sts_calls.lock().unwrap().push(body.clone());
-    let ok = body.contains("Action=AssumeRoleWithWebIdentity")
-        && body.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fbedrock")
-        && body.contains("WebIdentityToken=eyJ.web-identity-canary.sig");
+/// The keys a profile assumes a role with.
+const BASE_KEY_ID: &str = "AKIDBASEPROFILE00001";
+const BASE_SECRET: &str = "base-profile-secret-canary-0000";
+
+async fn sts(State(i): State<Issuer>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    i.sts_calls.lock().unwrap().push(text.clone());
+    let role = text.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fbedrock");
+    let ok = if text.contains("Action=AssumeRoleWithWebIdentity") {
+        role && text.contains("WebIdentityToken=eyJ.web-identity-canary.sig")
+    } else {
+        // AssumeRole, signed with the source profile's keys for STS.
+        let base = sigv4::Credentials {
+            access_key_id: BASE_KEY_ID.into(),
+            secret_access_key: BASE_SECRET.into(),
+            session_token: None,
+        };
+        let problem = verify(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &body,
+            &base,
+            REGION,
+            "sts",
+        );
+        if let Some(p) = &problem {
+            eprintln!("sts mock: {p}");
+        }
+        role && text.contains("Action=AssumeRole&") && problem.is_none()
+    };
     let (status, xml) = if ok {
         (
             200,
@@ -1023,4 +1067,80 @@ async fn embeddings_reach_titan_and_cohere() {
     assert_eq!(v["embeddings"][1]["values"], json!([0.9, 1.0]));
     assert_eq!(mock.last().body["texts"], json!(["a", "b"]));
     gw.shutdown().await;
+}
+
+/// Profiles of the config file: a role assumed at STS with a source
+/// profile's keys (the request signed for STS), and a
+/// `credential_process`.
+#[tokio::test]
+async fn profiles_assume_roles_and_run_credential_processes() {
+    let mock = Bedrock::start().await;
+    let (issuer, url) = start_issuer(3600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[base]\naws_access_key_id = {BASE_KEY_ID}\naws_secret_access_key = {BASE_SECRET}\n"
+        ),
+    )
+    .unwrap();
+    let process = dir.path().join("creds.sh");
+    std::fs::write(
+        &process,
+        format!(
+            "#!/bin/sh\nprintf '%s' '{{\"Version\": 1, \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\", \"SessionToken\": \"{SESSION}\", \"Expiration\": \"{}\"}}'\n",
+            expiring_in(3600)
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile dev]\nrole_arn = arn:aws:iam::123456789012:role/bedrock\nsource_profile = base\n\n[profile tool]\ncredential_process = sh {}\n",
+            process.display()
+        ),
+    )
+    .unwrap();
+    let paths = (
+        credentials.display().to_string(),
+        config.display().to_string(),
+    );
+    for profile in ["dev", "tool"] {
+        let extra = format!(
+            "[[providers]]\nname = \"brp\"\nkind = \"bedrock\"\nregion = \"{REGION}\"\nbase_url = \"http://{}\"\n",
+            mock.addr
+        );
+        let run = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}/switchyard.db", run.path().display());
+        let gw = Gw::start_env(
+            start_mocks().await,
+            "",
+            &extra,
+            &db,
+            run,
+            &[
+                ("AWS_SHARED_CREDENTIALS_FILE", &paths.0),
+                ("AWS_CONFIG_FILE", &paths.1),
+                ("AWS_PROFILE", profile),
+                ("AWS_ENDPOINT_URL_STS", &url),
+            ],
+        )
+        .await;
+        let chat = request(Inbound::OpenAi, &format!("brp/{MODEL}"), false, false);
+        for _ in 0..2 {
+            let (s, _, v) = gw.post("/v1/chat/completions", &chat).await;
+            assert_eq!(s, 200, "{profile}: {v}");
+        }
+        gw.shutdown().await;
+    }
+    let calls = issuer.sts_calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        1,
+        "one AssumeRole for the dev profile's calls: {calls:?}"
+    );
+    assert!(calls[0].starts_with("Action=AssumeRole&"), "{calls:?}");
+    assert!(!logs().contains(BASE_SECRET));
 }

@@ -1,6 +1,8 @@
 //! Temporary AWS credentials: a web identity token exchanged at STS
-//! (`AssumeRoleWithWebIdentity`, as on EKS with IRSA), or the container's
-//! credentials endpoint (ECS, EKS Pod Identity). Cached until shortly
+//! (`AssumeRoleWithWebIdentity`, as on EKS with IRSA), a role assumed with
+//! a profile's keys (`AssumeRole`, signed), a profile's
+//! `credential_process`, or the container's credentials endpoint (ECS, EKS
+//! Pod Identity). Cached until shortly
 //! before they expire (five minutes, or half their life if that is
 //! sooner), fetched once for however many calls wait for them.
 //!
@@ -19,7 +21,7 @@ use serde::Deserialize;
 
 use super::super::client::Client;
 use super::super::errors::{ErrorClass, UpstreamError};
-use super::super::sigv4::Credentials;
+use super::super::sigv4::{self, Credentials};
 use crate::config::Env;
 use crate::config::bedrock::AwsAuth;
 
@@ -27,14 +29,24 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 const MAX_ANSWER: usize = 64 * 1024;
 
-#[derive(Debug)]
-enum Source {
+/// Where temporary credentials come from.
+pub(super) enum Source {
     WebIdentity {
         token_file: String,
         role_arn: String,
         session_name: String,
         sts: Uri,
     },
+    AssumeRole {
+        role_arn: String,
+        session_name: String,
+        sts: Uri,
+        region: String,
+        /// The source profile's keys, which sign the request.
+        source: Credentials,
+    },
+    /// A command that prints credentials as JSON (`Version: 1`).
+    Process { command: String },
     Container {
         url: Uri,
         /// The authorization token's value (from a variable) or file.
@@ -54,6 +66,8 @@ impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = match &self.source {
             Source::WebIdentity { .. } => "web identity",
+            Source::AssumeRole { .. } => "assumed role",
+            Source::Process { .. } => "credential process",
             Source::Container { .. } => "container",
         };
         f.debug_struct("TemporaryCredentials")
@@ -92,11 +106,15 @@ impl Cache {
             },
             _ => return None,
         };
-        Some(Cache {
+        Some(Cache::with_source(source))
+    }
+
+    pub(super) fn with_source(source: Source) -> Cache {
+        Cache {
             source,
             current: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     /// Credentials good for a call now.
@@ -140,6 +158,10 @@ impl Cache {
 
     /// One fetch: the credentials and how long they live.
     async fn fetch(&self, client: &Client) -> Result<(Credentials, Duration), String> {
+        if let Source::Process { command } = &self.source {
+            let (creds, expiration) = run_process(command).await?;
+            return Ok((creds, life_of(expiration.as_deref())));
+        }
         let req = match &self.source {
             Source::WebIdentity {
                 token_file,
@@ -165,6 +187,40 @@ impl Cache {
                 );
                 req
             }
+            Source::AssumeRole {
+                role_arn,
+                session_name,
+                sts,
+                region,
+                source,
+            } => {
+                let form = format!(
+                    "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={}",
+                    encode(role_arn),
+                    encode(session_name)
+                );
+                let mut req = Request::new(Full::new(Bytes::from(form.clone())));
+                *req.method_mut() = Method::POST;
+                *req.uri_mut() = sts.clone();
+                req.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                sigv4::sign(
+                    &Method::POST,
+                    sts,
+                    req.headers_mut(),
+                    form.as_bytes(),
+                    source,
+                    region,
+                    "sts",
+                    crate::clock::unix_s(),
+                    sigv4::Options::default(),
+                )
+                .map_err(|e| format!("the AssumeRole request could not be signed: {e}"))?;
+                req
+            }
+            Source::Process { .. } => return Err("a credential process is run, not asked".into()),
             Source::Container {
                 url,
                 token,
@@ -188,6 +244,8 @@ impl Cache {
             }
         };
         let mut req = req;
+        // Not signed (nor needed to be): added after an AssumeRole's
+        // signature.
         req.headers_mut()
             .insert(ACCEPT, HeaderValue::from_static("application/json"));
         let resp = client.raw(req, FETCH_TIMEOUT).await?;
@@ -199,7 +257,7 @@ impl Cache {
             .to_bytes();
         let text = String::from_utf8_lossy(&body);
         let (creds, expiration) = match &self.source {
-            Source::WebIdentity { .. } => {
+            Source::WebIdentity { .. } | Source::AssumeRole { .. } => {
                 if !status.is_success() {
                     let code = tag(&text, "Code").filter(|c| plain(c));
                     return Err(format!(
@@ -209,6 +267,7 @@ impl Cache {
                 }
                 sts_credentials(&text).ok_or("STS's answer holds no credentials")?
             }
+            Source::Process { .. } => return Err("a credential process is run, not asked".into()),
             Source::Container { .. } => {
                 if !status.is_success() {
                     return Err(format!("the container endpoint refused (HTTP {status})"));
@@ -217,14 +276,67 @@ impl Cache {
                     .ok_or("the container endpoint's answer holds no credentials")?
             }
         };
-        let now = crate::clock::unix_s();
-        let life = expiration
-            .as_deref()
-            .and_then(unix_of)
-            .map_or(3600, |t| t.saturating_sub(now))
-            .clamp(1, 12 * 3600);
-        Ok((creds, Duration::from_secs(life)))
+        Ok((creds, life_of(expiration.as_deref())))
     }
+}
+
+/// How long credentials expiring at `expiration` (ISO 8601) live from now;
+/// an hour when it is not said.
+fn life_of(expiration: Option<&str>) -> Duration {
+    let now = crate::clock::unix_s();
+    let secs = expiration
+        .and_then(unix_of)
+        .map_or(3600, |t| t.saturating_sub(now))
+        .clamp(1, 12 * 3600);
+    Duration::from_secs(secs)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessAnswer {
+    version: u32,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    expiration: Option<String>,
+}
+
+/// Runs a `credential_process` (through `sh -c`, as the SDKs do on Unix)
+/// and reads the credentials it prints. Its error output is not shown: it
+/// may hold what it was handling.
+async fn run_process(command: &str) -> Result<(Credentials, Option<String>), String> {
+    let command = command.to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .stdin(std::process::Stdio::null())
+            .output()
+    });
+    let out = tokio::time::timeout(FETCH_TIMEOUT, run)
+        .await
+        .map_err(|_| "the credential process did not finish in time".to_owned())?
+        .map_err(|_| "the credential process could not be waited for".to_owned())?
+        .map_err(|e| format!("the credential process could not start ({})", e.kind()))?;
+    if !out.status.success() {
+        return Err(format!("the credential process failed ({})", out.status));
+    }
+    let a: ProcessAnswer = serde_json::from_slice(&out.stdout)
+        .map_err(|_| "the credential process printed no credentials".to_owned())?;
+    if a.version != 1 {
+        return Err(format!(
+            "the credential process printed Version {}",
+            a.version
+        ));
+    }
+    Ok((
+        Credentials {
+            access_key_id: a.access_key_id,
+            secret_access_key: a.secret_access_key,
+            session_token: a.session_token,
+        },
+        a.expiration,
+    ))
 }
 
 /// The text of the first `<name>` element (STS answers in XML, with no
