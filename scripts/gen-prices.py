@@ -62,7 +62,10 @@ PROVIDERS: dict[str, tuple[frozenset[str], str, bool, bool]] = {
     # skipped. Azure's model is a deployment name: priced when it is named
     # after its model, as it usually is.
     "azure": (frozenset({"azure"}), "azure/", False, False),
-    "bedrock": (frozenset({"bedrock", "bedrock_converse"}), "bedrock/", False, False),
+    # Region-scoped Bedrock entries ("bedrock/eu-west-2/<model>", regional
+    # premiums) are kept as "bedrock/<region>/<model>": a provider in that
+    # region is priced by them first.
+    "bedrock": (frozenset({"bedrock", "bedrock_converse"}), "bedrock/", True, False),
     "vertex": (
         frozenset({"vertex_ai-language-models", "vertex_ai-anthropic_models", "vertex_ai-embedding-models"}),
         "vertex_ai/",
@@ -70,6 +73,8 @@ PROVIDERS: dict[str, tuple[frozenset[str], str, bool, bool]] = {
         False,
     ),
 }
+
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
 LITELLM_TO_SWITCHYARD = {lp: sy for sy, (lps, *_rest) in PROVIDERS.items() for lp in lps}
 
@@ -152,6 +157,8 @@ def model_id(key: str, prefix: str, slash_ok: bool, prefix_required: bool) -> tu
     else:
         mid = key
     if not mid or mid.startswith("ft:") or ":ft-" in mid:
+        return None
+    if prefix == "bedrock/" and "/" in mid and not AWS_REGION.match(mid.split("/", 1)[0]):
         return None
     if "/" in mid and not slash_ok:
         # size/quality/region-prefixed variants ("low/1024-x-1024/...", "us/...")

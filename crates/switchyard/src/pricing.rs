@@ -125,13 +125,24 @@ impl PriceTable {
     /// else under its kind's (the shipped table lists `bedrock/...`,
     /// `azure/...` and `vertex/...`, whatever a provider of that kind is
     /// named).
+    ///
+    /// A provider bound to a region (Bedrock) is priced by its region's
+    /// entry first (`bedrock/eu-central-1/...`: regional premiums).
     pub fn for_provider(
         &self,
         provider: &crate::providers::Provider,
         model: &str,
     ) -> Option<&Price> {
-        self.get(provider.name(), model)
-            .or_else(|| self.get(provider.kind().as_str(), model))
+        let name = provider.name();
+        let kind = provider.kind().as_str();
+        let regional = provider.config.region.as_deref().and_then(|r| {
+            self.prices
+                .get(&format!("{name}/{r}/{model}"))
+                .or_else(|| self.prices.get(&format!("{kind}/{r}/{model}")))
+        });
+        regional
+            .or_else(|| self.get(name, model))
+            .or_else(|| self.get(kind, model))
     }
 
     pub fn len(&self) -> usize {

@@ -544,3 +544,17 @@ async fn a_token_variable_is_a_bearer_and_a_refused_secret_is_said_without_it() 
     assert!(!logs().contains("canary-wrong-secret"));
     gw.shutdown().await;
 }
+
+/// The Gemini and Responses APIs, whole and streamed, with and without
+/// tools, in both URL forms.
+#[tokio::test]
+async fn the_gemini_and_responses_apis_in_both_forms() {
+    let azure = Mock::start(Kind::OpenAi).await;
+    let gw = start(&azure_toml(&azure), &[]).await;
+    let mut ran = 0;
+    for model in ["az/gpt-4o", "azd/my-deployment"] {
+        ran += crate::clouds::other_dialects(&gw, model, "Hello from openai.").await;
+    }
+    assert_eq!(ran, 16);
+    gw.shutdown().await;
+}

@@ -725,6 +725,19 @@ async fn cached_input_is_counted_once_at_its_rate() {
     let want = (100.0 * 3.0 + 2000.0 * 0.3 + 1000.0 * 3.75 + 10.0 * 15.0) / 1e6;
     let cost = r["cost_usd"].as_f64().unwrap();
     assert!((cost - want).abs() < 1e-9, "{cost} != {want}: {r}");
+    // A regional price where the table has one: eu-central-1's MiniMax
+    // M2.5 costs $0.36 / $1.44 per million (the base $0.30 / $1.20).
+    let (s, h, v) = gw
+        .post(
+            "/v1/chat/completions",
+            &request(Inbound::OpenAi, "br/minimax.minimax-m2.5", false, false),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let r = crate::logs::record(&gw, h["x-switchyard-request-id"].to_str().unwrap()).await;
+    let want = (11.0 * 0.36 + 7.0 * 1.44) / 1e6;
+    let cost = r["cost_usd"].as_f64().unwrap();
+    assert!((cost - want).abs() < 1e-12, "{cost} != {want}: {r}");
     gw.shutdown().await;
 }
 
@@ -1143,4 +1156,16 @@ async fn profiles_assume_roles_and_run_credential_processes() {
     );
     assert!(calls[0].starts_with("Action=AssumeRole&"), "{calls:?}");
     assert!(!logs().contains(BASE_SECRET));
+}
+
+/// The Gemini and Responses APIs, whole and streamed, with and without
+/// tools.
+#[tokio::test]
+async fn the_gemini_and_responses_apis() {
+    let mock = Bedrock::start().await;
+    let gw = start(&mock).await;
+    let ran =
+        crate::clouds::other_dialects(&gw, &format!("br/{MODEL}"), "Hello from bedrock.").await;
+    assert_eq!(ran, 8);
+    gw.shutdown().await;
 }

@@ -16,7 +16,7 @@ const MODELS: [(&str, &str); 4] = [
     ("compat/local-test", "openai"),
 ];
 
-fn body(with_tools: bool) -> Value {
+pub(crate) fn body(with_tools: bool) -> Value {
     let mut b = json!({
         "contents": [{"role": "user", "parts": [{"text": "Say hi"}]}],
         "systemInstruction": {"role": "user", "parts": [{"text": "Be brief."}]},
@@ -31,7 +31,7 @@ fn body(with_tools: bool) -> Value {
 
 /// The text and function calls of a GenerateContentResponse (or a list of
 /// streamed ones), and the last finishReason.
-fn read(chunks: &[Value]) -> (String, Vec<(String, Value)>, String) {
+pub(crate) fn read(chunks: &[Value]) -> (String, Vec<(String, Value)>, String) {
     let mut text = String::new();
     let mut calls = Vec::new();
     let mut finish = String::new();

@@ -7,6 +7,7 @@ mod azure;
 mod bedrock;
 mod binary;
 mod cache;
+mod clouds;
 mod cluster;
 mod codex;
 mod conversations;

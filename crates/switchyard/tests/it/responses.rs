@@ -26,7 +26,7 @@ fn mock<'a>(gw: &'a Gw, name: &str) -> &'a crate::mock::Mock {
     }
 }
 
-fn tools() -> Value {
+pub(crate) fn tools() -> Value {
     json!([{"type": "function", "name": "get_weather", "description": "Weather",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
             "strict": false}])
@@ -63,7 +63,7 @@ fn assert_response_object(v: &Value, what: &str) {
 }
 
 /// The text and the function calls of a Response's output.
-fn read_output(v: &Value) -> (String, Vec<(String, Value)>) {
+pub(crate) fn read_output(v: &Value) -> (String, Vec<(String, Value)>) {
     let mut text = String::new();
     let mut calls = Vec::new();
     for item in v["output"].as_array().unwrap() {

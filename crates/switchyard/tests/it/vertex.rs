@@ -372,3 +372,19 @@ async fn embeddings_go_through_predict() {
     assert_eq!(s, 400, "{v}");
     gw.shutdown().await;
 }
+
+/// The Gemini and Responses APIs, whole and streamed, with and without
+/// tools, to both publishers.
+#[tokio::test]
+async fn the_gemini_and_responses_apis_to_both_publishers() {
+    let (gw, _, _) = start(3600).await;
+    let mut ran = 0;
+    for (model, greeting) in [
+        ("vx/gemini-2.5-pro", "Hello from gemini."),
+        ("vx/claude-sonnet-4@20250514", "Hello from anthropic."),
+    ] {
+        ran += crate::clouds::other_dialects(&gw, model, greeting).await;
+    }
+    assert_eq!(ran, 16);
+    gw.shutdown().await;
+}
