@@ -95,11 +95,11 @@ impl Client {
         // A fetched token may be refused (revoked, or the clocks disagree on
         // its expiry): then one fresh token and one more try. Only calls
         // carrying such a token keep their headers for it.
-        let again = issued.map(|generation| (generation, req.headers().clone()));
-        *req.uri_mut() = uri.clone();
+        let again = issued.map(|generation| (generation, req.headers().clone(), uri.clone()));
+        *req.uri_mut() = uri;
         let mut resp = self.execute(provider, req, timeout).await?;
         if resp.status() == http::StatusCode::UNAUTHORIZED
-            && let (Some((generation, mut headers)), Some(tokens)) = (again, &provider.tokens)
+            && let (Some((generation, mut headers, uri)), Some(tokens)) = (again, &provider.tokens)
         {
             tokens.refused(generation);
             self.authenticate(&mut headers, provider, &Method::POST, &uri, &call.body)
