@@ -14,6 +14,17 @@ pub fn unix_s() -> u64 {
     (unix_ms() / 1000) as u64
 }
 
+/// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d` (Howard
+/// Hinnant's `days_from_civil`): what dates in HTTP headers and AWS
+/// answers are read with.
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
 /// A new time-ordered id (UUIDv7) for a request: 48 bits of milliseconds,
 /// a 12-bit sequence that orders ids made in the same millisecond by this
 /// process (RFC 9562 §6.2, method 1), then 62 random bits. Records list

@@ -7,6 +7,7 @@
 //! touch the process environment. Secrets are never read here; a provider
 //! names the variable that holds its key and `providers` reads it at start.
 
+pub mod azure;
 pub mod bedrock;
 pub mod providers;
 pub mod tools;

@@ -337,14 +337,7 @@ fn httpdate_to_unix(s: &str) -> Option<u64> {
     let [h, m, sec] = t.as_slice() else {
         return None;
     };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mon <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mon + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
+    let days = crate::clock::days_from_civil(year, mon, day as i64);
     u64::try_from(days)
         .ok()
         .map(|d| d * 86400 + h * 3600 + m * 60 + sec)

@@ -174,9 +174,9 @@ impl Cache {
                 })?;
                 let form = format!(
                     "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName={}&WebIdentityToken={}",
-                    encode(role_arn),
-                    encode(session_name),
-                    encode(token.trim())
+                    sigv4::encode_path_segment(role_arn),
+                    sigv4::encode_path_segment(session_name),
+                    sigv4::encode_path_segment(token.trim())
                 );
                 let mut req = Request::new(Full::new(Bytes::from(form)));
                 *req.method_mut() = Method::POST;
@@ -196,8 +196,8 @@ impl Cache {
             } => {
                 let form = format!(
                     "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={}",
-                    encode(role_arn),
-                    encode(session_name)
+                    sigv4::encode_path_segment(role_arn),
+                    sigv4::encode_path_segment(session_name)
                 );
                 let mut req = Request::new(Full::new(Bytes::from(form.clone())));
                 *req.method_mut() = Method::POST;
@@ -398,25 +398,8 @@ fn unix_of(s: &str) -> Option<u64> {
     }
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let days = crate::clock::days_from_civil(y, m, d);
     u64::try_from(days * 86_400 + h * 3600 + min * 60 + sec).ok()
-}
-
-/// Form encoding of one value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
