@@ -1169,3 +1169,52 @@ async fn the_gemini_and_responses_apis() {
     assert_eq!(ran, 8);
     gw.shutdown().await;
 }
+
+/// An exchange STS refuses fails the call with STS's error code only: no
+/// token, no message of STS's.
+#[tokio::test]
+async fn a_refused_web_identity_says_the_code_only() {
+    let mock = Bedrock::start().await;
+    let (issuer, url) = start_issuer(3600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "eyJ.stale-identity-canary.sig").unwrap();
+    let extra = format!(
+        "[[providers]]\nname = \"brwi\"\nkind = \"bedrock\"\nregion = \"{REGION}\"\nbase_url = \"http://{}\"\n",
+        mock.addr
+    );
+    let db = format!("sqlite://{}/switchyard.db", dir.path().display());
+    let token_path = token_file.display().to_string();
+    let gw = Gw::start_env(
+        start_mocks().await,
+        "",
+        &extra,
+        &db,
+        dir,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", &token_path),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/bedrock"),
+            ("AWS_ENDPOINT_URL_STS", &url),
+        ],
+    )
+    .await;
+    let before = mock.seen().len();
+    let (s, _, v) = gw
+        .post(
+            "/v1/chat/completions",
+            &request(Inbound::OpenAi, &format!("brwi/{MODEL}"), false, false),
+        )
+        .await;
+    assert_eq!(s, 502, "{v}");
+    let shown = v.to_string();
+    assert!(shown.contains("InvalidIdentityToken"), "{shown}");
+    assert!(!shown.contains("stale-identity-canary"), "{shown}");
+    assert!(!shown.contains("verification key"), "{shown}");
+    assert_eq!(
+        mock.seen().len(),
+        before,
+        "nothing reached Bedrock unsigned"
+    );
+    assert_eq!(issuer.sts_calls.lock().unwrap().len(), 1);
+    gw.shutdown().await;
+}
