@@ -224,7 +224,11 @@ pub(super) async fn stats(
                     rows.truncate(10);
                     rows.into_iter()
                         .map(|r| Top {
-                            name: r.group.get(dim).cloned().unwrap_or_default(),
+                            name: r
+                                .group
+                                .get(dim)
+                                .map(|v| serde_json::Value::String(v.to_owned()))
+                                .unwrap_or_default(),
                             requests: r.requests,
                             errors: r.errors,
                             cost_usd: r.cost_usd,

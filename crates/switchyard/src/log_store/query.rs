@@ -5,8 +5,14 @@
 //! lists page by `(time_ms, id)`, so a page costs the same on the millionth
 //! row as on the first.
 
+mod group;
+
+use std::sync::Arc;
+
 use serde::Serialize;
 use sqlx::Row;
+
+pub use group::Group;
 
 use crate::storage::{Storage, pg};
 
@@ -344,7 +350,9 @@ impl Dimension {
 #[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct UsageRow {
     pub bucket: Option<i64>,
-    pub group: serde_json::Map<String, serde_json::Value>,
+    /// Each dimension's value by its name (null when absent).
+    #[schemars(with = "std::collections::BTreeMap<String, Option<String>>")]
+    pub group: Group,
     pub requests: i64,
     pub errors: i64,
     pub input_tokens: i64,
@@ -371,7 +379,7 @@ pub async fn usage(
     if !rollup::serves(group_by, bucket_ms) {
         return usage_from_records(s, group_by, since, until, bucket_ms).await;
     }
-    let names: Vec<String> = group_by.iter().map(Dimension::name).collect();
+    let names: Arc<[String]> = group_by.iter().map(Dimension::name).collect();
     let mut all = rollup::Groups::default();
     for (source, from, to) in rollup::plan(since, until, bucket_ms) {
         match source {
@@ -380,33 +388,18 @@ pub async fn usage(
             }
             Source::Records => {
                 for row in usage_from_records(s, group_by, from, to, bucket_ms).await? {
-                    let values = names
-                        .iter()
-                        .map(|n| row.group.get(n).and_then(|v| v.as_str()).map(str::to_owned))
-                        .collect();
-                    rollup::merge(&mut all, (row.bucket, values), row);
+                    let figures = rollup::Figures::of(&row);
+                    all.push((row.bucket, row.group.into_values()), figures);
                 }
             }
         }
     }
-    let mut keyed: Vec<(rollup::Key, UsageRow)> = all.into_iter().collect();
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let rows = keyed
+    let rows = all
+        .finish()
         .into_iter()
-        .map(|((bucket, values), mut row)| {
-            row.bucket = bucket;
-            row.group = names
-                .iter()
-                .zip(values)
-                .map(|(n, v)| {
-                    (
-                        n.clone(),
-                        v.map(serde_json::Value::String)
-                            .unwrap_or(serde_json::Value::Null),
-                    )
-                })
-                .collect();
-            row
+        .map(|((bucket, values), figures)| {
+            let group = Group::new(names.clone(), values);
+            figures.row(bucket, group)
         })
         .collect();
     Ok(normalized(rows, group_by, bucket_ms))
@@ -422,7 +415,7 @@ fn normalized(
     if rows.is_empty() && group_by.is_empty() && bucket_ms.is_none() {
         rows.push(UsageRow {
             bucket: None,
-            group: serde_json::Map::new(),
+            group: Group::default(),
             requests: 0,
             errors: 0,
             input_tokens: 0,
@@ -487,20 +480,16 @@ pub async fn usage_from_records(
         sql.push_str(&format!(" GROUP BY {}", groups.join(", ")));
         sql.push_str(&format!(" ORDER BY {}", groups.join(", ")));
     }
-    let names: Vec<String> = group_by.iter().map(Dimension::name).collect();
+    let names: Arc<[String]> = group_by.iter().map(Dimension::name).collect();
     macro_rules! rows {
         ($rows:expr) => {{
             let mut out = Vec::new();
             for r in $rows {
-                let mut group = serde_json::Map::new();
-                for (i, n) in names.iter().enumerate() {
-                    let v: Option<String> = r.try_get(format!("g{i}").as_str())?;
-                    group.insert(
-                        n.clone(),
-                        v.map(serde_json::Value::String)
-                            .unwrap_or(serde_json::Value::Null),
-                    );
+                let mut values = Vec::with_capacity(names.len());
+                for i in 0..names.len() {
+                    values.push(r.try_get::<Option<String>, _>(format!("g{i}").as_str())?);
                 }
+                let group = Group::new(names.clone(), values);
                 out.push(UsageRow {
                     bucket: r.try_get("bucket")?,
                     group,

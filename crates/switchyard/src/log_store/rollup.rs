@@ -18,7 +18,7 @@ mod read;
 use std::collections::{BTreeMap, HashMap};
 
 use super::query::Dimension;
-pub use read::{Groups, Key, add, merge, usage};
+pub use read::{Figures, Groups, Key, usage};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;

@@ -1052,7 +1052,11 @@ async fn rollups_match_records(gw: &Gw) {
             rows.into_iter()
                 .map(|r| {
                     (
-                        format!("{:?} {}", r.bucket, Value::Object(r.group.clone())),
+                        format!(
+                            "{:?} {}",
+                            r.bucket,
+                            serde_json::to_string(&r.group).unwrap()
+                        ),
                         r,
                     )
                 })

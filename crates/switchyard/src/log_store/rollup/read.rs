@@ -7,28 +7,101 @@
 //! absence) is a grouping of its rows.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
 
-use crate::log_store::query::{Arg, Dimension, UsageRow, bind_all};
+use crate::log_store::query::{Arg, Dimension, Group, UsageRow, bind_all};
 use crate::storage::{Storage, pg};
 
 /// A group key: the bucket, then each dimension's value.
 pub type Key = (Option<i64>, Vec<Option<String>>);
 
-/// Usage rows by group, merged across the parts of a query (sums of whole
-/// days, sums of whole hours, records of cut hours) and sorted once at the
-/// end: hashing 100ks of keys costs less than keeping them ordered.
-pub type Groups = HashMap<Key, UsageRow>;
+/// What a group sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Figures {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub saved_usd: f64,
+}
 
-/// Adds `row` into the group `key` of `into`.
-pub fn merge(into: &mut Groups, key: Key, row: UsageRow) {
-    match into.entry(key) {
-        Entry::Occupied(mut e) => add(e.get_mut(), &row),
-        Entry::Vacant(e) => {
-            e.insert(row);
+impl Figures {
+    pub fn of(r: &UsageRow) -> Figures {
+        Figures {
+            requests: r.requests,
+            errors: r.errors,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_tokens: r.cached_tokens,
+            cost_usd: r.cost_usd,
+            saved_usd: r.saved_usd,
         }
+    }
+
+    /// The usage row of these figures for `bucket` and `group`.
+    pub fn row(self, bucket: Option<i64>, group: Group) -> UsageRow {
+        UsageRow {
+            bucket,
+            group,
+            requests: self.requests,
+            errors: self.errors,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_tokens: self.cached_tokens,
+            cost_usd: self.cost_usd,
+            saved_usd: self.saved_usd,
+        }
+    }
+
+    fn add(&mut self, b: &Figures) {
+        self.requests += b.requests;
+        self.errors += b.errors;
+        self.input_tokens += b.input_tokens;
+        self.output_tokens += b.output_tokens;
+        self.cached_tokens += b.cached_tokens;
+        self.cost_usd += b.cost_usd;
+        self.saved_usd += b.saved_usd;
+    }
+
+    fn subtract(&mut self, b: &Figures) {
+        self.requests -= b.requests;
+        self.errors -= b.errors;
+        self.input_tokens -= b.input_tokens;
+        self.output_tokens -= b.output_tokens;
+        self.cached_tokens -= b.cached_tokens;
+        self.cost_usd -= b.cost_usd;
+        self.saved_usd -= b.saved_usd;
+    }
+}
+
+/// Usage by group, gathered from the parts of a query (sums of whole days,
+/// sums of whole hours, records of cut hours) and put in order once at the
+/// end: one sort of a vector, then adding up the runs of equal keys, costs
+/// less than hashing 100ks of keys as they come or keeping them ordered.
+#[derive(Debug, Default)]
+pub struct Groups(Vec<(Key, Figures)>);
+
+impl Groups {
+    pub fn push(&mut self, key: Key, figures: Figures) {
+        self.0.push((key, figures));
+    }
+
+    /// Each group once, in key order.
+    pub fn finish(mut self) -> Vec<(Key, Figures)> {
+        self.0.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // `dedup_by` hands over the later of two neighbours first.
+        self.0.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1.add(&later.1);
+            }
+            same
+        });
+        self.0
     }
 }
 
@@ -62,72 +135,41 @@ pub async fn usage(
         bucket_ms,
     };
     match tags.as_slice() {
-        [] => place(read(Table::Sums).run(s).await?, &at, into),
+        [] => read(Table::Sums).run(s, &at, into).await?,
         [_, _, ..] => {
             let names: Vec<&str> = tags.iter().map(|(_, t)| *t).collect();
-            place(read(Table::Sets(&names)).run(s).await?, &at, into);
+            read(Table::Sets(&names)).run(s, &at, into).await?;
         }
-        [(_, tag)] => {
-            let totals = read(Table::Sums).run(s).await?;
-            let tagged = read(Table::Tag(tag)).run(s).await?;
+        [(p, tag)] => {
+            let mut totals = Groups::default();
+            read(Table::Sums).run(s, &[], &mut totals).await?;
             // Requests without the tag form the null group: the totals
             // less the tagged sums of the same bucket and columns.
-            let mut untagged: HashMap<(Option<i64>, Vec<Option<String>>), UsageRow> = totals
-                .into_iter()
-                .map(|r| ((r.bucket, r.columns), r.sums))
-                .collect();
-            let mut probe = (None, Vec::new());
-            for r in &tagged {
-                probe.0 = r.bucket;
-                probe.1.clone_from(&r.columns);
+            let mut untagged: HashMap<Key, Figures> = totals.0.into_iter().collect();
+            let first = into.0.len();
+            read(Table::Tag(tag)).run(s, &at, into).await?;
+            // Each tagged key, its tag taken out, is a key of the totals:
+            // look it up in place rather than build a copy of it.
+            let mut probe: Key = (None, Vec::new());
+            for (key, figures) in &mut into.0[first..] {
+                let value = key.1.remove(*p);
+                probe.0 = key.0;
+                probe.1 = std::mem::take(&mut key.1);
                 if let Some(rest) = untagged.get_mut(&probe) {
-                    subtract(rest, &r.sums);
+                    rest.subtract(figures);
+                }
+                key.1 = std::mem::take(&mut probe.1);
+                key.1.insert(*p, value);
+            }
+            for ((bucket, mut values), figures) in untagged {
+                if figures.requests > 0 {
+                    values.insert(*p, None);
+                    into.push((bucket, values), figures);
                 }
             }
-            place(tagged, &at, into);
-            let rest = untagged
-                .into_iter()
-                .filter(|(_, sums)| sums.requests > 0)
-                .map(|((bucket, columns), sums)| Read {
-                    bucket,
-                    columns,
-                    tags: vec![None],
-                    sums,
-                });
-            place(rest, &at, into);
         }
     }
     Ok(())
-}
-
-/// One row read from a sums table.
-struct Read {
-    bucket: Option<i64>,
-    /// The column dimensions' values, in order.
-    columns: Vec<Option<String>>,
-    /// The tag dimensions' values, in order.
-    tags: Vec<Option<String>>,
-    sums: UsageRow,
-}
-
-/// Merges rows into `into`, each key with the tag values put back at their
-/// dimensions' places (`at`, ascending).
-fn place(rows: impl IntoIterator<Item = Read>, at: &[usize], into: &mut Groups) {
-    for r in rows {
-        let mut values = Vec::with_capacity(r.columns.len() + r.tags.len());
-        let mut columns = r.columns.into_iter();
-        let mut tags = r.tags.into_iter();
-        let mut next_tag = at.iter().peekable();
-        for i in 0..at.len() + columns.len() {
-            let from_tag = next_tag.next_if(|&&t| t == i).is_some();
-            values.push(if from_tag {
-                tags.next().flatten()
-            } else {
-                columns.next().flatten()
-            });
-        }
-        merge(into, (r.bucket, values), r.sums);
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -225,53 +267,44 @@ impl Query<'_> {
         (sql, args)
     }
 
-    async fn run(&self, s: &Storage) -> Result<Vec<Read>, sqlx::Error> {
-        let tag_values = match self.table {
-            Table::Sums => 0,
-            Table::Tag(_) => 1,
-            Table::Sets(names) => names.len(),
-        };
+    /// Reads the rows into `into`, each key with its tag values at their
+    /// dimensions' places (`at`, ascending; as many as the table has).
+    async fn run(&self, s: &Storage, at: &[usize], into: &mut Groups) -> Result<(), sqlx::Error> {
         // Columns by position: bucket, the columns, the tag values, sums.
         let n = self.columns.len();
-        let at = 1 + n + tag_values;
-        macro_rules! collect {
+        let sums = 1 + n + at.len();
+        macro_rules! read {
             ($rows:expr) => {{
-                let rows = $rows;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let mut columns = Vec::with_capacity(n);
-                    for i in 1..=n {
-                        columns.push(r.try_get::<Option<String>, _>(i)?);
+                let mut rows = $rows;
+                while let Some(r) = rows.try_next().await? {
+                    let mut values = Vec::with_capacity(n + at.len());
+                    let (mut column, mut tag) = (1, 1 + n);
+                    for i in 0..n + at.len() {
+                        let from = if at.contains(&i) {
+                            &mut tag
+                        } else {
+                            &mut column
+                        };
+                        values.push(r.try_get::<Option<String>, _>(*from)?);
+                        *from += 1;
                     }
-                    let mut tags = Vec::with_capacity(tag_values);
-                    for i in 1 + n..at {
-                        tags.push(r.try_get::<Option<String>, _>(i)?);
-                    }
-                    let bucket: Option<i64> = r.try_get(0)?;
-                    out.push(Read {
-                        bucket,
-                        columns,
-                        tags,
-                        sums: UsageRow {
-                            bucket,
-                            group: serde_json::Map::new(),
-                            requests: r.try_get(at)?,
-                            errors: r.try_get(at + 1)?,
-                            input_tokens: r.try_get(at + 2)?,
-                            output_tokens: r.try_get(at + 3)?,
-                            cached_tokens: r.try_get(at + 4)?,
-                            cost_usd: r.try_get::<Option<f64>, _>(at + 5)?.unwrap_or(0.0),
-                            saved_usd: r.try_get::<Option<f64>, _>(at + 6)?.unwrap_or(0.0),
-                        },
-                    });
+                    let figures = Figures {
+                        requests: r.try_get(sums)?,
+                        errors: r.try_get(sums + 1)?,
+                        input_tokens: r.try_get(sums + 2)?,
+                        output_tokens: r.try_get(sums + 3)?,
+                        cached_tokens: r.try_get(sums + 4)?,
+                        cost_usd: r.try_get::<Option<f64>, _>(sums + 5)?.unwrap_or(0.0),
+                        saved_usd: r.try_get::<Option<f64>, _>(sums + 6)?.unwrap_or(0.0),
+                    };
+                    into.push((r.try_get(0)?, values), figures);
                 }
-                out
             }};
         }
-        Ok(match s {
+        match s {
             Storage::Sqlite(p) => {
                 let (sql, args) = self.sql(false);
-                collect!(bind_all!(sqlx::query(&sql), &args).fetch_all(p).await?)
+                read!(bind_all!(sqlx::query(&sql), &args).fetch(p))
             }
             Storage::Postgres(p) => {
                 let (sql, args) = self.sql(true);
@@ -288,13 +321,12 @@ impl Query<'_> {
                 sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
                     .execute(&mut *tx)
                     .await?;
-                let rows = bind_all!(sqlx::query(&sql), &args)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                // Rows decoded as they arrive, none held.
+                read!(bind_all!(sqlx::query(&sql), &args).fetch(&mut *tx));
                 tx.commit().await?;
-                collect!(rows)
             }
-        })
+        }
+        Ok(())
     }
 }
 
@@ -302,25 +334,4 @@ impl Query<'_> {
 /// names it can quote).
 fn json_path(name: &str) -> String {
     format!("$.\"{name}\"")
-}
-
-fn subtract(a: &mut UsageRow, b: &UsageRow) {
-    a.requests -= b.requests;
-    a.errors -= b.errors;
-    a.input_tokens -= b.input_tokens;
-    a.output_tokens -= b.output_tokens;
-    a.cached_tokens -= b.cached_tokens;
-    a.cost_usd -= b.cost_usd;
-    a.saved_usd -= b.saved_usd;
-}
-
-/// Adds `b` into `a`.
-pub fn add(a: &mut UsageRow, b: &UsageRow) {
-    a.requests += b.requests;
-    a.errors += b.errors;
-    a.input_tokens += b.input_tokens;
-    a.output_tokens += b.output_tokens;
-    a.cached_tokens += b.cached_tokens;
-    a.cost_usd += b.cost_usd;
-    a.saved_usd += b.saved_usd;
 }
