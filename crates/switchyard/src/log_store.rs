@@ -10,6 +10,7 @@
 //! in modes `metadata` and `none` they are never put into an entry, so they
 //! reach neither the spool, nor the database, nor a log line.
 
+mod binary;
 pub mod partitions;
 pub mod query;
 pub mod rollup;
@@ -77,10 +78,11 @@ pub struct End {
     pub response_body: Option<String>,
 }
 
-/// One spool line. On disk: a one-byte phase (`B`, `E`, `G`) and the
-/// entry's JSON object, so the writer decodes each struct directly (the
-/// internally tagged form `{"phase":...}` of earlier versions, still read,
-/// makes serde buffer every line before decoding it).
+/// One spool entry. On disk, a call's begin and end are binary frames (see
+/// [`binary`]); the rarer entries are a line of a one-byte phase (`G`,
+/// `R`, `D`) and the entry's JSON object. The JSON lines of begins and ends
+/// that earlier versions wrote (`B`, `E`, and the internally tagged form
+/// `{"phase":...}` before those) are still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Entry {
@@ -123,8 +125,8 @@ impl Entry {
     /// The spool line for this entry, newline included.
     pub fn encode(&self) -> serde_json::Result<Vec<u8>> {
         match self {
-            Entry::Begin(b) => line(b'B', b),
-            Entry::End(e) => line(b'E', e),
+            Entry::Begin(b) => Ok(binary::begin(b)),
+            Entry::End(e) => Ok(binary::end(e)),
             Entry::Gap { time_ms, dropped } => line(
                 b'G',
                 &GapLine {
@@ -137,9 +139,14 @@ impl Entry {
         }
     }
 
-    /// Reads a spool line (without its newline), in either format.
+    /// Reads a spool entry (without its newline), in any format.
     pub fn decode(line: &[u8]) -> serde_json::Result<Entry> {
         match line.split_first() {
+            Some((&binary::MARKER, _)) => match binary::decode(line) {
+                Ok(binary::Decoded::Begin(b)) => Ok(Entry::Begin(b)),
+                Ok(binary::Decoded::End(e)) => Ok(Entry::End(e)),
+                Err(e) => Err(serde::de::Error::custom(e)),
+            },
             Some((b'B', json)) => serde_json::from_slice(json).map(Entry::Begin),
             Some((b'E', json)) => serde_json::from_slice(json).map(Entry::End),
             Some((b'G', json)) => serde_json::from_slice(json).map(|g: GapLine| Entry::Gap {
@@ -209,14 +216,14 @@ impl Recorder {
             };
         }
         self.report_gap();
-        self.append(line(b'B', b));
+        self.append(Ok(binary::begin(b)));
         Ok(true)
     }
 
     /// Records a request's end. An admitted request's end is always written
     /// (the spool may pass its bound by what is in flight).
     pub fn end(&self, e: End) {
-        self.append(line(b'E', &e));
+        self.append(Ok(binary::end(&e)));
     }
 
     fn report_gap(&self) {
@@ -342,10 +349,22 @@ mod tests {
                 dropped: 2,
             },
         ] {
-            let line = e.encode().unwrap();
-            assert_eq!(line.last(), Some(&b'\n'));
-            let back = Entry::decode(&line[..line.len() - 1]).unwrap();
+            let encoded = e.encode().unwrap();
+            assert_eq!(encoded.last(), Some(&b'\n'));
+            let back = Entry::decode(&encoded[..encoded.len() - 1]).unwrap();
             assert_eq!(format!("{back:?}"), format!("{e:?}"));
+            // The JSON lines of the version before the binary frames.
+            let json = match &e {
+                Entry::Begin(b) => Some(line(b'B', b).unwrap()),
+                Entry::End(end) => Some(line(b'E', end).unwrap()),
+                _ => None,
+            };
+            if let Some(json) = json {
+                assert_eq!(
+                    format!("{:?}", Entry::decode(&json[..json.len() - 1]).unwrap()),
+                    format!("{e:?}")
+                );
+            }
             // The internally tagged lines of earlier versions.
             let old = serde_json::to_vec(&e).unwrap();
             assert!(old.starts_with(b"{\"phase\":"));
@@ -355,6 +374,7 @@ mod tests {
             );
         }
         assert!(Entry::decode(b"Bnot json").is_err());
+        assert!(Entry::decode(b"\x01\x02\x00\x00\x00B\x01").is_err());
         assert!(Entry::decode(b"").is_err());
     }
 }

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::binary::{HEADER, MARKER};
+
 /// A segment is closed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -157,6 +159,15 @@ impl Spool {
         Ok(())
     }
 
+    /// Appends bytes that need not end an entry: half a write, for tests.
+    #[cfg(test)]
+    fn append_unchecked(&self, buf: &[u8]) {
+        let mut seg = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        seg.file.write_all(buf).unwrap();
+        seg.size += buf.len() as u64;
+        self.pending.fetch_add(buf.len() as u64, Ordering::AcqRel);
+    }
+
     /// Forces what was appended to stable storage (used at shutdown).
     pub fn sync(&self) -> std::io::Result<()> {
         self.current
@@ -181,8 +192,9 @@ impl Spool {
         }
     }
 
-    /// Reads up to `max` complete lines after `from`. Returns them with the
-    /// checkpoint just past the last one.
+    /// Reads up to `max` complete entries (lines, or binary frames) after
+    /// `from`. Returns them, without their newlines, with the checkpoint
+    /// just past the last one.
     pub fn read(
         &self,
         from: Checkpoint,
@@ -203,10 +215,11 @@ impl Spool {
                     return Ok((lines, at));
                 }
                 let mut line = Vec::new();
-                let n = r.read_until(b'\n', &mut line)?;
-                if n == 0 {
-                    break;
-                }
+                let n = match r.fill_buf()?.first() {
+                    None => break,
+                    Some(&MARKER) => read_frame(&mut r, &mut line)?,
+                    Some(_) => r.read_until(b'\n', &mut line)?,
+                };
                 if line.last() != Some(&b'\n') {
                     // A torn write. In the live segment it may still be
                     // completing; in an older one it never will.
@@ -273,6 +286,44 @@ impl Spool {
         }
         out
     }
+}
+
+/// Reads one binary frame (see [`super::binary`]) into `into`, as much of
+/// it as there is: a torn frame ends short of its newline, as a torn line
+/// does. Returns the bytes read.
+fn read_frame(r: &mut impl BufRead, into: &mut Vec<u8>) -> std::io::Result<usize> {
+    into.resize(HEADER, 0);
+    let got = read_full(r, into)?;
+    if got < HEADER {
+        into.truncate(got);
+        return Ok(got);
+    }
+    let len = u32::from_le_bytes([into[1], into[2], into[3], into[4]]) as usize;
+    // Payload and newline. The length is trusted no further than the file
+    // goes: a frame can only be as long as what was written.
+    let n = (&mut *r).take(len as u64 + 1).read_to_end(into)?;
+    if n == len + 1 && into.last() != Some(&b'\n') {
+        // Whole but not closed by its newline: not a frame we wrote. Skip
+        // to the next newline, so what follows still reads.
+        let mut skipped = Vec::new();
+        let more = r.read_until(b'\n', &mut skipped)?;
+        into.clear();
+        into.push(b'\n');
+        return Ok(HEADER + n + more);
+    }
+    Ok(HEADER + n)
+}
+
+/// Fills `buf` from `r` or up to the end of the file; the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -366,5 +417,56 @@ mod tests {
             1,
             "consumed segments are deleted"
         );
+    }
+
+    /// A binary frame of `payload`, as [`super::super::binary`] writes them.
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![MARKER];
+        f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        f.extend_from_slice(payload);
+        f.push(b'\n');
+        f
+    }
+
+    #[test]
+    fn frames_with_newlines_inside_read_whole_beside_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path(), "a").unwrap();
+        let a = frame(b"E\x01\n\n\x01");
+        s.append(&a).unwrap();
+        s.append(b"Gline\n").unwrap();
+        let b = frame(b"");
+        s.append(&b).unwrap();
+        // Written in two halves: the reader sees the first half alone.
+        let c = frame(b"B\x01 a longer payload\n");
+        let (head, tail) = c.split_at(7);
+        s.append_unchecked(head);
+        let from = s.checkpoint();
+        let (got, cp) = s.read(from, 100).unwrap();
+        let whole = |f: &[u8]| f[..f.len() - 1].to_vec();
+        assert_eq!(got, [whole(&a), b"Gline".to_vec(), whole(&b)]);
+        s.commit(from, cp).unwrap();
+        s.append(tail).unwrap();
+        let (got, cp) = s.read(cp, 100).unwrap();
+        assert_eq!(got, [whole(&c)]);
+        s.commit(cp, cp).unwrap();
+        drop(s);
+        // A frame torn in the dead owner's segment, another whose length
+        // lies, then what the next owner writes: still read.
+        let last = segments(dir.path()).unwrap().pop().unwrap();
+        let mut lying = frame(b"E\x01xyz");
+        lying[1] = 2;
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(segment_path(dir.path(), last))
+            .unwrap();
+        f.write_all(&lying).unwrap();
+        f.write_all(b"Gafter\n").unwrap();
+        f.write_all(&frame(b"torn")[..6]).unwrap();
+        let s = Spool::open(dir.path(), "b").unwrap();
+        s.append(&a).unwrap();
+        let from = s.checkpoint();
+        let (got, _) = s.read(from, 100).unwrap();
+        assert_eq!(got, [b"Gafter".to_vec(), whole(&a)]);
     }
 }
