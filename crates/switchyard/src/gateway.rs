@@ -219,7 +219,9 @@ where
     let left = tokio_util::sync::CancellationToken::new();
     let _cancel_when_dropped = left.clone().drop_guard();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let work = work(left);
+    // Boxed: a call's future is kilobytes, and the task moves what it is
+    // given several times on its way in (spawn, the task cell, its stages).
+    let work = Box::pin(work(left));
     tasks.spawn(async move {
         let _ = tx.send(work.await);
     });
