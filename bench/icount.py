@@ -13,7 +13,9 @@ writer and SQLite's thread.
 
 Instruction counts do not move with the machine's load, so they can be
 checked in CI: `--check FILE` fails when a case costs more than its budget
-in FILE (plus the margin written there), and names the stages that grew.
+in FILE (plus its margin), and names the stages that grew; a run over a
+budget is measured once more and each figure's lower value checked, so
+only a growth that repeats fails.
 A stage is the inclusive count of the functions its patterns name (see
 STAGES); stages can nest, so they are read one by one, not summed.
 
@@ -364,13 +366,15 @@ MIN_GROWTH = 1500
 
 
 def check(results, budgets):
+    """The report lines, and whether every case is within its budgets."""
     margins = dict(MARGINS)
     margins.update(budgets.get("margins", {}))
+    lines = []
     failed = False
     for name, got in results.items():
         want = budgets["cases"].get(name)
         if want is None:
-            print(f"{name}: {got['per_call']:,} per call (no budget)")
+            lines.append(f"{name}: {got['per_call']:,} per call (no budget)")
             continue
         over = []
 
@@ -381,11 +385,21 @@ def check(results, budgets):
         past("the whole call", got["per_call"], want["per_call"], margins["per_call"])
         for stage, n in got["stages"].items():
             past(f"stage {stage}", n, want["stages"].get(stage, 0), margins.get(stage, margins["stage"]))
-        print(f"{name}: {got['per_call']:,} per call, budget {want['per_call']:,}: {'OVER' if over else 'ok'}")
-        for line in over:
-            print(f"    {line}")
+        lines.append(f"{name}: {got['per_call']:,} per call, budget {want['per_call']:,}: {'OVER' if over else 'ok'}")
+        lines.extend(f"    {line}" for line in over)
         failed = failed or bool(over)
-    return not failed
+    return lines, not failed
+
+
+def lower(a, b):
+    """Each case's and stage's lower figure of two runs."""
+    return {
+        name: {
+            "per_call": min(r["per_call"], b[name]["per_call"]),
+            "stages": {st: min(n, b[name]["stages"].get(st, n)) for st, n in r["stages"].items()},
+        }
+        for name, r in a.items()
+    }
 
 
 def main(argv):
@@ -424,12 +438,25 @@ def main(argv):
     ok = True
     try:
         results = measure(bin_dir, calls, work)
+        if check_file:
+            with open(check_file) as f:
+                budgets = json.load(f)
+            lines, ok = check(results, budgets)
+            if not ok:
+                # A real growth shows in every run; how calls fell into the
+                # writer's batches does not repeat. One more run, and each
+                # figure's lower value is checked.
+                print("over a budget: measuring once more", file=sys.stderr)
+                again = tempfile.mkdtemp(prefix="switchyard-icount.")
+                try:
+                    results = lower(results, measure(bin_dir, calls, again))
+                finally:
+                    shutil.rmtree(again, ignore_errors=True)
+                lines, ok = check(results, budgets)
+            print("\n".join(lines))
         if json_file:
             with open(json_file, "w") as f:
                 json.dump(results, f, indent=2)
-        if check_file:
-            with open(check_file) as f:
-                ok = check(results, json.load(f))
         if write_file:
             with open(write_file, "w") as f:
                 json.dump({"calls": calls, "cases": results}, f, indent=2)
