@@ -253,6 +253,13 @@ pub async fn list(
 ) -> Result<(Vec<Record>, Option<String>), sqlx::Error> {
     let limit = limit.clamp(1, 500);
     let cursor = cursor.and_then(parse_cursor);
+    let rarest_first;
+    let f = if f.tags.len() > 1 {
+        rarest_first = by_rarity(s, f).await?;
+        &rarest_first
+    } else {
+        f
+    };
     let mut out = Vec::new();
     match s {
         Storage::Sqlite(p) => {
@@ -276,6 +283,53 @@ pub async fn list(
         None
     };
     Ok((out, next))
+}
+
+/// Tags counted up to this many rows each, to choose which drives a page.
+const RARITY_CAP: i64 = 10_000;
+
+/// `f` with its tags reordered, fewest rows first (counted up to
+/// [`RARITY_CAP`] over the filter's time range): the first tag drives a
+/// page (see [`page_sql`]), and a page driven by a rare tag reads about as
+/// many rows as it returns, where a common one would read through every
+/// record it has that the rare tag lacks.
+async fn by_rarity(s: &Storage, f: &LogFilter) -> Result<LogFilter, sqlx::Error> {
+    let mut counted = Vec::with_capacity(f.tags.len());
+    for (tag, value) in &f.tags {
+        let mut sql =
+            "SELECT COUNT(*) FROM (SELECT 1 FROM request_tags WHERE tag = ? AND value = ?"
+                .to_owned();
+        let mut args = vec![Arg::Text(tag.clone()), Arg::Text(value.clone())];
+        if let Some(t) = f.since {
+            sql.push_str(" AND time_ms >= ?");
+            args.push(Arg::Int(t));
+        }
+        if let Some(t) = f.until {
+            sql.push_str(" AND time_ms < ?");
+            args.push(Arg::Int(t));
+        }
+        sql.push_str(&format!(" LIMIT {RARITY_CAP}) t"));
+        let n: i64 = match s {
+            Storage::Sqlite(p) => {
+                bind_all!(sqlx::query_scalar(&sql), &args)
+                    .fetch_one(p)
+                    .await?
+            }
+            Storage::Postgres(p) => {
+                let sql = pg(&sql);
+                bind_all!(sqlx::query_scalar(&sql), &args)
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        counted.push((n, (tag.clone(), value.clone())));
+    }
+    // Stable: equally common tags keep the caller's order.
+    counted.sort_by_key(|(n, _)| *n);
+    Ok(LogFilter {
+        tags: counted.into_iter().map(|(_, t)| t).collect(),
+        ..f.clone()
+    })
 }
 
 pub async fn get(
@@ -680,6 +734,7 @@ fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
 /// The query plan SQLite or Postgres chooses for a log-list query, for
 /// checking that filters use indexes.
 pub async fn explain_list(s: &Storage, f: &LogFilter) -> Result<String, sqlx::Error> {
+    let f = &by_rarity(s, f).await?;
     let (sql, args) = page_sql(f, matches!(s, Storage::Postgres(_)), None, 51);
     Ok(match s {
         Storage::Sqlite(p) => {
