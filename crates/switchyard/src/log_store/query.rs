@@ -176,12 +176,17 @@ fn filtered(f: &LogFilter, driven: bool, sql: &mut String, args: &mut Vec<Arg>) 
         sql.push_str(" AND r.status = ?");
         args.push(Arg::Int(s));
     }
+    time_range("r.time_ms", f, sql, args);
+}
+
+/// `f`'s time range on the column `col`.
+fn time_range(col: &str, f: &LogFilter, sql: &mut String, args: &mut Vec<Arg>) {
     if let Some(t) = f.since {
-        sql.push_str(" AND r.time_ms >= ?");
+        sql.push_str(&format!(" AND {col} >= ?"));
         args.push(Arg::Int(t));
     }
     if let Some(t) = f.until {
-        sql.push_str(" AND r.time_ms < ?");
+        sql.push_str(&format!(" AND {col} < ?"));
         args.push(Arg::Int(t));
     }
 }
@@ -226,14 +231,7 @@ fn page_sql(
     if !f.tags.is_empty() {
         // The same bounds on the driving index (the record's own bounds,
         // added by `filtered`, choose its partitions).
-        if let Some(t) = f.since {
-            sql.push_str(" AND d.time_ms >= ?");
-            args.push(Arg::Int(t));
-        }
-        if let Some(t) = f.until {
-            sql.push_str(" AND d.time_ms < ?");
-            args.push(Arg::Int(t));
-        }
+        time_range("d.time_ms", f, &mut sql, &mut args);
     }
     if let Some((t, last)) = cursor {
         sql.push_str(&format!(" AND ({time} < ? OR ({time} = ? AND {id} < ?))"));
@@ -301,14 +299,7 @@ async fn by_rarity(s: &Storage, f: &LogFilter) -> Result<LogFilter, sqlx::Error>
             "SELECT COUNT(*) FROM (SELECT 1 FROM request_tags WHERE tag = ? AND value = ?"
                 .to_owned();
         let mut args = vec![Arg::Text(tag.clone()), Arg::Text(value.clone())];
-        if let Some(t) = f.since {
-            sql.push_str(" AND time_ms >= ?");
-            args.push(Arg::Int(t));
-        }
-        if let Some(t) = f.until {
-            sql.push_str(" AND time_ms < ?");
-            args.push(Arg::Int(t));
-        }
+        time_range("time_ms", f, &mut sql, &mut args);
         sql.push_str(&format!(" LIMIT {RARITY_CAP}) t"));
         let n: i64 = match s {
             Storage::Sqlite(p) => {
