@@ -341,18 +341,23 @@ pub fn sse_json(text: &str) -> Vec<Value> {
 /// A Postgres database of its own for one test: a fresh schema in the test
 /// server, selected through the connection's search_path.
 pub async fn postgres_url() -> Option<String> {
+    postgres_schema(&format!("sy_test_{}", uuid::Uuid::now_v7().simple())).await
+}
+
+/// The URL of schema `name` (a plain name) in the test server, created if
+/// missing.
+pub async fn postgres_schema(name: &str) -> Option<String> {
     let base = crate::binary::required_env("SWITCHYARD_TEST_POSTGRES_URL")?;
-    let schema = format!("sy_test_{}", uuid::Uuid::now_v7().simple());
     let pool = sqlx::PgPool::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("Postgres at {base}: {e}"));
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
         .execute(&pool)
         .await
         .unwrap();
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    Some(format!("{base}{sep}options=-c%20search_path%3D{name}"))
 }
 
 pub fn redis_url() -> Option<String> {

@@ -295,7 +295,15 @@ async fn a_million_records_on_sqlite() {
 #[ignore = "a measurement; run by hand (see the module doc)"]
 async fn a_million_records_on_postgres() {
     let url = match std::env::var("SWITCHYARD_SCALE_SCHEMA") {
-        Ok(schema) => kept_schema(&schema).await,
+        Ok(schema) => {
+            assert!(
+                schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "SWITCHYARD_SCALE_SCHEMA must be a plain name"
+            );
+            crate::harness::postgres_schema(&schema).await
+        }
         Err(_) => crate::harness::postgres_url().await,
     };
     let Some(url) = url else {
@@ -304,21 +312,4 @@ async fn a_million_records_on_postgres() {
     let s = Storage::connect(&url).await.unwrap();
     s.migrate().await.unwrap();
     measure(&s, "postgres").await;
-}
-
-/// The URL of the test server's schema `name`, created if missing.
-async fn kept_schema(name: &str) -> Option<String> {
-    assert!(
-        name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-        "SWITCHYARD_SCALE_SCHEMA must be a plain name"
-    );
-    let base = crate::binary::required_env("SWITCHYARD_TEST_POSTGRES_URL")?;
-    let pool = sqlx::PgPool::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{name}"))
 }
