@@ -38,8 +38,8 @@ pub(super) fn begin(b: &Begin) -> Vec<u8> {
     w.str(&b.id);
     w.int(b.time_ms);
     w.str(&b.instance);
-    w.opt_str(b.key_id.as_deref());
-    w.opt_str(b.route.as_deref());
+    w.opt(b.key_id.as_deref(), Writer::str);
+    w.opt(b.route.as_deref(), Writer::str);
     w.str(&b.requested_model);
     w.str(&b.dialect);
     w.byte(u8::from(b.stream));
@@ -55,9 +55,9 @@ pub(super) fn begin(b: &Begin) -> Vec<u8> {
         // A map of JSON values always serializes.
         w.str(&serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into()));
     }
-    w.opt_str(b.request_body.as_deref());
-    w.opt_float(b.hold_usd);
-    w.opt_str(b.trace_id.as_deref());
+    w.opt(b.request_body.as_deref(), Writer::str);
+    w.opt(b.hold_usd, Writer::float);
+    w.opt(b.trace_id.as_deref(), Writer::str);
     w.finish()
 }
 
@@ -66,42 +66,42 @@ pub(super) fn end(e: &End) -> Vec<u8> {
     let mut w = Writer::frame(b'E', 160 + e.response_body.as_ref().map_or(0, String::len));
     w.str(&e.id);
     w.int(e.time_ms);
-    w.opt_str(e.provider.as_deref());
-    w.opt_str(e.model.as_deref());
+    w.opt(e.provider.as_deref(), Writer::str);
+    w.opt(e.model.as_deref(), Writer::str);
     w.uint(u64::from(e.status));
-    w.opt_str(e.error_class.as_deref());
+    w.opt(e.error_class.as_deref(), Writer::str);
     w.float(e.latency_ms);
-    w.opt_float(e.ttft_ms);
+    w.opt(e.ttft_ms, Writer::float);
     for n in [
         e.input_tokens,
         e.output_tokens,
         e.cached_tokens,
         e.reasoning_tokens,
     ] {
-        w.opt_uint(n);
+        w.opt(n, Writer::uint);
     }
-    w.opt_str(e.usage_source.as_deref());
-    w.opt_float(e.cost_usd);
-    w.opt_float(e.saved_usd);
-    w.opt_str(e.price_version.as_deref());
+    w.opt(e.usage_source.as_deref(), Writer::str);
+    w.opt(e.cost_usd, Writer::float);
+    w.opt(e.saved_usd, Writer::float);
+    w.opt(e.price_version.as_deref(), Writer::str);
     w.str(&e.cache);
     w.uint(e.attempts.len() as u64);
     for a in &e.attempts {
         w.str(&a.target);
-        w.opt_str(a.jurisdiction.as_deref());
+        w.opt(a.jurisdiction.as_deref(), Writer::str);
         w.float(a.start_ms);
         w.float(a.duration_ms);
         w.str(&a.outcome);
-        w.opt_str(a.error_class.as_deref());
-        w.opt_uint(a.status.map(u64::from));
+        w.opt(a.error_class.as_deref(), Writer::str);
+        w.opt(a.status.map(u64::from), Writer::uint);
     }
     w.uint(e.excluded.len() as u64);
     for x in &e.excluded {
         w.str(&x.target);
-        w.opt_str(x.jurisdiction.as_deref());
+        w.opt(x.jurisdiction.as_deref(), Writer::str);
         w.str(&x.reason);
     }
-    w.opt_str(e.response_body.as_deref());
+    w.opt(e.response_body.as_deref(), Writer::str);
     w.finish()
 }
 
@@ -128,8 +128,8 @@ pub(super) fn decode(frame: &[u8]) -> Result<Decoded, BadFrame> {
             id: r.string()?,
             time_ms: r.int()?,
             instance: r.string()?,
-            key_id: r.opt_string()?,
-            route: r.opt_string()?,
+            key_id: r.opt(Reader::string)?,
+            route: r.opt(Reader::string)?,
             requested_model: r.string()?,
             dialect: r.string()?,
             stream: r.byte()? != 0,
@@ -144,27 +144,27 @@ pub(super) fn decode(frame: &[u8]) -> Result<Decoded, BadFrame> {
                 "{}" => serde_json::Map::new(),
                 json => serde_json::from_str(json).map_err(|_| BadFrame("metadata"))?,
             },
-            request_body: r.opt_string()?,
-            hold_usd: r.opt_float()?,
-            trace_id: r.opt_string()?,
+            request_body: r.opt(Reader::string)?,
+            hold_usd: r.opt(Reader::float)?,
+            trace_id: r.opt(Reader::string)?,
         }),
         b'E' => Decoded::End(End {
             id: r.string()?,
             time_ms: r.int()?,
-            provider: r.opt_string()?,
-            model: r.opt_string()?,
+            provider: r.opt(Reader::string)?,
+            model: r.opt(Reader::string)?,
             status: u16::try_from(r.uint()?).map_err(|_| BadFrame("status"))?,
-            error_class: r.opt_string()?,
+            error_class: r.opt(Reader::string)?,
             latency_ms: r.float()?,
-            ttft_ms: r.opt_float()?,
-            input_tokens: r.opt_uint()?,
-            output_tokens: r.opt_uint()?,
-            cached_tokens: r.opt_uint()?,
-            reasoning_tokens: r.opt_uint()?,
-            usage_source: r.opt_string()?,
-            cost_usd: r.opt_float()?,
-            saved_usd: r.opt_float()?,
-            price_version: r.opt_string()?,
+            ttft_ms: r.opt(Reader::float)?,
+            input_tokens: r.opt(Reader::uint)?,
+            output_tokens: r.opt(Reader::uint)?,
+            cached_tokens: r.opt(Reader::uint)?,
+            reasoning_tokens: r.opt(Reader::uint)?,
+            usage_source: r.opt(Reader::string)?,
+            cost_usd: r.opt(Reader::float)?,
+            saved_usd: r.opt(Reader::float)?,
+            price_version: r.opt(Reader::string)?,
             cache: r.string()?,
             attempts: {
                 let n = r.count()?;
@@ -172,12 +172,12 @@ pub(super) fn decode(frame: &[u8]) -> Result<Decoded, BadFrame> {
                 for _ in 0..n {
                     v.push(Attempt {
                         target: r.string()?,
-                        jurisdiction: r.opt_string()?,
+                        jurisdiction: r.opt(Reader::string)?,
                         start_ms: r.float()?,
                         duration_ms: r.float()?,
                         outcome: r.string()?,
-                        error_class: r.opt_string()?,
-                        status: match r.opt_uint()? {
+                        error_class: r.opt(Reader::string)?,
+                        status: match r.opt(Reader::uint)? {
                             Some(s) => Some(u16::try_from(s).map_err(|_| BadFrame("status"))?),
                             None => None,
                         },
@@ -192,13 +192,13 @@ pub(super) fn decode(frame: &[u8]) -> Result<Decoded, BadFrame> {
                 for _ in 0..n {
                     v.push(Excluded {
                         target: r.string()?,
-                        jurisdiction: r.opt_string()?,
+                        jurisdiction: r.opt(Reader::string)?,
                         reason: r.string()?,
                     });
                 }
                 v
             },
-            response_body: r.opt_string()?,
+            response_body: r.opt(Reader::string)?,
         }),
         _ => return Err(BadFrame("phase")),
     };
@@ -250,31 +250,12 @@ impl Writer {
         self.0.extend_from_slice(s.as_bytes());
     }
 
-    fn opt_str(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => {
-                self.byte(1);
-                self.str(s);
-            }
-            None => self.byte(0),
-        }
-    }
-
-    fn opt_uint(&mut self, v: Option<u64>) {
+    /// A 0/1 byte, then the value (written by `put`) when there is one.
+    fn opt<T>(&mut self, v: Option<T>, put: impl FnOnce(&mut Self, T)) {
         match v {
             Some(v) => {
                 self.byte(1);
-                self.uint(v);
-            }
-            None => self.byte(0),
-        }
-    }
-
-    fn opt_float(&mut self, v: Option<f64>) {
-        match v {
-            Some(v) => {
-                self.byte(1);
-                self.float(v);
+                put(self, v);
             }
             None => self.byte(0),
         }
@@ -336,36 +317,16 @@ impl<'a> Reader<'a> {
         self.str().map(str::to_owned)
     }
 
-    fn present(&mut self) -> Result<bool, BadFrame> {
+    /// A 0/1 byte, then the value (read by `get`) when there is one.
+    fn opt<T>(
+        &mut self,
+        get: impl FnOnce(&mut Self) -> Result<T, BadFrame>,
+    ) -> Result<Option<T>, BadFrame> {
         match self.byte()? {
-            0 => Ok(false),
-            1 => Ok(true),
+            0 => Ok(None),
+            1 => get(self).map(Some),
             _ => Err(BadFrame("option")),
         }
-    }
-
-    fn opt_string(&mut self) -> Result<Option<String>, BadFrame> {
-        Ok(if self.present()? {
-            Some(self.string()?)
-        } else {
-            None
-        })
-    }
-
-    fn opt_uint(&mut self) -> Result<Option<u64>, BadFrame> {
-        Ok(if self.present()? {
-            Some(self.uint()?)
-        } else {
-            None
-        })
-    }
-
-    fn opt_float(&mut self) -> Result<Option<f64>, BadFrame> {
-        Ok(if self.present()? {
-            Some(self.float()?)
-        } else {
-            None
-        })
     }
 }
 
