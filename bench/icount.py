@@ -9,7 +9,10 @@ way, a cache hit, a 20-chunk stream, the call's record. Each case is
 warmed up, the counters zeroed, CALLS calls made one after another on one
 connection, the writer given time to commit their records, and the counts
 dumped: so a case's figure includes its records, written by the background
-writer and SQLite's thread.
+writer and SQLite's thread. The Responses API cases go out natively (same
+dialect, `responses = true`) and translated to Anthropic; their default
+`store` keeps each response too, through the same writer. The tool case is
+a read (GET) through the HTTP tool proxy, its credential injected.
 
 Instruction counts do not move with the machine's load, so they can be
 checked in CI: `--check FILE` fails when a case costs more than its budget
@@ -77,12 +80,26 @@ def anthropic_body(model, stream=False):
     return json.dumps(b).encode()
 
 
+def responses_body(model, stream=False):
+    b = {
+        "model": model,
+        "instructions": SYSTEM,
+        "input": USER,
+        "max_output_tokens": 256,
+        "temperature": 0.2,
+    }
+    if stream:
+        b["stream"] = True
+    return json.dumps(b).encode()
+
+
 ANT = {"anthropic-version": "2023-06-01"}
 # Calls per case in each round of the warm-up.
 WARM = 25
 CACHE = {"x-switchyard-cache-ttl": "600"}
 
-# name: (path, body, extra headers, what the answer's body ends with or holds)
+# name: (path, body (None: a GET), extra headers, what the answer's body
+# ends with or holds)
 CASES = {
     "same-json": ("/v1/chat/completions", openai_body("mockoai/gpt-4o"), {}, b'"usage"'),
     "oai-to-ant-json": (
@@ -105,6 +122,26 @@ CASES = {
         {},
         b"data: [DONE]",
     ),
+    "responses-same-json": ("/v1/responses", responses_body("mockoai/gpt-4o"), {}, b'"usage"'),
+    "responses-to-ant-json": (
+        "/v1/responses",
+        responses_body("mockant/claude-sonnet-4-5"),
+        {},
+        b'"usage"',
+    ),
+    "responses-same-stream": (
+        "/v1/responses",
+        responses_body("mockoai/gpt-4o", stream=True),
+        {},
+        b"event: response.completed",
+    ),
+    "responses-to-ant-stream": (
+        "/v1/responses",
+        responses_body("mockant/claude-sonnet-4-5", stream=True),
+        {},
+        b"event: response.completed",
+    ),
+    "tool-read": ("/tools/bench/repos/bench/switchyard", None, {}, b'"full_name":"bench/switchyard"'),
 }
 
 # Stages: each is the inclusive count of the functions its patterns name,
@@ -132,6 +169,8 @@ STAGES = {
     "writer": [r":switchyard::log_store::writer::run::\{\{closure\}\}$"],
     # SQLite's own thread (the writer's statements, and any other query)
     "sqlite": [r"sqlx-sqlite-[^/]*/src/connection/worker\.rs:std::sys::backtrace::__rust_begin_short_backtrace$"],
+    # a tool call through the HTTP tool proxy (classify, decide, send, scrub)
+    "tool": [r":switchyard::tools::proxy::call::\{\{closure\}\}$"],
     # tasks spawned: the call's own task, hyper's, the writer's wake-ups
     "spawn": [r"src/task/spawn\.rs:tokio::task::spawn::spawn$"],
 }
@@ -165,9 +204,11 @@ def wait_ready(proc, port, path, log, seconds=180):
 
 
 def call(conn, path, body, headers, key):
-    h = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    h = {"authorization": f"Bearer {key}"}
+    if body is not None:
+        h["content-type"] = "application/json"
     h.update(headers)
-    conn.request("POST", path, body=body, headers=h)
+    conn.request("GET" if body is None else "POST", path, body=body, headers=h)
     r = conn.getresponse()
     data = r.read()
     return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
@@ -229,6 +270,7 @@ kind = "openai-compatible"
 base_url = "http://127.0.0.1:{mock}/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["gpt-4o"]
+responses = true
 
 [[providers]]
 name = "mockant"
@@ -236,6 +278,11 @@ kind = "anthropic"
 base_url = "http://127.0.0.1:{mock}/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["claude-sonnet-4-5"]
+
+[[tools]]
+name = "bench"
+base_url = "http://127.0.0.1:{mock}"
+auth = {{ header = "Authorization", value_env = "BENCH_TOOL_TOKEN", prefix = "Bearer " }}
 
 [cache]
 max_entries = 100000
@@ -266,6 +313,7 @@ def measure(bin_dir, calls, work):
             die(f"{tool} is not installed (Debian: apt-get install valgrind)")
     env = dict(os.environ)
     env["BENCH_UPSTREAM_KEY"] = "sk-bench-upstream-not-a-secret"
+    env["BENCH_TOOL_TOKEN"] = "ghp-bench-tool-not-a-secret"
     env["SWITCHYARD_ADMIN_TOKEN"] = "icount-admin-token-0123456789"
     env.pop("RUST_LOG", None)
     procs = []
@@ -286,7 +334,7 @@ def measure(bin_dir, calls, work):
             f.write(CONFIG.format(port=port, admin=admin, work=work, mock=mock_port))
         created = subprocess.run(
             [sy, "keys", "create", "--config", cfg, "--name", "icount",
-             "--models", "mockoai/*,mockant/*", "--rpm", "100000000",
+             "--models", "mockoai/*,mockant/*", "--tools", "bench", "--rpm", "100000000",
              "--tpm", "100000000000", "--budget-usd", "1000000", "--budget-period", "total"],
             cwd=work, env=env, capture_output=True, text=True,
         )

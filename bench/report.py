@@ -14,24 +14,34 @@ import os
 import platform
 import sys
 
-# The goal of issue 7 (what "next to the floor" means).
+# The goal of issue 17 (what "next to the floor" means; issue 7's first
+# round had p50 +0.10 ms, time to first byte +0.2 ms and idle RSS 20 MB).
 GOAL = {
-    "p50_over_floor_ms": 0.10,
+    "p50_over_floor_ms": 0.05,
     "p99_over_floor_ms": 0.30,
     "cpu_x_floor": 2.5,
+    "cross_cpu_x_floor": 3.0,
     "stream_cpu_x_nginx": 2.0,
+    "cross_stream_cpu_x_nginx": 3.0,
     "paced_us_per_event": 40.0,
-    "ttft_added_ms": 0.2,
-    "idle_rss_mb": 20.0,
+    "ttft_added_ms": 0.10,
+    "idle_rss_mb": 12.0,
     "peak_rss_mb": 64.0,
     "growth_mb": 1.0,
 }
+
+# Cases whose request is translated to another dialect (their own, looser
+# CPU goals).
+CROSS = {"oai-to-ant", "ant-to-oai", "resp-to-ant"}
 
 CASE_NAMES = {
     "same": "same dialect (OpenAI in, OpenAI-compatible out)",
     "oai-to-ant": "cross (OpenAI in, Anthropic out)",
     "ant-to-oai": "cross (Anthropic in, OpenAI-compatible out)",
     "cache-hit": "cache hit (OpenAI in, answered from the cache)",
+    "resp-same": "Responses API, same dialect (Responses in, sent natively to an OpenAI-compatible `responses = true` upstream; `store` on)",
+    "resp-to-ant": "Responses API, cross (Responses in, Anthropic out; `store` on)",
+    "tool-read": "HTTP tool proxy, a read (GET through /tools/bench/…, the tool's credential injected); compared with GETs on the mock",
     "same-again, same-again-2": "same dialect, repeated twice back to back at the end (RSS growth)",
     "paced": "OpenAI in and out, 20 chunks paced by the mock's timer (~2 ms apart in practice); compared with the floor behind the same paced mock",
 }
@@ -177,22 +187,24 @@ def main():
             check(f"added p99 at 1 connection ({label})", f"≤ floor + {GOAL['p99_over_floor_ms']:.2f} ms",
                   f"floor {signed(v)} ms", v <= GOAL["p99_over_floor_ms"],
                   "" if v <= GOAL["p99_over_floor_ms"] else f"misses by {v - GOAL['p99_over_floor_ms']:.3f} ms")
+        cross = c["case"] in CROSS
         if c["conns"] == 32 and not c["stream"] and c.get("cpu_x_floor") is not None:
-            v = c["cpu_x_floor"]
-            check(f"CPU per request at 32 connections ({label})", f"≤ {GOAL['cpu_x_floor']}× floor",
+            v, goal = c["cpu_x_floor"], GOAL["cross_cpu_x_floor" if cross else "cpu_x_floor"]
+            check(f"CPU per request at 32 connections ({label})", f"≤ {goal}× floor",
                   f"{v:.2f}× floor ({c['cpu_us_per_req']:.0f} µs vs {c['floor_cpu_us_per_req']:.0f} µs)",
-                  v <= GOAL["cpu_x_floor"],
-                  "" if v <= GOAL["cpu_x_floor"] else f"misses by {v / GOAL['cpu_x_floor']:.1f}× "
-                  f"({c['cpu_us_per_req'] - GOAL['cpu_x_floor'] * c['floor_cpu_us_per_req']:.0f} µs over)")
+                  v <= goal,
+                  "" if v <= goal else f"misses by {v / goal:.2f}× "
+                  f"({c['cpu_us_per_req'] - goal * c['floor_cpu_us_per_req']:.0f} µs over)")
         if c["conns"] == 32 and c["stream"]:
+            goal = GOAL["cross_stream_cpu_x_nginx" if cross else "stream_cpu_x_nginx"]
             if c.get("cpu_x_nginx") is not None:
                 v = c["cpu_x_nginx"]
-                check(f"CPU per {a.chunks}-chunk stream at 32 connections ({label})", f"≤ {GOAL['stream_cpu_x_nginx']}× nginx",
+                check(f"CPU per {a.chunks}-chunk stream at 32 connections ({label})", f"≤ {goal}× nginx",
                       f"{v:.2f}× nginx ({c['cpu_us_per_req']:.0f} µs vs {c['nginx_cpu_us_per_req']:.0f} µs)",
-                      v <= GOAL["stream_cpu_x_nginx"],
-                      "" if v <= GOAL["stream_cpu_x_nginx"] else f"misses by {v / GOAL['stream_cpu_x_nginx']:.1f}×")
+                      v <= goal,
+                      "" if v <= goal else f"misses by {v / goal:.2f}×")
             else:
-                check(f"CPU per {a.chunks}-chunk stream ({label})", f"≤ {GOAL['stream_cpu_x_nginx']}× nginx",
+                check(f"CPU per {a.chunks}-chunk stream ({label})", f"≤ {goal}× nginx",
                       "nginx not measured", None)
         if c["conns"] == 1 and c["stream"] and c.get("added_ttfb_p50_ms") is not None:
             v = c["added_ttfb_p50_ms"]

@@ -7,7 +7,8 @@
 #   nginx    oha -> nginx (1 worker) -> bench-mock   (if nginx is installed)
 #   switchyard oha -> switchyard (release) -> bench-mock, with keys, limits,
 #            a budget, pricing and the default log mode on, same-dialect,
-#            cross-dialect both ways, and a cache hit
+#            cross-dialect both ways, a cache hit, the Responses API (native
+#            and translated to Anthropic) and a read through the tool proxy
 # non-streaming and streaming (20 back-to-back chunks), at 1 and 32
 # connections. oha and the mock are pinned to CPU 0, the proxy under test to
 # CPU 1. Per row: latency p50/p99, time to first byte, requests/s, the proxy's
@@ -202,7 +203,16 @@ anthropic_body() { # MODEL STREAM
     printf '{"model":"%s","max_tokens":256,"system":"%s","messages":[{"role":"user","content":"%s"}],"temperature":0.2%s}' \
         "$1" "$SYSTEM" "$USER" "$stream"
 }
+responses_body() { # MODEL STREAM
+    local stream=""
+    [[ $2 == 1 ]] && stream=',"stream":true'
+    printf '{"model":"%s","instructions":"%s","input":"%s","max_output_tokens":256,"temperature":0.2%s}' \
+        "$1" "$SYSTEM" "$USER" "$stream"
+}
 for s in 0 1; do
+    responses_body gpt-4o $s >"$B/resp-direct-$s.json"
+    responses_body mockoai/gpt-4o $s >"$B/resp-same-$s.json"
+    responses_body mockant/claude-sonnet-4-5 $s >"$B/resp-to-ant-$s.json"
     openai_body gpt-4o $s >"$B/oai-direct-$s.json"
     anthropic_body claude-sonnet-4-5 $s >"$B/ant-direct-$s.json"
     openai_body mockoai/gpt-4o $s >"$B/oai-same-$s.json"
@@ -308,6 +318,7 @@ kind = "openai-compatible"
 base_url = "http://127.0.0.1:$MOCK_PORT/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["gpt-4o"]
+responses = true
 
 [[providers]]
 name = "mockant"
@@ -322,6 +333,11 @@ kind = "openai-compatible"
 base_url = "http://127.0.0.1:$PACED_PORT/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["gpt-4o"]
+
+[[tools]]
+name = "bench"
+base_url = "http://127.0.0.1:$MOCK_PORT"
+auth = { header = "Authorization", value_env = "BENCH_TOOL_TOKEN", prefix = "Bearer " }
 
 [cache]
 max_entries = 100000
@@ -344,12 +360,13 @@ output_per_mtok_usd = 15.0
 cached_input_per_mtok_usd = 0.3
 EOF
 export BENCH_UPSTREAM_KEY=sk-bench-upstream-not-a-secret
+export BENCH_TOOL_TOKEN=ghp-bench-tool-not-a-secret
 export SWITCHYARD_ADMIN_TOKEN="bench-admin-token-$RANDOM$RANDOM$RANDOM" # unused, but must be set (>= 16 characters)
 SY_VERSION=$("$BIN/switchyard" --version)
 "$BIN/switchyard" check-config "$SYD/switchyard.toml" >"$WORK/check-config.log" 2>&1 ||
     { cat "$WORK/check-config.log" >&2; die "switchyard check-config refused the benchmark configuration"; }
 (cd "$SYD" && "$BIN/switchyard" keys create --config "$SYD/switchyard.toml" --name bench \
-    --models 'mockoai/*,mockant/*,pacedoai/*' --rpm 100000000 --tpm 100000000000 \
+    --models 'mockoai/*,mockant/*,pacedoai/*' --tools bench --rpm 100000000 --tpm 100000000000 \
     --budget-usd 1000000 --budget-period total) >"$SYD/key.json" 2>"$WORK/keys.log" ||
     { cat "$WORK/keys.log" >&2; die "switchyard keys create failed"; }
 SY_KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$SYD/key.json") ||
@@ -362,12 +379,14 @@ SY_AUTH=(-H "authorization: Bearer $SY_KEY")
 ANT_HDR=(-H "anthropic-version: 2023-06-01")
 
 # Checks one Switchyard answer before measuring a case: status, headers, end of body.
-sy_check() { # NAME PATH BODY EXPECT_TAIL [curl args]
+sy_check() { # NAME PATH BODY(file, or GET) EXPECT_TAIL [curl args]
     local name=$1 path=$2 body=$3 tail=$4
     shift 4
     local hdr="$WORK/check-$name.headers" out="$WORK/check-$name.body" code
-    code=$(curl -s -D "$hdr" -o "$out" -w '%{http_code}' --max-time 10 -H 'content-type: application/json' \
-        "${SY_AUTH[@]}" "$@" --data-binary "@$body" "http://127.0.0.1:$SY_PORT$path") || code=000
+    local -a send=(-H 'content-type: application/json' --data-binary "@$body")
+    [[ $body == GET ]] && send=()
+    code=$(curl -s -D "$hdr" -o "$out" -w '%{http_code}' --max-time 10 \
+        "${SY_AUTH[@]}" "$@" "${send[@]}" "http://127.0.0.1:$SY_PORT$path") || code=000
     if [[ $code != 200 ]] || ! grep -q -- "$tail" "$out"; then
         note "switchyard answered $code for case '$name':"
         head -c 2000 "$out" >&2 || true
@@ -419,6 +438,7 @@ alive() {
 }
 
 # row ID TARGET CASE INBOUND UPSTREAM STREAM CONNS URL BODY PIDS -- [extra oha args]
+# (BODY GET: a GET with no body)
 row() {
     local id=$1 target=$2 case=$3 inbound=$4 upstream=$5 stream=$6 conns=$7 url=$8 body=$9 pids=${10}
     shift 10
@@ -426,7 +446,12 @@ row() {
     local -a pid_list
     read -r -a pid_list <<<"$pids"
     alive "${pid_list[@]}" || die "$target is not running before row $id"
-    local -a common=(--no-tui --output-format json -m POST -T application/json -D "$body" --worker-threads 1 "$@")
+    local -a common=(--no-tui --output-format json --worker-threads 1)
+    if [[ $body == GET ]]; then
+        common+=(-m GET "$@")
+    else
+        common+=(-m POST -T application/json -D "$body" "$@")
+    fi
     # Warm-up: connections, pools, caches; not recorded.
     taskset -c $CPU_LOAD "$OHA" "${common[@]}" -c "$conns" -z 500ms -w "$url" >"$WORK/warm-$id.json" 2>"$WORK/warm-$id.err" ||
         { cat "$WORK/warm-$id.err" >&2; die "oha failed warming up row $id"; }
@@ -481,6 +506,15 @@ reference() { # TARGET BASEURL PIDS DIALECTS STREAMS CONNS
                     path=/v1/chat/completions
                     body="$B/oai-direct-$s.json"
                     extra=()
+                elif [[ $d == responses ]]; then
+                    path=/v1/responses
+                    body="$B/resp-direct-$s.json"
+                    extra=()
+                elif [[ $d == tool ]]; then
+                    [[ $s == 1 ]] && continue # a tool's answer is not a stream
+                    path=/repos/bench/switchyard
+                    body=GET
+                    extra=(-H "authorization: Bearer ghp-bench")
                 else
                     path=/v1/messages
                     body="$B/ant-direct-$s.json"
@@ -494,16 +528,24 @@ reference() { # TARGET BASEURL PIDS DIALECTS STREAMS CONNS
 }
 
 # Switchyard rows for one case.
-sy_case() { # CASE INBOUND UPSTREAM PATH BODYPREFIX STREAMS CONNS [extra headers...]
-    local case=$1 inbound=$2 upstream=$3 path=$4 prefix=$5 streams=$6 conns_list=$7 s c tail
+sy_case() { # CASE INBOUND UPSTREAM PATH BODYPREFIX(or GET) STREAMS CONNS [extra headers...]
+    local case=$1 inbound=$2 upstream=$3 path=$4 prefix=$5 streams=$6 conns_list=$7 s c tail body
     shift 7
     for s in $streams; do
-        if [[ $s == 1 ]]; then
-            if [[ $inbound == openai ]]; then tail='\[DONE\]'; else tail='message_stop'; fi
+        body="$B/$prefix-$s.json"
+        if [[ $prefix == GET ]]; then
+            body=GET
+            tail='"full_name"'
+        elif [[ $s == 1 ]]; then
+            case $inbound in
+            openai) tail='\[DONE\]' ;;
+            responses) tail='event: response.completed' ;;
+            *) tail='message_stop' ;;
+            esac
         else
             tail='"usage"'
         fi
-        sy_check "$case-$s" "$path" "$B/$prefix-$s.json" "$tail" "$@"
+        sy_check "$case-$s" "$path" "$body" "$tail" "$@"
         if [[ $case == cache-hit ]]; then
             sy_check "$case-$s-again" "$path" "$B/$prefix-$s.json" "$tail" "$@"
             grep -qi '^x-switchyard-cache: *HIT' "$WORK/check-$case-$s-again.headers" ||
@@ -511,7 +553,7 @@ sy_case() { # CASE INBOUND UPSTREAM PATH BODYPREFIX STREAMS CONNS [extra headers
         fi
         for c in $conns_list; do
             row "switchyard-$case-$([[ $s == 1 ]] && echo stream || echo json)-c$c" switchyard "$case" "$inbound" "$upstream" "$s" "$c" \
-                "http://127.0.0.1:$SY_PORT$path" "$B/$prefix-$s.json" "$SY_PID" -- "${SY_AUTH[@]}" "$@"
+                "http://127.0.0.1:$SY_PORT$path" "$body" "$SY_PID" -- "${SY_AUTH[@]}" "$@"
         done
     done
 }
@@ -538,14 +580,21 @@ if [[ $MODE == smoke ]]; then
     sy_case same openai openai /v1/chat/completions oai-same "0 1" "1 32"
     sy_case oai-to-ant openai anthropic /v1/chat/completions oai-to-ant "0 1" "32"
     sy_case cache-hit openai none /v1/chat/completions oai-same "0" "1 32" -H "x-switchyard-cache-ttl: 600"
+    reference direct "http://127.0.0.1:$MOCK_PORT" "$MOCK_PID" "responses tool" "0" "32"
+    reference floor "http://127.0.0.1:$FLOOR_PORT" "$FLOOR_PID" "responses tool" "0" "32"
+    sy_case resp-same responses responses /v1/responses resp-same "0" "32"
+    sy_case tool-read tool tool /tools/bench/repos/bench/switchyard GET "0" "32"
 else
-    reference direct "http://127.0.0.1:$MOCK_PORT" "$MOCK_PID" "openai anthropic" "0 1" "1 32"
-    reference floor "http://127.0.0.1:$FLOOR_PORT" "$FLOOR_PID" "openai anthropic" "0 1" "1 32"
-    [[ -n "$NGINX_PIDS" ]] && reference nginx "http://127.0.0.1:$NGINX_PORT" "$NGINX_PIDS" "openai anthropic" "0 1" "1 32"
+    reference direct "http://127.0.0.1:$MOCK_PORT" "$MOCK_PID" "openai anthropic responses tool" "0 1" "1 32"
+    reference floor "http://127.0.0.1:$FLOOR_PORT" "$FLOOR_PID" "openai anthropic responses tool" "0 1" "1 32"
+    [[ -n "$NGINX_PIDS" ]] && reference nginx "http://127.0.0.1:$NGINX_PORT" "$NGINX_PIDS" "openai anthropic responses tool" "0 1" "1 32"
     sy_case same openai openai /v1/chat/completions oai-same "0 1" "1 32"
     sy_case oai-to-ant openai anthropic /v1/chat/completions oai-to-ant "0 1" "1 32"
     sy_case ant-to-oai anthropic openai /v1/messages ant-to-oai "0 1" "1 32" "${ANT_HDR[@]}"
     sy_case cache-hit openai none /v1/chat/completions oai-same "0 1" "1 32" -H "x-switchyard-cache-ttl: 600"
+    sy_case resp-same responses responses /v1/responses resp-same "0 1" "1 32"
+    sy_case resp-to-ant responses anthropic /v1/responses resp-to-ant "0 1" "1 32"
+    sy_case tool-read tool tool /tools/bench/repos/bench/switchyard GET "0" "1 32"
     # The same row twice more, back to back: RSS must not grow between
     # identical runs.
     for again in again again-2; do

@@ -7,10 +7,15 @@
 //!   sequence: `message_start`, `content_block_start`, `ping`, N
 //!   `content_block_delta`, `content_block_stop`, `message_delta`,
 //!   `message_stop`.
+//! - `POST …/responses` (OpenAI Responses): a Response object, or its event
+//!   stream (`response.created` … N `response.output_text.delta` …
+//!   `response.completed`), each answer with its own `resp_…` id.
+//! - `GET /repos/{owner}/{repo}`: a GitHub repository, for the gateway's
+//!   HTTP tool proxy.
 //!
 //! Bodies follow the providers' real shapes (ids, dated model names, usage
 //! details, `obfuscation` padding on OpenAI chunks) and are rendered once at
-//! start. The request body is read but not parsed: the only thing looked for
+//! start (a Responses answer's id is stamped in per answer). The request body is read but not parsed: the only thing looked for
 //! is a `"stream": true` member.
 //!
 //! Options: `--listen ADDR` (default 127.0.0.1:9000), `--chunks N` (20),
@@ -23,6 +28,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,6 +43,9 @@ use hyper_util::rt::TokioIo;
 use switchyard_bench::Args;
 use tokio::net::TcpListener;
 
+mod canned;
+use canned::Stamped;
+
 const USAGE: &str = "usage: bench-mock [--listen 127.0.0.1:9000] [--chunks 20] \
 [--chunk-delay-us 0] [--latency-us 0] [--threads 1]";
 
@@ -46,169 +55,14 @@ struct Canned {
     openai_stream: Arc<[Bytes]>,
     anthropic_json: Bytes,
     anthropic_stream: Arc<[Bytes]>,
+    responses_json: Stamped,
+    responses_stream: Box<[Stamped]>,
+    /// The id of the next Responses answer.
+    responses_made: AtomicU64,
+    tool_json: Bytes,
     not_found: Bytes,
     chunk_delay: Duration,
     latency: Duration,
-}
-
-/// The words the answer is made of; chunk `i` carries word `i % len`.
-const WORDS: [&str; 10] = [
-    "The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
-];
-
-const OPENAI_ID: &str = "chatcmpl-BenchMock7Xq2Lr9Vd3Kp0Wz";
-const OPENAI_MODEL: &str = "gpt-4o-2024-08-06";
-const ANTHROPIC_ID: &str = "msg_01BenchMockXk7Qe2Lr9Vd3Kp";
-const ANTHROPIC_MODEL: &str = "claude-sonnet-4-5-20250929";
-const CREATED: u64 = 1_741_569_952;
-const PROMPT_TOKENS: usize = 25;
-
-fn answer_text(chunks: usize) -> String {
-    (0..chunks.max(1)).map(|i| WORDS[i % WORDS.len()]).collect()
-}
-
-fn openai_json(chunks: usize) -> Bytes {
-    let text = answer_text(chunks);
-    let completion = chunks.max(1);
-    Bytes::from(format!(
-        concat!(
-            r#"{{"id":"{id}","object":"chat.completion","created":{created},"model":"{model}","#,
-            r#""choices":[{{"index":0,"message":{{"role":"assistant","content":"{text}","refusal":null,"annotations":[]}},"logprobs":null,"finish_reason":"stop"}}],"#,
-            r#""usage":{{"prompt_tokens":{p},"completion_tokens":{c},"total_tokens":{t},"#,
-            r#""prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"#,
-            r#""completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}},"#,
-            r#""service_tier":"default","system_fingerprint":"fp_f9f4fb6dbf"}}"#
-        ),
-        id = OPENAI_ID,
-        created = CREATED,
-        model = OPENAI_MODEL,
-        text = text,
-        p = PROMPT_TOKENS,
-        c = completion,
-        t = PROMPT_TOKENS + completion,
-    ))
-}
-
-fn openai_chunk(delta: &str, finish: &str) -> String {
-    format!(
-        concat!(
-            r#"data: {{"id":"{id}","object":"chat.completion.chunk","created":{created},"model":"{model}","#,
-            r#""service_tier":"default","system_fingerprint":"fp_f9f4fb6dbf","#,
-            r#""choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}],"usage":null,"obfuscation":"x3Tq"}}"#,
-            "\n\n"
-        ),
-        id = OPENAI_ID,
-        created = CREATED,
-        model = OPENAI_MODEL,
-        delta = delta,
-        finish = finish,
-    )
-}
-
-fn openai_stream(chunks: usize) -> Arc<[Bytes]> {
-    let mut out = Vec::with_capacity(chunks + 3);
-    for i in 0..chunks {
-        let word = WORDS[i % WORDS.len()];
-        let delta = if i == 0 {
-            format!(r#"{{"role":"assistant","content":"{word}","refusal":null}}"#)
-        } else {
-            format!(r#"{{"content":"{word}"}}"#)
-        };
-        out.push(Bytes::from(openai_chunk(&delta, "null")));
-    }
-    out.push(Bytes::from(openai_chunk("{}", r#""stop""#)));
-    out.push(Bytes::from(format!(
-        concat!(
-            r#"data: {{"id":"{id}","object":"chat.completion.chunk","created":{created},"model":"{model}","#,
-            r#""service_tier":"default","system_fingerprint":"fp_f9f4fb6dbf","choices":[],"#,
-            r#""usage":{{"prompt_tokens":{p},"completion_tokens":{c},"total_tokens":{t},"#,
-            r#""prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"#,
-            r#""completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}},"obfuscation":"q9"}}"#,
-            "\n\n"
-        ),
-        id = OPENAI_ID,
-        created = CREATED,
-        model = OPENAI_MODEL,
-        p = PROMPT_TOKENS,
-        c = chunks,
-        t = PROMPT_TOKENS + chunks,
-    )));
-    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    out.into()
-}
-
-fn anthropic_usage(output: usize) -> String {
-    format!(
-        concat!(
-            r#"{{"input_tokens":{p},"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"#,
-            r#""cache_creation":{{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0}},"#,
-            r#""output_tokens":{o},"service_tier":"standard"}}"#
-        ),
-        p = PROMPT_TOKENS,
-        o = output,
-    )
-}
-
-fn anthropic_json(chunks: usize) -> Bytes {
-    Bytes::from(format!(
-        concat!(
-            r#"{{"id":"{id}","type":"message","role":"assistant","model":"{model}","#,
-            r#""content":[{{"type":"text","text":"{text}"}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{usage}}}"#
-        ),
-        id = ANTHROPIC_ID,
-        model = ANTHROPIC_MODEL,
-        text = answer_text(chunks),
-        usage = anthropic_usage(chunks.max(1)),
-    ))
-}
-
-fn anthropic_event(name: &str, data: &str) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
-}
-
-fn anthropic_stream(chunks: usize) -> Arc<[Bytes]> {
-    let mut out = Vec::with_capacity(chunks + 6);
-    out.push(anthropic_event(
-        "message_start",
-        &format!(
-            concat!(
-                r#"{{"type":"message_start","message":{{"id":"{id}","type":"message","role":"assistant","model":"{model}","#,
-                r#""content":[],"stop_reason":null,"stop_sequence":null,"usage":{usage}}}}}"#
-            ),
-            id = ANTHROPIC_ID,
-            model = ANTHROPIC_MODEL,
-            usage = anthropic_usage(1),
-        ),
-    ));
-    out.push(anthropic_event(
-        "content_block_start",
-        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-    ));
-    out.push(anthropic_event("ping", r#"{"type": "ping"}"#));
-    for i in 0..chunks {
-        out.push(anthropic_event(
-            "content_block_delta",
-            &format!(
-                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{}"}}}}"#,
-                WORDS[i % WORDS.len()]
-            ),
-        ));
-    }
-    out.push(anthropic_event(
-        "content_block_stop",
-        r#"{"type":"content_block_stop","index":0}"#,
-    ));
-    out.push(anthropic_event(
-        "message_delta",
-        &format!(
-            r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn","stop_sequence":null}},"usage":{{"output_tokens":{chunks}}}}}"#
-        ),
-    ));
-    out.push(anthropic_event(
-        "message_stop",
-        r#"{"type":"message_stop"}"#,
-    ));
-    out.into()
 }
 
 /// Whether the body has a `"stream"` member set to `true`. Not a JSON
@@ -297,10 +151,14 @@ async fn handle(req: Request<Incoming>, c: Arc<Canned>) -> Result<Response<MockB
     enum Dialect {
         OpenAi,
         Anthropic,
+        Responses,
+        Tool,
     }
     let dialect = match (req.method(), req.uri().path()) {
         (&Method::POST, p) if p.ends_with("/chat/completions") => Some(Dialect::OpenAi),
         (&Method::POST, p) if p.ends_with("/messages") => Some(Dialect::Anthropic),
+        (&Method::POST, p) if p.ends_with("/responses") => Some(Dialect::Responses),
+        (&Method::GET, p) if p.starts_with("/repos/") => Some(Dialect::Tool),
         _ => None,
     };
     // Read the whole request, as an upstream does, before answering.
@@ -318,37 +176,46 @@ async fn handle(req: Request<Incoming>, c: Arc<Canned>) -> Result<Response<MockB
     if !c.latency.is_zero() {
         tokio::time::sleep(c.latency).await;
     }
-    let stream = wants_stream(&body);
-    let resp = match (dialect, stream) {
-        (Dialect::OpenAi, false) => respond(
+    let json = |body: Bytes| {
+        respond(
             StatusCode::OK,
             "application/json",
-            Either::Left(Full::new(c.openai_json.clone())),
-        ),
-        (Dialect::Anthropic, false) => respond(
+            Either::Left(Full::new(body)),
+        )
+    };
+    let sse = |frames: Arc<[Bytes]>| {
+        let mut r = respond(
             StatusCode::OK,
-            "application/json",
-            Either::Left(Full::new(c.anthropic_json.clone())),
+            "text/event-stream",
+            Either::Right(Chunks {
+                frames,
+                next: 0,
+                delay: c.chunk_delay,
+                sleep: None,
+            }),
+        );
+        r.headers_mut()
+            .insert("cache-control", HeaderValue::from_static("no-cache"));
+        r
+    };
+    let resp = match (dialect, wants_stream(&body)) {
+        (Dialect::OpenAi, false) => json(c.openai_json.clone()),
+        (Dialect::OpenAi, true) => sse(c.openai_stream.clone()),
+        (Dialect::Anthropic, false) => json(c.anthropic_json.clone()),
+        (Dialect::Anthropic, true) => sse(c.anthropic_stream.clone()),
+        (Dialect::Responses, false) => json(
+            c.responses_json
+                .stamp(c.responses_made.fetch_add(1, Ordering::Relaxed)),
         ),
-        (d, true) => {
-            let frames = match d {
-                Dialect::OpenAi => c.openai_stream.clone(),
-                Dialect::Anthropic => c.anthropic_stream.clone(),
-            };
-            let mut r = respond(
-                StatusCode::OK,
-                "text/event-stream",
-                Either::Right(Chunks {
-                    frames,
-                    next: 0,
-                    delay: c.chunk_delay,
-                    sleep: None,
-                }),
-            );
-            r.headers_mut()
-                .insert("cache-control", HeaderValue::from_static("no-cache"));
-            r
+        (Dialect::Responses, true) => {
+            let id = c.responses_made.fetch_add(1, Ordering::Relaxed);
+            sse(c.responses_stream.iter().map(|f| f.stamp(id)).collect())
         }
+        (Dialect::Tool, _) => respond(
+            StatusCode::OK,
+            "application/json; charset=utf-8",
+            Either::Left(Full::new(c.tool_json.clone())),
+        ),
     };
     Ok(resp)
 }
@@ -401,12 +268,16 @@ fn run() -> Result<(), String> {
         return Err("--chunks must be at least 1".into());
     }
     let canned = Arc::new(Canned {
-        openai_json: openai_json(chunks),
-        openai_stream: openai_stream(chunks),
-        anthropic_json: anthropic_json(chunks),
-        anthropic_stream: anthropic_stream(chunks),
+        openai_json: canned::openai_json(chunks),
+        openai_stream: canned::openai_stream(chunks),
+        anthropic_json: canned::anthropic_json(chunks),
+        anthropic_stream: canned::anthropic_stream(chunks),
+        responses_json: canned::responses_json(chunks),
+        responses_stream: canned::responses_stream(chunks),
+        responses_made: AtomicU64::new(1),
+        tool_json: canned::tool_json(),
         not_found: Bytes::from_static(
-            br#"{"error":{"message":"bench-mock serves POST /v1/chat/completions and POST /v1/messages","type":"invalid_request_error","param":null,"code":"not_found"}}"#,
+            br#"{"error":{"message":"bench-mock serves POST /v1/chat/completions, /v1/messages and /v1/responses, and GET /repos/{owner}/{repo}","type":"invalid_request_error","param":null,"code":"not_found"}}"#,
         ),
         chunk_delay,
         latency,
@@ -455,16 +326,45 @@ mod tests {
 
     #[test]
     fn streams_have_the_documented_shape() {
-        let o = openai_stream(20);
+        let o = canned::openai_stream(20);
         assert_eq!(o.len(), 23);
         assert!(o[0].starts_with(b"data: {"));
         assert_eq!(&o[22][..], b"data: [DONE]\n\n");
-        let a = anthropic_stream(20);
+        let a = canned::anthropic_stream(20);
         assert_eq!(a.len(), 26);
         assert!(a[0].starts_with(b"event: message_start\n"));
         assert!(a[25].starts_with(b"event: message_stop\n"));
         for ev in o.iter().chain(a.iter()) {
             assert!(ev.ends_with(b"\n\n"));
         }
+    }
+
+    #[test]
+    fn responses_answers_each_have_their_own_id() {
+        let json = canned::responses_json(20);
+        let (one, two) = (json.stamp(1), json.stamp(2));
+        assert!(one.starts_with(br#"{"id":"resp_0000000000000001","object":"response""#));
+        assert!(two.starts_with(br#"{"id":"resp_0000000000000002","#));
+        let text = std::str::from_utf8(&one).unwrap();
+        assert!(text.contains(r#""id":"msg_0000000000000001""#));
+        assert!(text.contains(r#""usage":{"input_tokens":25,"#));
+        let s = canned::responses_stream(20);
+        assert_eq!(s.len(), 28);
+        let frames: Vec<String> = s
+            .iter()
+            .map(|f| String::from_utf8(f.stamp(7).to_vec()).unwrap())
+            .collect();
+        assert!(frames[0].starts_with(
+            "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,"
+        ));
+        assert!(frames[4].contains(r#""delta":"The""#));
+        assert!(frames[27].starts_with("event: response.completed\n"));
+        assert!(frames[27].contains(r#""sequence_number":27,"#));
+        assert!(frames[27].contains(r#""id":"resp_0000000000000007""#));
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.ends_with("\n\n") && !f.contains('@'))
+        );
     }
 }
