@@ -207,6 +207,84 @@ pub fn plain_str(raw: &[u8]) -> Option<&str> {
     std::str::from_utf8(inner).ok()
 }
 
+/// The raw bytes of the member `name` of the JSON object `object`; `None`
+/// when it is absent, named twice, or the walk refuses the object (serde
+/// then decides).
+pub fn member<'a>(object: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let mut w = Walker::new(object);
+    let mut found = None;
+    let mut twice = false;
+    w.object(|k, w| {
+        if k == name.as_bytes() {
+            twice |= found.is_some();
+            found = Some(w.raw()?);
+            Some(())
+        } else {
+            w.skip()
+        }
+    })?;
+    (w.at_end() && !twice).then_some(found).flatten()
+}
+
+/// `object` with each of `members` set to its raw value: replaced where
+/// the object has it, appended (in the order given) where it does not,
+/// every other byte kept. `None` when the walk refuses the object or names
+/// one of `members` twice (serde then decides). The values must be JSON.
+pub fn set_members(object: &[u8], members: &[(&str, &[u8])]) -> Option<Vec<u8>> {
+    // Where each member's value is, if the object has it.
+    let mut spans = [None::<(usize, usize)>; 8];
+    let spans = spans.get_mut(..members.len())?;
+    let mut w = Walker::new(object);
+    let mut count = 0;
+    w.object(|k, w| {
+        count += 1;
+        match members.iter().position(|(name, _)| name.as_bytes() == k) {
+            Some(n) => {
+                w.ws();
+                let start = w.i;
+                w.skip()?;
+                if spans[n].replace((start, w.i)).is_some() {
+                    return None;
+                }
+                Some(())
+            }
+            None => w.skip(),
+        }
+    })?;
+    let close = w.i - 1;
+    if !w.at_end() {
+        return None;
+    }
+    let extra: usize = members.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(object.len() + extra);
+    // Replacements in the order they appear in the object.
+    let mut order: Vec<usize> = (0..members.len()).filter(|&n| spans[n].is_some()).collect();
+    order.sort_unstable_by_key(|&n| spans[n].map(|(s, _)| s));
+    let mut at = 0;
+    for n in order {
+        let (start, end) = spans[n]?;
+        out.extend_from_slice(&object[at..start]);
+        out.extend_from_slice(members[n].1);
+        at = end;
+    }
+    out.extend_from_slice(&object[at..close]);
+    for (n, (name, value)) in members.iter().enumerate() {
+        if spans[n].is_some() {
+            continue;
+        }
+        if count > 0 {
+            out.push(b',');
+        }
+        count += 1;
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value);
+    }
+    out.extend_from_slice(&object[close..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +392,75 @@ mod tests {
                 let a: serde_json::Value = serde_json::from_slice(raw).unwrap();
                 assert_eq!(&a, &v[key]);
             }
+        }
+    }
+    #[test]
+    fn member_finds_one_member_and_refuses_doubles() {
+        let b = br#"{"type":"response.created","response":{"id":"r1","output":[]},"sequence_number":0}"#;
+        assert_eq!(
+            member(b, "response"),
+            Some(&br#"{"id":"r1","output":[]}"#[..])
+        );
+        assert_eq!(member(b, "sequence_number"), Some(&b"0"[..]));
+        assert_eq!(member(b, "error"), None);
+        assert_eq!(member(br#"{"a":1,"a":2}"#, "a"), None);
+        assert_eq!(member(br#"{"a":1"#, "a"), None);
+    }
+
+    #[test]
+    fn set_members_replaces_in_place_and_appends_the_rest() {
+        let b = br#"{"id":"up_1", "store":true,"output":[{"id":"x"}],"previous_response_id":null}"#;
+        let out = set_members(
+            b,
+            &[
+                ("id", b"\"resp_9\""),
+                ("user", b"null"),
+                ("store", b"false"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"id":"resp_9", "store":false,"output":[{"id":"x"}],"previous_response_id":null,"user":null}"#
+        );
+        assert_eq!(
+            set_members(b"{ }", &[("a", b"1"), ("b", b"2")]).unwrap(),
+            b"{ \"a\":1,\"b\":2}"
+        );
+        assert_eq!(set_members(br#"{"a":1,"a":2}"#, &[("a", b"3")]), None);
+        assert_eq!(set_members(br#"{"a":1} x"#, &[("a", b"3")]), None);
+    }
+
+    proptest::proptest! {
+        /// Setting members by splice reads back as serde's insert would
+        /// leave the object (same keys, same order, same values).
+        #[test]
+        fn set_members_agrees_with_serde(
+            keys in proptest::collection::vec("[a-e]{1,2}", 0..6),
+            values in proptest::collection::vec(0u32..1000, 6),
+            set in proptest::collection::vec(("[a-f]{1,2}", 0u32..9), 0..4),
+        ) {
+            let mut m = serde_json::Map::new();
+            for (k, v) in keys.iter().zip(&values) {
+                m.insert(k.clone(), serde_json::json!([v, {"k": k}]));
+            }
+            let object = serde_json::to_vec(&m).unwrap();
+            let mut seen = std::collections::HashSet::new();
+            let set: Vec<(String, Vec<u8>)> = set
+                .into_iter()
+                .filter(|(k, _)| seen.insert(k.clone()))
+                .map(|(k, v)| (k, format!("{{\"v\":{v}}}").into_bytes()))
+                .collect();
+            let pairs: Vec<(&str, &[u8])> = set.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+            let out = set_members(&object, &pairs).unwrap();
+            for (k, v) in &set {
+                m.insert(k.clone(), serde_json::from_slice(v).unwrap());
+            }
+            let theirs: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).unwrap();
+            proptest::prop_assert_eq!(
+                theirs.iter().collect::<Vec<_>>(),
+                m.iter().collect::<Vec<_>>()
+            );
         }
     }
 }

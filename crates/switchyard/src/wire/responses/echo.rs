@@ -9,7 +9,7 @@
 use serde_json::value::RawValue;
 
 use crate::chat;
-use crate::wire::Fields;
+use crate::wire::{Fields, scan};
 
 /// A tool by its flat name, in the caller's own terms.
 #[derive(Debug, Clone)]
@@ -121,15 +121,33 @@ impl Echo {
     /// stores it, resumes it and keeps its conversation under its own id:
     /// an upstream's ids are not ours to trust as unique).
     pub fn correct(&self, object: &str) -> Option<String> {
-        let mut m: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(object).ok()?;
-        m.insert("id".into(), self.id.clone().into());
-        m.insert(
-            "previous_response_id".into(),
-            self.previous_response_id.clone().into(),
-        );
-        m.insert("store".into(), self.store.into());
-        serde_json::to_string(&m).ok()
+        String::from_utf8(self.correct_bytes(object.as_bytes())?).ok()
+    }
+
+    /// [`Echo::correct`] on bytes: the three members are spliced in, the
+    /// rest of the object kept byte for byte (a decode and re-encode of a
+    /// whole Response object cost more than the rest of the call).
+    pub fn correct_bytes(&self, object: &[u8]) -> Option<Vec<u8>> {
+        let id = serde_json::to_string(&self.id).ok()?;
+        let previous = serde_json::to_string(&self.previous_response_id).ok()?;
+        let store: &[u8] = if self.store { b"true" } else { b"false" };
+        let fixed = [
+            ("id", id.as_bytes()),
+            ("previous_response_id", previous.as_bytes()),
+            ("store", store),
+        ];
+        scan::set_members(object, &fixed).or_else(|| {
+            // What the walk leaves to serde (escaped or repeated keys).
+            let mut m: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(object).ok()?;
+            m.insert("id".into(), self.id.clone().into());
+            m.insert(
+                "previous_response_id".into(),
+                self.previous_response_id.clone().into(),
+            );
+            m.insert("store".into(), self.store.into());
+            serde_json::to_vec(&m).ok()
+        })
     }
 
     /// The request's members, for splicing into a Response object.
@@ -161,5 +179,27 @@ mod tests {
         assert_eq!(v["store"], false);
         assert_eq!(v["tool_choice"], "auto");
         assert_eq!(e.item_id("msg", 1), "msg_x01");
+    }
+
+    #[test]
+    fn correcting_keeps_the_upstreams_bytes_and_sets_the_gateways_members() {
+        let body = br#"{"model":"m","input":"hi","previous_response_id":"resp_prev"}"#;
+        let (req, fields) = super::super::decode_request(body).unwrap();
+        let e = Echo::new("resp_ours".into(), &fields, &req, true);
+        let up = r#"{"id":"resp_up","object":"response","output":[{"id":"msg_1","content":[{"text":"a\u00e9"}]}],"store":false,"previous_response_id":null}"#;
+        assert_eq!(
+            e.correct(up).unwrap(),
+            r#"{"id":"resp_ours","object":"response","output":[{"id":"msg_1","content":[{"text":"a\u00e9"}]}],"store":true,"previous_response_id":"resp_prev"}"#
+        );
+        // What the walk refuses, serde corrects (a repeated key: its last).
+        let v: serde_json::Value = serde_json::from_str(
+            &e.correct(r#"{"id":"a","id":"b","status":"completed"}"#)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["id"], "resp_ours");
+        assert_eq!(v["store"], true);
+        assert_eq!(v["previous_response_id"], "resp_prev");
+        assert_eq!(e.correct("not json"), None);
     }
 }

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use super::echo::Echo;
 use super::response::{self, ContentOut, ItemOut, Object, status_of};
 use crate::chat::{Event, FinishReason, Part, Usage, WebSearch};
-use crate::wire::{StreamError, sse};
+use crate::wire::{StreamError, scan, sse};
 
 /// The output item being streamed.
 #[derive(Debug)]
@@ -572,15 +572,22 @@ impl Relay {
         }
     }
 
-    /// A lifecycle event with its Response object corrected.
-    fn corrected(&self, data: &[u8]) -> Option<Vec<u8>> {
+    /// A lifecycle event with its Response object corrected, and that
+    /// object.
+    fn corrected(&self, data: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         let echo = self.echo.as_ref()?;
+        if let Some(object) = scan::member(data, "response") {
+            let fixed = echo.correct_bytes(object)?;
+            if let Some(event) = scan::set_members(data, &[("response", &fixed)]) {
+                return Some((event, fixed));
+            }
+        }
         let mut m: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(data).ok()?;
         let object = m.get("response")?.to_string();
-        let fixed: serde_json::Value = serde_json::from_str(&echo.correct(&object)?).ok()?;
-        m.insert("response".into(), fixed);
-        serde_json::to_vec(&m).ok()
+        let fixed = echo.correct_bytes(object.as_bytes())?;
+        m.insert("response".into(), serde_json::from_slice(&fixed).ok()?);
+        Some((serde_json::to_vec(&m).ok()?, fixed))
     }
 
     pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
@@ -671,11 +678,9 @@ impl Relay {
                 | "response.failed"
         );
         let data = match lifecycle.then(|| self.corrected(&ev.data)).flatten() {
-            Some(d) => {
+            Some((d, object)) => {
                 if self.done {
-                    self.terminal = serde_json::from_slice::<Peek>(&d)
-                        .ok()
-                        .and_then(|p| p.response.map(|r| r.get().to_owned()));
+                    self.terminal = String::from_utf8(object).ok();
                 }
                 std::borrow::Cow::Owned(d)
             }
