@@ -226,7 +226,9 @@ pub async fn history(
 pub fn keep(gw: &Gateway, r: StoredResponse) {
     let r = Arc::new(r);
     gw.recorder
-        .write(&crate::log_store::Entry::Response(Box::new((*r).clone())));
+        .write(&crate::log_store::Entry::Response(Box::new(
+            store::Row::of(&r),
+        )));
     gw.conversations.keep(r);
 }
 

@@ -78,11 +78,12 @@ pub struct End {
     pub response_body: Option<String>,
 }
 
-/// One spool entry. On disk, a call's begin and end are binary frames (see
-/// [`binary`]); the rarer entries are a line of a one-byte phase (`G`,
-/// `R`, `D`) and the entry's JSON object. The JSON lines of begins and ends
-/// that earlier versions wrote (`B`, `E`, and the internally tagged form
-/// `{"phase":...}` before those) are still read.
+/// One spool entry. On disk, a call's begin and end and a stored response
+/// are binary frames (see [`binary`]); the rarer entries are a line of a
+/// one-byte phase (`G`, `D`) and the entry's JSON object. The JSON lines
+/// that earlier versions wrote for begins, ends and stored responses (`B`,
+/// `E`, `R`, and the internally tagged form `{"phase":...}` before those)
+/// are still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Entry {
@@ -94,7 +95,7 @@ pub enum Entry {
         dropped: u64,
     },
     /// A stored Response (`store: true`), with its items.
-    Response(Box<crate::conversations::StoredResponse>),
+    Response(Box<crate::conversations::store::Row>),
     /// A stored Response deleted.
     ResponseDeleted {
         id: String,
@@ -134,7 +135,7 @@ impl Entry {
                     dropped: *dropped,
                 },
             ),
-            Entry::Response(r) => line(b'R', r),
+            Entry::Response(r) => Ok(binary::response(r)),
             Entry::ResponseDeleted { id } => line(b'D', &DeletedLine { id: id.clone() }),
         }
     }
@@ -145,6 +146,7 @@ impl Entry {
             Some((&binary::MARKER, _)) => match binary::decode(line) {
                 Ok(binary::Decoded::Begin(b)) => Ok(Entry::Begin(b)),
                 Ok(binary::Decoded::End(e)) => Ok(Entry::End(e)),
+                Ok(binary::Decoded::Response(r)) => Ok(Entry::Response(Box::new(r))),
                 Err(e) => Err(serde::de::Error::custom(e)),
             },
             Some((b'B', json)) => serde_json::from_slice(json).map(Entry::Begin),
@@ -153,7 +155,11 @@ impl Entry {
                 time_ms: g.time_ms,
                 dropped: g.dropped,
             }),
-            Some((b'R', json)) => serde_json::from_slice(json).map(Entry::Response),
+            Some((b'R', json)) => {
+                serde_json::from_slice(json).map(|r: crate::conversations::StoredResponse| {
+                    Entry::Response(Box::new(crate::conversations::store::Row::of(&r)))
+                })
+            }
             Some((b'D', json)) => serde_json::from_slice(json)
                 .map(|d: DeletedLine| Entry::ResponseDeleted { id: d.id }),
             _ => serde_json::from_slice(line),
@@ -373,6 +379,25 @@ mod tests {
                 format!("{e:?}")
             );
         }
+        // A stored response goes as a frame; the JSON line of the version
+        // before still reads, its items given their ids.
+        let line = br#"R{"id":"resp_1","owner":"k","created_ms":1,"expires_ms":2,"previous_id":null,"requested_model":"m","provider":null,"model":null,"request_id":"r1","response":{"id":"resp_1"},"input":[{"id":"in_1","type":"message"}],"output":[{"type":"message"}]}"#;
+        let Ok(Entry::Response(r)) = Entry::decode(line) else {
+            panic!("an old stored-response line");
+        };
+        assert_eq!(r.response, r#"{"id":"resp_1"}"#);
+        let items: Vec<(&str, bool)> = r
+            .items
+            .iter()
+            .map(|i| (i.item_id.as_str(), i.is_output))
+            .collect();
+        assert_eq!(items, [("in_1", false), ("", true)]);
+        let framed = Entry::Response(r.clone()).encode().unwrap();
+        assert_eq!(framed[0], binary::MARKER);
+        let Ok(Entry::Response(back)) = Entry::decode(&framed[..framed.len() - 1]) else {
+            panic!("a stored-response frame");
+        };
+        assert_eq!(back, r);
         assert!(Entry::decode(b"Bnot json").is_err());
         assert!(Entry::decode(b"\x01\x02\x00\x00\x00B\x01").is_err());
         assert!(Entry::decode(b"").is_err());

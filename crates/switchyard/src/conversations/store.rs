@@ -1,8 +1,9 @@
 //! SQL of stored responses (`responses`, `response_items`), for SQLite and
 //! Postgres. Inserts and deletes run in the log writer's transaction.
 
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sqlx::Row;
+use sqlx::Row as _;
 
 use super::StoredResponse;
 use crate::storage::{Storage, pg};
@@ -10,6 +11,61 @@ use crate::storage::{Storage, pg};
 const GET: &str = "SELECT id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response \
                    FROM responses WHERE id = ?";
 const ITEMS: &str = "SELECT item, is_output FROM response_items WHERE response_id = ? ORDER BY seq";
+
+/// A stored response as the writer inserts it (and the spool carries it):
+/// each item with its id, every JSON value as its text, so nothing is
+/// decoded on the way (the texts were JSON when they were kept, and are
+/// read back into `RawValue`s when asked for).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub id: String,
+    pub owner: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub previous_id: Option<String>,
+    pub requested_model: String,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub request_id: String,
+    pub response: String,
+    /// The input items, then the output items, in order.
+    pub items: Vec<ItemRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRow {
+    /// Empty when the item has none.
+    pub item_id: String,
+    pub is_output: bool,
+    pub item: String,
+}
+
+impl Row {
+    pub fn of(r: &StoredResponse) -> Row {
+        let input = r.input.iter().map(|i| (false, i));
+        let output = r.output.iter().map(|i| (true, i));
+        Row {
+            id: r.id.clone(),
+            owner: r.owner.clone(),
+            created_ms: r.created_ms,
+            expires_ms: r.expires_ms,
+            previous_id: r.previous_id.clone(),
+            requested_model: r.requested_model.clone(),
+            provider: r.provider.clone(),
+            model: r.model.clone(),
+            request_id: r.request_id.clone(),
+            response: r.response.get().to_owned(),
+            items: input
+                .chain(output)
+                .map(|(is_output, item)| ItemRow {
+                    item_id: super::item_id(item).unwrap_or_default(),
+                    is_output,
+                    item: item.get().to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
 
 fn raw(text: String) -> Result<Box<RawValue>, sqlx::Error> {
     RawValue::from_string(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -73,7 +129,7 @@ pub async fn holding(s: &Storage, item_id: &str) -> Result<Option<String>, sqlx:
 /// `$tx`; a response already stored is left as it is (spool replays).
 macro_rules! insert_response {
     ($tx:expr, $q:expr, $r:expr) => {{
-        let r: &crate::conversations::StoredResponse = $r;
+        let r: &crate::conversations::store::Row = $r;
         let done = sqlx::query(&$q(
             "INSERT INTO responses (id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -87,21 +143,20 @@ macro_rules! insert_response {
         .bind(&r.provider)
         .bind(&r.model)
         .bind(&r.request_id)
-        .bind(r.response.get())
+        .bind(&r.response)
         .execute(&mut *$tx)
         .await?;
         if done.rows_affected() > 0 {
-            let items = r.input.iter().map(|i| (false, i)).chain(r.output.iter().map(|i| (true, i)));
-            for (seq, (is_output, item)) in items.enumerate() {
+            for (seq, item) in r.items.iter().enumerate() {
                 sqlx::query(&$q(
                     "INSERT INTO response_items (response_id, seq, item_id, is_output, item) VALUES (?, ?, ?, ?, ?) \
                      ON CONFLICT (response_id, seq) DO NOTHING",
                 ))
                 .bind(&r.id)
                 .bind(seq as i64)
-                .bind(crate::conversations::item_id(item).unwrap_or_default())
-                .bind(is_output)
-                .bind(item.get())
+                .bind(&item.item_id)
+                .bind(item.is_output)
+                .bind(&item.item)
                 .execute(&mut *$tx)
                 .await?;
             }

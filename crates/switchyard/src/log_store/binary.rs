@@ -1,6 +1,7 @@
-//! The binary spool frame of a call's begin and end: what every call
-//! writes on its way, so it costs a few hundred instructions to write and
-//! to read back, where a JSON line cost tens of thousands.
+//! The binary spool frames of a call's begin and end, and of a stored
+//! response: what every call writes on its way, so it costs a few hundred
+//! instructions to write and to read back, where a JSON line cost tens of
+//! thousands.
 //!
 //! A frame is `0x01`, the payload's length (4 bytes, little-endian), the
 //! payload, and a newline. No JSON line starts with `0x01`, so segments
@@ -8,7 +9,7 @@
 //! entries, which stay JSON) read as before; the closing newline tells a
 //! torn frame from a whole one as it does for a line.
 //!
-//! The payload is the phase (`B` or `E`), a format version, then each field
+//! The payload is the phase (`B`, `E` or `R`), a format version, then each field
 //! in order: integers as LEB128 (signed ones zigzagged), floats as 8 bytes,
 //! strings as a length and their bytes, an `Option` as a 0/1 byte and then
 //! its value. The metadata goes as its JSON text (any JSON value may be a
@@ -18,6 +19,7 @@ use crate::config::LogMode;
 use crate::routing::{Attempt, Excluded};
 
 use super::{Begin, End};
+use crate::conversations::store::{ItemRow, Row};
 
 /// The first byte of a binary frame.
 pub(super) const MARKER: u8 = 0x01;
@@ -105,10 +107,39 @@ pub(super) fn end(e: &End) -> Vec<u8> {
     w.finish()
 }
 
+/// The frame of a stored response: its items' JSON goes as text, as it
+/// was kept (and is stored).
+pub(super) fn response(r: &Row) -> Vec<u8> {
+    let items: usize = r
+        .items
+        .iter()
+        .map(|i| i.item.len() + i.item_id.len() + 4)
+        .sum();
+    let mut w = Writer::frame(b'R', 128 + r.response.len() + items);
+    w.str(&r.id);
+    w.str(&r.owner);
+    w.int(r.created_ms);
+    w.int(r.expires_ms);
+    w.opt(r.previous_id.as_deref(), Writer::str);
+    w.str(&r.requested_model);
+    w.opt(r.provider.as_deref(), Writer::str);
+    w.opt(r.model.as_deref(), Writer::str);
+    w.str(&r.request_id);
+    w.str(&r.response);
+    w.uint(r.items.len() as u64);
+    for i in &r.items {
+        w.str(&i.item_id);
+        w.byte(u8::from(i.is_output));
+        w.str(&i.item);
+    }
+    w.finish()
+}
+
 /// What a frame holds.
 pub(super) enum Decoded {
     Begin(Begin),
     End(End),
+    Response(Row),
 }
 
 /// Reads a frame, without its closing newline.
@@ -199,6 +230,34 @@ pub(super) fn decode(frame: &[u8]) -> Result<Decoded, BadFrame> {
                 v
             },
             response_body: r.opt(Reader::string)?,
+        }),
+        b'R' => Decoded::Response(Row {
+            id: r.string()?,
+            owner: r.string()?,
+            created_ms: r.int()?,
+            expires_ms: r.int()?,
+            previous_id: r.opt(Reader::string)?,
+            requested_model: r.string()?,
+            provider: r.opt(Reader::string)?,
+            model: r.opt(Reader::string)?,
+            request_id: r.string()?,
+            response: r.string()?,
+            items: {
+                let n = r.count()?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(ItemRow {
+                        item_id: r.string()?,
+                        is_output: match r.byte()? {
+                            0 => false,
+                            1 => true,
+                            _ => return Err(BadFrame("is_output")),
+                        },
+                        item: r.string()?,
+                    });
+                }
+                v
+            },
         }),
         _ => return Err(BadFrame("phase")),
     };
@@ -420,23 +479,71 @@ mod tests {
         assert_eq!(frame[0], MARKER);
         match decode(&frame).unwrap() {
             Decoded::Begin(back) => assert_eq!(back, b),
-            Decoded::End(_) => panic!("phase"),
+            _ => panic!("phase"),
         }
         let e = full_end();
         match decode(&unframed(end(&e))).unwrap() {
             Decoded::End(back) => assert_eq!(back, e),
-            Decoded::Begin(_) => panic!("phase"),
+            _ => panic!("phase"),
         }
         let empty = End::default();
         match decode(&unframed(end(&empty))).unwrap() {
             Decoded::End(back) => assert_eq!(back, empty),
-            Decoded::Begin(_) => panic!("phase"),
+            _ => panic!("phase"),
+        }
+    }
+
+    fn full_response() -> Row {
+        Row {
+            id: "resp_1".into(),
+            owner: "key_1".into(),
+            created_ms: 1,
+            expires_ms: i64::MAX,
+            previous_id: Some("resp_0".into()),
+            requested_model: "fast".into(),
+            provider: Some("openai".into()),
+            model: None,
+            request_id: "req_1".into(),
+            response: r#"{"id":"resp_1","output":[{"id":"msg_1"}],"note":"\n"}"#.into(),
+            items: vec![
+                ItemRow {
+                    item_id: "in_1".into(),
+                    is_output: false,
+                    item: "{\"id\":\"in_1\",\"text\":\"a\nb\"}".into(),
+                },
+                ItemRow {
+                    item_id: String::new(),
+                    is_output: true,
+                    item: "{}".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn stored_responses_round_trip() {
+        for r in [
+            full_response(),
+            Row {
+                items: Vec::new(),
+                previous_id: None,
+                ..full_response()
+            },
+        ] {
+            match decode(&unframed(response(&r))).unwrap() {
+                Decoded::Response(back) => assert_eq!(back, r),
+                _ => panic!("phase"),
+            }
         }
     }
 
     #[test]
     fn a_frame_cut_anywhere_or_padded_is_refused() {
         let frame = unframed(end(&full_end()));
+        for n in 0..frame.len() {
+            assert!(decode(&frame[..n]).is_err(), "cut at {n}");
+        }
+        let frame = unframed(response(&full_response()));
         for n in 0..frame.len() {
             assert!(decode(&frame[..n]).is_err(), "cut at {n}");
         }
