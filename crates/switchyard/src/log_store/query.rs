@@ -284,37 +284,29 @@ pub async fn list(
     Ok((out, next))
 }
 
-/// Tags counted up to this many rows each, to choose which drives a page.
-const RARITY_CAP: i64 = 10_000;
+/// Tags are counted up to the first of these many rows each, to choose
+/// which drives a page; tags that all reach it are counted again up to the
+/// next (at ten million records a user's tag and a team's both pass ten
+/// thousand rows, and the team's is fifty times the user's).
+const RARITY_CAPS: [i64; 2] = [10_000, 100_000];
 
-/// `f` with its tags reordered, fewest rows first (counted up to
-/// [`RARITY_CAP`] over the filter's time range): the first tag drives a
-/// page (see [`page_sql`]), and a page driven by a rare tag reads about as
-/// many rows as it returns, where a common one would read through every
-/// record it has that the rare tag lacks.
+/// `f` with its tags reordered, fewest rows first (counted over the
+/// filter's time range, see [`RARITY_CAPS`]): the first tag drives a page
+/// (see [`page_sql`]), and a page driven by a rare tag reads about as many
+/// rows as it returns, where a common one would read through every record
+/// it has that the rare tag lacks.
 async fn by_rarity(s: &Storage, f: &LogFilter) -> Result<LogFilter, sqlx::Error> {
     let mut counted = Vec::with_capacity(f.tags.len());
-    for (tag, value) in &f.tags {
-        let mut sql =
-            "SELECT COUNT(*) FROM (SELECT 1 FROM request_tags WHERE tag = ? AND value = ?"
-                .to_owned();
-        let mut args = vec![Arg::Text(tag.clone()), Arg::Text(value.clone())];
-        time_range("time_ms", f, &mut sql, &mut args);
-        sql.push_str(&format!(" LIMIT {RARITY_CAP}) t"));
-        let n: i64 = match s {
-            Storage::Sqlite(p) => {
-                bind_all!(sqlx::query_scalar(&sql), &args)
-                    .fetch_one(p)
-                    .await?
-            }
-            Storage::Postgres(p) => {
-                let sql = pg(&sql);
-                bind_all!(sqlx::query_scalar(&sql), &args)
-                    .fetch_one(p)
-                    .await?
-            }
-        };
-        counted.push((n, (tag.clone(), value.clone())));
+    for tag in &f.tags {
+        counted.push((count_tag(s, f, tag, RARITY_CAPS[0]).await?, tag.clone()));
+    }
+    for (below, cap) in RARITY_CAPS.into_iter().zip(&RARITY_CAPS[1..]) {
+        if counted.iter().filter(|(n, _)| *n == below).count() < 2 {
+            break;
+        }
+        for (n, tag) in counted.iter_mut().filter(|(n, _)| *n == below) {
+            *n = count_tag(s, f, tag, *cap).await?;
+        }
     }
     // Stable: equally common tags keep the caller's order.
     counted.sort_by_key(|(n, _)| *n);
@@ -322,6 +314,33 @@ async fn by_rarity(s: &Storage, f: &LogFilter) -> Result<LogFilter, sqlx::Error>
         tags: counted.into_iter().map(|(_, t)| t).collect(),
         ..f.clone()
     })
+}
+
+/// The rows of `tag` in `f`'s time range, counted up to `cap`.
+async fn count_tag(
+    s: &Storage,
+    f: &LogFilter,
+    (tag, value): &(String, String),
+    cap: i64,
+) -> Result<i64, sqlx::Error> {
+    let mut sql =
+        "SELECT COUNT(*) FROM (SELECT 1 FROM request_tags WHERE tag = ? AND value = ?".to_owned();
+    let mut args = vec![Arg::Text(tag.clone()), Arg::Text(value.clone())];
+    time_range("time_ms", f, &mut sql, &mut args);
+    sql.push_str(&format!(" LIMIT {cap}) t"));
+    match s {
+        Storage::Sqlite(p) => {
+            bind_all!(sqlx::query_scalar(&sql), &args)
+                .fetch_one(p)
+                .await
+        }
+        Storage::Postgres(p) => {
+            let sql = pg(&sql);
+            bind_all!(sqlx::query_scalar(&sql), &args)
+                .fetch_one(p)
+                .await
+        }
+    }
 }
 
 pub async fn get(
