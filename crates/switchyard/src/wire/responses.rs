@@ -24,6 +24,7 @@
 pub mod compaction;
 pub mod echo;
 pub mod reasoning;
+pub mod relay;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -33,6 +34,7 @@ pub mod types;
 mod props;
 
 pub use echo::Echo;
+pub use relay::Relay;
 pub use request::{decode_request, rewrite_request};
 pub use response::{encode_response, peek_usage};
-pub use stream::{Relay, StreamEncoder};
+pub use stream::StreamEncoder;

@@ -106,10 +106,15 @@ impl<'a> Walker<'a> {
 
     /// Consumes one value and returns its bytes.
     pub fn raw(&mut self) -> Option<&'a [u8]> {
+        self.raw_at().map(|(_, raw)| raw)
+    }
+
+    /// Consumes one value and returns where it starts and its bytes.
+    pub fn raw_at(&mut self) -> Option<(usize, &'a [u8])> {
         self.ws();
         let start = self.i;
         self.skip()?;
-        Some(&self.b[start..self.i])
+        Some((start, &self.b[start..self.i]))
     }
 
     /// Consumes one value.

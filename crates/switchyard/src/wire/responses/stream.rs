@@ -8,7 +8,7 @@
 //! output item `output_item.added`, its parts and deltas, their `done`s and
 //! `output_item.done`, and exactly one terminal event:
 //! `response.completed`, `response.incomplete` or, after an `error` event,
-//! `response.failed`.
+//! `response.failed`. A native upstream's events are relayed (`relay.rs`).
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use super::echo::Echo;
 use super::response::{self, ContentOut, ItemOut, Object, status_of};
 use crate::chat::{Event, FinishReason, Part, Usage, WebSearch};
-use crate::wire::{StreamError, scan, sse};
+use crate::wire::sse;
 
 /// The output item being streamed.
 #[derive(Debug)]
@@ -464,7 +464,7 @@ impl StreamEncoder {
 }
 
 /// The `error` object of an OpenAI-shaped error body.
-fn error_of(body: &[u8]) -> String {
+pub(super) fn error_of(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Body<'a> {
         #[serde(borrow)]
@@ -484,257 +484,6 @@ fn json(s: &str) -> String {
 
 fn to_string<T: serde::Serialize>(v: &T) -> String {
     String::from_utf8(crate::wire::to_vec(v)).unwrap_or_default()
-}
-
-/// A native Responses upstream's stream relayed to a Responses caller
-/// event by event, read on the way for its id, usage and terminal event;
-/// its Response objects corrected by the request's echo.
-#[derive(Debug, Default)]
-pub struct Relay {
-    echo: Option<Arc<Echo>>,
-    pub usage: Option<Usage>,
-    pub finish: Option<FinishReason>,
-    /// A terminal event was relayed.
-    pub done: bool,
-    /// The upstream's response id.
-    pub response_id: Option<String>,
-    /// The last sequence number relayed, to continue from on a failure.
-    last_seq: Option<u64>,
-    /// `response.created`'s object, to build `response.failed` from.
-    created: Option<String>,
-    /// The terminal Response object.
-    pub terminal: Option<String>,
-    /// `response.created` and `in_progress`, held back until the answer
-    /// begins: an error straight after them can still fail over.
-    held: Vec<(Option<String>, Vec<u8>)>,
-    begun: bool,
-}
-
-#[derive(Deserialize)]
-struct Peek<'a> {
-    #[serde(rename = "type", default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    sequence_number: Option<u64>,
-    #[serde(default, borrow)]
-    response: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    error: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    message: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    code: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct PeekResponse<'a> {
-    #[serde(default, borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    usage: Option<response::UsageIn>,
-    #[serde(default, borrow)]
-    incomplete_details: Option<IncompleteIn<'a>>,
-    #[serde(default, borrow)]
-    error: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct IncompleteIn<'a> {
-    #[serde(default, borrow)]
-    reason: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ErrorIn<'a> {
-    #[serde(default, borrow)]
-    code: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "type", default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    message: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// The HTTP status an in-stream error code means.
-fn status_for(code: &str) -> u16 {
-    match code {
-        "rate_limit_exceeded" | "insufficient_quota" | "rate_limit_error" => 429,
-        "server_is_overloaded" | "overloaded" => 503,
-        "invalid_prompt" | "invalid_request_error" => 400,
-        _ => 500,
-    }
-}
-
-impl Relay {
-    pub fn new(echo: Option<Arc<Echo>>) -> Relay {
-        Relay {
-            echo,
-            ..Relay::default()
-        }
-    }
-
-    /// A lifecycle event with its Response object corrected, and that
-    /// object.
-    fn corrected(&self, data: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-        let echo = self.echo.as_ref()?;
-        if let Some(object) = scan::member(data, "response") {
-            let fixed = echo.correct_bytes(object)?;
-            if let Some(event) = scan::set_members(data, &[("response", &fixed)]) {
-                return Some((event, fixed));
-            }
-        }
-        let mut m: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(data).ok()?;
-        let object = m.get("response")?.to_string();
-        let fixed = echo.correct_bytes(object.as_bytes())?;
-        m.insert("response".into(), serde_json::from_slice(&fixed).ok()?);
-        Some((serde_json::to_vec(&m).ok()?, fixed))
-    }
-
-    pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
-        if ev.data == b"[DONE]" {
-            return Ok(());
-        }
-        let p: Peek = serde_json::from_slice(&ev.data)
-            .map_err(|e| StreamError::Malformed(format!("not a Responses event: {e}")))?;
-        let kind = p.kind.as_deref().unwrap_or("");
-        match kind {
-            "response.created" | "response.in_progress" | "response.queued" => {
-                if let Some(r) = p.response {
-                    if let Ok(pr) = serde_json::from_str::<PeekResponse>(r.get()) {
-                        self.response_id = pr.id.map(|s| s.into_owned());
-                    }
-                    if kind == "response.created" {
-                        self.created = Some(r.get().to_owned());
-                    }
-                }
-            }
-            "response.completed" | "response.incomplete" | "response.failed" => {
-                let pr = p
-                    .response
-                    .and_then(|r| serde_json::from_str::<PeekResponse>(r.get()).ok());
-                if kind == "response.failed" && !self.begun {
-                    let (code, message) = pr
-                        .as_ref()
-                        .and_then(|r| r.error)
-                        .and_then(|e| serde_json::from_str::<ErrorIn>(e.get()).ok())
-                        .map(|e| {
-                            (
-                                e.code.or(e.kind).map(|c| c.into_owned()),
-                                e.message.map(|m| m.into_owned()),
-                            )
-                        })
-                        .unwrap_or((None, None));
-                    return Err(StreamError::Upstream {
-                        status: code.as_deref().map_or(500, status_for),
-                        kind: code,
-                        message: message.unwrap_or_else(|| "the response failed".into()),
-                    });
-                }
-                if let Some(pr) = pr {
-                    self.usage = pr.usage.map(response::UsageIn::canonical);
-                    self.finish = Some(
-                        match pr.incomplete_details.and_then(|d| d.reason).as_deref() {
-                            Some("max_output_tokens") => FinishReason::Length,
-                            Some("content_filter") => FinishReason::ContentFilter,
-                            _ => FinishReason::Stop,
-                        },
-                    );
-                }
-                self.terminal = p.response.map(|r| r.get().to_owned());
-                self.done = true;
-            }
-            "error" if !self.begun => {
-                let e = p
-                    .error
-                    .and_then(|e| serde_json::from_str::<ErrorIn>(e.get()).ok());
-                let code = e
-                    .as_ref()
-                    .and_then(|e| e.code.clone().or(e.kind.clone()))
-                    .or(p.code.clone())
-                    .map(|c| c.into_owned());
-                let message = e
-                    .and_then(|e| e.message)
-                    .or(p.message)
-                    .map(|m| m.into_owned())
-                    .unwrap_or_else(|| "the upstream reported an error".into());
-                return Err(StreamError::Upstream {
-                    status: code.as_deref().map_or(500, status_for),
-                    kind: code,
-                    message,
-                });
-            }
-            _ => {}
-        }
-        if let Some(n) = p.sequence_number {
-            self.last_seq = Some(n);
-        }
-        let lifecycle = matches!(
-            kind,
-            "response.created"
-                | "response.in_progress"
-                | "response.queued"
-                | "response.completed"
-                | "response.incomplete"
-                | "response.failed"
-        );
-        let data = match lifecycle.then(|| self.corrected(&ev.data)).flatten() {
-            Some((d, object)) => {
-                if self.done {
-                    self.terminal = String::from_utf8(object).ok();
-                }
-                std::borrow::Cow::Owned(d)
-            }
-            None => std::borrow::Cow::Borrowed(&ev.data),
-        };
-        if !self.begun {
-            if matches!(
-                kind,
-                "response.created" | "response.in_progress" | "response.queued"
-            ) {
-                self.held.push((ev.event.clone(), data.into_owned()));
-                return Ok(());
-            }
-            self.begun = true;
-            for (name, data) in self.held.drain(..) {
-                w.event(name.as_deref(), &data);
-            }
-        }
-        w.event(ev.event.as_deref(), &data);
-        Ok(())
-    }
-
-    /// The stream failed after it began: an `error` event and
-    /// `response.failed`, numbered on from the upstream's last event.
-    pub fn fail(&mut self, w: &mut sse::Writer, body: &[u8]) {
-        for (name, data) in self.held.drain(..) {
-            w.event(name.as_deref(), &data);
-        }
-        let mut seq = self.last_seq.map_or(0, |n| n + 1);
-        let error = error_of(body);
-        w.event(
-            Some("error"),
-            format!(r#"{{"type":"error","error":{error},"sequence_number":{seq}}}"#).as_bytes(),
-        );
-        seq += 1;
-        let mut object: serde_json::Value = self
-            .created
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or_else(
-                || serde_json::json!({"id": self.response_id, "object": "response", "output": []}),
-            );
-        object["status"] = "failed".into();
-        object["error"] = serde_json::from_str(&error).unwrap_or(serde_json::Value::Null);
-        let o = object.to_string();
-        let o = self.echo.as_ref().and_then(|e| e.correct(&o)).unwrap_or(o);
-        w.event(
-            Some("response.failed"),
-            format!(r#"{{"type":"response.failed","response":{o},"sequence_number":{seq}}}"#)
-                .as_bytes(),
-        );
-        self.terminal = Some(o);
-        self.done = true;
-    }
 }
 
 #[cfg(test)]

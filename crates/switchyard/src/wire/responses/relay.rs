@@ -1,0 +1,377 @@
+//! A native Responses upstream's stream relayed to a Responses caller
+//! event by event: read on the way for its id, usage, finish reason and
+//! terminal event, its Response objects corrected by the request's echo.
+//!
+//! Each event is walked once for the members the relay reads
+//! ([`scan::Walker`]), and a corrected Response object is spliced in where
+//! the walk found it; serde reads only the small `usage` and
+//! `incomplete_details` objects, and whatever the walk leaves to it (an
+//! `error` event's message, escaped or repeated keys).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::echo::Echo;
+use super::response;
+use super::stream::error_of;
+use crate::chat::{FinishReason, Usage};
+use crate::wire::{StreamError, scan, sse};
+
+/// A native Responses upstream's stream relayed to a Responses caller.
+#[derive(Debug, Default)]
+pub struct Relay {
+    echo: Option<Arc<Echo>>,
+    pub usage: Option<Usage>,
+    pub finish: Option<FinishReason>,
+    /// A terminal event was relayed.
+    pub done: bool,
+    /// The upstream's response id.
+    pub response_id: Option<String>,
+    /// The last sequence number relayed, to continue from on a failure.
+    last_seq: Option<u64>,
+    /// `response.created`'s object, to build `response.failed` from.
+    created: Option<String>,
+    /// The terminal Response object.
+    pub terminal: Option<String>,
+    /// `response.created` and `in_progress`, held back until the answer
+    /// begins: an error straight after them can still fail over.
+    held: Vec<(Option<String>, Vec<u8>)>,
+    begun: bool,
+}
+
+/// What the relay reads of one event.
+#[derive(Default)]
+struct Peek<'a> {
+    kind: Cow<'a, str>,
+    sequence_number: Option<u64>,
+    /// The Response object, and where it starts in the event when the
+    /// walk found it (a corrected object is spliced in there).
+    response: Option<&'a [u8]>,
+    response_at: Option<usize>,
+    error: Option<&'a [u8]>,
+    message: Option<Cow<'a, str>>,
+    code: Option<Cow<'a, str>>,
+}
+
+/// serde's reading of an event, where the walk declines.
+#[derive(Deserialize)]
+struct PeekIn<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    sequence_number: Option<u64>,
+    #[serde(default, borrow)]
+    response: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+}
+
+/// `null` is no value, as serde reads an `Option`.
+fn present(raw: &[u8]) -> Option<&[u8]> {
+    (raw != b"null").then_some(raw)
+}
+
+impl<'a> Peek<'a> {
+    fn read(data: &'a [u8]) -> Result<Peek<'a>, StreamError> {
+        if let Some(p) = Peek::walk(data) {
+            return Ok(p);
+        }
+        let p: PeekIn = serde_json::from_slice(data)
+            .map_err(|e| StreamError::Malformed(format!("not a Responses event: {e}")))?;
+        Ok(Peek {
+            kind: p.kind.unwrap_or_default(),
+            sequence_number: p.sequence_number,
+            response: p.response.map(|r| r.get().as_bytes()),
+            response_at: None,
+            error: p.error.map(|e| e.get().as_bytes()),
+            message: p.message,
+            code: p.code,
+        })
+    }
+
+    fn walk(data: &'a [u8]) -> Option<Peek<'a>> {
+        let mut p = Peek::default();
+        let mut seen = 0u8;
+        let mut w = scan::Walker::new(data);
+        w.object(|k, w| {
+            let bit = match k {
+                b"type" => 1,
+                b"sequence_number" => 2,
+                b"response" => 4,
+                b"error" => 8,
+                // An error event's text: serde reads it (with its escapes).
+                b"message" | b"code" => return None,
+                _ => return w.skip(),
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            let (at, raw) = w.raw_at()?;
+            match bit {
+                1 => p.kind = Cow::Borrowed(scan::plain_str(raw)?),
+                2 => p.sequence_number = Some(std::str::from_utf8(raw).ok()?.parse().ok()?),
+                4 => {
+                    p.response = present(raw);
+                    p.response_at = Some(at);
+                }
+                _ => p.error = present(raw),
+            }
+            Some(())
+        })?;
+        w.at_end().then_some(p)
+    }
+}
+
+/// What the relay reads of a Response object.
+#[derive(Default)]
+struct Facts<'a> {
+    id: Option<Cow<'a, str>>,
+    usage: Option<response::UsageIn>,
+    incomplete_reason: Option<Cow<'a, str>>,
+    error: Option<&'a [u8]>,
+}
+
+#[derive(Deserialize)]
+struct FactsIn<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<response::UsageIn>,
+    #[serde(default, borrow)]
+    incomplete_details: Option<IncompleteIn<'a>>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IncompleteIn<'a> {
+    #[serde(default, borrow)]
+    reason: Option<Cow<'a, str>>,
+}
+
+impl<'a> Facts<'a> {
+    fn read(object: &'a [u8]) -> Option<Facts<'a>> {
+        Facts::walk(object).or_else(|| {
+            let f: FactsIn = serde_json::from_slice(object).ok()?;
+            Some(Facts {
+                id: f.id,
+                usage: f.usage,
+                incomplete_reason: f.incomplete_details.and_then(|d| d.reason),
+                error: f.error.map(|e| e.get().as_bytes()),
+            })
+        })
+    }
+
+    fn walk(object: &'a [u8]) -> Option<Facts<'a>> {
+        let mut f = Facts::default();
+        let mut w = scan::Walker::new(object);
+        w.object(|k, w| {
+            match k {
+                b"id" => {
+                    f.id = match present(w.raw()?) {
+                        Some(raw) => Some(Cow::Borrowed(scan::plain_str(raw)?)),
+                        None => None,
+                    }
+                }
+                b"usage" => f.usage = serde_json::from_slice(w.raw()?).ok()?,
+                b"incomplete_details" => {
+                    let d: Option<IncompleteIn> = serde_json::from_slice(w.raw()?).ok()?;
+                    f.incomplete_reason = d.and_then(|d| d.reason);
+                }
+                b"error" => f.error = present(w.raw()?),
+                _ => return w.skip(),
+            }
+            Some(())
+        })?;
+        w.at_end().then_some(f)
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorIn<'a> {
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// The HTTP status an in-stream error code means.
+fn status_for(code: &str) -> u16 {
+    match code {
+        "rate_limit_exceeded" | "insufficient_quota" | "rate_limit_error" => 429,
+        "server_is_overloaded" | "overloaded" => 503,
+        "invalid_prompt" | "invalid_request_error" => 400,
+        _ => 500,
+    }
+}
+
+impl Relay {
+    pub fn new(echo: Option<Arc<Echo>>) -> Relay {
+        Relay {
+            echo,
+            ..Relay::default()
+        }
+    }
+
+    /// A lifecycle event with its Response object corrected, and that
+    /// object.
+    fn corrected(&self, data: &[u8], p: &Peek<'_>) -> Option<(Vec<u8>, Vec<u8>)> {
+        let echo = self.echo.as_ref()?;
+        let object = p.response?;
+        let fixed = echo.correct_bytes(object)?;
+        if let Some(at) = p.response_at {
+            let end = at + object.len();
+            let mut event = Vec::with_capacity(data.len() + fixed.len() - object.len());
+            event.extend_from_slice(&data[..at]);
+            event.extend_from_slice(&fixed);
+            event.extend_from_slice(&data[end..]);
+            return Some((event, fixed));
+        }
+        let mut m: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(data).ok()?;
+        m.insert("response".into(), serde_json::from_slice(&fixed).ok()?);
+        Some((serde_json::to_vec(&m).ok()?, fixed))
+    }
+
+    pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
+        if ev.data == b"[DONE]" {
+            return Ok(());
+        }
+        let p = Peek::read(&ev.data)?;
+        let kind = &*p.kind;
+        let lifecycle = match kind {
+            "response.created" | "response.in_progress" | "response.queued" => {
+                if let Some(r) = p.response {
+                    if let Some(f) = Facts::read(r) {
+                        self.response_id = f.id.map(Cow::into_owned);
+                    }
+                    if kind == "response.created" {
+                        self.created = std::str::from_utf8(r).ok().map(str::to_owned);
+                    }
+                }
+                true
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                let facts = p.response.and_then(Facts::read);
+                if kind == "response.failed" && !self.begun {
+                    let e = facts
+                        .as_ref()
+                        .and_then(|f| f.error)
+                        .and_then(|e| serde_json::from_slice::<ErrorIn>(e).ok());
+                    let code = e.as_ref().and_then(|e| e.code.clone().or(e.kind.clone()));
+                    return Err(StreamError::Upstream {
+                        status: code.as_deref().map_or(500, status_for),
+                        kind: code.map(Cow::into_owned),
+                        message: e
+                            .and_then(|e| e.message)
+                            .map_or_else(|| "the response failed".into(), Cow::into_owned),
+                    });
+                }
+                if let Some(f) = facts {
+                    self.usage = f.usage.map(response::UsageIn::canonical);
+                    self.finish = Some(match f.incomplete_reason.as_deref() {
+                        Some("max_output_tokens") => FinishReason::Length,
+                        Some("content_filter") => FinishReason::ContentFilter,
+                        _ => FinishReason::Stop,
+                    });
+                }
+                self.terminal = p
+                    .response
+                    .and_then(|r| std::str::from_utf8(r).ok())
+                    .map(str::to_owned);
+                self.done = true;
+                true
+            }
+            "error" if !self.begun => {
+                let e = p
+                    .error
+                    .and_then(|e| serde_json::from_slice::<ErrorIn>(e).ok());
+                let code = e
+                    .as_ref()
+                    .and_then(|e| e.code.clone().or(e.kind.clone()))
+                    .or(p.code.clone())
+                    .map(Cow::into_owned);
+                let message = e
+                    .and_then(|e| e.message)
+                    .or(p.message.clone())
+                    .map_or_else(|| "the upstream reported an error".into(), Cow::into_owned);
+                return Err(StreamError::Upstream {
+                    status: code.as_deref().map_or(500, status_for),
+                    kind: code,
+                    message,
+                });
+            }
+            _ => false,
+        };
+        if let Some(n) = p.sequence_number {
+            self.last_seq = Some(n);
+        }
+        let data = match lifecycle.then(|| self.corrected(&ev.data, &p)).flatten() {
+            Some((d, object)) => {
+                if self.done {
+                    self.terminal = String::from_utf8(object).ok();
+                }
+                Cow::Owned(d)
+            }
+            None => Cow::Borrowed(&ev.data),
+        };
+        if !self.begun {
+            if matches!(
+                kind,
+                "response.created" | "response.in_progress" | "response.queued"
+            ) {
+                self.held.push((ev.event.clone(), data.into_owned()));
+                return Ok(());
+            }
+            self.begun = true;
+            for (name, data) in self.held.drain(..) {
+                w.event(name.as_deref(), &data);
+            }
+        }
+        w.event(ev.event.as_deref(), &data);
+        Ok(())
+    }
+
+    /// The stream failed after it began: an `error` event and
+    /// `response.failed`, numbered on from the upstream's last event.
+    pub fn fail(&mut self, w: &mut sse::Writer, body: &[u8]) {
+        for (name, data) in self.held.drain(..) {
+            w.event(name.as_deref(), &data);
+        }
+        let mut seq = self.last_seq.map_or(0, |n| n + 1);
+        let error = error_of(body);
+        w.event(
+            Some("error"),
+            format!(r#"{{"type":"error","error":{error},"sequence_number":{seq}}}"#).as_bytes(),
+        );
+        seq += 1;
+        let mut object: serde_json::Value = self
+            .created
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_else(
+                || serde_json::json!({"id": self.response_id, "object": "response", "output": []}),
+            );
+        object["status"] = "failed".into();
+        object["error"] = serde_json::from_str(&error).unwrap_or(serde_json::Value::Null);
+        let o = object.to_string();
+        let o = self.echo.as_ref().and_then(|e| e.correct(&o)).unwrap_or(o);
+        w.event(
+            Some("response.failed"),
+            format!(r#"{{"type":"response.failed","response":{o},"sequence_number":{seq}}}"#)
+                .as_bytes(),
+        );
+        self.terminal = Some(o);
+        self.done = true;
+    }
+}
