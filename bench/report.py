@@ -317,7 +317,7 @@ def markdown(res, refs):
     w("")
     w("Cases: " + "; ".join(f"*{k}*: {val}" for k, val in CASE_NAMES.items()) + ".\n")
 
-    w("## Goal (issue 7)\n")
+    w("## Goal (issue 17)\n")
     w("| check | goal | measured | met |")
     w("|---|---|---|---|")
     for g in res["goal_checks"]:
