@@ -16,6 +16,9 @@ use sqlx::Row;
 
 use crate::storage::{Storage, pg};
 
+pub mod group;
+pub use group::Group;
+
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -30,53 +33,81 @@ pub fn hash(prev: &str, seq: i64, time_ms: i64, kind: &str, record: &str) -> Str
     crate::keys::hex(&h.finalize())
 }
 
+/// One record to append.
+pub struct New {
+    pub time_ms: i64,
+    pub kind: String,
+    pub record: String,
+}
+
+impl New {
+    pub fn of<T: Serialize>(kind: &str, record: &T) -> serde_json::Result<New> {
+        Ok(New {
+            time_ms: crate::clock::unix_ms(),
+            kind: kind.to_owned(),
+            record: serde_json::to_string(record)?,
+        })
+    }
+}
+
 /// Appends a record; returns its number.
 pub async fn append<T: Serialize>(s: &Storage, kind: &str, record: &T) -> anyhow::Result<i64> {
-    let record = serde_json::to_string(record)?;
-    let now = crate::clock::unix_ms();
+    let seqs = append_all(s, &[New::of(kind, record)?]).await?;
+    seqs.first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no audit record was appended"))
+}
+
+/// Appends records, in order, in one transaction; returns their numbers.
+pub async fn append_all(s: &Storage, new: &[New]) -> anyhow::Result<Vec<i64>> {
     macro_rules! append_in {
         ($tx:expr, $q:expr, $lock:literal) => {{
             let head = sqlx::query(&$q(concat!("SELECT seq, hash FROM audit_head WHERE id = 1", $lock)))
                 .fetch_one(&mut *$tx)
                 .await?;
-            let prev_seq: i64 = head.try_get("seq")?;
-            let prev: String = head.try_get("hash")?;
-            let seq = prev_seq + 1;
-            let h = hash(&prev, seq, now, kind, &record);
-            sqlx::query(&$q(
-                "INSERT INTO audit (seq, time_ms, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(seq)
-            .bind(now)
-            .bind(kind)
-            .bind(&record)
-            .bind(&prev)
-            .bind(&h)
-            .execute(&mut *$tx)
-            .await?;
-            sqlx::query(&$q("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"))
+            let mut seq: i64 = head.try_get("seq")?;
+            let mut prev: String = head.try_get("hash")?;
+            let mut seqs = Vec::with_capacity(new.len());
+            for n in new {
+                seq += 1;
+                let h = hash(&prev, seq, n.time_ms, &n.kind, &n.record);
+                sqlx::query(&$q(
+                    "INSERT INTO audit (seq, time_ms, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                ))
                 .bind(seq)
+                .bind(n.time_ms)
+                .bind(&n.kind)
+                .bind(&n.record)
+                .bind(&prev)
                 .bind(&h)
                 .execute(&mut *$tx)
                 .await?;
-            seq
+                prev = h;
+                seqs.push(seq);
+            }
+            sqlx::query(&$q("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"))
+                .bind(seq)
+                .bind(&prev)
+                .execute(&mut *$tx)
+                .await?;
+            seqs
         }};
     }
-    let seq = match s {
+    let seqs = match s {
         Storage::Sqlite(p) => {
             let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            let seq = append_in!(tx, |q: &str| q.to_owned(), "");
+            let seqs = append_in!(tx, |q: &str| q.to_owned(), "");
             tx.commit().await?;
-            seq
+            seqs
         }
         Storage::Postgres(p) => {
             let mut tx = p.begin().await?;
-            let seq = append_in!(tx, pg, " FOR UPDATE");
+            let seqs = append_in!(tx, pg, " FOR UPDATE");
             tx.commit().await?;
-            seq
+            seqs
         }
     };
-    Ok(seq)
+    Ok(seqs)
 }
 
 /// What [`verify`] found.

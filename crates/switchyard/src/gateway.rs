@@ -49,6 +49,8 @@ pub struct Gateway {
     pub conversations: Arc<crate::conversations::Recent>,
     /// Held writes and their waiters.
     pub approvals: Arc<crate::approvals::Approvals>,
+    /// Tool calls' audit records, appended in groups.
+    pub audit: Arc<crate::audit::Group>,
     /// The bound on calls in flight (`[server] max_concurrent`).
     pub inflight: Arc<crate::inflight::InFlight>,
     /// How the admin API reaches the reloader (set once serving).
@@ -115,6 +117,7 @@ impl Gateway {
             conversations: Default::default(),
             tools: crate::tools::Tools::new(&config, env),
             approvals: Default::default(),
+            audit: Default::default(),
             mcp,
             inflight: Arc::new(crate::inflight::InFlight::new(&config.server)),
             metrics: Default::default(),
@@ -160,6 +163,7 @@ impl Gateway {
             sessions: self.sessions.clone(),
             conversations: self.conversations.clone(),
             approvals: self.approvals.clone(),
+            audit: self.audit.clone(),
             inflight: self.inflight.clone(),
             reloader: self.reloader.clone(),
         })

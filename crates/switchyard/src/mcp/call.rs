@@ -97,7 +97,7 @@ pub async fn call(
         if rec.status == 0 {
             rec.status = if out.is_ok() { 200 } else { 400 };
         }
-        if let Err(e) = crate::audit::append(&gw.storage, "tool_call", &rec).await {
+        if let Err(e) = gw.audit.append(&gw.storage, "tool_call", &rec).await {
             tracing::error!(error = %e, request_id = %rec.request_id, "An MCP tool call could not be audited");
         }
         let server = super::split(&rec.tool).map_or("", |(s, _)| s);

@@ -152,7 +152,7 @@ pub async fn call(gw: Arc<Gateway>, inc: Incoming) -> Response {
     if rec.status == 0 {
         rec.status = resp.status().as_u16();
     }
-    if let Err(e) = crate::audit::append(&gw.storage, "tool_call", &rec).await {
+    if let Err(e) = gw.audit.append(&gw.storage, "tool_call", &rec).await {
         tracing::error!(error = %e, request_id = %ctx.id, trace_id = %ctx.trace, "A tool call could not be audited");
     }
     crate::tools::usage::record(
