@@ -169,8 +169,10 @@ STAGES = {
     "writer": [r":switchyard::log_store::writer::run::\{\{closure\}\}$"],
     # SQLite's own thread (the writer's statements, and any other query)
     "sqlite": [r"sqlx-sqlite-[^/]*/src/connection/worker\.rs:std::sys::backtrace::__rust_begin_short_backtrace$"],
-    # a tool call through the HTTP tool proxy (classify, decide, send, scrub)
-    "tool": [r":switchyard::tools::proxy::call::\{\{closure\}\}$"],
+    # a tool call through the HTTP tool proxy (classify, decide, send,
+    # scrub); its audit record is group-committed by a task of its own
+    # (spawn, sqlite)
+    "tool": [r":switchyard::tools::proxy::run::\{\{closure\}\}$"],
     # tasks spawned: the call's own task, hyper's, the writer's wake-ups
     "spawn": [r"src/task/spawn\.rs:tokio::task::spawn::spawn$"],
 }
