@@ -382,8 +382,15 @@ impl UsageIn {
     }
 }
 
-/// The usage of a Response object a native upstream sent.
+/// The usage of a Response object a native upstream sent: one walk finds
+/// `usage` and serde reads only that (the whole object where the walk
+/// declines).
 pub fn peek_usage(body: &[u8]) -> Option<Usage> {
+    if let Some(raw) = crate::wire::scan::member(body, "usage") {
+        return serde_json::from_slice::<Option<UsageIn>>(raw)
+            .ok()?
+            .map(UsageIn::canonical);
+    }
     #[derive(Deserialize)]
     struct Peek {
         #[serde(default)]
@@ -399,6 +406,21 @@ pub fn peek_usage(body: &[u8]) -> Option<Usage> {
 pub(crate) mod tests {
     use super::*;
     use crate::chat::{WebSearch, WebSource};
+
+    #[test]
+    fn usage_is_read_from_the_object_by_a_walk_or_by_serde() {
+        let usage = |b: &str| peek_usage(b.as_bytes()).map(|u| (u.input_tokens, u.output_tokens));
+        let body = r#"{"id":"r","output":[{"content":[{"text":"a \"b\" {"}]}],"usage":{"input_tokens":5,"output_tokens":7,"input_tokens_details":{"cached_tokens":1},"output_tokens_details":{"reasoning_tokens":2}}}"#;
+        assert_eq!(usage(body), Some((5, 7)));
+        assert_eq!(usage(r#"{"id":"r","usage":null}"#), None);
+        assert_eq!(usage(r#"{"id":"r"}"#), None);
+        // An escaped key: the walk declines, serde reads it.
+        assert_eq!(
+            usage(r#"{"\u0069d":"r","usage":{"input_tokens":1,"output_tokens":2}}"#),
+            Some((1, 2))
+        );
+        assert_eq!(usage("not json"), None);
+    }
 
     pub(crate) fn echo() -> Echo {
         let (req, fields) = super::super::decode_request(br#"{"model":"m","input":"hi"}"#).unwrap();
