@@ -110,14 +110,14 @@ pub enum Found {
 }
 
 impl Recent {
-    pub fn keep(&self, r: Arc<StoredResponse>) {
+    /// Keeps `r`, its items found by `item_ids` (as [`store::Row::of`]
+    /// read them: empty for an item without one).
+    pub fn keep<'a>(&self, r: Arc<StoredResponse>, item_ids: impl Iterator<Item = &'a str>) {
         let now = crate::clock::unix_ms();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.evict(now);
-        for item in r.input.iter().chain(&r.output) {
-            if let Some(item_id) = item_id(item) {
-                g.items.insert(item_id, r.id.clone());
-            }
+        for item_id in item_ids.filter(|id| !id.is_empty()) {
+            g.items.insert(item_id.to_owned(), r.id.clone());
         }
         g.order.push_back((now, r.id.clone()));
         g.by_id.insert(r.id.clone(), Slot::Kept(r));
@@ -225,11 +225,11 @@ pub async fn history(
 /// into the database.
 pub fn keep(gw: &Gateway, r: StoredResponse) {
     let r = Arc::new(r);
+    let row = store::Row::of(&r);
+    gw.conversations
+        .keep(r, row.items.iter().map(|i| i.item_id.as_str()));
     gw.recorder
-        .write(&crate::log_store::Entry::Response(Box::new(
-            store::Row::of(&r),
-        )));
-    gw.conversations.keep(r);
+        .write(&crate::log_store::Entry::Response(Box::new(row)));
 }
 
 /// Deletes a response of `owner`. False if there was none.

@@ -236,7 +236,8 @@ pub fn member<'a>(object: &'a [u8], name: &str) -> Option<&'a [u8]> {
 /// every other byte kept. `None` when the walk refuses the object or names
 /// one of `members` twice (serde then decides). The values must be JSON.
 pub fn set_members(object: &[u8], members: &[(&str, &[u8])]) -> Option<Vec<u8>> {
-    // Where each member's value is, if the object has it.
+    // Where each member's value is, if the object has it (at most eight
+    // members: more are left to serde too).
     let mut spans = [None::<(usize, usize)>; 8];
     let spans = spans.get_mut(..members.len())?;
     let mut w = Walker::new(object);
@@ -245,10 +246,8 @@ pub fn set_members(object: &[u8], members: &[(&str, &[u8])]) -> Option<Vec<u8>> 
         count += 1;
         match members.iter().position(|(name, _)| name.as_bytes() == k) {
             Some(n) => {
-                w.ws();
-                let start = w.i;
-                w.skip()?;
-                if spans[n].replace((start, w.i)).is_some() {
+                let (start, raw) = w.raw_at()?;
+                if spans[n].replace((start, start + raw.len())).is_some() {
                     return None;
                 }
                 Some(())
@@ -399,6 +398,7 @@ mod tests {
             }
         }
     }
+
     #[test]
     fn member_finds_one_member_and_refuses_doubles() {
         let b = br#"{"type":"response.created","response":{"id":"r1","output":[]},"sequence_number":0}"#;
