@@ -205,6 +205,32 @@ struct ErrorIn<'a> {
     message: Option<Cow<'a, str>>,
 }
 
+/// What an upstream reported before the answer began (so the call can
+/// still fail over): its `error` object's code (or type) and message, else
+/// the event's own, else `otherwise`.
+fn upstream_error<'a>(
+    error: Option<&'a [u8]>,
+    code: Option<Cow<'a, str>>,
+    message: Option<Cow<'a, str>>,
+    otherwise: &str,
+) -> StreamError {
+    let e = error.and_then(|e| serde_json::from_slice::<ErrorIn>(e).ok());
+    let code = e
+        .as_ref()
+        .and_then(|e| e.code.clone().or(e.kind.clone()))
+        .or(code)
+        .map(Cow::into_owned);
+    let message = e
+        .and_then(|e| e.message)
+        .or(message)
+        .map_or_else(|| otherwise.to_owned(), Cow::into_owned);
+    StreamError::Upstream {
+        status: code.as_deref().map_or(500, status_for),
+        kind: code,
+        message,
+    }
+}
+
 /// The HTTP status an in-stream error code means.
 fn status_for(code: &str) -> u16 {
     match code {
@@ -264,18 +290,8 @@ impl Relay {
             "response.completed" | "response.incomplete" | "response.failed" => {
                 let facts = p.response.and_then(Facts::read);
                 if kind == "response.failed" && !self.begun {
-                    let e = facts
-                        .as_ref()
-                        .and_then(|f| f.error)
-                        .and_then(|e| serde_json::from_slice::<ErrorIn>(e).ok());
-                    let code = e.as_ref().and_then(|e| e.code.clone().or(e.kind.clone()));
-                    return Err(StreamError::Upstream {
-                        status: code.as_deref().map_or(500, status_for),
-                        kind: code.map(Cow::into_owned),
-                        message: e
-                            .and_then(|e| e.message)
-                            .map_or_else(|| "the response failed".into(), Cow::into_owned),
-                    });
+                    let error = facts.as_ref().and_then(|f| f.error);
+                    return Err(upstream_error(error, None, None, "the response failed"));
                 }
                 if let Some(f) = facts {
                     self.usage = f.usage.map(response::UsageIn::canonical);
@@ -293,23 +309,12 @@ impl Relay {
                 true
             }
             "error" if !self.begun => {
-                let e = p
-                    .error
-                    .and_then(|e| serde_json::from_slice::<ErrorIn>(e).ok());
-                let code = e
-                    .as_ref()
-                    .and_then(|e| e.code.clone().or(e.kind.clone()))
-                    .or(p.code.clone())
-                    .map(Cow::into_owned);
-                let message = e
-                    .and_then(|e| e.message)
-                    .or(p.message.clone())
-                    .map_or_else(|| "the upstream reported an error".into(), Cow::into_owned);
-                return Err(StreamError::Upstream {
-                    status: code.as_deref().map_or(500, status_for),
-                    kind: code,
-                    message,
-                });
+                return Err(upstream_error(
+                    p.error,
+                    p.code.clone(),
+                    p.message.clone(),
+                    "the upstream reported an error",
+                ));
             }
             _ => false,
         };
@@ -373,5 +378,116 @@ impl Relay {
         );
         self.terminal = Some(o);
         self.done = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay() -> Relay {
+        let body = br#"{"model":"m","input":"hi"}"#;
+        let (req, fields) = super::super::decode_request(body).unwrap();
+        Relay::new(Some(Arc::new(Echo::new(
+            "resp_ours".into(),
+            &fields,
+            &req,
+            true,
+        ))))
+    }
+
+    fn event(data: &str) -> sse::Event {
+        let mut p = sse::Parser::new(1 << 20);
+        let mut out = Vec::new();
+        p.feed(format!("data: {data}\n\n").as_bytes(), &mut out)
+            .unwrap();
+        out.pop().unwrap()
+    }
+
+    /// An event the walk declines (an escaped key) is read by serde and
+    /// relayed with the same correction.
+    #[test]
+    fn escaped_keys_are_read_by_serde_and_corrected_alike() {
+        let mut written = Vec::new();
+        for key in ["type", "\\u0074ype"] {
+            let mut r = relay();
+            let mut w = sse::Writer::new(0);
+            let created = format!(
+                r#"{{"{key}":"response.created","response":{{"id":"resp_up","status":"in_progress"}},"sequence_number":0}}"#
+            );
+            r.relay(&event(&created), &mut w).unwrap();
+            r.relay(
+                &event(r#"{"type":"response.output_text.delta","delta":"a","sequence_number":1}"#),
+                &mut w,
+            )
+            .unwrap();
+            assert_eq!(r.response_id.as_deref(), Some("resp_up"));
+            let out = String::from_utf8(w.take().to_vec()).unwrap();
+            let first = out.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(first).unwrap();
+            assert_eq!(v["response"]["id"], "resp_ours");
+            assert_eq!(v["response"]["store"], true);
+            written.push(v);
+        }
+        assert_eq!(written[0]["response"], written[1]["response"]);
+    }
+
+    /// Errors before the answer began come back as the upstream's, with
+    /// the status their code means; after it began, they are relayed.
+    #[test]
+    fn errors_before_the_answer_are_the_upstreams() {
+        let failed = |data: &str| match relay().relay(&event(data), &mut sse::Writer::new(0)) {
+            Err(StreamError::Upstream {
+                status,
+                kind,
+                message,
+            }) => (status, kind, message),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            failed(
+                r#"{"type":"error","code":"rate_limit_exceeded","message":"slow \"down\"","sequence_number":2}"#
+            ),
+            (
+                429,
+                Some("rate_limit_exceeded".into()),
+                "slow \"down\"".into()
+            )
+        );
+        assert_eq!(
+            failed(r#"{"type":"error","error":{"type":"server_is_overloaded","message":"busy"}}"#),
+            (503, Some("server_is_overloaded".into()), "busy".into())
+        );
+        assert_eq!(
+            failed(
+                r#"{"type":"response.failed","response":{"id":"r","error":{"code":"invalid_prompt","message":"no"}}}"#
+            ),
+            (400, Some("invalid_prompt".into()), "no".into())
+        );
+        assert_eq!(
+            failed(r#"{"type":"response.failed","response":{"id":"r","error":null}}"#),
+            (500, None, "the response failed".into())
+        );
+        assert!(matches!(
+            relay().relay(&event("[1]"), &mut sse::Writer::new(0)),
+            Err(StreamError::Malformed(_))
+        ));
+        let mut r = relay();
+        let mut w = sse::Writer::new(0);
+        r.relay(
+            &event(r#"{"type":"response.output_text.delta","delta":"a","sequence_number":0}"#),
+            &mut w,
+        )
+        .unwrap();
+        r.relay(
+            &event(r#"{"type":"error","code":"x","message":"late"}"#),
+            &mut w,
+        )
+        .unwrap();
+        assert!(
+            String::from_utf8(w.take().to_vec())
+                .unwrap()
+                .contains("late")
+        );
     }
 }
