@@ -161,4 +161,32 @@ mod tests {
         assert_eq!(super::super::append(&s, "k", &1).await.unwrap(), 101);
         assert!(super::super::verify(&s).await.unwrap().ok);
     }
+
+    /// A batch the database refuses fails each of its callers, and the
+    /// next append starts a writer again.
+    #[tokio::test]
+    async fn a_refused_batch_fails_its_callers_and_the_next_append_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/a.db", dir.path().display());
+        let s = Storage::connect(&url).await.unwrap();
+        s.migrate().await.unwrap();
+        let crate::storage::Storage::Sqlite(p) = &s else {
+            unreachable!()
+        };
+        sqlx::query("ALTER TABLE audit RENAME TO audit_away")
+            .execute(p)
+            .await
+            .unwrap();
+        let g = Arc::new(Group::default());
+        let wait = std::time::Duration::from_secs(10);
+        let refused = tokio::time::timeout(wait, g.append(&s, "tool_call", &1)).await;
+        assert!(refused.expect("no answer").is_err());
+        sqlx::query("ALTER TABLE audit_away RENAME TO audit")
+            .execute(p)
+            .await
+            .unwrap();
+        let seq = tokio::time::timeout(wait, g.append(&s, "tool_call", &2)).await;
+        assert_eq!(seq.expect("no answer").unwrap(), 1);
+        assert!(super::super::verify(&s).await.unwrap().ok);
+    }
 }

@@ -550,3 +550,55 @@ pub async fn explain_list(s: &Storage, f: &LogFilter) -> Result<String, sqlx::Er
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tags that both pass the first count are counted again: the
+    /// rarer drives the page whatever order the caller gave.
+    #[tokio::test]
+    async fn tags_past_the_first_count_are_told_apart_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::connect(&format!("sqlite://{}/q.db", dir.path().display()))
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        let Storage::Sqlite(p) = &s else {
+            unreachable!()
+        };
+        // 30k rows of team=t1, 12k of user=u1 (every request has both
+        // tags where i < 12k), and 5 of user=u2.
+        sqlx::query(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 30000) \
+             INSERT INTO request_tags (request_id, tag, value, time_ms) \
+             SELECT 'r' || i, 'team', 't1', i FROM s \
+             UNION ALL SELECT 'r' || i, 'user', CASE WHEN i <= 12000 THEN 'u1' ELSE 'u' || i END, i FROM s WHERE i <= 12005",
+        )
+        .execute(p)
+        .await
+        .unwrap();
+        let tags = |t: &[(&str, &str)]| LogFilter {
+            tags: t
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        let order = |f: LogFilter| f.tags.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        let f = by_rarity(&s, &tags(&[("team", "t1"), ("user", "u1")]))
+            .await
+            .unwrap();
+        assert_eq!(order(f), ["user", "team"]);
+        // Below the first count the counts decide at once.
+        let f = by_rarity(&s, &tags(&[("team", "t1"), ("user", "u12001")]))
+            .await
+            .unwrap();
+        assert_eq!(order(f), ["user", "team"]);
+        // Equally common tags keep the caller's order.
+        let f = by_rarity(&s, &tags(&[("user", "u12002"), ("user", "u12003")]))
+            .await
+            .unwrap();
+        assert_eq!(f.tags[0].1, "u12002");
+    }
+}
