@@ -111,6 +111,92 @@ pub async fn get(s: &Storage, id: &str) -> Result<Option<StoredResponse>, sqlx::
     }
 }
 
+/// The turns of a chain, newest first, from `?1` back by `previous_id`, at
+/// most `?2` of them; a turn that is not stored ends it.
+const CHAIN: &str = "WITH RECURSIVE chain(id, depth) AS (\
+                       SELECT id, CAST(0 AS BIGINT) FROM responses WHERE id = ? \
+                       UNION ALL \
+                       SELECT r.previous_id, c.depth + 1 FROM chain c JOIN responses r ON r.id = c.id \
+                       WHERE r.previous_id IS NOT NULL AND c.depth + 1 < ?) ";
+const CHAIN_TURNS: &str = "SELECT c.depth, r.id, r.owner, r.created_ms, r.expires_ms, r.previous_id, r.requested_model, \
+                           r.provider, r.model, r.request_id, r.response \
+                           FROM chain c JOIN responses r ON r.id = c.id ORDER BY c.depth";
+const CHAIN_ITEMS: &str = "SELECT c.depth, i.item, i.is_output \
+                           FROM chain c JOIN response_items i ON i.response_id = c.id ORDER BY c.depth, i.seq";
+
+macro_rules! read_chain {
+    ($pool:expr, $turns:expr, $items:expr, $id:expr, $most:expr) => {{
+        let mut turns = Vec::new();
+        for row in sqlx::query($turns)
+            .bind($id)
+            .bind($most)
+            .fetch_all($pool)
+            .await?
+        {
+            turns.push(StoredResponse {
+                id: row.try_get("id")?,
+                owner: row.try_get("owner")?,
+                created_ms: row.try_get("created_ms")?,
+                expires_ms: row.try_get("expires_ms")?,
+                previous_id: row.try_get("previous_id")?,
+                requested_model: row.try_get("requested_model")?,
+                provider: row.try_get("provider")?,
+                model: row.try_get("model")?,
+                request_id: row.try_get("request_id")?,
+                response: raw(row.try_get("response")?)?,
+                input: Vec::new(),
+                output: Vec::new(),
+            });
+        }
+        for item in sqlx::query($items)
+            .bind($id)
+            .bind($most)
+            .fetch_all($pool)
+            .await?
+        {
+            let depth: i64 = item.try_get("depth")?;
+            // A turn deleted between the two reads has no place: skip it.
+            let Some(r) = usize::try_from(depth).ok().and_then(|d| turns.get_mut(d)) else {
+                continue;
+            };
+            let text: String = item.try_get("item")?;
+            let is_output: bool = item.try_get("is_output")?;
+            if is_output {
+                r.output.push(raw(text)?);
+            } else {
+                r.input.push(raw(text)?);
+            }
+        }
+        Ok(turns)
+    }};
+}
+
+/// The stored response `id` and the ones it continued, newest first, at
+/// most `most` of them, in two queries whatever the length. The list ends
+/// early at a turn the database does not hold (its `previous_id` says
+/// which); empty if it holds not even `id`.
+pub async fn chain(s: &Storage, id: &str, most: usize) -> Result<Vec<StoredResponse>, sqlx::Error> {
+    let most = i64::try_from(most).unwrap_or(i64::MAX);
+    match s {
+        Storage::Sqlite(p) => {
+            read_chain!(
+                p,
+                &format!("{CHAIN}{CHAIN_TURNS}"),
+                &format!("{CHAIN}{CHAIN_ITEMS}"),
+                id,
+                most
+            )
+        }
+        Storage::Postgres(p) => read_chain!(
+            p,
+            &pg(&format!("{CHAIN}{CHAIN_TURNS}")),
+            &pg(&format!("{CHAIN}{CHAIN_ITEMS}")),
+            id,
+            most
+        ),
+    }
+}
+
 /// The response holding item `item_id`.
 pub async fn holding(s: &Storage, item_id: &str) -> Result<Option<String>, sqlx::Error> {
     const Q: &str = "SELECT response_id FROM response_items WHERE item_id = ? LIMIT 1";

@@ -136,6 +136,12 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
         }
     }
     write_batch(&gw.storage, &entries).await?;
+    gw.conversations
+        .committed(entries.iter().filter_map(|e| match e {
+            Entry::Response(r) => Some((r.id.as_str(), false)),
+            Entry::ResponseDeleted { id } => Some((id.as_str(), true)),
+            _ => None,
+        }));
     spool.commit(from, to)?;
     Ok(entries.len())
 }

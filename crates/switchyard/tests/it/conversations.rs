@@ -92,16 +92,24 @@ async fn run(storage: &str, dir: tempfile::TempDir, dir2: tempfile::TempDir) {
         let gw = &gw;
         let key = keys[c % 2].clone();
         async move {
-            let mut previous: Option<String> = None;
+            let mut ids: Vec<String> = Vec::new();
             for t in 0..TURNS {
                 let model = MODELS[(c + t) % MODELS.len()];
-                let v = turn(gw, &key, model, &marker(c, t), previous.as_deref()).await;
-                previous = Some(v["id"].as_str().unwrap().to_owned());
+                let v = turn(
+                    gw,
+                    &key,
+                    model,
+                    &marker(c, t),
+                    ids.last().map(String::as_str),
+                )
+                .await;
+                ids.push(v["id"].as_str().unwrap().to_owned());
             }
-            previous.unwrap()
+            ids
         }
     });
-    let last: Vec<String> = futures_util::future::join_all(chains).await;
+    let all: Vec<Vec<String>> = futures_util::future::join_all(chains).await;
+    let last: Vec<String> = all.iter().map(|ids| ids[TURNS - 1].clone()).collect();
     let requests = sent(&gw);
     assert_eq!(requests.len(), CHAINS * TURNS);
     for c in 0..CHAINS {
@@ -161,12 +169,76 @@ async fn run(storage: &str, dir: tempfile::TempDir, dir2: tempfile::TempDir) {
     for c in 0..CHAINS {
         check_history(&requests, c, TURNS);
     }
+    // Read from the database, a chain still belongs to its key.
+    let (s, e) = continue_chain(&second, &keys[1], &last[0]).await;
+    assert_eq!(s, 404, "chain 0 continued by the other key: {e}");
+    // A turn deleted here, not yet by the writer: the chain read from the
+    // database stops at its tombstone.
+    let r = second
+        .http
+        .delete(second.url(&format!("/v1/responses/{}", all[2][1])))
+        .bearer_auth(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, e) = continue_chain(&second, &keys[0], &last[2]).await;
+    assert_eq!(s, 404, "chain 2 went on past its deleted turn 1: {e}");
+    // A turn deleted by the other gateway, gone from the database: the
+    // chain breaks there.
+    let r = gw
+        .http
+        .delete(gw.url(&format!("/v1/responses/{}", all[4][2])))
+        .bearer_auth(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The second gateway never held it: it answers from the database.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = second
+            .http
+            .get(second.url(&format!("/v1/responses/{}", all[4][2])))
+            .bearer_auth(&keys[0])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deletion was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, e) = continue_chain(&second, &keys[0], &last[4]).await;
+    assert_eq!(s, 404, "chain 4 went on past a turn no longer stored: {e}");
+    assert_eq!(e["error"]["code"], "previous_response_not_found", "{e}");
+    // Other chains read from the database still go on.
+    let (s, e) = continue_chain(&second, &keys[0], &last[6]).await;
+    assert_eq!(s, 200, "{e}");
     println!(
         "stored chains on {}: {CHAINS} chains × {TURNS} turns at once across 4 providers and 2 keys, then one more turn each on a second gateway: no history lost, none leaked",
         storage.split(':').next().unwrap()
     );
     second.shutdown().await;
     gw.shutdown().await;
+}
+
+/// One more turn after `previous`, on OpenAI: its status and body.
+async fn continue_chain(gw: &Gw, key: &str, previous: &str) -> (u16, Value) {
+    let body =
+        json!({"model": "openai/gpt-test", "input": "and then?", "previous_response_id": previous});
+    let (s, _, v) = gw
+        .post_with(
+            "/v1/responses",
+            &body,
+            &[("authorization", &format!("Bearer {key}"))],
+        )
+        .await;
+    (s, v)
 }
 
 /// Rows in `responses`.
