@@ -51,6 +51,11 @@ pub struct Gateway {
     pub approvals: Arc<crate::approvals::Approvals>,
     /// Tool calls' audit records, appended in groups.
     pub audit: Arc<crate::audit::Group>,
+    /// Taken by the two busy writers of the database (the log writer, a
+    /// transaction at a time, and the audit group) so that they queue here
+    /// in turn rather than in SQLite's busy handler, which sleeps in steps
+    /// of up to 100 ms before it tries the lock again.
+    pub db_writes: Arc<tokio::sync::Mutex<()>>,
     /// The bound on calls in flight (`[server] max_concurrent`).
     pub inflight: Arc<crate::inflight::InFlight>,
     /// How the admin API reaches the reloader (set once serving).
@@ -99,6 +104,7 @@ impl Gateway {
         };
         let budget = crate::budget::Ledger::new(storage.clone(), redis.clone(), fallback);
         let mcp = crate::mcp::Mcp::new(&config, env, &storage).await?;
+        let db_writes = Arc::new(tokio::sync::Mutex::new(()));
         Ok(Arc::new(Gateway {
             budget: Arc::new(budget),
             health: Arc::new(health),
@@ -117,7 +123,8 @@ impl Gateway {
             conversations: Default::default(),
             tools: crate::tools::Tools::new(&config, env),
             approvals: Default::default(),
-            audit: Default::default(),
+            audit: Arc::new(crate::audit::Group::new(db_writes.clone())),
+            db_writes,
             mcp,
             inflight: Arc::new(crate::inflight::InFlight::new(&config.server)),
             metrics: Default::default(),
@@ -164,6 +171,7 @@ impl Gateway {
             conversations: self.conversations.clone(),
             approvals: self.approvals.clone(),
             audit: self.audit.clone(),
+            db_writes: self.db_writes.clone(),
             inflight: self.inflight.clone(),
             reloader: self.reloader.clone(),
         })

@@ -34,6 +34,8 @@ struct Queue {
 #[derive(Default)]
 pub struct Group {
     queue: Mutex<Queue>,
+    /// Held while a batch is written (see `Gateway::db_writes`).
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Group {
@@ -43,6 +45,14 @@ impl std::fmt::Debug for Group {
 }
 
 impl Group {
+    /// A group that writes while it holds `gate`.
+    pub fn new(gate: Arc<tokio::sync::Mutex<()>>) -> Group {
+        Group {
+            queue: Mutex::default(),
+            gate,
+        }
+    }
+
     /// Appends a record (with those that arrive meanwhile); returns its
     /// number once it is committed.
     pub async fn append<T: serde::Serialize>(
@@ -95,7 +105,11 @@ impl Group {
                 q.records.drain(..n).collect()
             };
             let (new, done): (Vec<New>, Vec<Done>) = batch.into_iter().unzip();
-            match super::append_all(&s, &new).await {
+            let written = {
+                let _turn = self.gate.lock().await;
+                super::append_all(&s, &new).await
+            };
+            match written {
                 Ok(seqs) => {
                     for (d, seq) in done.into_iter().zip(seqs) {
                         let _ = d.send(Ok(seq));

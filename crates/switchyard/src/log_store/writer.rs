@@ -20,8 +20,12 @@ use super::{Begin, End, Entry};
 use crate::gateway::Gateway;
 use crate::storage::{Storage, pg};
 
-/// Entries per transaction.
+/// Entries read from the spool at a time.
 const BATCH: usize = 2000;
+/// Entries per transaction at most: a transaction holds the database's
+/// write lock (SQLite has one) for a few milliseconds, not for a whole
+/// batch, so a tool call's audit record waits at most that long.
+const TX_ENTRIES: usize = 250;
 /// A process whose heartbeat is older than this is presumed dead.
 const DEAD_AFTER_MS: i64 = 30_000;
 /// Entries the writer handles between yields to the requests it shares the
@@ -135,7 +139,10 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
             Err(e) => tracing::error!(error = %e, "Unreadable spool entry skipped"),
         }
     }
-    write_batch(&gw.storage, &entries).await?;
+    for chunk in entries.chunks(TX_ENTRIES) {
+        let _turn = gw.db_writes.lock().await;
+        write_batch(&gw.storage, chunk).await?;
+    }
     gw.conversations
         .committed(entries.iter().filter_map(|e| match e {
             Entry::Response(r) => Some((r.id.as_str(), false)),
