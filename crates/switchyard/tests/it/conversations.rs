@@ -277,3 +277,64 @@ async fn fifty_concurrent_chains_on_postgres() {
     )
     .await;
 }
+
+/// While the writer cannot commit (another connection holds SQLite's write
+/// lock) more is stored than memory keeps for it: the oldest response is
+/// let go, and a turn that continues it waits for the writer instead of
+/// missing it, then goes on with its whole history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_let_go_before_the_writer_had_it_is_waited_for() {
+    let gw = Gw::start("").await;
+    let url = format!("sqlite://{}/switchyard.db", gw.dir.path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let lock = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let store = |input: String| {
+        let gw = &gw;
+        async move {
+            let (s, _, v) = gw
+                .post_with(
+                    "/v1/responses",
+                    &json!({"model": "openai/gpt-test", "input": input}),
+                    &[],
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = store("the-first-turn".into()).await;
+    // 26 MiB of inputs: past what memory holds of uncommitted responses.
+    let big = "x".repeat(1 << 20);
+    for n in 0..26 {
+        store(format!("{n} {big}")).await;
+    }
+    let next = {
+        let (base, http) = (gw.base.clone(), gw.http.clone());
+        let first = first.clone();
+        tokio::spawn(async move {
+            let body = json!({"model": "openai/gpt-test", "input": "and then?", "previous_response_id": first});
+            let r = http
+                .post(format!("{base}/v1/responses"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!next.is_finished(), "the first turn was still in memory");
+    lock.rollback().await.unwrap();
+    pool.close().await;
+    let (s, body) = tokio::time::timeout(Duration::from_secs(30), next)
+        .await
+        .expect("the continuation never came back")
+        .unwrap();
+    assert_eq!(s, 200, "{body}");
+    let sent = gw.mocks.openai.last().json();
+    assert!(
+        sent.to_string().contains("the-first-turn"),
+        "history lost: {sent}"
+    );
+    gw.shutdown().await;
+}
