@@ -338,3 +338,74 @@ async fn a_response_let_go_before_the_writer_had_it_is_waited_for() {
     );
     gw.shutdown().await;
 }
+
+/// The writer stores responses in multi-row inserts: 123 responses with 0
+/// to 3 items each, written twice (a spool replayed) and then with some
+/// deleted, leave each response and item once, and the deleted ones none.
+#[tokio::test]
+async fn stored_responses_written_in_runs_survive_a_replay() {
+    use switchyard::conversations::store::{ItemRow, Row};
+    use switchyard::log_store::{Entry, writer};
+    let gw = Gw::start("").await;
+    let s = &gw.running.gateway.storage;
+    let rows: Vec<Entry> = (0..123)
+        .map(|n| {
+            Entry::Response(Box::new(Row {
+                id: format!("resp_run_{n:03}"),
+                owner: "anonymous".into(),
+                created_ms: 1,
+                expires_ms: i64::MAX,
+                previous_id: (n > 0).then(|| format!("resp_run_{:03}", n - 1)),
+                requested_model: "openai/gpt-test".into(),
+                provider: Some("openai".into()),
+                model: None,
+                request_id: format!("req_{n}"),
+                response: format!(r#"{{"id":"resp_run_{n:03}"}}"#),
+                items: (0..n % 4)
+                    .map(|i| ItemRow {
+                        item_id: format!("item_{n}_{i}"),
+                        is_output: i % 2 == 1,
+                        item: format!(r#"{{"id":"item_{n}_{i}"}}"#),
+                    })
+                    .collect(),
+            }))
+        })
+        .collect();
+    writer::write_batch(s, &rows).await.unwrap();
+    writer::write_batch(s, &rows[40..]).await.unwrap();
+    let deleted: Vec<Entry> = (0..123)
+        .step_by(10)
+        .map(|n| Entry::ResponseDeleted {
+            id: format!("resp_run_{n:03}"),
+        })
+        .collect();
+    writer::write_batch(s, &deleted).await.unwrap();
+    let url = format!("sqlite://{}/switchyard.db", gw.dir.path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let responses: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM responses")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let items: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM response_items")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let kept = (0..123).filter(|n| n % 10 != 0);
+    assert_eq!(responses, kept.clone().count() as i64);
+    assert_eq!(items, kept.map(|n| (n % 4) as i64).sum::<i64>());
+    // Each item where it belongs, in order.
+    let seq: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, item FROM response_items WHERE response_id = 'resp_run_007' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        seq,
+        (0..3)
+            .map(|i| (i, format!(r#"{{"id":"item_7_{i}"}}"#)))
+            .collect::<Vec<_>>()
+    );
+    pool.close().await;
+    gw.shutdown().await;
+}
