@@ -211,66 +211,45 @@ pub async fn holding(s: &Storage, item_id: &str) -> Result<Option<String>, sqlx:
     }
 }
 
-/// Responses per multi-row INSERT (10 columns each), and items (5).
-pub(crate) const RESPONSE_RUNS: &[usize] = &[50, 10, 2, 1];
-pub(crate) const ITEM_RUNS: &[usize] = &[100, 20, 4, 1];
-
-/// Inserts stored responses and their items in the writer's transaction
-/// `$tx` (`$db` the sqlx database type) with multi-row INSERTs, in runs of
-/// a few fixed sizes (their statements stay prepared); a response already
-/// stored is left as it is, its items too (spool replays).
-macro_rules! insert_responses {
-    ($tx:expr, $db:ty, $rows:expr) => {{
-        let tx = $tx;
-        let rows: &[&crate::conversations::store::Row] = $rows;
-        let mut inserted: HashSet<String> = HashSet::new();
-        for chunk in crate::log_store::writer::fixed_chunks(rows, crate::conversations::store::RESPONSE_RUNS) {
-            let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO responses (id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response) ",
-            );
-            qb.push_values(chunk, |mut v, r| {
-                v.push_bind(r.id.as_str())
-                    .push_bind(r.owner.as_str())
-                    .push_bind(r.created_ms)
-                    .push_bind(r.expires_ms)
-                    .push_bind(r.previous_id.as_deref())
-                    .push_bind(r.requested_model.as_str())
-                    .push_bind(r.provider.as_deref())
-                    .push_bind(r.model.as_deref())
-                    .push_bind(r.request_id.as_str())
-                    .push_bind(r.response.as_str());
-            });
-            qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-            inserted.extend(ids);
-        }
-        let items: Vec<(&str, i64, &crate::conversations::store::ItemRow)> = rows
-            .iter()
-            .filter(|r| inserted.contains(r.id.as_str()))
-            .flat_map(|r| {
-                r.items
-                    .iter()
-                    .enumerate()
-                    .map(move |(seq, item)| (r.id.as_str(), seq as i64, item))
-            })
-            .collect();
-        for chunk in crate::log_store::writer::fixed_chunks(&items, crate::conversations::store::ITEM_RUNS) {
-            let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO response_items (response_id, seq, item_id, is_output, item) ",
-            );
-            qb.push_values(chunk, |mut v, (id, seq, item)| {
-                v.push_bind(*id)
-                    .push_bind(*seq)
-                    .push_bind(item.item_id.as_str())
-                    .push_bind(item.is_output)
-                    .push_bind(item.item.as_str());
-            });
-            qb.push(" ON CONFLICT (response_id, seq) DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
+/// Inserts a stored response and its items in the writer's transaction
+/// `$tx`; a response already stored is left as it is (spool replays).
+macro_rules! insert_response {
+    ($tx:expr, $q:expr, $r:expr) => {{
+        let r: &crate::conversations::store::Row = $r;
+        let done = sqlx::query(&$q(
+            "INSERT INTO responses (id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(&r.id)
+        .bind(&r.owner)
+        .bind(r.created_ms)
+        .bind(r.expires_ms)
+        .bind(&r.previous_id)
+        .bind(&r.requested_model)
+        .bind(&r.provider)
+        .bind(&r.model)
+        .bind(&r.request_id)
+        .bind(&r.response)
+        .execute(&mut *$tx)
+        .await?;
+        if done.rows_affected() > 0 {
+            for (seq, item) in r.items.iter().enumerate() {
+                sqlx::query(&$q(
+                    "INSERT INTO response_items (response_id, seq, item_id, is_output, item) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (response_id, seq) DO NOTHING",
+                ))
+                .bind(&r.id)
+                .bind(seq as i64)
+                .bind(&item.item_id)
+                .bind(item.is_output)
+                .bind(&item.item)
+                .execute(&mut *$tx)
+                .await?;
+            }
         }
     }};
 }
-pub(crate) use insert_responses;
+pub(crate) use insert_response;
 
 /// Deletes a stored response and its items in the writer's transaction.
 macro_rules! delete_response {

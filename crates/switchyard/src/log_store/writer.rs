@@ -251,7 +251,7 @@ const ROWS_PER_INSERT: usize = 100;
 /// last 1), so that a multi-row statement comes in a handful of shapes
 /// that stay in the connection's prepared-statement cache: preparing a
 /// statement of thousands of parameters costs more than running it.
-pub(crate) fn fixed_chunks<'a, T>(
+fn fixed_chunks<'a, T>(
     mut items: &'a [T],
     sizes: &'static [usize],
 ) -> impl Iterator<Item = &'a [T]> {
@@ -494,19 +494,14 @@ macro_rules! upsert_all {
             }
         }
         flush_sums!(tx, $q, &batch);
-        // Stored responses, then deletions (a response is spooled before
-        // anyone can delete it, so this keeps their order).
-        let responses: Vec<&crate::conversations::store::Row> = entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Response(r) => Some(&**r),
-                _ => None,
-            })
-            .collect();
-        crate::conversations::store::insert_responses!(&mut *tx, $db, &responses);
+        // Stored responses, and deletions, in the order they were spooled.
         for e in entries {
-            if let Entry::ResponseDeleted { id } = e {
-                crate::conversations::store::delete_response!(tx, $q, id)
+            match e {
+                Entry::Response(r) => crate::conversations::store::insert_response!(tx, $q, r),
+                Entry::ResponseDeleted { id } => {
+                    crate::conversations::store::delete_response!(tx, $q, id)
+                }
+                _ => {}
             }
         }
     }};

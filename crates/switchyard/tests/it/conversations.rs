@@ -339,11 +339,11 @@ async fn a_response_let_go_before_the_writer_had_it_is_waited_for() {
     gw.shutdown().await;
 }
 
-/// The writer stores responses in multi-row inserts: 123 responses with 0
-/// to 3 items each, written twice (a spool replayed) and then with some
-/// deleted, leave each response and item once, and the deleted ones none.
+/// 123 stored responses with 0 to 3 items each, written twice (a spool
+/// replayed) and then with some deleted, leave each response and item
+/// once, in order, and the deleted ones none.
 #[tokio::test]
-async fn stored_responses_written_in_runs_survive_a_replay() {
+async fn stored_responses_survive_a_replay_and_deletions() {
     use switchyard::conversations::store::{ItemRow, Row};
     use switchyard::log_store::{Entry, writer};
     let gw = Gw::start("").await;
