@@ -100,16 +100,19 @@ impl Inner {
                 self.order.pop_front();
                 continue;
             };
-            let expired = *at <= now - RECENT_MS || self.by_id.len() > RECENT_MAX;
+            let too_old = *at <= now - RECENT_MS;
+            let too_many = self.by_id.len() > RECENT_MAX;
             let budget = if held.committed {
                 COMMITTED_BYTES
             } else {
                 UNCOMMITTED_BYTES
             };
-            if !expired && self.bytes <= budget {
+            if !too_old && !too_many && self.bytes <= budget {
                 break;
             }
-            let spill = !expired && !held.committed;
+            // One let go for room is waited for; one too old never will be
+            // committed.
+            let spill = !held.committed && !too_old;
             let Some((_, id, _)) = self.order.pop_front() else {
                 break;
             };
@@ -418,5 +421,16 @@ mod tests {
         // Now the database has it: nothing of it is left here.
         assert!(matches!(recent.get("resp_00"), Found::NotHere));
         assert_eq!(recent.holding("item_resp_00"), None);
+    }
+
+    #[test]
+    fn past_the_count_an_uncommitted_response_is_let_go_not_lost() {
+        let recent = Recent::default();
+        for n in 0..RECENT_MAX + 5 {
+            keep(&recent, &format!("r{n}"), 0);
+        }
+        assert!(matches!(recent.get("r0"), Found::Pending));
+        assert!(here(&recent, &format!("r{}", RECENT_MAX + 4)));
+        assert_eq!(recent.inner.lock().unwrap().by_id.len(), RECENT_MAX);
     }
 }
