@@ -116,9 +116,8 @@ impl Inner {
             let Some((_, id, _)) = self.order.pop_front() else {
                 break;
             };
-            let items = self.remove(&id, spill);
-            if let (true, Some(deleted)) = (spill, items.as_ref().map(|(d, _)| *d)) {
-                let items = items.map(|(_, i)| i).unwrap_or_default();
+            let removed = self.remove(&id, spill);
+            if spill && let Some((deleted, items)) = removed {
                 self.spilled_order.push_back((now, id.clone()));
                 self.spilled.insert(id, Spilled { deleted, items });
             }
@@ -143,15 +142,13 @@ impl Inner {
         };
         let mut kept = Vec::new();
         for item in r.input.iter().chain(&r.output) {
-            // Only where this response holds the item (a later one may).
-            if let Some(item_id) = item_id(item)
-                && self.items.get(&item_id).map(String::as_str) == Some(id)
-            {
-                if keep_items {
-                    kept.push(item_id);
-                } else {
-                    self.items.remove(&item_id);
-                }
+            let Some(item_id) = item_id(item) else {
+                continue;
+            };
+            if !keep_items {
+                self.release_item(&item_id, id);
+            } else if self.items.get(&item_id).map(String::as_str) == Some(id) {
+                kept.push(item_id);
             }
         }
         Some((false, kept))
@@ -161,12 +158,18 @@ impl Inner {
         let Some(s) = self.spilled.remove(id) else {
             return false;
         };
-        for item_id in s.items {
-            if self.items.get(&item_id).map(String::as_str) == Some(id) {
-                self.items.remove(&item_id);
-            }
+        for item_id in &s.items {
+            self.release_item(item_id, id);
         }
         true
+    }
+
+    /// Forgets that response `id` holds `item_id`, unless a later response
+    /// holds an item of that id now.
+    fn release_item(&mut self, item_id: &str, id: &str) {
+        if self.items.get(item_id).map(String::as_str) == Some(id) {
+            self.items.remove(item_id);
+        }
     }
 
     fn hold(&mut self, now: i64, id: &str, slot: Slot, bytes: usize) {
@@ -266,7 +269,11 @@ impl Recent {
     /// Waits until the writer has committed `id`, a response found
     /// [`Found::Pending`]; an error after [`WRITE_WAIT`].
     pub async fn written(&self, id: &str) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + WRITE_WAIT;
+        self.written_within(id, WRITE_WAIT).await
+    }
+
+    async fn written_within(&self, id: &str, wait: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.written.notified();
             tokio::pin!(notified);
@@ -421,6 +428,12 @@ mod tests {
         // Now the database has it: nothing of it is left here.
         assert!(matches!(recent.get("resp_00"), Found::NotHere));
         assert_eq!(recent.holding("item_resp_00"), None);
+        // One the writer never commits: the wait ends with an error.
+        let e = recent
+            .written_within("resp_01", Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("resp_01"), "{e}");
     }
 
     #[test]

@@ -8,10 +8,6 @@ use sqlx::Row as _;
 use super::StoredResponse;
 use crate::storage::{Storage, pg};
 
-const GET: &str = "SELECT id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response \
-                   FROM responses WHERE id = ?";
-const ITEMS: &str = "SELECT item, is_output FROM response_items WHERE response_id = ? ORDER BY seq";
-
 /// A stored response as the writer inserts it (and the spool carries it):
 /// each item with its id, every JSON value as its text, so nothing is
 /// decoded on the way (the texts were JSON when they were kept, and are
@@ -71,44 +67,9 @@ fn raw(text: String) -> Result<Box<RawValue>, sqlx::Error> {
     RawValue::from_string(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
-macro_rules! read_response {
-    ($pool:expr, $get:expr, $items:expr, $id:expr) => {{
-        let Some(row) = sqlx::query($get).bind($id).fetch_optional($pool).await? else {
-            return Ok(None);
-        };
-        let mut r = StoredResponse {
-            id: row.try_get("id")?,
-            owner: row.try_get("owner")?,
-            created_ms: row.try_get("created_ms")?,
-            expires_ms: row.try_get("expires_ms")?,
-            previous_id: row.try_get("previous_id")?,
-            requested_model: row.try_get("requested_model")?,
-            provider: row.try_get("provider")?,
-            model: row.try_get("model")?,
-            request_id: row.try_get("request_id")?,
-            response: raw(row.try_get("response")?)?,
-            input: Vec::new(),
-            output: Vec::new(),
-        };
-        for item in sqlx::query($items).bind($id).fetch_all($pool).await? {
-            let text: String = item.try_get("item")?;
-            let is_output: bool = item.try_get("is_output")?;
-            if is_output {
-                r.output.push(raw(text)?);
-            } else {
-                r.input.push(raw(text)?);
-            }
-        }
-        Ok(Some(r))
-    }};
-}
-
 /// The stored response `id`, whoever owns it (callers check).
 pub async fn get(s: &Storage, id: &str) -> Result<Option<StoredResponse>, sqlx::Error> {
-    match s {
-        Storage::Sqlite(p) => read_response!(p, GET, ITEMS, id),
-        Storage::Postgres(p) => read_response!(p, &pg(GET), &pg(ITEMS), id),
-    }
+    Ok(chain(s, id, 1).await?.pop())
 }
 
 /// The turns of a chain, newest first, from `?1` back by `previous_id`, at
