@@ -616,13 +616,8 @@ mod tests {
 
     #[tokio::test]
     async fn memory_ledger_holds_settles_and_starts_from_recorded_spend() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/b.db", dir.path().display());
-        let storage = Storage::connect(&url).await.unwrap();
-        storage.migrate().await.unwrap();
-        let Storage::Sqlite(p) = &storage else {
-            unreachable!()
-        };
+        let (_dir, storage, pool) = crate::storage::scratch_sqlite().await;
+        let p = &pool;
         let day = 20_000 * 86_400_000i64;
         // Spent earlier today and yesterday; only today counts for a day budget.
         for (d, usd) in [(day, 0.25), (day - 86_400_000, 5.0)] {

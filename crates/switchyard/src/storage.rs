@@ -287,6 +287,21 @@ pub fn deprioritize_workers() {
     }
 }
 
+/// A migrated SQLite database in a temporary folder, for unit tests: the
+/// folder (kept alive by the caller), the storage and its pool.
+#[cfg(test)]
+pub(crate) async fn scratch_sqlite() -> (tempfile::TempDir, Storage, SqlitePool) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}/scratch.db", dir.path().display());
+    let s = Storage::connect(&url).await.expect("open SQLite");
+    s.migrate().await.expect("migrate");
+    let Storage::Sqlite(p) = &s else {
+        unreachable!("a sqlite: URL opens SQLite")
+    };
+    let p = p.clone();
+    (dir, s, p)
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     /// (thread id, nice) of this process's threads named `prefix*`.

@@ -134,10 +134,7 @@ mod tests {
     /// caller told its own record's number.
     #[tokio::test]
     async fn concurrent_appends_make_one_valid_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/a.db", dir.path().display());
-        let s = Storage::connect(&url).await.unwrap();
-        s.migrate().await.unwrap();
+        let (_dir, s, p) = crate::storage::scratch_sqlite().await;
         let g = Arc::new(Group::default());
         let calls = (0..100).map(|i| {
             let (g, s) = (g.clone(), s.clone());
@@ -160,13 +157,10 @@ mod tests {
         numbers.sort_unstable();
         assert_eq!(numbers, (1..=100).collect::<Vec<_>>());
         // Each caller got the number of its own record.
-        let crate::storage::Storage::Sqlite(p) = &s else {
-            unreachable!()
-        };
         for (i, seq) in seqs {
             let record: String = sqlx::query_scalar("SELECT record FROM audit WHERE seq = ?")
                 .bind(seq)
-                .fetch_one(p)
+                .fetch_one(&p)
                 .await
                 .unwrap();
             assert_eq!(record, format!(r#"{{"n":{i}}}"#));
@@ -180,15 +174,9 @@ mod tests {
     /// next append starts a writer again.
     #[tokio::test]
     async fn a_refused_batch_fails_its_callers_and_the_next_append_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/a.db", dir.path().display());
-        let s = Storage::connect(&url).await.unwrap();
-        s.migrate().await.unwrap();
-        let crate::storage::Storage::Sqlite(p) = &s else {
-            unreachable!()
-        };
+        let (_dir, s, p) = crate::storage::scratch_sqlite().await;
         sqlx::query("ALTER TABLE audit RENAME TO audit_away")
-            .execute(p)
+            .execute(&p)
             .await
             .unwrap();
         let g = Arc::new(Group::default());
@@ -196,7 +184,7 @@ mod tests {
         let refused = tokio::time::timeout(wait, g.append(&s, "tool_call", &1)).await;
         assert!(refused.expect("no answer").is_err());
         sqlx::query("ALTER TABLE audit_away RENAME TO audit")
-            .execute(p)
+            .execute(&p)
             .await
             .unwrap();
         let seq = tokio::time::timeout(wait, g.append(&s, "tool_call", &2)).await;

@@ -559,14 +559,8 @@ mod tests {
     /// rarer drives the page whatever order the caller gave.
     #[tokio::test]
     async fn tags_past_the_first_count_are_told_apart_by_the_next() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Storage::connect(&format!("sqlite://{}/q.db", dir.path().display()))
-            .await
-            .unwrap();
-        s.migrate().await.unwrap();
-        let Storage::Sqlite(p) = &s else {
-            unreachable!()
-        };
+        let (_dir, s, pool) = crate::storage::scratch_sqlite().await;
+        let p = &pool;
         // 30k rows of team=t1, 12k of user=u1 (every request has both
         // tags where i < 12k), and 5 of user=u2.
         sqlx::query(
