@@ -37,7 +37,14 @@ fn sent(gw: &Gw) -> Vec<String> {
     .collect()
 }
 
-async fn turn(gw: &Gw, key: &str, model: &str, text: &str, previous: Option<&str>) -> Value {
+/// A turn with `key`: its status and body.
+async fn post_turn(
+    gw: &Gw,
+    key: &str,
+    model: &str,
+    text: &str,
+    previous: Option<&str>,
+) -> (u16, Value) {
     let mut body = json!({"model": model, "input": text});
     if let Some(p) = previous {
         body["previous_response_id"] = json!(p);
@@ -49,8 +56,30 @@ async fn turn(gw: &Gw, key: &str, model: &str, text: &str, previous: Option<&str
             &[("authorization", &format!("Bearer {key}"))],
         )
         .await;
+    (s, v)
+}
+
+async fn turn(gw: &Gw, key: &str, model: &str, text: &str, previous: Option<&str>) -> Value {
+    let (s, v) = post_turn(gw, key, model, text, previous).await;
     assert_eq!(s, 200, "{text}: {v}");
     v
+}
+
+/// One more turn after `previous`, on OpenAI: its status and body.
+async fn continue_chain(gw: &Gw, key: &str, previous: &str) -> (u16, Value) {
+    post_turn(gw, key, "openai/gpt-test", "and then?", Some(previous)).await
+}
+
+/// Deletes stored response `id` with `key`: the status.
+async fn delete(gw: &Gw, key: &str, id: &str) -> u16 {
+    let r = gw
+        .http
+        .delete(gw.url(&format!("/v1/responses/{id}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
 }
 
 /// Checks that the upstream request for each turn held exactly its chain's
@@ -174,26 +203,12 @@ async fn run(storage: &str, dir: tempfile::TempDir, dir2: tempfile::TempDir) {
     assert_eq!(s, 404, "chain 0 continued by the other key: {e}");
     // A turn deleted here, not yet by the writer: the chain read from the
     // database stops at its tombstone.
-    let r = second
-        .http
-        .delete(second.url(&format!("/v1/responses/{}", all[2][1])))
-        .bearer_auth(&keys[0])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(delete(&second, &keys[0], &all[2][1]).await, 200);
     let (s, e) = continue_chain(&second, &keys[0], &last[2]).await;
     assert_eq!(s, 404, "chain 2 went on past its deleted turn 1: {e}");
     // A turn deleted by the other gateway, gone from the database: the
     // chain breaks there.
-    let r = gw
-        .http
-        .delete(gw.url(&format!("/v1/responses/{}", all[4][2])))
-        .bearer_auth(&keys[0])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(delete(&gw, &keys[0], &all[4][2]).await, 200);
     // The second gateway never held it: it answers from the database.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -225,20 +240,6 @@ async fn run(storage: &str, dir: tempfile::TempDir, dir2: tempfile::TempDir) {
     );
     second.shutdown().await;
     gw.shutdown().await;
-}
-
-/// One more turn after `previous`, on OpenAI: its status and body.
-async fn continue_chain(gw: &Gw, key: &str, previous: &str) -> (u16, Value) {
-    let body =
-        json!({"model": "openai/gpt-test", "input": "and then?", "previous_response_id": previous});
-    let (s, _, v) = gw
-        .post_with(
-            "/v1/responses",
-            &body,
-            &[("authorization", &format!("Bearer {key}"))],
-        )
-        .await;
-    (s, v)
 }
 
 /// Rows in `responses`.
