@@ -36,12 +36,30 @@ pub struct StoredResponse {
     pub provider: Option<String>,
     pub model: Option<String>,
     pub request_id: String,
-    /// The Response object, as the caller got it.
-    pub response: Box<RawValue>,
+    /// The Response object, as the caller got it: JSON, read as a Response
+    /// before it was kept (or stored), so sent on as it is. In the spool's
+    /// JSON lines of earlier versions it is the object itself.
+    #[serde(with = "embedded")]
+    pub response: String,
     /// This turn's own input items, each with an `id`.
     pub input: Vec<Box<RawValue>>,
     /// Its output items.
     pub output: Vec<Box<RawValue>>,
+}
+
+/// JSON text held as a `String`, (de)serialized as the value it is.
+mod embedded {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub(super) fn serialize<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(Box::<RawValue>::deserialize(d)?.get().to_owned())
+    }
 }
 
 /// An item's `id`, if it has one.

@@ -101,7 +101,7 @@ pub(super) async fn retrieve(
         return replay(&gw, &ctx, owner, &id, q.starting_after).await;
     }
     match crate::conversations::find(&gw, owner, &id).await {
-        Ok(Some(r)) => json(&ctx, r.response.get().to_owned()),
+        Ok(Some(r)) => json(&ctx, r.response.clone()),
         Ok(None) => not_found(&ctx, &id),
         Err(e) => unavailable(&ctx, e),
     }

@@ -199,7 +199,7 @@ impl Recent {
     /// read them: empty for an item without one).
     pub fn keep<'a>(&self, r: Arc<StoredResponse>, item_ids: impl Iterator<Item = &'a str>) {
         let now = crate::clock::unix_ms();
-        let bytes = r.response.get().len()
+        let bytes = r.response.len()
             + r.input
                 .iter()
                 .chain(&r.output)
@@ -308,7 +308,7 @@ mod tests {
             provider: None,
             model: None,
             request_id: "r".into(),
-            response: crate::wire::to_raw(&serde_json::json!({ "text": text })),
+            response: serde_json::json!({ "text": text }).to_string(),
             input: Vec::new(),
             output: vec![crate::wire::to_raw(&serde_json::json!({ "id": item }))],
         })

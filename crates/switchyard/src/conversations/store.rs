@@ -50,7 +50,7 @@ impl Row {
             provider: r.provider.clone(),
             model: r.model.clone(),
             request_id: r.request_id.clone(),
-            response: r.response.get().to_owned(),
+            response: r.response.clone(),
             items: input
                 .chain(output)
                 .map(|(is_output, item)| ItemRow {
@@ -104,7 +104,7 @@ macro_rules! read_chain {
                 provider: row.try_get("provider")?,
                 model: row.try_get("model")?,
                 request_id: row.try_get("request_id")?,
-                response: raw(row.try_get("response")?)?,
+                response: row.try_get("response")?,
                 input: Vec::new(),
                 output: Vec::new(),
             });

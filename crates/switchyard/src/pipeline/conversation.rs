@@ -244,9 +244,6 @@ impl Turn {
             tracing::warn!(request_id = %ctx.id, trace_id = %ctx.trace, "A Response object could not be read; it is not stored");
             return;
         };
-        let Ok(object) = RawValue::from_string(response.to_owned()) else {
-            return;
-        };
         let now = crate::clock::unix_ms();
         conversations::keep(
             gw,
@@ -260,7 +257,7 @@ impl Turn {
                 provider: Some(target.provider.name().to_owned()),
                 model: Some(target.model.clone()),
                 request_id: ctx.id.to_string(),
-                response: object,
+                response: response.to_owned(),
                 input: self.input,
                 output: p.output.into_iter().map(crate::wire::own).collect(),
             },
