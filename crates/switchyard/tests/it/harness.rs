@@ -351,6 +351,8 @@ pub async fn postgres_schema(name: &str) -> Option<String> {
     let pool = sqlx::PgPool::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("Postgres at {base}: {e}"));
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT.get_or_init(|| sweep_old_schemas(&pool)).await;
     sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
         .execute(&pool)
         .await
@@ -358,6 +360,85 @@ pub async fn postgres_schema(name: &str) -> Option<String> {
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options=-c%20search_path%3D{name}"))
+}
+
+/// Drops the schemas [`postgres_url`] made more than an hour ago (their
+/// names carry a UUIDv7, which starts with its creation time): a run's
+/// schemas are left for a look after a failure, and the next run clears
+/// the old ones, so the test server does not fill up. Best effort: a schema
+/// another process is dropping at the same moment is its business.
+async fn sweep_old_schemas(pool: &sqlx::PgPool) {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'sy\\_test\\_%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    let hour_ago = switchyard::clock::unix_ms() - 3_600_000;
+    for name in names {
+        if schema_created_ms(&name).is_some_and(|ms| ms < hour_ago) {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .execute(pool)
+                .await;
+        }
+    }
+}
+
+/// When [`postgres_url`] made the schema `name` (`sy_test_` and a UUIDv7
+/// in hex, whose first 48 bits are its Unix time in milliseconds).
+fn schema_created_ms(name: &str) -> Option<i64> {
+    let hex = name.strip_prefix("sy_test_")?;
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(&hex[..12], 16).ok()
+}
+
+#[test]
+fn a_test_schema_is_dated_by_its_uuid() {
+    let now = switchyard::clock::unix_ms();
+    let name = format!("sy_test_{}", uuid::Uuid::now_v7().simple());
+    let ms = schema_created_ms(&name).unwrap();
+    assert!((now - 5..=now + 5).contains(&ms), "{ms} vs {now}");
+    assert_eq!(schema_created_ms("sy_test_shared"), None);
+    assert_eq!(schema_created_ms("public"), None);
+}
+
+/// The sweep drops a schema made two hours ago and keeps one made now.
+#[tokio::test]
+async fn old_test_schemas_are_swept_and_new_ones_kept() {
+    let Some(base) = crate::binary::required_env("SWITCHYARD_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&base).await.unwrap();
+    let fresh = uuid::Uuid::now_v7().simple().to_string();
+    let two_hours_ago = switchyard::clock::unix_ms() - 7_200_000;
+    let old = format!("sy_test_{two_hours_ago:012x}{}", &fresh[12..]);
+    let new = format!("sy_test_{fresh}");
+    for name in [&old, &new] {
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE TABLE {name}.t (x INT)"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sweep_old_schemas(&pool).await;
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1 OR nspname = $2",
+    )
+    .bind(&old)
+    .bind(&new)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, vec![new.clone()]);
+    sqlx::query(&format!("DROP SCHEMA {new} CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
 }
 
 pub fn redis_url() -> Option<String> {
