@@ -156,8 +156,17 @@ fn reference(item: &RawValue) -> Option<String> {
         .flatten()
 }
 
-/// An item with an `id` added.
+/// An item with an `id` added: spliced into its bytes (the walk replaces an
+/// `id` member that is there, or appends one), or, for an object the walk
+/// leaves to serde, decoded and encoded again.
 fn with_id(item: &RawValue, id: &str) -> Box<RawValue> {
+    let spliced =
+        crate::wire::scan::set_members(item.get().as_bytes(), &[("id", &crate::wire::to_vec(id))])
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| RawValue::from_string(s).ok());
+    if let Some(raw) = spliced {
+        return raw;
+    }
     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(item.get()) {
         Ok(mut m) => {
             m.insert("id".into(), id.into());
@@ -262,5 +271,32 @@ impl Turn {
                 output: p.output.into_iter().map(crate::wire::own).collect(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_gets_its_id_spliced_in_or_replaced() {
+        let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+        let with = |s: &str| with_id(&raw(s), "in_1").get().to_owned();
+        assert_eq!(
+            with(r#"{"type":"message","role":"user","content":"hi"}"#),
+            r#"{"type":"message","role":"user","content":"hi","id":"in_1"}"#
+        );
+        assert_eq!(
+            with(r#"{"id":null,"type":"message"}"#),
+            r#"{"id":"in_1","type":"message"}"#
+        );
+        assert_eq!(with("{}"), r#"{"id":"in_1"}"#);
+        // A key with an escape is left to serde, which gives the same.
+        assert_eq!(
+            with(r#"{"ty\u0070e":"message"}"#),
+            r#"{"type":"message","id":"in_1"}"#
+        );
+        // Not an object: kept as it is.
+        assert_eq!(with(r#""text""#), r#""text""#);
     }
 }
