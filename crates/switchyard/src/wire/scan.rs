@@ -183,14 +183,30 @@ impl<'a> Walker<'a> {
     }
 
     /// `b[i]` is a quote; the index just past the closing quote, and
-    /// whether the string has escapes. A byte loop: the strings of a chunk
-    /// are mostly a few bytes long (a wider search, `memchr` or eight bytes
-    /// at a time, measured slower here).
+    /// whether the string has escapes. Eight bytes at a time to the next
+    /// quote or backslash (both found by the zero-byte test on the word
+    /// XORed with each; the lowest flagged byte is always a true one), the
+    /// last few bytes one at a time.
     fn string(&self, i: usize) -> Option<(usize, bool)> {
+        const ONES: u64 = u64::from_le_bytes([1; 8]);
+        const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+        const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+        const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+        let b = self.b;
         let mut j = i + 1;
         let mut escaped = false;
         loop {
-            match *self.b.get(j)? {
+            while let Some(word) = b.get(j..j + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+                let v = u64::from_le_bytes(word);
+                let (q, s) = (v ^ QUOTES, v ^ BACKSLASHES);
+                let hit = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
+                if hit != 0 {
+                    j += (hit.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                j += 8;
+            }
+            match *b.get(j)? {
                 b'"' => return Some((j + 1, escaped)),
                 b'\\' => {
                     escaped = true;
