@@ -37,8 +37,9 @@ pub struct StoredResponse {
     pub model: Option<String>,
     pub request_id: String,
     /// The Response object, as the caller got it: JSON, read as a Response
-    /// before it was kept (or stored), so sent on as it is. In the spool's
-    /// JSON lines of earlier versions it is the object itself.
+    /// before it was kept, so sent on as it is (also when read back from
+    /// the database, which only the gateway writes). In the spool's JSON
+    /// lines of earlier versions it is the object itself.
     #[serde(with = "embedded")]
     pub response: String,
     /// This turn's own input items, each with an `id`.

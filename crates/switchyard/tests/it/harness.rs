@@ -362,11 +362,14 @@ pub async fn postgres_schema(name: &str) -> Option<String> {
     Some(format!("{base}{sep}options=-c%20search_path%3D{name}"))
 }
 
-/// Drops the schemas [`postgres_url`] made more than an hour ago (their
+/// Drops the schemas [`postgres_url`] made more than a day ago (their
 /// names carry a UUIDv7, which starts with its creation time): a run's
-/// schemas are left for a look after a failure, and the next run clears
-/// the old ones, so the test server does not fill up. Best effort: a schema
-/// another process is dropping at the same moment is its business.
+/// schemas are left for a look after a failure, and later runs clear the
+/// old ones, so the test server does not fill up. A day is longer than any
+/// run (the ignored scale test seeds for half an hour). Best effort: a
+/// schema something still holds a lock on is left for the next sweep (the
+/// drop waits at most two seconds), and one another process is dropping at
+/// the same moment is its business.
 async fn sweep_old_schemas(pool: &sqlx::PgPool) {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'sy\\_test\\_%'",
@@ -374,14 +377,27 @@ async fn sweep_old_schemas(pool: &sqlx::PgPool) {
     .fetch_all(pool)
     .await
     .unwrap_or_default();
-    let hour_ago = switchyard::clock::unix_ms() - 3_600_000;
-    for name in names {
-        if schema_created_ms(&name).is_some_and(|ms| ms < hour_ago) {
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                .execute(pool)
-                .await;
-        }
+    let day_ago = switchyard::clock::unix_ms() - 86_400_000;
+    let old: Vec<String> = names
+        .into_iter()
+        .filter(|n| schema_created_ms(n).is_some_and(|ms| ms < day_ago))
+        .collect();
+    if old.is_empty() {
+        return;
     }
+    let Ok(mut conn) = pool.acquire().await else {
+        return;
+    };
+    let _ = sqlx::query("SET lock_timeout = '2s'")
+        .execute(&mut *conn)
+        .await;
+    for name in old {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+            .execute(&mut *conn)
+            .await;
+    }
+    // (lock_timeout stays set on this connection: the caller closes the
+    // pool once its schema is made.)
 }
 
 /// When [`postgres_url`] made the schema `name` (`sy_test_` and a UUIDv7
@@ -396,15 +412,19 @@ fn schema_created_ms(name: &str) -> Option<i64> {
 
 #[test]
 fn a_test_schema_is_dated_by_its_uuid() {
-    let now = switchyard::clock::unix_ms();
+    let before = switchyard::clock::unix_ms();
     let name = format!("sy_test_{}", uuid::Uuid::now_v7().simple());
+    let after = switchyard::clock::unix_ms();
     let ms = schema_created_ms(&name).unwrap();
-    assert!((now - 5..=now + 5).contains(&ms), "{ms} vs {now}");
+    assert!(
+        (before..=after).contains(&ms),
+        "{ms} not in {before}..={after}"
+    );
     assert_eq!(schema_created_ms("sy_test_shared"), None);
     assert_eq!(schema_created_ms("public"), None);
 }
 
-/// The sweep drops a schema made two hours ago and keeps one made now.
+/// The sweep drops a schema made two days ago and keeps one made now.
 #[tokio::test]
 async fn old_test_schemas_are_swept_and_new_ones_kept() {
     let Some(base) = crate::binary::required_env("SWITCHYARD_TEST_POSTGRES_URL") else {
@@ -412,8 +432,8 @@ async fn old_test_schemas_are_swept_and_new_ones_kept() {
     };
     let pool = sqlx::PgPool::connect(&base).await.unwrap();
     let fresh = uuid::Uuid::now_v7().simple().to_string();
-    let two_hours_ago = switchyard::clock::unix_ms() - 7_200_000;
-    let old = format!("sy_test_{two_hours_ago:012x}{}", &fresh[12..]);
+    let two_days_ago = switchyard::clock::unix_ms() - 2 * 86_400_000;
+    let old = format!("sy_test_{two_days_ago:012x}{}", &fresh[12..]);
     let new = format!("sy_test_{fresh}");
     for name in [&old, &new] {
         sqlx::query(&format!("CREATE SCHEMA {name}"))
