@@ -30,6 +30,43 @@ struct EventIn<'a> {
     error: Option<&'a RawValue>,
 }
 
+/// The text of a `content_block_delta` event whose delta is a `text_delta`,
+/// found by walking the event's bytes: `None` for every other event, and
+/// for one with anything the walk does not vouch for (a member besides
+/// `type`, `index` and `delta`, a member twice, an index that is not a
+/// plain number, a text with escapes), which serde then decodes.
+fn plain_text_delta(data: &[u8]) -> Option<&str> {
+    fn once<'a>(slot: &mut Option<&'a [u8]>, raw: &'a [u8]) -> Option<()> {
+        slot.replace(raw).is_none().then_some(())
+    }
+    use crate::wire::scan::{Walker, plain_str};
+    let (mut kind, mut index, mut delta_kind, mut text) = (None, None, None, None);
+    let mut deltas = 0;
+    let mut w = Walker::new(data);
+    w.object(|k, w| match k {
+        b"type" => once(&mut kind, w.raw()?),
+        b"index" => once(&mut index, w.raw()?),
+        b"delta" => {
+            deltas += 1;
+            w.object(|k, w| match k {
+                b"type" => once(&mut delta_kind, w.raw()?),
+                b"text" => once(&mut text, w.raw()?),
+                _ => None,
+            })
+        }
+        _ => None,
+    })?;
+    let plain_index =
+        index.is_none_or(|i| (1..=9).contains(&i.len()) && i.iter().all(u8::is_ascii_digit));
+    (w.at_end()
+        && deltas == 1
+        && plain_index
+        && kind? == br#""content_block_delta""#
+        && delta_kind? == br#""text_delta""#)
+        .then_some(())?;
+    plain_str(text?)
+}
+
 #[derive(Deserialize)]
 struct MessageStartIn {
     #[serde(default)]
@@ -148,6 +185,11 @@ impl StreamDecoder {
             .as_deref()
             .is_some_and(|n| !KNOWN_EVENTS.contains(&n))
         {
+            return Ok(());
+        }
+        // Most of a stream: text deltas, read by a walk of their bytes.
+        if let Some(text) = plain_text_delta(&ev.data) {
+            out.push(Event::TextDelta(text.to_owned()));
             return Ok(());
         }
         let e: EventIn =
@@ -681,6 +723,61 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_deltas_are_walked_and_everything_else_left_to_serde() {
+        fn walked(s: &str) -> Option<&str> {
+            plain_text_delta(s.as_bytes())
+        }
+        assert_eq!(
+            walked(
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello ✓"}}"#
+            ),
+            Some("Hello ✓")
+        );
+        assert_eq!(
+            walked(
+                r#" { "delta" : { "text" : "" , "type" : "text_delta" } , "type" : "content_block_delta" } "#
+            ),
+            Some("")
+        );
+        for other in [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\nb"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","text":"b"}}"#,
+            r#"{"type":"content_block_delta","type":"content_block_delta","delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":"0","delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"},"usage":{}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}} x"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"},"delta":{}}"#,
+            r#"{"type":"message_stop"}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":7}}"#,
+        ] {
+            assert_eq!(walked(other), None, "{other}");
+        }
+        // What the walk declines, serde reads the same way it always did.
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for data in [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"plain"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"esc\"aped"}}"#,
+        ] {
+            let ev = sse::Event {
+                event: Some("content_block_delta".into()),
+                data: data.as_bytes().to_vec(),
+                id: None,
+            };
+            d.decode(&ev, &mut out).unwrap();
+        }
+        let texts: Vec<&str> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::TextDelta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["plain", "esc\"aped"]);
+    }
 
     fn ev(name: &str, data: &str) -> sse::Event {
         sse::Event {

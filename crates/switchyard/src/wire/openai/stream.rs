@@ -156,6 +156,12 @@ pub struct StreamEncoder {
     /// upstream error right after the start then reaches the caller as
     /// nothing at all, and the route can fail over.
     begun: bool,
+    /// Every chunk's bytes up to its `choices` (id, object, created,
+    /// model), encoded once; empty until the first chunk, and again when
+    /// the upstream's `Start` renames the answer.
+    head: Vec<u8>,
+    /// The chunk being written, kept for its allocation.
+    scratch: Vec<u8>,
 }
 
 impl StreamEncoder {
@@ -169,6 +175,8 @@ impl StreamEncoder {
             include_usage,
             usage: None,
             begun: false,
+            head: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -184,21 +192,30 @@ impl StreamEncoder {
         }
     }
 
-    fn chunk(&self, w: &mut sse::Writer, delta: DeltaOut<'_>, finish: Option<&FinishReason>) {
-        let c = ChunkOut {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: vec![ChunkChoiceOut {
-                index: 0,
-                delta,
-                finish_reason: finish.map(encode_finish),
-                logprobs: None,
-            }],
-            usage: self.include_usage.then_some(None),
-        };
-        w.event(None, &crate::wire::to_vec(&c));
+    /// One chunk with one choice: the bytes serde writes for [`ChunkOut`],
+    /// with the part every chunk of the stream shares encoded once, and
+    /// only the delta through serde.
+    fn chunk(&mut self, w: &mut sse::Writer, delta: DeltaOut<'_>, finish: Option<&FinishReason>) {
+        if self.head.is_empty() {
+            self.head = chunk_head(&self.id, self.created, &self.model);
+        }
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(br#"{"index":0,"delta":"#);
+        out.extend_from_slice(&crate::wire::to_vec(&delta));
+        out.extend_from_slice(br#","finish_reason":"#);
+        match finish {
+            Some(f) => out.extend_from_slice(&crate::wire::to_vec(encode_finish(f))),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","logprobs":null}]"#);
+        if self.include_usage {
+            out.extend_from_slice(br#","usage":null"#);
+        }
+        out.push(b'}');
+        w.event(None, &out);
+        self.scratch = out;
     }
 
     pub fn encode(&mut self, ev: &Event, w: &mut sse::Writer) {
@@ -210,6 +227,7 @@ impl StreamEncoder {
         }
         match ev {
             Event::Start { id, model, created } => {
+                self.head.clear();
                 if !id.is_empty() {
                     self.id.clone_from(id);
                 }
@@ -296,6 +314,20 @@ impl StreamEncoder {
         }
         w.event(None, b"[DONE]");
     }
+}
+
+/// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[`
+/// as serde writes [`ChunkOut`]'s first members.
+fn chunk_head(id: &str, created: u64, model: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(id.len() + model.len() + 80);
+    head.extend_from_slice(br#"{"id":"#);
+    head.extend_from_slice(&crate::wire::to_vec(id));
+    head.extend_from_slice(br#","object":"chat.completion.chunk","created":"#);
+    head.extend_from_slice(created.to_string().as_bytes());
+    head.extend_from_slice(br#","model":"#);
+    head.extend_from_slice(&crate::wire::to_vec(model));
+    head.extend_from_slice(br#","choices":["#);
+    head
 }
 
 /// Writes the terminal error chunk of a stream that failed after its first
@@ -486,6 +518,100 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chunk written from its shared head is byte for byte what serde
+    /// writes for the whole [`ChunkOut`], for every kind of delta, finish
+    /// and usage setting, and after the upstream renames the answer.
+    #[test]
+    fn a_chunk_from_its_head_is_what_serde_writes() {
+        let tool = |id: Option<&'static str>, name: Option<&'static str>| ToolCallDeltaOut {
+            index: 2,
+            id,
+            kind: id.map(|_| "function"),
+            function: FunctionDeltaOut {
+                name,
+                arguments: "{\"q\":\"é\\n\"}",
+            },
+        };
+        let deltas = || {
+            vec![
+                (
+                    DeltaOut {
+                        role: Some("assistant"),
+                        content: Some(""),
+                        ..DeltaOut::default()
+                    },
+                    None,
+                ),
+                (
+                    DeltaOut {
+                        content: Some("a \"quoted\"\n\u{1}line ✓"),
+                        ..DeltaOut::default()
+                    },
+                    None,
+                ),
+                (
+                    DeltaOut {
+                        reasoning_content: Some("hm"),
+                        ..DeltaOut::default()
+                    },
+                    None,
+                ),
+                (
+                    DeltaOut {
+                        tool_calls: vec![tool(Some("call_1"), Some("f"))],
+                        ..DeltaOut::default()
+                    },
+                    None,
+                ),
+                (
+                    DeltaOut {
+                        tool_calls: vec![tool(None, None)],
+                        ..DeltaOut::default()
+                    },
+                    None,
+                ),
+                (DeltaOut::default(), Some(FinishReason::Stop)),
+                (DeltaOut::default(), Some(FinishReason::ToolCalls)),
+            ]
+        };
+        for include_usage in [false, true] {
+            let mut e = StreamEncoder::new("chatcmpl-\"x\"".into(), "m/ü".into(), 7, include_usage);
+            for rename in [false, true] {
+                if rename {
+                    let start = Event::Start {
+                        id: "id2".into(),
+                        model: "m2".into(),
+                        created: 9,
+                    };
+                    e.encode(&start, &mut sse::Writer::new(0));
+                }
+                for ((delta, finish), (copy, _)) in deltas().into_iter().zip(deltas()) {
+                    let expected = crate::wire::to_vec(&ChunkOut {
+                        id: &e.id,
+                        object: "chat.completion.chunk",
+                        created: e.created,
+                        model: &e.model,
+                        choices: vec![ChunkChoiceOut {
+                            index: 0,
+                            finish_reason: finish.as_ref().map(encode_finish),
+                            delta: copy,
+                            logprobs: None,
+                        }],
+                        usage: include_usage.then_some(None),
+                    });
+                    let mut w = sse::Writer::new(0);
+                    e.chunk(&mut w, delta, finish.as_ref());
+                    let mut want = sse::Writer::new(0);
+                    want.event(None, &expected);
+                    assert_eq!(
+                        String::from_utf8_lossy(&w.buf),
+                        String::from_utf8_lossy(&want.buf)
+                    );
+                }
+            }
+        }
+    }
 
     fn sse(data: &str) -> sse::Event {
         sse::Event {
