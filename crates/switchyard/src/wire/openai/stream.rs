@@ -34,6 +34,16 @@ impl StreamDecoder {
             self.done = true;
             return Ok(());
         }
+        // Most of an answer: chunks of plain text, read by a walk of their
+        // bytes once the answer has started.
+        if self.started
+            && let Some(content) = plain_content_chunk(data)
+        {
+            if let Some(t) = content.filter(|t| !t.is_empty()) {
+                out.push(Event::TextDelta(t.to_owned()));
+            }
+            return Ok(());
+        }
         let chunk: ChunkIn =
             serde_json::from_slice(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(err) = chunk.error {
@@ -118,6 +128,88 @@ impl StreamDecoder {
         }
         Ok(())
     }
+}
+
+/// The `content` of a chunk in the middle of an answer, found by walking
+/// its bytes: one choice, whose delta has at most `content` (plain text or
+/// null), a `role` and members [`ChunkIn`] does not read; no finish reason,
+/// usage, tool calls, refusal, reasoning, error or `x_groq`. `None` for any
+/// other chunk, and for anything the walk does not vouch for (a member
+/// [`ChunkIn`] reads, given twice or of another kind; a string with
+/// escapes), which serde then decodes.
+fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
+    use crate::wire::scan::{Walker, plain_str};
+    fn once(seen: &mut bool) -> Option<()> {
+        (!std::mem::replace(seen, true)).then_some(())
+    }
+    fn null(raw: &[u8]) -> Option<()> {
+        (raw == b"null").then_some(())
+    }
+    fn text_or_null(raw: &[u8]) -> Option<Option<&str>> {
+        match raw {
+            b"null" => Some(None),
+            _ => plain_str(raw).map(Some),
+        }
+    }
+    let number_or_null = |raw: &[u8]| {
+        (raw == b"null" || (1..=19).contains(&raw.len()) && raw.iter().all(u8::is_ascii_digit))
+            .then_some(())
+    };
+    let mut seen = [false; 9];
+    let mut content = None;
+    let mut w = Walker::new(data);
+    w.object(|k, w| match k {
+        b"id" | b"model" => {
+            once(&mut seen[usize::from(k == b"model")])?;
+            text_or_null(w.raw()?).map(drop)
+        }
+        b"created" => {
+            once(&mut seen[2])?;
+            number_or_null(w.raw()?)
+        }
+        b"usage" => {
+            once(&mut seen[3])?;
+            null(w.raw()?)
+        }
+        b"x_groq" | b"error" => None,
+        b"choices" => {
+            once(&mut seen[4])?;
+            let n = w.array(|i, w| {
+                (i == 0).then_some(())?;
+                w.object(|k, w| match k {
+                    b"finish_reason" => {
+                        once(&mut seen[5])?;
+                        null(w.raw()?)
+                    }
+                    b"delta" => {
+                        once(&mut seen[6])?;
+                        let raw = w.raw()?;
+                        if raw == b"null" {
+                            return Some(());
+                        }
+                        let mut d = Walker::new(raw);
+                        d.object(|k, w| match k {
+                            b"content" => {
+                                once(&mut seen[7])?;
+                                content = text_or_null(w.raw()?)?;
+                                Some(())
+                            }
+                            b"refusal" | b"reasoning_content" | b"tool_calls" => {
+                                once(&mut seen[8])?;
+                                null(w.raw()?)
+                            }
+                            _ => w.skip(),
+                        })?;
+                        d.at_end().then_some(())
+                    }
+                    _ => w.skip(),
+                })
+            })?;
+            (n == 1).then_some(())
+        }
+        _ => w.skip(),
+    })?;
+    (w.at_end() && seen[4]).then_some(content)
 }
 
 fn upstream_error(raw: &RawValue) -> StreamError {
@@ -518,6 +610,71 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plain text chunks are walked; every other chunk is left to serde,
+    /// and what the two read agrees.
+    #[test]
+    fn plain_content_chunks_are_walked_and_everything_else_left_to_serde() {
+        fn walked(s: &str) -> Option<Option<&str>> {
+            plain_content_chunk(s.as_bytes())
+        }
+        let bench = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" quick"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x3Tq"}"#;
+        assert_eq!(walked(bench), Some(Some(" quick")));
+        assert_eq!(
+            walked(
+                r#"{"choices":[{"delta":{"role":"assistant","content":null,"refusal":null},"content_filter_results":{}}]}"#
+            ),
+            Some(None)
+        );
+        assert_eq!(walked(r#"{"choices":[{"delta":null}]}"#), Some(None));
+        for other in [
+            r#"{"choices":[{"delta":{"content":"a\nb"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}"#,
+            r#"{"choices":[]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}],"choices":[]}"#,
+            r#"{"id":"a","id":"b","choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"created":"soon","choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}],"x_groq":{"id":"x"}}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}],"error":null}"#,
+            r#"{"choices":[{"delta":{"content":7}}]}"#,
+            r#"{"usage":null}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}]} x"#,
+        ] {
+            assert_eq!(walked(other), None, "{other}");
+        }
+        // Once started, the walked chunks and serde's give the same events.
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in [
+            r#"{"id":"c1","model":"m","created":1,"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            bench,
+            r#"{"choices":[{"delta":{"content":"esc\"aped"}}]}"#,
+            r#"{"choices":[{"delta":{"content":""}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        ] {
+            d.decode(&sse(c), &mut out).unwrap();
+        }
+        let texts: Vec<&str> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::TextDelta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, [" quick", "esc\"aped"]);
+        assert!(matches!(
+            out.last(),
+            Some(Event::Finish {
+                reason: FinishReason::Stop,
+                ..
+            })
+        ));
+    }
 
     /// A chunk written from its shared head is byte for byte what serde
     /// writes for the whole [`ChunkOut`], for every kind of delta, finish
