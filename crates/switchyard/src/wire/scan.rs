@@ -219,13 +219,22 @@ impl<'a> Walker<'a> {
 }
 
 /// The contents of a raw JSON string value without escapes; `None` for
-/// anything else (serde decodes those).
+/// anything else (serde decodes those), a control character inside
+/// included (JSON does not allow one unescaped).
 pub fn plain_str(raw: &[u8]) -> Option<&str> {
     let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if inner.contains(&b'\\') {
+    if inner.iter().any(|&b| b == b'\\' || b < 0x20) {
         return None;
     }
     std::str::from_utf8(inner).ok()
+}
+
+/// Whether `raw` is a JSON number of digits alone that fits in `digits`
+/// digits (no sign, fraction, exponent or leading zero).
+pub fn plain_uint(raw: &[u8], digits: usize) -> bool {
+    (1..=digits).contains(&raw.len())
+        && raw.iter().all(u8::is_ascii_digit)
+        && (raw == b"0" || raw[0] != b'0')
 }
 
 /// The raw bytes of the member `name` of the JSON object `object`; `None`

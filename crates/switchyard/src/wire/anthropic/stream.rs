@@ -56,8 +56,7 @@ fn plain_text_delta(data: &[u8]) -> Option<&str> {
         }
         _ => None,
     })?;
-    let plain_index =
-        index.is_none_or(|i| (1..=9).contains(&i.len()) && i.iter().all(u8::is_ascii_digit));
+    let plain_index = index.is_none_or(|i| crate::wire::scan::plain_uint(i, 9));
     (w.at_end()
         && deltas == 1
         && plain_index
@@ -752,6 +751,8 @@ mod tests {
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"},"delta":{}}"#,
             r#"{"type":"message_stop"}"#,
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":7}}"#,
+            r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"a"}}"#,
+            "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"a\nb\"}}",
         ] {
             assert_eq!(walked(other), None, "{other}");
         }

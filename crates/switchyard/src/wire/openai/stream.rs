@@ -132,13 +132,16 @@ impl StreamDecoder {
 
 /// The `content` of a chunk in the middle of an answer, found by walking
 /// its bytes: one choice, whose delta has at most `content` (plain text or
-/// null), a `role` and members [`ChunkIn`] does not read; no finish reason,
-/// usage, tool calls, refusal, reasoning, error or `x_groq`. `None` for any
-/// other chunk, and for anything the walk does not vouch for (a member
-/// [`ChunkIn`] reads, given twice or of another kind; a string with
-/// escapes), which serde then decodes.
+/// null) and a `role`; no finish reason, usage, tool calls, refusal,
+/// reasoning, error or `x_groq`. Only the members OpenAI and the
+/// compatible servers send are taken, each checked for its kind (the walk
+/// does not validate a value it skips, and serde would refuse a malformed
+/// one). `None` for any other chunk, and for anything the walk does not
+/// vouch for (a member [`ChunkIn`] reads given twice, a string with
+/// escapes or control characters, a member it does not know), which serde
+/// then decodes.
 fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
-    use crate::wire::scan::{Walker, plain_str};
+    use crate::wire::scan::{Walker, plain_str, plain_uint};
     fn once(seen: &mut bool) -> Option<()> {
         (!std::mem::replace(seen, true)).then_some(())
     }
@@ -151,10 +154,7 @@ fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
             _ => plain_str(raw).map(Some),
         }
     }
-    let number_or_null = |raw: &[u8]| {
-        (raw == b"null" || (1..=19).contains(&raw.len()) && raw.iter().all(u8::is_ascii_digit))
-            .then_some(())
-    };
+    let number_or_null = |raw: &[u8]| (raw == b"null" || plain_uint(raw, 19)).then_some(());
     let mut seen = [false; 9];
     let mut content = None;
     let mut w = Walker::new(data);
@@ -171,7 +171,9 @@ fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
             once(&mut seen[3])?;
             null(w.raw()?)
         }
-        b"x_groq" | b"error" => None,
+        b"object" | b"system_fingerprint" | b"service_tier" | b"obfuscation" => {
+            text_or_null(w.raw()?).map(drop)
+        }
         b"choices" => {
             once(&mut seen[4])?;
             let n = w.array(|i, w| {
@@ -198,16 +200,21 @@ fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
                                 once(&mut seen[8])?;
                                 null(w.raw()?)
                             }
-                            _ => w.skip(),
+                            b"role" => text_or_null(w.raw()?).map(drop),
+                            _ => None,
                         })?;
                         d.at_end().then_some(())
                     }
-                    _ => w.skip(),
+                    b"index" => plain_uint(w.raw()?, 10).then_some(()),
+                    // vLLM's stop_reason; Azure's filter results when empty.
+                    b"logprobs" | b"stop_reason" => null(w.raw()?),
+                    b"content_filter_results" => (w.raw()? == b"{}").then_some(()),
+                    _ => None,
                 })
             })?;
             (n == 1).then_some(())
         }
-        _ => w.skip(),
+        _ => None,
     })?;
     (w.at_end() && seen[4]).then_some(content)
 }
@@ -615,6 +622,7 @@ mod tests {
     /// and what the two read agrees.
     #[test]
     fn plain_content_chunks_are_walked_and_everything_else_left_to_serde() {
+        const RAW_NEWLINE: &str = "{\"choices\":[{\"delta\":{\"content\":\"a\nb\"}}]}";
         fn walked(s: &str) -> Option<Option<&str>> {
             plain_content_chunk(s.as_bytes())
         }
@@ -644,6 +652,16 @@ mod tests {
             r#"{"choices":[{"delta":{"content":7}}]}"#,
             r#"{"usage":null}"#,
             r#"{"choices":[{"delta":{"content":"a"}}]} x"#,
+            // What the walk would skip without checking is not taken.
+            r#"{"choices":[{"delta":{"content":"a"},"logprobs":{"x" 1}}]}"#,
+            r#"{"service_tier":1.2.3,"choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"unknown":[,],"choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a","extra":1}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"},"content_filter_results":{"hate":{}}}]}"#,
+            // A raw control character, a leading zero.
+            RAW_NEWLINE,
+            r#"{"created":0123,"choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"choices":[{"index":01,"delta":{"content":"a"}}]}"#,
         ] {
             assert_eq!(walked(other), None, "{other}");
         }
@@ -667,6 +685,12 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, [" quick", "esc\"aped"]);
+        assert!(
+            matches!(&out[0], Event::Start { id, model, created: 1 } if id == "c1" && model == "m"),
+            "{out:?}"
+        );
+        // A chunk serde refuses is refused, not walked past.
+        assert!(d.decode(&sse(RAW_NEWLINE), &mut Vec::new()).is_err());
         assert!(matches!(
             out.last(),
             Some(Event::Finish {
