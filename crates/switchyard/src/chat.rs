@@ -708,6 +708,18 @@ pub enum Event {
     },
 }
 
+/// The texts of the `TextDelta`s among `events`, in order (for tests).
+#[cfg(test)]
+pub fn texts(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TextDelta(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A request field the target dialect cannot express. The gateway answers
 /// 400 naming `field`; it never drops the field silently.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -770,13 +770,7 @@ mod tests {
             };
             d.decode(&ev, &mut out).unwrap();
         }
-        let texts: Vec<&str> = out
-            .iter()
-            .filter_map(|e| match e {
-                Event::TextDelta(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
+        let texts = crate::chat::texts(&out);
         assert_eq!(texts, ["plain", "esc\"aped"]);
     }
 

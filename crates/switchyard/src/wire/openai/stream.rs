@@ -10,6 +10,9 @@ use super::types::*;
 use crate::chat::{Event, FinishReason, Usage};
 use crate::wire::{StreamError, sse};
 
+mod walk;
+use walk::{FastPeek, plain_content_chunk};
+
 /// Reads an OpenAI-dialect upstream stream into canonical events.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
@@ -128,95 +131,6 @@ impl StreamDecoder {
         }
         Ok(())
     }
-}
-
-/// The `content` of a chunk in the middle of an answer, found by walking
-/// its bytes: one choice, whose delta has at most `content` (plain text or
-/// null) and a `role`; no finish reason, usage, tool calls, refusal,
-/// reasoning, error or `x_groq`. Only the members OpenAI and the
-/// compatible servers send are taken, each checked for its kind (the walk
-/// does not validate a value it skips, and serde would refuse a malformed
-/// one). `None` for any other chunk, and for anything the walk does not
-/// vouch for (a member [`ChunkIn`] reads given twice, a string with
-/// escapes or control characters, a member it does not know), which serde
-/// then decodes.
-fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
-    use crate::wire::scan::{Walker, plain_str, plain_uint};
-    fn once(seen: &mut bool) -> Option<()> {
-        (!std::mem::replace(seen, true)).then_some(())
-    }
-    fn null(raw: &[u8]) -> Option<()> {
-        (raw == b"null").then_some(())
-    }
-    fn text_or_null(raw: &[u8]) -> Option<Option<&str>> {
-        match raw {
-            b"null" => Some(None),
-            _ => plain_str(raw).map(Some),
-        }
-    }
-    let number_or_null = |raw: &[u8]| (raw == b"null" || plain_uint(raw, 19)).then_some(());
-    let mut seen = [false; 9];
-    let mut content = None;
-    let mut w = Walker::new(data);
-    w.object(|k, w| match k {
-        b"id" | b"model" => {
-            once(&mut seen[usize::from(k == b"model")])?;
-            text_or_null(w.raw()?).map(drop)
-        }
-        b"created" => {
-            once(&mut seen[2])?;
-            number_or_null(w.raw()?)
-        }
-        b"usage" => {
-            once(&mut seen[3])?;
-            null(w.raw()?)
-        }
-        b"object" | b"system_fingerprint" | b"service_tier" | b"obfuscation" => {
-            text_or_null(w.raw()?).map(drop)
-        }
-        b"choices" => {
-            once(&mut seen[4])?;
-            let n = w.array(|i, w| {
-                (i == 0).then_some(())?;
-                w.object(|k, w| match k {
-                    b"finish_reason" => {
-                        once(&mut seen[5])?;
-                        null(w.raw()?)
-                    }
-                    b"delta" => {
-                        once(&mut seen[6])?;
-                        let raw = w.raw()?;
-                        if raw == b"null" {
-                            return Some(());
-                        }
-                        let mut d = Walker::new(raw);
-                        d.object(|k, w| match k {
-                            b"content" => {
-                                once(&mut seen[7])?;
-                                content = text_or_null(w.raw()?)?;
-                                Some(())
-                            }
-                            b"refusal" | b"reasoning_content" | b"tool_calls" => {
-                                once(&mut seen[8])?;
-                                null(w.raw()?)
-                            }
-                            b"role" => text_or_null(w.raw()?).map(drop),
-                            _ => None,
-                        })?;
-                        d.at_end().then_some(())
-                    }
-                    b"index" => plain_uint(w.raw()?, 10).then_some(()),
-                    // vLLM's stop_reason; Azure's filter results when empty.
-                    b"logprobs" | b"stop_reason" => null(w.raw()?),
-                    b"content_filter_results" => (w.raw()? == b"{}").then_some(()),
-                    _ => None,
-                })
-            })?;
-            (n == 1).then_some(())
-        }
-        _ => None,
-    })?;
-    (w.at_end() && seen[4]).then_some(content)
 }
 
 fn upstream_error(raw: &RawValue) -> StreamError {
@@ -469,72 +383,6 @@ struct PeekChoice {
     finish_reason: Option<String>,
 }
 
-/// What [`Relay`] reads of a chunk, found by walking its bytes
-/// (`wire::scan`) rather than decoding it. `None` from [`FastPeek::of`]
-/// for anything the walk cannot vouch for (an error chunk, an escaped
-/// string where a value is read, JSON it does not accept): [`Peek`]
-/// decodes those.
-struct FastPeek<'a> {
-    id: Option<&'a str>,
-    model: Option<&'a str>,
-    choices: usize,
-    finish: Option<&'a str>,
-    usage: Option<&'a [u8]>,
-    groq: Option<&'a [u8]>,
-}
-
-impl<'a> FastPeek<'a> {
-    /// `ids`: whether the chunk's id and model are wanted (the first
-    /// chunk's only).
-    fn of(data: &'a [u8], ids: bool) -> Option<FastPeek<'a>> {
-        use crate::wire::scan::{Walker, plain_str};
-        let present = |raw: &'a [u8]| (raw != b"null").then_some(raw);
-        let text = |raw: &'a [u8]| -> Option<Option<&'a str>> {
-            match present(raw) {
-                None => Some(None),
-                Some(r) => plain_str(r).map(Some),
-            }
-        };
-        let mut p = FastPeek {
-            id: None,
-            model: None,
-            choices: 0,
-            finish: None,
-            usage: None,
-            groq: None,
-        };
-        let mut w = Walker::new(data);
-        w.object(|key, w| {
-            match key {
-                b"id" if ids => p.id = text(w.raw()?)?,
-                b"model" if ids => p.model = text(w.raw()?)?,
-                b"choices" => {
-                    p.choices = w.array(|i, w| {
-                        if i > 0 {
-                            return w.skip();
-                        }
-                        w.object(|k, w| {
-                            if k == b"finish_reason" {
-                                p.finish = text(w.raw()?)?;
-                                Some(())
-                            } else {
-                                w.skip()
-                            }
-                        })
-                    })?;
-                }
-                b"usage" => p.usage = present(w.raw()?),
-                b"x_groq" => p.groq = present(w.raw()?),
-                // An error chunk is decoded, to report it properly.
-                b"error" => present(w.raw()?).is_none().then_some(())?,
-                _ => w.skip()?,
-            }
-            Some(())
-        })?;
-        w.at_end().then_some(p)
-    }
-}
-
 impl Relay {
     pub fn new(include_usage: bool) -> Relay {
         Relay {
@@ -677,13 +525,7 @@ mod tests {
         ] {
             d.decode(&sse(c), &mut out).unwrap();
         }
-        let texts: Vec<&str> = out
-            .iter()
-            .filter_map(|e| match e {
-                Event::TextDelta(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
+        let texts = crate::chat::texts(&out);
         assert_eq!(texts, [" quick", "esc\"aped"]);
         assert!(
             matches!(&out[0], Event::Start { id, model, created: 1 } if id == "c1" && model == "m"),
