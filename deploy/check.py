@@ -135,7 +135,7 @@ SNAPSHOT = {
         "leaf",
     ),
     "RawLogs": dict.fromkeys(
-        "mode retain_days body_retain_days spool_dir spool_max_bytes on_spool_full".split(), "leaf"
+        "mode retain_days body_retain_days spool_dir spool_max_bytes on_spool_full backlog_bytes".split(), "leaf"
     ),
     "RawPrice": dict.fromkeys(
         "input_per_mtok_usd output_per_mtok_usd cached_input_per_mtok_usd cache_write_per_mtok_usd "

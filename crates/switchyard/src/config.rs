@@ -244,6 +244,7 @@ pub struct RawLogs {
     pub spool_dir: Option<String>,
     pub spool_max_bytes: Option<u64>,
     pub on_spool_full: Option<SpoolFull>,
+    pub backlog_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -620,6 +621,9 @@ pub struct LogsConfig {
     pub spool_dir: Option<PathBuf>,
     pub spool_max_bytes: u64,
     pub on_spool_full: SpoolFull,
+    /// Past this many spool bytes not yet in the database, while the writer
+    /// is writing, new requests wait for it (0: never).
+    pub backlog_bytes: u64,
 }
 
 pub(crate) fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -1107,7 +1111,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
             .streams
             .delivered_retain_s
             .map(|s| s.0)
-            .unwrap_or(Duration::from_secs(30)),
+            .unwrap_or(Duration::ZERO),
         max_retained_bytes: raw.streams.max_retained_bytes.unwrap_or(32 * 1024 * 1024),
     };
     let logs = LogsConfig {
@@ -1117,6 +1121,7 @@ fn validate(raw: RawConfig, file: Option<PathBuf>, env: &Env) -> Result<Config, 
         spool_dir: raw.logs.spool_dir.map(PathBuf::from),
         spool_max_bytes: raw.logs.spool_max_bytes.unwrap_or(256 * 1024 * 1024),
         on_spool_full: raw.logs.on_spool_full.unwrap_or(SpoolFull::Refuse),
+        backlog_bytes: raw.logs.backlog_bytes.unwrap_or(4 * 1024 * 1024),
     };
     if logs.body_retain_days > logs.retain_days {
         return Err(err(

@@ -83,6 +83,7 @@ impl Gateway {
             instance,
             config.logs.spool_max_bytes,
             config.logs.on_spool_full,
+            config.logs.backlog_bytes,
         );
         let cache = match &redis {
             Some(c) => crate::cache::Cache::redis(

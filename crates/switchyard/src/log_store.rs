@@ -11,6 +11,7 @@
 //! reach neither the spool, nor the database, nor a log line.
 
 mod binary;
+pub mod pace;
 pub mod partitions;
 pub mod query;
 pub mod rollup;
@@ -183,6 +184,8 @@ pub struct Recorder {
     pub instance: String,
     max_bytes: u64,
     on_full: SpoolFull,
+    /// New requests kept to the writer's pace.
+    pub pace: pace::Pace,
     dropped: AtomicU64,
     /// Entries dropped since the last gap entry was written.
     unreported: AtomicU64,
@@ -190,16 +193,28 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(spool: Spool, instance: String, max_bytes: u64, on_full: SpoolFull) -> Recorder {
+    pub fn new(
+        spool: Spool,
+        instance: String,
+        max_bytes: u64,
+        on_full: SpoolFull,
+        backlog_bytes: u64,
+    ) -> Recorder {
         Recorder {
             spool,
             instance,
             max_bytes,
             on_full,
+            pace: pace::Pace::new(backlog_bytes),
             dropped: AtomicU64::new(0),
             unreported: AtomicU64::new(0),
             notify: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Waits while the writer is behind (see [`pace`]).
+    pub async fn keep_pace(&self) {
+        self.pace.keep(&self.spool).await;
     }
 
     pub fn dropped(&self) -> u64 {

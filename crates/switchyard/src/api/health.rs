@@ -86,6 +86,11 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         "# HELP switchyard_spool_max_bytes The spool's bound ([logs] spool_max_bytes).\n# TYPE switchyard_spool_max_bytes gauge\nswitchyard_spool_max_bytes {}",
         gw.config.logs.spool_max_bytes
     );
+    let _ = writeln!(
+        extra,
+        "# HELP switchyard_requests_paced_total Requests that waited for the log writer to catch up ([logs] backlog_bytes).\n# TYPE switchyard_requests_paced_total counter\nswitchyard_requests_paced_total {}",
+        gw.recorder.pace.paced()
+    );
     let mut resp = gw.metrics.render(&extra).into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

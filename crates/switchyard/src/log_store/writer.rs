@@ -55,9 +55,14 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
         let drained = match drain_once(&gw).await {
             Ok(n) => {
                 backoff = Duration::from_millis(100);
+                rec.pace.writing(true);
+                if n > 0 {
+                    rec.pace.wrote();
+                }
                 n
             }
             Err(e) => {
+                rec.pace.writing(false);
                 tracing::warn!(error = %e, pending_bytes = rec.spool.pending(), "Could not write request logs; retrying (the spool keeps them)");
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -95,13 +100,18 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
             _ = stop.cancelled() => break,
             _ = rec.notify.notified() => {
                 // Let a burst gather into one transaction: fewer, larger
-                // transactions cost the database far less per record.
-                tokio::time::sleep(GATHER).await;
+                // transactions cost the database far less per record. Not
+                // while requests wait for the writer.
+                tokio::select! {
+                    _ = tokio::time::sleep(GATHER) => {}
+                    _ = rec.pace.hurried() => {}
+                }
             }
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
     // Shutdown: one last drain, bounded in time by the caller.
+    rec.pace.writing(false);
     for _ in 0..50 {
         match drain_once(&gw).await {
             Ok(0) => break,

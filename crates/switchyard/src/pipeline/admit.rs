@@ -64,7 +64,8 @@ pub(super) async fn prepare(
         begin.request_body = Some(String::from_utf8_lossy(body).into_owned());
     }
     // Recorded before any upstream call: a call that cannot be recorded is
-    // not made.
+    // not made, and none is made faster than records are written.
+    gw.recorder.keep_pace().await;
     held.journal
         .open(&gw.recorder, begin)
         .map_err(|e| GatewayError::Unavailable(e.to_string()))?;

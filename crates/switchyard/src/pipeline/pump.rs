@@ -204,12 +204,14 @@ pub(super) async fn pump(
             .detached
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
-    buffer.close();
-    buffer.compact();
-    gw.streams.ended(&id);
+    // The mirror ends first, as each event went to it first: a stream read
+    // to its end here may be forgotten, its mirror with it, at once.
     if let Some(m) = mirror {
         m.end(cfg.retain).await;
     }
+    buffer.close();
+    buffer.compact();
+    gw.streams.ended(&id);
     gw.metrics.stream_closed();
     let (status, error_class) = match (&live.outcome, stopped) {
         (Some(StreamOutcome::Complete), _) => (200, None),

@@ -199,6 +199,7 @@ pub fn keep_restart_only(running: &Config, next: &mut Config) -> Vec<String> {
         "logs.spool_dir" => logs.spool_dir;
         "logs.spool_max_bytes" => logs.spool_max_bytes;
         "logs.on_spool_full" => logs.on_spool_full;
+        "logs.backlog_bytes" => logs.backlog_bytes;
         "circuit" => circuit;
     }
     changed

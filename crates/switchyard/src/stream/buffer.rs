@@ -10,11 +10,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::sync::Notify;
+
+use super::registry::Streams;
 
 /// What a reader of a stream past `streams.max_buffer_bytes` is told.
 pub const OUTGROWN: &str =
@@ -64,6 +66,9 @@ pub struct Buffer {
     max_bytes: usize,
     /// A follower read the stream to its end.
     delivered: AtomicBool,
+    /// Told when that happens: the registry that forgets a stream no one
+    /// may resume any more, and the stream's id there.
+    release: OnceLock<(Weak<Streams>, String)>,
 }
 
 /// What a reader gets.
@@ -85,7 +90,14 @@ impl Buffer {
             followers: AtomicUsize::new(0),
             max_bytes,
             delivered: AtomicBool::new(false),
+            release: OnceLock::new(),
         })
+    }
+
+    /// Once a follower has read the whole stream, `streams` forgets it as
+    /// `id`.
+    pub(super) fn release_when_delivered(&self, streams: Weak<Streams>, id: String) {
+        let _ = self.release.set((streams, id));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -288,7 +300,13 @@ impl Buffer {
                     guard,
                 )),
                 _ => {
-                    guard.buffer.delivered.store(true, Ordering::Release);
+                    let b = &guard.buffer;
+                    if !b.delivered.swap(true, Ordering::AcqRel)
+                        && let Some((streams, id)) = b.release.get()
+                        && let Some(streams) = streams.upgrade()
+                    {
+                        streams.forget_delivered(id);
+                    }
                     None
                 }
             }

@@ -4,7 +4,9 @@
 //! caller (and only its caller) can re-attach through
 //! `GET /v1/streams/{id}`: for `streams.retain_s` when the caller did not
 //! read it to the end (it went away: resuming is what the buffer is for),
-//! for the shorter `streams.delivered_retain_s` when it did. What ended
+//! for the shorter `streams.delivered_retain_s` when it did (0 by default:
+//! a stream read to its end without an `Idempotency-Key` is forgotten the
+//! moment its end is read, as nobody has anything left to resume). What ended
 //! streams keep is bounded by `streams.max_retained_bytes` as well; past
 //! it the oldest delivered streams go first, then the oldest of the rest,
 //! so memory does not grow with throughput. An `Idempotency-Key` maps to
@@ -95,6 +97,9 @@ pub struct Streams {
     pub detached: AtomicUsize,
     pub retain: Duration,
     retention: Retention,
+    /// Delivered streams forgotten at once, whose Redis mirrors the next
+    /// sweep deletes.
+    forgotten: Mutex<Vec<String>>,
 }
 
 /// What an idempotency lookup found.
@@ -193,6 +198,7 @@ impl Streams {
             detached: AtomicUsize::new(0),
             retain: retention.undelivered,
             retention,
+            forgotten: Mutex::new(Vec::new()),
         })
     }
 
@@ -204,8 +210,32 @@ impl Streams {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn keep(&self, id: &str, kept: Kept) {
+    pub fn keep(self: &Arc<Self>, id: &str, kept: Kept) {
+        if !kept.idempotent && self.retention.delivered.is_zero() {
+            kept.buffer
+                .release_when_delivered(Arc::downgrade(self), id.to_owned());
+        }
         self.lock_kept().map.insert(id.to_owned(), kept);
+    }
+
+    /// A follower read stream `id` to its end and it is kept for no time
+    /// after that (`delivered_retain_s = 0`): it goes now, whether or not
+    /// its pump has reported the end yet.
+    pub(super) fn forget_delivered(&self, id: &str) {
+        let mut set = self.lock_kept();
+        if set.map.get(id).is_none_or(|k| k.idempotent) {
+            return;
+        }
+        if let Some(k) = set.map.remove(id)
+            && k.ended.is_some()
+        {
+            set.bytes = set.bytes.saturating_sub(k.buffer.bytes());
+        }
+        drop(set);
+        self.forgotten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id.to_owned());
     }
 
     /// The stream finished generating: from now on its buffer counts
@@ -268,10 +298,9 @@ impl Streams {
         })
     }
 
-    /// Forgets what ended longer ago than it is kept for.
     /// Forgets what has outlived its retention. Returns the ids of the
-    /// delivered streams forgotten early (`delivered_retain`), whose Redis
-    /// mirrors are to go with them.
+    /// delivered streams forgotten early (`delivered_retain`, here or at
+    /// once), whose Redis mirrors are to go with them.
     pub fn sweep(&self) -> Vec<String> {
         let now = Instant::now();
         let r = self.retention;
@@ -304,6 +333,7 @@ impl Streams {
         let stale =
             |ended: Option<Instant>| ended.is_some_and(|t| now.duration_since(t) > self.retain);
         self.lock_idem().retain(|_, e| !stale(e.ended));
+        delivered.append(&mut self.forgotten.lock().unwrap_or_else(|p| p.into_inner()));
         delivered
     }
 
@@ -386,5 +416,49 @@ mod tests {
         tokio::time::advance(Duration::from_secs(31)).await;
         s.sweep();
         assert!(s.get("e", "o").is_none());
+    }
+
+    async fn read_all(s: &Streams, id: &str) {
+        let b = s.get(id, "o").unwrap().buffer;
+        let mut follow = Box::pin(b.follow(0));
+        while follow.next().await.is_some() {}
+    }
+
+    #[tokio::test]
+    async fn with_no_delivered_retention_a_stream_read_to_its_end_goes_at_once() {
+        let s = Streams::new(Retention {
+            undelivered: Duration::from_secs(600),
+            delivered: Duration::ZERO,
+            max_bytes: 1000,
+        });
+        // Read to its end after its pump reported the end...
+        s.keep("a", kept(40));
+        s.ended("a");
+        assert_eq!(s.retained_bytes(), 40);
+        read_all(&s, "a").await;
+        assert!(s.get("a", "o").is_none());
+        assert_eq!(s.retained_bytes(), 0, "its bytes are no longer counted");
+        // ...and before: the late report finds nothing to count.
+        s.keep("b", kept(40));
+        read_all(&s, "b").await;
+        assert!(s.get("b", "o").is_none());
+        s.ended("b");
+        assert_eq!((s.kept_count(), s.retained_bytes()), (0, 0));
+        // Under an Idempotency-Key, or not read to the end: kept.
+        let mut idem = kept(40);
+        idem.idempotent = true;
+        s.keep("c", idem);
+        s.keep("d", kept(40));
+        s.ended("c");
+        s.ended("d");
+        read_all(&s, "c").await;
+        assert!(s.get("c", "o").is_some() && s.get("d", "o").is_some());
+        assert_eq!(s.retained_bytes(), 80);
+        // The next sweep hands over the ids forgotten early, once, for
+        // their Redis mirrors.
+        let mut swept = s.sweep();
+        swept.sort();
+        assert_eq!(swept, ["a", "b"]);
+        assert!(s.sweep().is_empty());
     }
 }

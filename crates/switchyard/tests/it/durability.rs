@@ -361,6 +361,56 @@ async fn dropped_metric(gw: &Gw) -> u64 {
         .unwrap()
 }
 
+fn paced_metric(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchyard_requests_paced_total "))
+        .unwrap_or_else(|| panic!("no paced counter in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Past `[logs] backlog_bytes` not yet in the database, a new request waits
+/// for the writer's next commit: every call is still answered and recorded,
+/// and the wait is counted. With the default bound, calls one after
+/// another never wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_for_a_writer_that_is_behind() {
+    let gw = Gw::start("[logs]\nbacklog_bytes = 1\n").await;
+    let calls = 8;
+    for _ in 0..calls {
+        assert_eq!(chat_status(&gw).await.0, 200);
+    }
+    let paced = paced_metric(&gw.metrics().await);
+    assert!(
+        (1..=calls).contains(&paced),
+        "each call after the first finds the last one's record pending: {paced}"
+    );
+    let started = Instant::now();
+    loop {
+        let (s, v) = gw
+            .admin_call("GET", "/admin/v1/logs?status=200", None)
+            .await;
+        assert_eq!(s, 200);
+        if v["data"].as_array().unwrap().len() == calls as usize {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "records missing: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.shutdown().await;
+
+    let gw = Gw::start("").await;
+    for _ in 0..calls {
+        assert_eq!(chat_status(&gw).await.0, 200);
+    }
+    assert_eq!(paced_metric(&gw.metrics().await), 0);
+    gw.shutdown().await;
+}
+
 /// With the database gone and the spool full, a call that could not be
 /// recorded is never made: 503 before any upstream call. Once the
 /// database is back and the spool drained, calls go through again.

@@ -433,7 +433,8 @@ async fn a_stream_that_fails_midway_ends_with_response_failed() {
 
 #[tokio::test]
 async fn a_response_stream_resumes_by_its_id_after_a_sequence_number() {
-    let gw = Gw::start("").await;
+    // Streams read to the end are kept only when configured to be.
+    let gw = Gw::start("[streams]\ndelivered_retain_s = 30\n").await;
     for model in ["anthropic/claude-test", "openai/gpt-test"] {
         let (status, _, text) = gw
             .post_raw(

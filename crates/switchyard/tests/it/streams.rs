@@ -45,6 +45,10 @@ pub fn slow_stream(n: usize, gap: Duration) -> Reply {
     }
 }
 
+/// For a test that reads a stream again after some reader had all of it:
+/// kept then too (by default it is forgotten at once).
+const REREAD: &str = "[streams]\ndelivered_retain_s = 600\n";
+
 fn body() -> Value {
     json!({"model": "openai/gpt-test", "stream": true, "messages": [{"role": "user", "content": "go"}]})
 }
@@ -123,7 +127,7 @@ pub fn text_of(events: &[(u64, String)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resuming_at_random_points_reads_the_whole_generation_once() {
-    let gw = Gw::start("").await;
+    let gw = Gw::start(REREAD).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let n = 30;
     let want: String = (0..n).map(|i| format!("w{i} ")).collect();
@@ -171,9 +175,9 @@ async fn resuming_at_random_points_reads_the_whole_generation_once() {
 
 #[tokio::test]
 async fn a_detached_stream_finishes_and_is_billed_once() {
-    let gw = Gw::start(
-        "[pricing.\"openai/gpt-test\"]\ninput_per_mtok_usd = 1.0\noutput_per_mtok_usd = 1.0\n",
-    )
+    let gw = Gw::start(&format!(
+        "{REREAD}[pricing.\"openai/gpt-test\"]\ninput_per_mtok_usd = 1.0\noutput_per_mtok_usd = 1.0\n"
+    ))
     .await;
     gw.mocks
         .openai
@@ -208,7 +212,7 @@ async fn a_detached_stream_finishes_and_is_billed_once() {
 
 #[tokio::test]
 async fn only_the_caller_that_made_a_stream_can_read_it() {
-    let gw = Gw::start("[auth]\nrequire_keys = true\n").await;
+    let gw = Gw::start(&format!("{REREAD}[auth]\nrequire_keys = true\n")).await;
     let (_, a) = gw.create_key(json!({"name": "a"})).await;
     let (_, b) = gw.create_key(json!({"name": "b"})).await;
     let resp = stream_call(&gw).bearer_auth(&a).send().await.unwrap();
@@ -303,7 +307,10 @@ async fn idempotent_retries_attach_instead_of_generating_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn detached_streams_and_buffers_are_bounded() {
-    let gw = Gw::start("[streams]\nmax_detached = 1\nmax_buffer_bytes = 2000\n").await;
+    let gw = Gw::start(&format!(
+        "{REREAD}max_detached = 1\nmax_buffer_bytes = 2000\n"
+    ))
+    .await;
     // Two streams left alone: the second is past the limit and stops.
     let mut ids = Vec::new();
     for _ in 0..2 {
@@ -540,6 +547,29 @@ async fn delivered_streams_leave_redis_with_their_local_copy() {
     gw.shutdown().await;
 }
 
+/// By default a stream its caller read to the end is forgotten the moment
+/// the end is read (nobody has anything left to resume), unless an
+/// `Idempotency-Key` points at it: a retry must still attach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_read_to_its_end_is_forgotten_at_once_unless_idempotent() {
+    let gw = Gw::start("").await;
+    let resp = stream_call(&gw).send().await.unwrap();
+    let (id, events) = read_named(resp, usize::MAX).await;
+    assert_eq!(events.last().unwrap().2, "[DONE]");
+    assert_eq!(resume(&gw, &id, None, None).await.status(), 404);
+
+    let resp = stream_call(&gw)
+        .header("idempotency-key", "kept-for-a-retry")
+        .send()
+        .await
+        .unwrap();
+    let (id, events) = read_named(resp, usize::MAX).await;
+    let resumed = resume(&gw, &id, Some(0), None).await;
+    assert_eq!(resumed.status(), 200);
+    assert_eq!(read_all(resumed).await.len(), events.len() - 1);
+    gw.shutdown().await;
+}
+
 /// Shutdown gives running streams the grace period, then ends them in
 /// order: the caller reads a terminal error (never a clean end, never just
 /// a reset), and the record says 503 shutting_down, not `interrupted`.
@@ -740,7 +770,7 @@ fn anthropic_text(events: &[Named]) -> String {
 /// unknown id is a 404 in Anthropic's error shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn anthropic_streams_resume_in_their_own_dialect() {
-    let gw = Gw::start("").await;
+    let gw = Gw::start(REREAD).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let n = 12;
     let want: String = (0..n).map(|i| format!("w{i} ")).collect();
