@@ -122,6 +122,12 @@ CASES = {
         {},
         b"data: [DONE]",
     ),
+    "ant-to-oai-stream": (
+        "/v1/messages",
+        anthropic_body("mockoai/gpt-4o", stream=True),
+        ANT,
+        b"event: message_stop",
+    ),
     "responses-same-json": ("/v1/responses", responses_body("mockoai/gpt-4o"), {}, b'"usage"'),
     "responses-to-ant-json": (
         "/v1/responses",
