@@ -71,14 +71,18 @@ impl Pace {
         self.paced.load(Ordering::Relaxed)
     }
 
-    fn behind(&self, spool: &Spool) -> bool {
+    /// The writer is writing and more than the backlog behind: requests
+    /// wait for its next commit.
+    pub fn behind(&self, spool: &Spool) -> bool {
         self.backlog_bytes > 0
             && spool.pending() > self.backlog_bytes
             && self.writing.load(Ordering::Acquire)
     }
 
-    /// Returns at once unless the writer is behind; then when it has caught
-    /// up, stopped writing, or [`MAX_WAIT`] has passed.
+    /// Returns at once unless the writer is behind; then after its next
+    /// commit (each commit lets through at most the requests waiting, so
+    /// the backlog shrinks while nobody waits more than one round), when it
+    /// stops writing, or after [`MAX_WAIT`].
     pub async fn keep(&self, spool: &Spool) {
         if self.behind(spool) {
             self.wait(spool).await;
@@ -89,18 +93,12 @@ impl Pace {
     async fn wait(&self, spool: &Spool) {
         self.paced.fetch_add(1, Ordering::Relaxed);
         self.hurry.notify_one();
-        let deadline = tokio::time::Instant::now() + MAX_WAIT;
-        loop {
-            let wrote = self.wrote.notified();
-            tokio::pin!(wrote);
-            // Registered before the check: a commit between the two wakes us.
-            wrote.as_mut().enable();
-            if !self.behind(spool) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, wrote).await.is_err() {
-                return;
-            }
+        let wrote = self.wrote.notified();
+        tokio::pin!(wrote);
+        // Registered before the check: a commit between the two wakes us.
+        wrote.as_mut().enable();
+        if self.behind(spool) {
+            let _ = tokio::time::timeout(MAX_WAIT, wrote).await;
         }
     }
 }
