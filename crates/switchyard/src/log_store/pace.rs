@@ -73,7 +73,7 @@ impl Pace {
 
     /// The writer is writing and more than the backlog behind: requests
     /// wait for its next commit.
-    pub fn behind(&self, spool: &Spool) -> bool {
+    fn behind(&self, spool: &Spool) -> bool {
         self.backlog_bytes > 0
             && spool.pending() > self.backlog_bytes
             && self.writing.load(Ordering::Acquire)

@@ -93,7 +93,7 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
                 tracing::warn!(error = %e, "Log housekeeping failed");
             }
         }
-        if drained >= BATCH || (drained >= TX_ENTRIES && rec.pace.behind(&rec.spool)) {
+        if drained >= BATCH {
             continue;
         }
         tokio::select! {
@@ -129,15 +129,7 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
 pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
     let spool = &gw.recorder.spool;
     let from = spool.checkpoint();
-    // While requests wait for its commit (see `pace`), a round is one
-    // transaction: they go on after a few milliseconds, not after eight
-    // transactions.
-    let max = if gw.recorder.pace.behind(spool) {
-        TX_ENTRIES
-    } else {
-        BATCH
-    };
-    let (lines, to) = spool.read(from, max)?;
+    let (lines, to) = spool.read(from, BATCH)?;
     if lines.is_empty() {
         if to != from {
             spool.commit(from, to)?;
