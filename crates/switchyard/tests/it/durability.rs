@@ -351,23 +351,19 @@ async fn chat_status(gw: &Gw) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-async fn dropped_metric(gw: &Gw) -> u64 {
+/// The value of the counter `name` at `/metrics`.
+async fn counter(gw: &Gw, name: &str) -> u64 {
     let text = gw.metrics().await;
     text.lines()
-        .find_map(|l| l.strip_prefix("switchyard_log_records_dropped_total "))
-        .unwrap_or_else(|| panic!("no dropped counter in {text}"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
         .trim()
         .parse()
         .unwrap()
 }
 
-fn paced_metric(text: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix("switchyard_requests_paced_total "))
-        .unwrap_or_else(|| panic!("no paced counter in {text}"))
-        .trim()
-        .parse()
-        .unwrap()
+async fn dropped_metric(gw: &Gw) -> u64 {
+    counter(gw, "switchyard_log_records_dropped_total").await
 }
 
 /// Past `[logs] backlog_bytes` not yet in the database, a new request waits
@@ -381,7 +377,7 @@ async fn requests_wait_for_a_writer_that_is_behind() {
     for _ in 0..calls {
         assert_eq!(chat_status(&gw).await.0, 200);
     }
-    let paced = paced_metric(&gw.metrics().await);
+    let paced = counter(&gw, "switchyard_requests_paced_total").await;
     assert!(
         (1..=calls).contains(&paced),
         "each call after the first finds the last one's record pending: {paced}"
@@ -407,7 +403,7 @@ async fn requests_wait_for_a_writer_that_is_behind() {
     for _ in 0..calls {
         assert_eq!(chat_status(&gw).await.0, 200);
     }
-    assert_eq!(paced_metric(&gw.metrics().await), 0);
+    assert_eq!(counter(&gw, "switchyard_requests_paced_total").await, 0);
     gw.shutdown().await;
 }
 
