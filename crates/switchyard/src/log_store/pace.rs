@@ -54,7 +54,7 @@ impl Pace {
         }
     }
 
-    /// The writer committed a round: the spool's backlog went down.
+    /// The writer committed a transaction: whoever waits goes on.
     pub fn wrote(&self) {
         self.wrote.notify_waiters();
     }

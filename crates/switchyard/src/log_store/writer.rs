@@ -56,9 +56,6 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
             Ok(n) => {
                 backoff = Duration::from_millis(100);
                 rec.pace.writing(true);
-                if n > 0 {
-                    rec.pace.wrote();
-                }
                 n
             }
             Err(e) => {
@@ -152,6 +149,10 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
     for chunk in entries.chunks(TX_ENTRIES) {
         let _turn = gw.db_writes.lock().await;
         write_batch(&gw.storage, chunk).await?;
+        // Requests waiting for the writer (see `pace`) go on after each
+        // transaction, not after the whole round: a wait is one
+        // transaction's few milliseconds.
+        gw.recorder.pace.wrote();
     }
     gw.conversations
         .committed(entries.iter().filter_map(|e| match e {
