@@ -5,8 +5,8 @@
 //! would pile up in the spool, and with them what waits for them in memory
 //! (stored responses not yet in the database). So while the writer is
 //! writing and more than `[logs] backlog_bytes` of the spool is not in the
-//! database yet, a new request waits for the writer's next commit before it
-//! is recorded and sent. A writer that is failing (the database is down) or
+//! database yet, a new request waits for the writer's next transaction
+//! before it is recorded and sent. A writer that is failing (the database is down) or
 //! stopped holds nothing back: that is what the spool and its bound are for.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +26,7 @@ pub struct Pace {
     backlog_bytes: u64,
     /// The writer is running and its last round went in.
     writing: AtomicBool,
-    /// Woken at each of the writer's commits.
+    /// Woken after each of the writer's transactions.
     wrote: Notify,
     /// Requests that waited.
     paced: AtomicU64,
@@ -72,7 +72,7 @@ impl Pace {
     }
 
     /// The writer is writing and more than the backlog behind: requests
-    /// wait for its next commit.
+    /// wait for its next transaction.
     fn behind(&self, spool: &Spool) -> bool {
         self.backlog_bytes > 0
             && spool.pending() > self.backlog_bytes
@@ -80,9 +80,9 @@ impl Pace {
     }
 
     /// Returns at once unless the writer is behind; then after its next
-    /// commit (each commit lets through at most the requests waiting, so
-    /// the backlog shrinks while nobody waits more than one round), when it
-    /// stops writing, or after [`MAX_WAIT`].
+    /// transaction (each lets through at most the requests waiting, so the
+    /// backlog shrinks while nobody waits more than one transaction), when
+    /// it stops writing, or after [`MAX_WAIT`].
     pub async fn keep(&self, spool: &Spool) {
         if self.behind(spool) {
             self.wait(spool).await;
