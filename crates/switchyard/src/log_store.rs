@@ -18,6 +18,7 @@ pub mod rollup;
 pub mod spool;
 pub mod writer;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -180,7 +181,9 @@ pub struct SpoolFullError {
 /// What the pipeline calls. Cheap to share.
 #[derive(Debug)]
 pub struct Recorder {
-    pub spool: Spool,
+    /// Shared with the blocking threads that read it and move its
+    /// checkpoint (file reads and `fdatasync` stay off the runtime).
+    pub spool: Arc<Spool>,
     pub instance: String,
     max_bytes: u64,
     on_full: SpoolFull,
@@ -201,7 +204,7 @@ impl Recorder {
         backlog_bytes: u64,
     ) -> Recorder {
         Recorder {
-            spool,
+            spool: Arc::new(spool),
             instance,
             max_bytes,
             on_full,

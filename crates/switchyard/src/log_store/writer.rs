@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use std::collections::{HashMap, HashSet};
 
 use super::rollup::{Batch, DAY_MS, HOUR_MS, Sums, flush_sums};
+use super::spool::Spool;
 use super::{Begin, End, Entry};
 use crate::gateway::Gateway;
 use crate::storage::{Storage, pg};
@@ -125,11 +126,15 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
 /// One batch from the spool into the database. Returns entries written.
 pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
     let spool = &gw.recorder.spool;
-    let from = spool.checkpoint();
-    let (lines, to) = spool.read(from, BATCH)?;
+    let (from, lines, to) = off_runtime(spool, |s| {
+        let from = s.checkpoint();
+        let (lines, to) = s.read(from, BATCH)?;
+        Ok((from, lines, to))
+    })
+    .await?;
     if lines.is_empty() {
         if to != from {
-            spool.commit(from, to)?;
+            off_runtime(spool, move |s| s.commit(from, to)).await?;
         }
         return Ok(0);
     }
@@ -160,8 +165,21 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
             Entry::ResponseDeleted { id } => Some((id.as_str(), true)),
             _ => None,
         }));
-    spool.commit(from, to)?;
+    off_runtime(spool, move |s| s.commit(from, to)).await?;
     Ok(entries.len())
+}
+
+/// Runs `f` on the spool on a blocking thread: the spool's reads and its
+/// checkpoint's `fdatasync` (milliseconds on a slow disk) must not hold up
+/// the runtime's worker, which on a one-core machine is every request's.
+async fn off_runtime<T: Send + 'static>(
+    spool: &Arc<Spool>,
+    f: impl FnOnce(&Spool) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let spool = Arc::clone(spool);
+    tokio::task::spawn_blocking(move || f(&spool))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// The UPDATE that finishes a request in state `$from`.
