@@ -209,8 +209,7 @@ impl Writer {
 pub fn write_event(buf: &mut BytesMut, id: Option<u64>, event: Option<&str>, data: &[u8]) {
     if let Some(id) = id {
         buf.put_slice(b"id: ");
-        let mut ibuf = itoa_buf(id);
-        buf.put_slice(ibuf.as_bytes_mut());
+        buf.put_slice(digits(id).as_bytes());
         buf.put_u8(b'\n');
     }
     if let Some(event) = event {
@@ -223,18 +222,19 @@ pub fn write_event(buf: &mut BytesMut, id: Option<u64>, event: Option<&str>, dat
     buf.put_slice(b"\n\n");
 }
 
-struct Digits {
+/// A number's decimal digits, written without allocating.
+pub(crate) struct Digits {
     bytes: [u8; 20],
     start: usize,
 }
 
 impl Digits {
-    fn as_bytes_mut(&mut self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[self.start..]
     }
 }
 
-fn itoa_buf(mut n: u64) -> Digits {
+pub(crate) fn digits(mut n: u64) -> Digits {
     let mut bytes = [0u8; 20];
     let mut i = bytes.len();
     loop {
