@@ -14,7 +14,7 @@
 /// escapes or control characters, a member it does not know), which serde
 /// then decodes.
 pub(super) fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
-    use crate::wire::scan::{Walker, plain_str, plain_uint};
+    use crate::wire::scan::{Walker, is_plain_str, plain_str, plain_uint};
     fn once(seen: &mut bool) -> Option<()> {
         (!std::mem::replace(seen, true)).then_some(())
     }
@@ -27,6 +27,12 @@ pub(super) fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
             _ => plain_str(raw).map(Some),
         }
     }
+    // A member only checked: the chunk is UTF-8 (below), so its bytes are.
+    fn checked_text_or_null(raw: &[u8]) -> Option<()> {
+        (raw == b"null" || is_plain_str(raw)).then_some(())
+    }
+    // Once for the whole chunk, rather than string by string.
+    std::str::from_utf8(data).ok()?;
     let number_or_null = |raw: &[u8]| (raw == b"null" || plain_uint(raw, 19)).then_some(());
     let mut seen = [false; 9];
     let mut content = None;
@@ -34,7 +40,7 @@ pub(super) fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
     w.object(|k, w| match k {
         b"id" | b"model" => {
             once(&mut seen[usize::from(k == b"model")])?;
-            text_or_null(w.raw()?).map(drop)
+            checked_text_or_null(w.raw()?)
         }
         b"created" => {
             once(&mut seen[2])?;
@@ -45,7 +51,7 @@ pub(super) fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
             null(w.raw()?)
         }
         b"object" | b"system_fingerprint" | b"service_tier" | b"obfuscation" => {
-            text_or_null(w.raw()?).map(drop)
+            checked_text_or_null(w.raw()?)
         }
         b"choices" => {
             once(&mut seen[4])?;
@@ -73,7 +79,7 @@ pub(super) fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
                                 once(&mut seen[8])?;
                                 null(w.raw()?)
                             }
-                            b"role" => text_or_null(w.raw()?).map(drop),
+                            b"role" => checked_text_or_null(w.raw()?),
                             _ => None,
                         })?;
                         d.at_end().then_some(())
