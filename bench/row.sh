@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One row of bench/run.sh, quickly, for an A/B of a setting: oha (32
-# connections, 10 s after a 0.5 s warm-up) -> switchyard (release, CPU 1,
+# One row of bench/run.sh, quickly, for an A/B of a setting: oha ($C
+# connections, 32 unless set, 10 s after a 0.5 s warm-up) -> switchyard (release, CPU 1,
 # SQLite, a key with limits and a budget, prices) -> bench-mock (CPU 0).
 # Prints req/s, p50/p99/p99.9, the proxy's CPU per request, and the spool
 # bytes and paced requests it reports at the end.
@@ -9,12 +9,17 @@
 #   bench/row.sh                                   # chat, defaults
 #   bench/row.sh "backlog_bytes = 0"               # chat, pacing off
 #   bench/row.sh "" mockoai/gpt-4o /v1/responses   # Responses API, store on
+#   C=1 bench/row.sh                               # one connection
+#   STREAM=1 bench/row.sh "" mockoai/gpt-4o /v1/messages
+#                                                  # ant-to-oai 20-chunk stream
 # Needs the release build (bench/run.sh builds it) and oha
 # (~/.cache/switchyard-tools/bin/oha, as bench/run.sh installs it).
 set -euo pipefail
 EXTRA=${1:-}
 MODEL=${2:-mockoai/gpt-4o}
 PATH_=${3:-/v1/chat/completions}
+C=${C:-32}
+STREAM=${STREAM:-0}
 BIN=${CARGO_TARGET_DIR:-target}/release
 OHA=${OHA:-$HOME/.cache/switchyard-tools/bin/oha}
 W=$(mktemp -d)
@@ -36,27 +41,39 @@ base_url = "http://127.0.0.1:19600/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["gpt-4o"]
 responses = true
+[[providers]]
+name = "mockant"
+kind = "anthropic"
+base_url = "http://127.0.0.1:19600/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+models = ["claude-sonnet-4-5"]
 [logs]
 spool_dir = "$W/spool"
 $EXTRA
 [pricing."mockoai/gpt-4o"]
 input_per_mtok_usd = 2.5
 output_per_mtok_usd = 10.0
+[pricing."mockant/claude-sonnet-4-5"]
+input_per_mtok_usd = 3.0
+output_per_mtok_usd = 15.0
 T
 export BENCH_UPSTREAM_KEY=x SWITCHYARD_ADMIN_TOKEN=bench-admin-token-12345678
-(cd $W && $BIN/switchyard keys create --config $W/sy.toml --name b --models 'mockoai/*' --rpm 100000000 --tpm 100000000000 --budget-usd 1000000 --budget-period total) > $W/key.json 2>/dev/null
+(cd $W && $BIN/switchyard keys create --config $W/sy.toml --name b --models 'mockoai/*,mockant/*' --rpm 100000000 --tpm 100000000000 --budget-usd 1000000 --budget-period total) > $W/key.json 2>/dev/null
 KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' $W/key.json)
 (cd $W && taskset -c 1 $BIN/switchyard serve --config $W/sy.toml > $W/sy.log 2>&1) &
 for i in $(seq 50); do curl -sf http://127.0.0.1:19601/readyz >/dev/null && break; sleep 0.1; done
 SP=$(pgrep -f "serve --config $W/sy.toml" | head -1)
+S=$([[ $STREAM == 1 ]] && echo true || echo false)
 if [[ $PATH_ == /v1/responses ]]; then
-  BODY='{"model":"'$MODEL'","instructions":"You are terse.","input":"Say hello in five words.","max_output_tokens":256,"temperature":0.2}'
+  BODY='{"model":"'$MODEL'","instructions":"You are terse.","input":"Say hello in five words.","max_output_tokens":256,"temperature":0.2,"stream":'$S'}'
+elif [[ $PATH_ == /v1/messages ]]; then
+  BODY='{"model":"'$MODEL'","system":"You are terse.","messages":[{"role":"user","content":"Say hello in five words."}],"max_tokens":256,"temperature":0.2,"stream":'$S'}'
 else
-  BODY='{"model":"'$MODEL'","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"max_tokens":256,"temperature":0.2}'
+  BODY='{"model":"'$MODEL'","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"max_tokens":256,"temperature":0.2,"stream":'$S'}'
 fi
-taskset -c 0 $OHA --no-tui --output-format json --worker-threads 1 -m POST -T application/json -d "$BODY" -H "authorization: Bearer $KEY" -c 32 -z 500ms -w http://127.0.0.1:19601$PATH_ > /dev/null
+taskset -c 0 $OHA --no-tui --output-format json --worker-threads 1 -m POST -T application/json -d "$BODY" -H "authorization: Bearer $KEY" -H "anthropic-version: 2023-06-01" -c $C -z 500ms -w http://127.0.0.1:19601$PATH_ > /dev/null
 t0=$(awk '{print $14+$15}' /proc/$SP/stat)
-taskset -c 0 $OHA --no-tui --output-format json --worker-threads 1 -m POST -T application/json -d "$BODY" -H "authorization: Bearer $KEY" -c 32 -z 10s -w http://127.0.0.1:19601$PATH_ > $W/oha.json
+taskset -c 0 $OHA --no-tui --output-format json --worker-threads 1 -m POST -T application/json -d "$BODY" -H "authorization: Bearer $KEY" -H "anthropic-version: 2023-06-01" -c $C -z 10s -w http://127.0.0.1:19601$PATH_ > $W/oha.json
 t1=$(awk '{print $14+$15}' /proc/$SP/stat)
 python3 - $W/oha.json $t0 $t1 <<'P'
 import json,sys
