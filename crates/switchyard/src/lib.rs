@@ -19,6 +19,15 @@
 //! - [`error`]: every failure, rendered in the caller's dialect.
 //! - [`gateway`]: the shared state handlers receive.
 
+/// A map of the gateway's own bookkeeping (the record writer's sums,
+/// metrics series, provider health), hashed by foldhash instead of std's
+/// SipHash: these maps are hashed several times per call, where SipHash
+/// cost about 16k instructions of a call's 270k. Its seed is random per
+/// process, and its keys are bounded by configuration or by a batch.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// A set of the gateway's own bookkeeping; see [`FastMap`].
+pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 pub mod admin;
 pub mod api;
 pub mod approvals;

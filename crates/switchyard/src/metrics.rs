@@ -14,7 +14,7 @@
 //! (`gen_ai_operation_name`, `gen_ai_provider_name`,
 //! `gen_ai_response_model`, `gen_ai_token_type`, `error_type`).
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -88,7 +88,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 struct Series {
     /// By status and cache status.
-    requests: HashMap<(u16, &'static str), u64>,
+    requests: FastMap<(u16, &'static str), u64>,
     /// Input, output, cached, reasoning.
     tokens: [u64; 4],
     cost: f64,
@@ -102,15 +102,15 @@ const TOKEN_KINDS: [&str; 4] = ["input", "output", "cached", "reasoning"];
 /// request that counts into existing series allocates nothing.
 #[derive(Debug, Default)]
 struct Registry {
-    series: HashMap<String, HashMap<String, Series>>,
+    series: FastMap<String, FastMap<String, Series>>,
     /// Provider/model pairs in `series`.
     pairs: usize,
-    latency: HashMap<String, Histogram>,
-    ttft: HashMap<String, Histogram>,
+    latency: FastMap<String, Histogram>,
+    ttft: FastMap<String, Histogram>,
     attempts: Histogram,
     /// GenAI series by (operation, provider), then model: found by `&str`
     /// like the others, their labels written only when rendered.
-    genai: HashMap<(&'static str, &'static str), HashMap<String, GenAiSeries>>,
+    genai: FastMap<(&'static str, &'static str), FastMap<String, GenAiSeries>>,
     /// Models in `genai`, over every (operation, provider).
     genai_models: usize,
 }
@@ -123,7 +123,7 @@ struct GenAiSeries {
     /// Calls that succeeded.
     duration: Histogram,
     /// Calls that failed, by error type.
-    errors: HashMap<String, Histogram>,
+    errors: FastMap<String, Histogram>,
     first_chunk: Histogram,
 }
 
@@ -147,7 +147,7 @@ impl Registry {
     /// model counts as `other`.
     fn series(&mut self, provider: &str, model: &str) -> &mut Series {
         if !self.series.contains_key(provider) {
-            self.series.insert(provider.to_owned(), HashMap::new());
+            self.series.insert(provider.to_owned(), FastMap::default());
         }
         let full = self.pairs >= MAX_SERIES;
         let Some(models) = self.series.get_mut(provider) else {
@@ -170,7 +170,7 @@ impl Registry {
 }
 
 /// Observes `v` in `key`'s histogram (at most 64 keys).
-fn observe_in(map: &mut HashMap<String, Histogram>, key: &str, v: f64) {
+fn observe_in(map: &mut FastMap<String, Histogram>, key: &str, v: f64) {
     if let Some(h) = map.get_mut(key) {
         h.observe(&LATENCY_BUCKETS, v);
     } else if map.len() < 64 {
@@ -370,7 +370,7 @@ impl Metrics {
 /// The GenAI histograms, their label sets written here.
 fn render_genai(
     out: &mut String,
-    genai: &HashMap<(&'static str, &'static str), HashMap<String, GenAiSeries>>,
+    genai: &FastMap<(&'static str, &'static str), FastMap<String, GenAiSeries>>,
 ) {
     let mut all: Vec<(String, &GenAiSeries)> = genai
         .iter()
@@ -430,7 +430,7 @@ fn render_genai(
     }
 }
 
-fn sorted(m: &HashMap<String, Histogram>) -> Vec<(&String, &Histogram)> {
+fn sorted(m: &FastMap<String, Histogram>) -> Vec<(&String, &Histogram)> {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v

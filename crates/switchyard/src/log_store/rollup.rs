@@ -15,7 +15,9 @@
 
 mod read;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::FastMap;
 
 use super::query::Dimension;
 pub use read::{Figures, Groups, Key, usage};
@@ -197,13 +199,13 @@ impl Totals {
 /// upserts.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub sums: HashMap<Group, Totals>,
+    pub sums: FastMap<Group, Totals>,
     /// (tag, value, group).
-    pub tags: HashMap<(String, String, Group), Totals>,
+    pub tags: FastMap<(String, String, Group), Totals>,
     /// (tag set, group).
-    pub sets: HashMap<(String, Group), Totals>,
+    pub sets: FastMap<(String, Group), Totals>,
     /// (key id, UTC day) → cost.
-    pub spend: HashMap<(String, i64), f64>,
+    pub spend: FastMap<(String, i64), f64>,
 }
 
 impl Batch {

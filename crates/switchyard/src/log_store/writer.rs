@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use std::collections::{HashMap, HashSet};
+use crate::{FastMap, FastSet};
 
 use super::rollup::{Batch, DAY_MS, HOUR_MS, Sums, flush_sums};
 use super::spool::Spool;
@@ -345,7 +345,7 @@ impl NewRow<'_> {
 macro_rules! insert_rows {
     ($tx:expr, $db:ty, $rows:expr, $unique:expr) => {{
         let tx = $tx;
-        let mut inserted: HashSet<String> = HashSet::new();
+        let mut inserted: FastSet<String> = FastSet::default();
         for chunk in fixed_chunks($rows, ROW_RUNS) {
             tokio::task::yield_now().await;
             let mut qb = sqlx::QueryBuilder::<$db>::new(REQUEST_COLUMNS);
@@ -474,7 +474,7 @@ macro_rules! upsert_all {
     ($tx:expr, $q:expr, $db:ty, $unique:expr, $entries:expr) => {{
         let tx = $tx;
         let entries: &[Entry] = $entries;
-        let ends: HashMap<&str, &End> = entries
+        let ends: FastMap<&str, &End> = entries
             .iter()
             .filter_map(|e| match e {
                 Entry::End(e) => Some((e.id.as_str(), e)),
@@ -493,7 +493,7 @@ macro_rules! upsert_all {
             .collect();
         let inserted = insert_rows!(&mut *tx, $db, &rows, $unique);
         let mut batch = Batch::default();
-        let mut merged: HashSet<&str> = HashSet::new();
+        let mut merged: FastSet<&str> = FastSet::default();
         for r in &rows {
             if r.end.is_some() && inserted.contains(r.begin.id.as_str()) {
                 merged.insert(r.begin.id.as_str());

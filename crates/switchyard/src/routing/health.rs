@@ -14,7 +14,7 @@
 //! Kept in memory per process, behind one short-held mutex; no lock is held
 //! across an await.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -95,7 +95,7 @@ const MAX_TRACKED_TARGETS: usize = 4096;
 /// The entry of `key`, made if need be; a new target only while there is
 /// room. No allocation when it exists.
 fn slot<'a>(
-    entries: &'a mut HashMap<String, Entry>,
+    entries: &'a mut FastMap<String, Entry>,
     key: &str,
     is_provider: bool,
 ) -> Option<&'a mut Entry> {
@@ -111,7 +111,7 @@ fn slot<'a>(
 #[derive(Debug)]
 pub struct Health {
     config: CircuitConfig,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<FastMap<String, Entry>>,
 }
 
 /// One entry as the admin API shows it.
@@ -138,11 +138,11 @@ impl Health {
     pub fn new(config: CircuitConfig) -> Health {
         Health {
             config,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(FastMap::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
