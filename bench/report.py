@@ -338,12 +338,15 @@ def markdown(res, refs):
     w("")
 
     w("## Memory\n")
-    w("| process | idle RSS MB | RSS at end MB | peak RSS (VmHWM) MB |")
-    w("|---|---:|---:|---:|")
+    w("| process | idle RSS MB | of it allocated (RssAnon) MB | of it mapped files (RssFile) MB | RSS at end MB | peak RSS (VmHWM) MB |")
+    w("|---|---:|---:|---:|---:|---:|")
     for name, p in res["processes"].items():
-        w(f"| {name} | {p['idle_rss_kb'] / 1024:.1f} | {p['rss_end_kb'] / 1024:.1f} | {p['peak_rss_kb'] / 1024:.1f} |")
+        anon, file = p.get("idle_anon_kb"), p.get("idle_file_kb")
+        w(f"| {name} | {p['idle_rss_kb'] / 1024:.1f} | {fmt(anon / 1024 if anon is not None else None, 1)} "
+          f"| {fmt(file / 1024 if file is not None else None, 1)} | {p['rss_end_kb'] / 1024:.1f} | {p['peak_rss_kb'] / 1024:.1f} |")
     w("")
-    w("nginx: master + its one worker. Idle: after start-up, before any load.\n")
+    w("nginx: master + its one worker. Idle: after start-up, before any load. RssFile is the binary's and "
+      "libraries' pages mapped from the page cache (shared and reclaimable); RssAnon what the process allocated.\n")
     return "\n".join(out)
 
 

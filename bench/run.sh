@@ -564,6 +564,16 @@ IDLE_SY=$(mem_kb VmRSS "$SY_PID")
 IDLE_NGINX=0
 [[ -n "$NGINX_PIDS" ]] && IDLE_NGINX=$(mem_kb VmRSS $NGINX_PIDS)
 IDLE_MOCK=$(mem_kb VmRSS "$MOCK_PID")
+# Idle RSS in its two parts: memory the process allocated (RssAnon), and
+# its binary's and libraries' pages mapped from the page cache (RssFile,
+# shared with every other process that maps them, and reclaimable).
+IDLE_ANON_SY=$(mem_kb RssAnon "$SY_PID")
+IDLE_FILE_SY=$(mem_kb RssFile "$SY_PID")
+IDLE_ANON_NGINX=0 IDLE_FILE_NGINX=0
+if [[ -n "$NGINX_PIDS" ]]; then
+    IDLE_ANON_NGINX=$(mem_kb RssAnon $NGINX_PIDS)
+    IDLE_FILE_NGINX=$(mem_kb RssFile $NGINX_PIDS)
+fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 MEASURE_STARTED=$(date +%s)
@@ -627,10 +637,10 @@ procs_json() {
         nginx_hwm=$(mem_kb VmHWM $NGINX_PIDS)
     fi
     printf '{"floor":{"idle_rss_kb":%s,"rss_end_kb":%s,"peak_rss_kb":%s},' "$IDLE_FLOOR" "$(mem_kb VmRSS "$FLOOR_PID")" "$(mem_kb VmHWM "$FLOOR_PID")"
-    printf '"switchyard":{"idle_rss_kb":%s,"rss_end_kb":%s,"peak_rss_kb":%s},' "$IDLE_SY" "$(mem_kb VmRSS "$SY_PID")" "$(mem_kb VmHWM "$SY_PID")"
+    printf '"switchyard":{"idle_rss_kb":%s,"idle_anon_kb":%s,"idle_file_kb":%s,"rss_end_kb":%s,"peak_rss_kb":%s},' "$IDLE_SY" "$IDLE_ANON_SY" "$IDLE_FILE_SY" "$(mem_kb VmRSS "$SY_PID")" "$(mem_kb VmHWM "$SY_PID")"
     printf '"mock":{"idle_rss_kb":%s,"rss_end_kb":%s,"peak_rss_kb":%s}' "$IDLE_MOCK" "$(mem_kb VmRSS "$MOCK_PID")" "$(mem_kb VmHWM "$MOCK_PID")"
     if [[ -n "$NGINX_PIDS" ]]; then
-        printf ',"nginx":{"idle_rss_kb":%s,"rss_end_kb":%s,"peak_rss_kb":%s}' "$IDLE_NGINX" "$nginx_rss" "$nginx_hwm"
+        printf ',"nginx":{"idle_rss_kb":%s,"idle_anon_kb":%s,"idle_file_kb":%s,"rss_end_kb":%s,"peak_rss_kb":%s}' "$IDLE_NGINX" "$IDLE_ANON_NGINX" "$IDLE_FILE_NGINX" "$nginx_rss" "$nginx_hwm"
     fi
     printf '}'
 }
