@@ -215,12 +215,15 @@ impl Spool {
                     return Ok((lines, at));
                 }
                 let mut line = Vec::new();
-                let n = match r.fill_buf()?.first() {
+                let (n, whole) = match r.fill_buf()?.first() {
                     None => break,
                     Some(&MARKER) => read_frame(&mut r, &mut line)?,
-                    Some(_) => r.read_until(b'\n', &mut line)?,
+                    Some(_) => {
+                        let n = r.read_until(b'\n', &mut line)?;
+                        (n, line.last() == Some(&b'\n'))
+                    }
                 };
-                if line.last() != Some(&b'\n') {
+                if !whole {
                     // A torn write. In the live segment it may still be
                     // completing; in an older one it never will.
                     if seq == current_seq {
@@ -289,29 +292,33 @@ impl Spool {
 }
 
 /// Reads one binary frame (see [`super::binary`]) into `into`, as much of
-/// it as there is: a torn frame ends short of its newline, as a torn line
-/// does. Returns the bytes read.
-fn read_frame(r: &mut impl BufRead, into: &mut Vec<u8>) -> std::io::Result<usize> {
+/// it as there is. Returns the bytes read and whether the frame is whole: a
+/// frame cut short (its writer still writing, or killed) is not, even when
+/// the bytes it has so far end in a newline (a payload may hold newlines).
+fn read_frame(r: &mut impl BufRead, into: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
     into.resize(HEADER, 0);
     let got = read_full(r, into)?;
     if got < HEADER {
         into.truncate(got);
-        return Ok(got);
+        return Ok((got, false));
     }
     let len = u32::from_le_bytes([into[1], into[2], into[3], into[4]]) as usize;
     // Payload and newline. The length is trusted no further than the file
     // goes: a frame can only be as long as what was written.
     let n = (&mut *r).take(len as u64 + 1).read_to_end(into)?;
-    if n == len + 1 && into.last() != Some(&b'\n') {
+    if n < len + 1 {
+        return Ok((HEADER + n, false));
+    }
+    if into.last() != Some(&b'\n') {
         // Whole but not closed by its newline: not a frame we wrote. Skip
         // to the next newline, so what follows still reads.
         let mut skipped = Vec::new();
         let more = r.read_until(b'\n', &mut skipped)?;
         into.clear();
         into.push(b'\n');
-        return Ok(HEADER + n + more);
+        return Ok((HEADER + n + more, skipped.last() == Some(&b'\n')));
     }
-    Ok(HEADER + n)
+    Ok((HEADER + n, true))
 }
 
 /// Fills `buf` from `r` or up to the end of the file; the bytes read.
@@ -446,6 +453,18 @@ mod tests {
         let whole = |f: &[u8]| f[..f.len() - 1].to_vec();
         assert_eq!(got, [whole(&a), b"Gline".to_vec(), whole(&b)]);
         s.commit(from, cp).unwrap();
+        s.append(tail).unwrap();
+        let (got, cp) = s.read(cp, 100).unwrap();
+        assert_eq!(got, [whole(&c)]);
+        s.commit(cp, cp).unwrap();
+        // Cut just before its closing newline, the frame's bytes so far end
+        // in the newline its payload ends with: still not read until whole.
+        let (head, tail) = c.split_at(c.len() - 1);
+        assert_eq!(head.last(), Some(&b'\n'));
+        s.append_unchecked(head);
+        let (got, torn_at) = s.read(cp, 100).unwrap();
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(torn_at, cp);
         s.append(tail).unwrap();
         let (got, cp) = s.read(cp, 100).unwrap();
         assert_eq!(got, [whole(&c)]);
