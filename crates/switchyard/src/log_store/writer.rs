@@ -17,6 +17,8 @@ use crate::{FastMap, FastSet};
 
 use super::rollup::{Batch, DAY_MS, HOUR_MS, Sums, flush_sums};
 use super::spool::Spool;
+
+mod statements;
 use super::{Begin, End, Entry};
 use crate::gateway::Gateway;
 use crate::storage::{Storage, pg};
@@ -120,7 +122,7 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
             }
         }
     }
-    let _ = rec.spool.sync();
+    let _ = off_runtime(&rec.spool, Spool::sync).await;
 }
 
 /// One batch from the spool into the database. Returns entries written.
@@ -343,63 +345,63 @@ impl NewRow<'_> {
 /// ids already stored; evaluates to the ids inserted. `$db` is the sqlx
 /// database type.
 macro_rules! insert_rows {
-    ($tx:expr, $db:ty, $rows:expr, $unique:expr) => {{
+    ($tx:expr, $db:ty, $rows:expr) => {{
         let tx = $tx;
         let mut inserted: FastSet<String> = FastSet::default();
+        let style = statements::Placeholders::of::<$db>();
         for chunk in fixed_chunks($rows, ROW_RUNS) {
             tokio::task::yield_now().await;
-            let mut qb = sqlx::QueryBuilder::<$db>::new(REQUEST_COLUMNS);
-            qb.push_values(chunk, |mut v, r: &NewRow<'_>| {
+            let mut q =
+                sqlx::query_scalar::<$db, String>(statements::insert_requests(style, chunk.len()));
+            for r in chunk {
                 let b = r.begin;
                 let e = r.end;
-                v.push_bind(b.id.as_str())
-                    .push_bind(b.time_ms)
-                    .push_bind(b.instance.as_str())
-                    .push_bind(if e.is_some() { "complete" } else { "begun" })
-                    .push_bind(b.key_id.as_deref())
-                    .push_bind(b.route.as_deref())
-                    .push_bind(b.requested_model.as_str())
-                    .push_bind(b.dialect.as_str())
-                    .push_bind(b.stream)
-                    .push_bind(log_mode_str(b.log_mode))
-                    .push_bind(b.est_input_tokens as i64)
-                    .push_bind(serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into()))
-                    .push_bind(b.request_body.as_deref())
-                    .push_bind(e.and_then(|e| e.provider.as_deref()))
-                    .push_bind(e.and_then(|e| e.model.as_deref()))
-                    .push_bind(e.map(|e| i64::from(e.status)))
-                    .push_bind(e.and_then(|e| e.error_class.as_deref()))
-                    .push_bind(e.map(|e| e.latency_ms))
-                    .push_bind(e.and_then(|e| e.ttft_ms))
-                    .push_bind(e.and_then(|e| e.input_tokens).map(|v| v as i64))
-                    .push_bind(e.and_then(|e| e.output_tokens).map(|v| v as i64))
-                    .push_bind(e.and_then(|e| e.cached_tokens).map(|v| v as i64))
-                    .push_bind(e.and_then(|e| e.reasoning_tokens).map(|v| v as i64))
-                    .push_bind(e.and_then(|e| e.usage_source.as_deref()))
-                    .push_bind(e.and_then(|e| e.cost_usd))
-                    .push_bind(e.and_then(|e| e.saved_usd))
-                    .push_bind(e.and_then(|e| e.price_version.as_deref()))
-                    .push_bind(e.map(|e| e.cache.as_str()))
-                    .push_bind(
+                q = q
+                    .bind(b.id.as_str())
+                    .bind(b.time_ms)
+                    .bind(b.instance.as_str())
+                    .bind(if e.is_some() { "complete" } else { "begun" })
+                    .bind(b.key_id.as_deref())
+                    .bind(b.route.as_deref())
+                    .bind(b.requested_model.as_str())
+                    .bind(b.dialect.as_str())
+                    .bind(b.stream)
+                    .bind(log_mode_str(b.log_mode))
+                    .bind(b.est_input_tokens as i64)
+                    .bind(serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into()))
+                    .bind(b.request_body.as_deref())
+                    .bind(e.and_then(|e| e.provider.as_deref()))
+                    .bind(e.and_then(|e| e.model.as_deref()))
+                    .bind(e.map(|e| i64::from(e.status)))
+                    .bind(e.and_then(|e| e.error_class.as_deref()))
+                    .bind(e.map(|e| e.latency_ms))
+                    .bind(e.and_then(|e| e.ttft_ms))
+                    .bind(e.and_then(|e| e.input_tokens).map(|v| v as i64))
+                    .bind(e.and_then(|e| e.output_tokens).map(|v| v as i64))
+                    .bind(e.and_then(|e| e.cached_tokens).map(|v| v as i64))
+                    .bind(e.and_then(|e| e.reasoning_tokens).map(|v| v as i64))
+                    .bind(e.and_then(|e| e.usage_source.as_deref()))
+                    .bind(e.and_then(|e| e.cost_usd))
+                    .bind(e.and_then(|e| e.saved_usd))
+                    .bind(e.and_then(|e| e.price_version.as_deref()))
+                    .bind(e.map(|e| e.cache.as_str()))
+                    .bind(
                         e.map(|e| {
                             serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into())
                         })
                         .unwrap_or_else(|| "[]".into()),
                     )
-                    .push_bind(
+                    .bind(
                         e.map(|e| {
                             serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into())
                         })
                         .unwrap_or_else(|| "[]".into()),
                     )
-                    .push_bind(e.and_then(|e| e.response_body.as_deref()))
-                    .push_bind(b.hold_usd)
-                    .push_bind(b.trace_id.as_deref());
-            });
-            qb.push(" ON CONFLICT ");
-            qb.push($unique);
-            qb.push(" DO NOTHING RETURNING id");
-            let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                    .bind(e.and_then(|e| e.response_body.as_deref()))
+                    .bind(b.hold_usd)
+                    .bind(b.trace_id.as_deref());
+            }
+            let ids: Vec<String> = q.fetch_all(&mut *tx).await?;
             inserted.extend(ids);
         }
         // Tags of the rows just inserted (a row already stored has them).
@@ -414,17 +416,15 @@ macro_rules! insert_rows {
             })
             .collect();
         for chunk in fixed_chunks(&tags, TAG_RUNS) {
-            let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO request_tags (request_id, tag, value, time_ms) ",
-            );
-            qb.push_values(chunk, |mut v, (id, tag, value, time)| {
-                v.push_bind(*id)
-                    .push_bind(tag.as_str())
-                    .push_bind(value.as_str())
-                    .push_bind(*time);
-            });
-            qb.push(" ON CONFLICT (request_id, tag) DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query::<$db>(statements::insert_tags(style, chunk.len()));
+            for (id, tag, value, time) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(tag.as_str())
+                    .bind(value.as_str())
+                    .bind(*time);
+            }
+            q.execute(&mut *tx).await?;
         }
         inserted
     }};
@@ -491,7 +491,7 @@ macro_rules! upsert_all {
                 _ => None,
             })
             .collect();
-        let inserted = insert_rows!(&mut *tx, $db, &rows, $unique);
+        let inserted = insert_rows!(&mut *tx, $db, &rows);
         let mut batch = Batch::default();
         let mut merged: FastSet<&str> = FastSet::default();
         for r in &rows {
@@ -653,9 +653,9 @@ async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow::Result<usi
         }
     }
     if !gw.recorder.spool.previous_owners.is_empty() {
-        gw.recorder
-            .spool
-            .previous_owners_settled(me)
+        let me = me.to_owned();
+        off_runtime(&gw.recorder.spool, move |s| s.previous_owners_settled(&me))
+            .await
             .map_err(|e| anyhow::anyhow!("the spool's OWNER file: {e}"))?;
     }
     Ok(n)
