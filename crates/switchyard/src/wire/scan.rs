@@ -347,7 +347,7 @@ mod tests {
     fn a_plain_string_is_checked_as_byte_by_byte() {
         let slow = |inner: &[u8]| !inner.iter().any(|&b| b == b'\\' || b < 0x20);
         let fills: [u8; 5] = [b'a', b' ', 0x7f, 0x80, 0xff];
-        for len in 0..20 {
+        for len in 0..=20 {
             for fill in fills {
                 for at in 0..len.max(1) {
                     for odd in 0u8..=0xff {

@@ -225,6 +225,11 @@ impl StreamEncoder {
         let _ = serde_json::to_writer(&mut *out, text);
         out.extend_from_slice(b"}}");
         w.event(Some("content_block_delta"), out);
+        // A long delta (a tool's whole arguments at once) is not kept for
+        // the rest of the stream.
+        if out.capacity() > 64 * 1024 {
+            *out = Vec::new();
+        }
     }
 
     pub fn encode(&mut self, ev: &Event, w: &mut sse::Writer) {

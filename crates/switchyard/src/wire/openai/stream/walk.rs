@@ -14,25 +14,31 @@
 /// escapes or control characters, a member it does not know), which serde
 /// then decodes.
 pub(super) fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
-    use crate::wire::scan::{Walker, is_plain_str, plain_str, plain_uint};
+    use crate::wire::scan::{Walker, is_plain_str, plain_uint};
     fn once(seen: &mut bool) -> Option<()> {
         (!std::mem::replace(seen, true)).then_some(())
     }
     fn null(raw: &[u8]) -> Option<()> {
         (raw == b"null").then_some(())
     }
-    fn text_or_null(raw: &[u8]) -> Option<Option<&str>> {
-        match raw {
-            b"null" => Some(None),
-            _ => plain_str(raw).map(Some),
-        }
-    }
     // A member only checked: the chunk is UTF-8 (below), so its bytes are.
     fn checked_text_or_null(raw: &[u8]) -> Option<()> {
         (raw == b"null" || is_plain_str(raw)).then_some(())
     }
-    // Once for the whole chunk, rather than string by string.
-    std::str::from_utf8(data).ok()?;
+    // UTF-8 checked once for the whole chunk, rather than string by string;
+    // a string read is then cut out of it where its bytes are.
+    let text = std::str::from_utf8(data).ok()?;
+    // `raw`, a string or null within `data`, cut out of `text`.
+    fn text_or_null<'a>(data: &[u8], text: &'a str, raw: &[u8]) -> Option<Option<&'a str>> {
+        if raw == b"null" {
+            return Some(None);
+        }
+        if !is_plain_str(raw) {
+            return None;
+        }
+        let at = (raw.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+        text.get(at + 1..at + raw.len() - 1).map(Some)
+    }
     let number_or_null = |raw: &[u8]| (raw == b"null" || plain_uint(raw, 19)).then_some(());
     let mut seen = [false; 9];
     let mut content = None;
@@ -72,7 +78,7 @@ pub(super) fn plain_content_chunk(data: &[u8]) -> Option<Option<&str>> {
                         d.object(|k, w| match k {
                             b"content" => {
                                 once(&mut seen[7])?;
-                                content = text_or_null(w.raw()?)?;
+                                content = text_or_null(data, text, w.raw()?)?;
                                 Some(())
                             }
                             b"refusal" | b"reasoning_content" | b"tool_calls" => {
