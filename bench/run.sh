@@ -410,7 +410,7 @@ cpu_ticks() { # PIDS...: utime+stime summed
     done
     echo $total
 }
-mem_kb() { # FIELD PIDS...: VmRSS or VmHWM summed, in kB
+mem_kb() { # FIELD PIDS...: a /proc/PID/status field (VmRSS, VmHWM, RssAnon, RssFile) summed, in kB
     local field=$1 total=0 pid v
     shift
     for pid in "$@"; do
