@@ -351,8 +351,8 @@ macro_rules! insert_rows {
         let style = statements::Placeholders::of::<$db>();
         for chunk in fixed_chunks($rows, ROW_RUNS) {
             tokio::task::yield_now().await;
-            let mut q =
-                sqlx::query_scalar::<$db, String>(statements::insert_requests(style, chunk.len()));
+            let sql = statements::insert_requests(style, chunk.len());
+            let mut q = sqlx::query_scalar::<$db, String>(&sql);
             for r in chunk {
                 let b = r.begin;
                 let e = r.end;
@@ -416,7 +416,8 @@ macro_rules! insert_rows {
             })
             .collect();
         for chunk in fixed_chunks(&tags, TAG_RUNS) {
-            let mut q = sqlx::query::<$db>(statements::insert_tags(style, chunk.len()));
+            let sql = statements::insert_tags(style, chunk.len());
+            let mut q = sqlx::query::<$db>(&sql);
             for (id, tag, value, time) in chunk {
                 q = q
                     .bind(*id)

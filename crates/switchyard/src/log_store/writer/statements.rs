@@ -6,6 +6,7 @@
 //! every run, placeholder by placeholder, cost more than binding the
 //! values; now it is built the first time a shape is used and kept.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use super::{REQUEST_COLUMNS, ROW_RUNS, TAG_RUNS};
@@ -65,16 +66,29 @@ fn values(head: &str, columns: usize, rows: usize, tail: &str, style: Placeholde
 /// The columns of a `requests` row (see [`REQUEST_COLUMNS`]).
 pub(super) const REQUEST_COLUMN_COUNT: usize = 33;
 
+/// The text of the shape `rows` from `cache` (one slot per size in
+/// `runs`), built by `build` the first time; a size not in `runs` (which
+/// `fixed_chunks` never makes) is built for its one use.
+fn kept(
+    cache: &'static [OnceLock<String>],
+    runs: &[usize],
+    rows: usize,
+    build: impl FnOnce() -> String,
+) -> Cow<'static, str> {
+    match runs.iter().position(|&n| n == rows) {
+        Some(at) => Cow::Borrowed(cache[at].get_or_init(build)),
+        None => Cow::Owned(build()),
+    }
+}
+
 /// The INSERT of `rows` requests (one of [`ROW_RUNS`]), skipping ids
 /// already stored and returning those it inserted.
-pub(super) fn insert_requests(style: Placeholders, rows: usize) -> &'static str {
+pub(super) fn insert_requests(style: Placeholders, rows: usize) -> Cow<'static, str> {
     static CACHE: [[OnceLock<String>; ROW_RUNS.len()]; 2] =
         [const { [const { OnceLock::new() }; ROW_RUNS.len()] }; 2];
-    let Some(at) = ROW_RUNS.iter().position(|&n| n == rows) else {
-        // Not a shape of ours: built for this once (not reached).
-        return Box::leak(requests_sql(style, rows).into_boxed_str());
-    };
-    CACHE[style.index()][at].get_or_init(|| requests_sql(style, rows))
+    kept(&CACHE[style.index()], ROW_RUNS, rows, || {
+        requests_sql(style, rows)
+    })
 }
 
 fn requests_sql(style: Placeholders, rows: usize) -> String {
@@ -93,13 +107,12 @@ fn requests_sql(style: Placeholders, rows: usize) -> String {
 }
 
 /// The INSERT of `rows` tags (one of [`TAG_RUNS`]).
-pub(super) fn insert_tags(style: Placeholders, rows: usize) -> &'static str {
+pub(super) fn insert_tags(style: Placeholders, rows: usize) -> Cow<'static, str> {
     static CACHE: [[OnceLock<String>; TAG_RUNS.len()]; 2] =
         [const { [const { OnceLock::new() }; TAG_RUNS.len()] }; 2];
-    let Some(at) = TAG_RUNS.iter().position(|&n| n == rows) else {
-        return Box::leak(tags_sql(style, rows).into_boxed_str());
-    };
-    CACHE[style.index()][at].get_or_init(|| tags_sql(style, rows))
+    kept(&CACHE[style.index()], TAG_RUNS, rows, || {
+        tags_sql(style, rows)
+    })
 }
 
 fn tags_sql(style: Placeholders, rows: usize) -> String {
@@ -160,9 +173,10 @@ mod tests {
         assert_eq!(Placeholders::of::<sqlx::Sqlite>(), Placeholders::Sqlite);
         let sql = insert_requests(Placeholders::Postgres, 4);
         assert!(sql.ends_with("($100, $101, $102, $103, $104, $105, $106, $107, $108, $109, $110, $111, $112, $113, $114, $115, $116, $117, $118, $119, $120, $121, $122, $123, $124, $125, $126, $127, $128, $129, $130, $131, $132) ON CONFLICT (id, time_ms) DO NOTHING RETURNING id"), "{sql}");
-        assert!(std::ptr::eq(
-            sql,
-            insert_requests(Placeholders::Postgres, 4)
+        assert!(matches!(sql, Cow::Borrowed(_)));
+        assert!(matches!(
+            insert_requests(Placeholders::Sqlite, 3),
+            Cow::Owned(_)
         ));
         assert_eq!(
             insert_tags(Placeholders::Sqlite, 1),
