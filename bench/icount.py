@@ -173,8 +173,12 @@ STAGES = {
     "spool": [r":switchyard::log_store::Recorder::begin$", r":switchyard::log_store::Journal::close$"],
     # the writer: spool read, entries decoded, the batch bound and sent
     "writer": [r":switchyard::log_store::writer::run::\{\{closure\}\}$"],
-    # SQLite's own thread (the writer's statements, and any other query)
-    "sqlite": [r"sqlx-sqlite-[^/]*/src/connection/worker\.rs:std::sys::backtrace::__rust_begin_short_backtrace$"],
+    # SQLite's threads: the records' own connection (the writer's
+    # transactions) and sqlx's worker (any other query)
+    "sqlite": [
+        r":switchyard::log_store::writer::lite::serve$",
+        r"sqlx-sqlite-[^/]*/src/connection/worker\.rs:std::sys::backtrace::__rust_begin_short_backtrace$",
+    ],
     # a tool call through the HTTP tool proxy (classify, decide, send,
     # scrub); its audit record is group-committed by a task of its own
     # (spawn, sqlite)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per call record written into SQLite, by driver, with and
-# without the requests table's secondary indexes: examples/record_cost.rs
+# Instructions per call record written into SQLite by the log writer's own
+# connection, with and without tags and the requests table's secondary
+# indexes, and (driver none) for building the entries alone: examples/record_cost.rs
 # under callgrind, each case run with N calls and with 0, the difference
 # divided by N (every thread counted; the same on every run).
 #   bench/record-cost.sh [N]        (default 3000)
@@ -15,7 +16,7 @@ ir() {
     sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '| driver | options | instructions per record |\n|---|---|---:|\n'
-for driver in none sqlx rusqlite; do
+for driver in none writer; do
   for opts in "" "--tags 2" "--bare"; do
     [ "$driver" = none ] && [ -n "$opts" ] && continue
     # shellcheck disable=SC2086

@@ -84,6 +84,10 @@ impl Gateway {
             config.logs.spool_max_bytes,
             config.logs.on_spool_full,
             config.logs.backlog_bytes,
+            match &storage {
+                Storage::Sqlite(p) => Some(crate::log_store::writer::Lite::open(p)?),
+                Storage::Postgres(_) => None,
+            },
         );
         let cache = match &redis {
             Some(c) => crate::cache::Cache::redis(

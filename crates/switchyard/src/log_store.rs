@@ -193,6 +193,8 @@ pub struct Recorder {
     /// Entries dropped since the last gap entry was written.
     unreported: AtomicU64,
     pub notify: tokio::sync::Notify,
+    /// The records' own connection to SQLite (none on Postgres).
+    pub sqlite: Option<writer::Lite>,
 }
 
 impl Recorder {
@@ -202,6 +204,7 @@ impl Recorder {
         max_bytes: u64,
         on_full: SpoolFull,
         backlog_bytes: u64,
+        sqlite: Option<writer::Lite>,
     ) -> Recorder {
         Recorder {
             spool: Arc::new(spool),
@@ -212,6 +215,7 @@ impl Recorder {
             dropped: AtomicU64::new(0),
             unreported: AtomicU64::new(0),
             notify: tokio::sync::Notify::new(),
+            sqlite,
         }
     }
 

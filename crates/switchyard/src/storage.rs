@@ -255,7 +255,8 @@ impl Storage {
 const WORKER_NICE: i32 = 5;
 
 /// Lowers the scheduling priority of this process's SQLite worker threads
-/// (sqlx runs each SQLite connection on a thread of its own), so that the
+/// (sqlx runs each SQLite connection on a thread of its own, and the
+/// records' writer has its own, `log_store::writer::lite`), so that the
 /// log writer's database work yields the CPU to requests whenever both
 /// want it: a record is written a little later rather than an answer
 /// delayed. It still gets a share of a busy core (a nice of 5 weighs about
@@ -270,7 +271,9 @@ pub fn deprioritize_workers() {
         };
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with("sqlx-sqlite") {
+            if !comm.starts_with("sqlx-sqlite")
+                && !comm.starts_with(crate::log_store::writer::SQLITE_THREAD)
+            {
                 continue;
             }
             let tid = task
@@ -330,13 +333,23 @@ mod tests {
             .await
             .unwrap();
         assert!(s.ping().await);
-        let before = nices("sqlx-sqlite");
-        assert!(before.iter().any(|(_, n)| *n < 5), "{before:?}");
+        let super::Storage::Sqlite(p) = &s else {
+            unreachable!("a sqlite: URL opens SQLite")
+        };
+        // The records' own connection's thread too.
+        let _lite = crate::log_store::writer::Lite::open(p).unwrap();
+        let records = crate::log_store::writer::SQLITE_THREAD;
+        let before = [nices("sqlx-sqlite"), nices(records)];
+        for threads in &before {
+            assert!(threads.iter().any(|(_, n)| *n < 5), "{threads:?}");
+        }
         super::deprioritize_workers();
-        let after = nices("sqlx-sqlite");
-        for (tid, _) in &before {
-            let nice = after.iter().find(|(t, _)| t == tid).map(|(_, n)| *n);
-            assert!(nice.is_none_or(|n| n >= 5), "{tid}: {after:?}");
+        for (threads, name) in before.iter().zip(["sqlx-sqlite", records]) {
+            let after = nices(name);
+            for (tid, _) in threads {
+                let nice = after.iter().find(|(t, _)| t == tid).map(|(_, n)| *n);
+                assert!(nice.is_none_or(|n| n >= 5), "{tid}: {after:?}");
+            }
         }
         assert!(
             nices("tokio-runtime").iter().all(|(_, n)| *n < 5),

@@ -172,40 +172,43 @@ pub async fn holding(s: &Storage, item_id: &str) -> Result<Option<String>, sqlx:
     }
 }
 
+/// The writer's statements for stored responses (here, and on SQLite in
+/// `log_store::writer::lite`).
+pub(crate) const INSERT_RESPONSE: &str = "INSERT INTO responses (id, owner, created_ms, expires_ms, previous_id, requested_model, \
+    provider, model, request_id, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
+pub(crate) const INSERT_ITEM: &str = "INSERT INTO response_items (response_id, seq, item_id, is_output, item) VALUES (?, ?, ?, ?, ?) \
+    ON CONFLICT (response_id, seq) DO NOTHING";
+pub(crate) const DELETE_ITEMS: &str = "DELETE FROM response_items WHERE response_id = ?";
+pub(crate) const DELETE_RESPONSE: &str = "DELETE FROM responses WHERE id = ?";
+
 /// Inserts a stored response and its items in the writer's transaction
 /// `$tx`; a response already stored is left as it is (spool replays).
 macro_rules! insert_response {
     ($tx:expr, $q:expr, $r:expr) => {{
         let r: &crate::conversations::store::Row = $r;
-        let done = sqlx::query(&$q(
-            "INSERT INTO responses (id, owner, created_ms, expires_ms, previous_id, requested_model, provider, model, request_id, response) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        ))
-        .bind(&r.id)
-        .bind(&r.owner)
-        .bind(r.created_ms)
-        .bind(r.expires_ms)
-        .bind(&r.previous_id)
-        .bind(&r.requested_model)
-        .bind(&r.provider)
-        .bind(&r.model)
-        .bind(&r.request_id)
-        .bind(&r.response)
-        .execute(&mut *$tx)
-        .await?;
+        let done = sqlx::query(&$q($crate::conversations::store::INSERT_RESPONSE))
+            .bind(&r.id)
+            .bind(&r.owner)
+            .bind(r.created_ms)
+            .bind(r.expires_ms)
+            .bind(&r.previous_id)
+            .bind(&r.requested_model)
+            .bind(&r.provider)
+            .bind(&r.model)
+            .bind(&r.request_id)
+            .bind(&r.response)
+            .execute(&mut *$tx)
+            .await?;
         if done.rows_affected() > 0 {
             for (seq, item) in r.items.iter().enumerate() {
-                sqlx::query(&$q(
-                    "INSERT INTO response_items (response_id, seq, item_id, is_output, item) VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (response_id, seq) DO NOTHING",
-                ))
-                .bind(&r.id)
-                .bind(seq as i64)
-                .bind(&item.item_id)
-                .bind(item.is_output)
-                .bind(&item.item)
-                .execute(&mut *$tx)
-                .await?;
+                sqlx::query(&$q($crate::conversations::store::INSERT_ITEM))
+                    .bind(&r.id)
+                    .bind(seq as i64)
+                    .bind(&item.item_id)
+                    .bind(item.is_output)
+                    .bind(&item.item)
+                    .execute(&mut *$tx)
+                    .await?;
             }
         }
     }};
@@ -216,11 +219,11 @@ pub(crate) use insert_response;
 macro_rules! delete_response {
     ($tx:expr, $q:expr, $id:expr) => {{
         let id: &str = $id;
-        sqlx::query(&$q("DELETE FROM response_items WHERE response_id = ?"))
+        sqlx::query(&$q($crate::conversations::store::DELETE_ITEMS))
             .bind(id)
             .execute(&mut *$tx)
             .await?;
-        sqlx::query(&$q("DELETE FROM responses WHERE id = ?"))
+        sqlx::query(&$q($crate::conversations::store::DELETE_RESPONSE))
             .bind(id)
             .execute(&mut *$tx)
             .await?;

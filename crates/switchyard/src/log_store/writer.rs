@@ -153,9 +153,11 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
             Err(e) => tracing::error!(error = %e, "Unreadable spool entry skipped"),
         }
     }
-    for chunk in entries.chunks(TX_ENTRIES) {
+    let entries = Arc::new(entries);
+    for start in (0..entries.len()).step_by(TX_ENTRIES) {
+        let range = start..entries.len().min(start + TX_ENTRIES);
         let _turn = gw.db_writes.lock().await;
-        write_batch(&gw.storage, chunk).await?;
+        write_range(gw, &entries, range).await?;
         // Requests waiting for the writer (see `pace`) go on after each
         // transaction, not after the whole round: a wait is one
         // transaction's few milliseconds.
@@ -537,25 +539,39 @@ macro_rules! upsert_all {
     }};
 }
 
+mod lite;
+pub use lite::Lite;
+pub(crate) use lite::THREAD as SQLITE_THREAD;
+
 /// Writes entries in one transaction; safe to repeat.
-pub async fn write_batch(s: &Storage, entries: &[Entry]) -> Result<(), sqlx::Error> {
-    match s {
-        Storage::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-            upsert_all!(
-                &mut *tx,
-                |q: &str| q.to_owned(),
-                sqlx::Sqlite,
-                "(id)",
-                entries
-            );
-            tx.commit().await
+pub async fn write_batch(gw: &Gateway, entries: &[Entry]) -> anyhow::Result<()> {
+    write_range(gw, &Arc::new(entries.to_vec()), 0..entries.len()).await
+}
+
+/// Writes `entries[range]` in one transaction: on SQLite by the records'
+/// own connection (see [`lite`]), on Postgres through the pool.
+async fn write_range(
+    gw: &Gateway,
+    entries: &Arc<Vec<Entry>>,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    match (&gw.storage, &gw.recorder.sqlite) {
+        (Storage::Sqlite(_), Some(lite)) => lite.write(Arc::clone(entries), range).await,
+        (Storage::Sqlite(_), None) => {
+            anyhow::bail!("the SQLite records writer was not opened")
         }
-        Storage::Postgres(p) => {
+        (Storage::Postgres(p), _) => {
             let mut tx = p.begin().await?;
             // Partitioned by time_ms: the key includes it (see migration 13).
-            upsert_all!(&mut *tx, pg, sqlx::Postgres, "(id, time_ms)", entries);
-            tx.commit().await
+            upsert_all!(
+                &mut *tx,
+                pg,
+                sqlx::Postgres,
+                "(id, time_ms)",
+                &entries[range]
+            );
+            tx.commit().await?;
+            Ok(())
         }
     }
 }

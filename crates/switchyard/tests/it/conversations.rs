@@ -348,7 +348,7 @@ async fn stored_responses_survive_a_replay_and_deletions() {
     use switchyard::conversations::store::{ItemRow, Row};
     use switchyard::log_store::{Entry, writer};
     let gw = Gw::start("").await;
-    let s = &gw.running.gateway.storage;
+    let s = &gw.running.gateway;
     let rows: Vec<Entry> = (0..123)
         .map(|n| {
             Entry::Response(Box::new(Row {

@@ -684,7 +684,7 @@ async fn retention_deletes_old_records_and_older_bodies() {
         })
         .collect();
     let g = &gw.running.gateway;
-    switchyard::log_store::writer::write_batch(&g.storage, &entries)
+    switchyard::log_store::writer::write_batch(g, &entries)
         .await
         .unwrap();
     sqlx::query("UPDATE requests SET state = 'complete'")
@@ -1007,21 +1007,17 @@ async fn rollups_match_records(gw: &Gw) {
     // The writer commits a batch in several transactions: a request's
     // begin and its end may land in different ones.
     for part in live.chunks(37) {
-        writer::write_batch(&g.storage, part).await.unwrap();
+        writer::write_batch(g, part).await.unwrap();
     }
     // A spool replayed after a crash adds nothing twice.
-    writer::write_batch(&g.storage, &live[..live.len() / 2])
+    writer::write_batch(g, &live[..live.len() / 2])
         .await
         .unwrap();
-    writer::write_batch(&g.storage, &dead).await.unwrap();
+    writer::write_batch(g, &dead).await.unwrap();
     let settled = writer::settle_interrupted(g, Some("dead")).await.unwrap();
     assert_eq!(settled, dead.len());
-    writer::write_batch(&g.storage, &ends_of_dead)
-        .await
-        .unwrap();
-    writer::write_batch(&g.storage, &ends_of_dead)
-        .await
-        .unwrap();
+    writer::write_batch(g, &ends_of_dead).await.unwrap();
+    writer::write_batch(g, &ends_of_dead).await.unwrap();
 
     let tag = |t: &str| Dimension::Tag(t.into());
     let groupings = [

@@ -1,0 +1,501 @@
+//! SQLite's side of the log writer: a connection of its own, on a thread of
+//! its own, writing each transaction with prepared statements a row at a
+//! time (rusqlite).
+//!
+//! The same rows through sqlx cost about a third more (84.8k against 57.0k
+//! instructions per call's record, `bench/record-cost.sh`): its multi-row
+//! statements bind every value through boxed arguments and reach SQLite's
+//! worker thread over a channel a statement at a time. Here a whole
+//! transaction is one job for the thread. Postgres keeps sqlx (see
+//! `upsert_all!`); everything else on SQLite (queries, settling, retention)
+//! keeps the pool, and shares the database's one write lock with this
+//! connection through `Gateway::db_writes` and the busy timeout.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use sqlx::SqlitePool;
+
+use super::super::rollup::{Batch, Sums, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG};
+use super::super::{Begin, End, Entry};
+use super::{NewRow, log_mode_str, tag_value};
+use crate::conversations::store::{DELETE_ITEMS, DELETE_RESPONSE, INSERT_ITEM, INSERT_RESPONSE};
+use crate::{FastMap, FastSet};
+
+/// The thread's name: `storage::deprioritize_workers` finds it by this.
+pub(crate) const THREAD: &str = "sqlite-records";
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The writer's connection, owned by its thread; dropped, the thread ends.
+#[derive(Debug)]
+pub struct Lite {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Lite {
+    /// A connection to the database `pool` opens, with its settings.
+    pub fn open(pool: &SqlitePool) -> anyhow::Result<Lite> {
+        let options = pool.connect_options();
+        let name = options.get_filename();
+        let shown = name.display().to_string();
+        // `sqlite::memory:` is a shared in-memory database of this process,
+        // named `file:sqlx-in-memory-N`: the same name opens the same one.
+        let conn = match name.to_str() {
+            Some(n) if n.starts_with("file:sqlx-in-memory-") => Connection::open_with_flags(
+                format!("{n}?mode=memory&cache=shared"),
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            ),
+            _ => Connection::open_with_flags(
+                PathBuf::from(name),
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            ),
+        }
+        .map_err(|e| anyhow::anyhow!("cannot open SQLite database {shown} for records: {e}"))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // As the pool's connections (see `Storage::connect`).
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = FAST; PRAGMA temp_store = MEMORY; \
+             PRAGMA foreign_keys = ON;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(24);
+        let (jobs, take) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(THREAD.into())
+            .spawn(move || serve(conn, take))?;
+        Ok(Lite { jobs })
+    }
+
+    /// Writes `entries[range]` in one transaction on the writer's thread.
+    pub async fn write(&self, entries: Arc<Vec<Entry>>, range: Range<usize>) -> anyhow::Result<()> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let run = std::panic::AssertUnwindSafe(|| write(conn, &entries[range]));
+            let outcome = match std::panic::catch_unwind(run) {
+                Ok(written) => written.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("the records' transaction panicked")),
+            };
+            let _ = done.send(outcome);
+        });
+        let gone = || anyhow::anyhow!("the SQLite records writer's thread has stopped");
+        self.jobs.send(job).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
+    }
+}
+
+/// The thread: jobs in turn until the [`Lite`] is dropped. A function of
+/// its own, not inlined, so that `bench/icount.py` can count it.
+#[inline(never)]
+fn serve(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    for job in jobs {
+        job(&mut conn);
+    }
+}
+
+/// The columns of [`super::REQUEST_COLUMNS`], one row.
+const INSERT_ROW: &str = "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, \
+    log_mode, est_input_tokens, metadata, request_body, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, \
+    output_tokens, cached_tokens, reasoning_tokens, usage_source, cost_usd, saved_usd, price_version, cache, attempts, excluded, \
+    response_body, hold_usd, trace_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+    ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33) ON CONFLICT (id) DO NOTHING";
+const INSERT_TAG: &str = "INSERT INTO request_tags (request_id, tag, value, time_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (request_id, tag) DO NOTHING";
+const INSERT_GAP: &str = "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
+    VALUES (?1, ?2, '-', 'gap', '-', '-', 0, 'none', ?3) ON CONFLICT (id) DO NOTHING";
+const INTERRUPTED: &str = "SELECT time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, \
+    cached_tokens, cost_usd, saved_usd FROM requests WHERE id = ? AND state = 'interrupted'";
+
+/// One transaction, as `upsert_all!` writes it on Postgres: new rows (a
+/// request whose begin and end are both here inserted complete) and their
+/// tags, then the ends of rows already stored, gaps, the sums of everything
+/// finished, and stored responses in the order they were spooled.
+fn write(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ends: FastMap<&str, &End> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::End(e) => Some((e.id.as_str(), e)),
+            _ => None,
+        })
+        .collect();
+    let mut batch = Batch::default();
+    let mut merged: FastSet<&str> = FastSet::default();
+    {
+        let mut row = tx.prepare_cached(INSERT_ROW)?;
+        let mut tag = tx.prepare_cached(INSERT_TAG)?;
+        for b in entries.iter().filter_map(|e| match e {
+            Entry::Begin(b) => Some(b),
+            _ => None,
+        }) {
+            let end = ends.get(b.id.as_str()).copied();
+            if !insert_row(&mut row, b, end)? {
+                continue; // stored already, with its tags
+            }
+            for (k, v) in &b.metadata {
+                tag.execute(params![b.id, k, tag_value(v), b.time_ms])?;
+            }
+            if let Some(s) = (NewRow { begin: b, end }).sums() {
+                merged.insert(b.id.as_str());
+                batch.add(&s);
+            }
+        }
+    }
+    for e in entries.iter().filter_map(|e| match e {
+        Entry::End(e) if !merged.contains(e.id.as_str()) => Some(e),
+        _ => None,
+    }) {
+        finish_stored(&tx, e, &mut batch)?;
+    }
+    for e in entries {
+        if let Entry::Gap { time_ms, dropped } = e {
+            tx.prepare_cached(INSERT_GAP)?.execute(params![
+                format!("gap_{time_ms}_{dropped}"),
+                time_ms,
+                format!("{{\"dropped\":{dropped}}}")
+            ])?;
+        }
+    }
+    flush(&tx, &batch)?;
+    for e in entries {
+        match e {
+            Entry::Response(r) => {
+                let new = tx.prepare_cached(INSERT_RESPONSE)?.execute(params![
+                    r.id,
+                    r.owner,
+                    r.created_ms,
+                    r.expires_ms,
+                    r.previous_id,
+                    r.requested_model,
+                    r.provider,
+                    r.model,
+                    r.request_id,
+                    r.response
+                ])?;
+                if new > 0 {
+                    let mut item = tx.prepare_cached(INSERT_ITEM)?;
+                    for (seq, i) in r.items.iter().enumerate() {
+                        item.execute(params![r.id, seq as i64, i.item_id, i.is_output, i.item])?;
+                    }
+                }
+            }
+            Entry::ResponseDeleted { id } => {
+                tx.prepare_cached(DELETE_ITEMS)?.execute([id])?;
+                tx.prepare_cached(DELETE_RESPONSE)?.execute([id])?;
+            }
+            _ => {}
+        }
+    }
+    tx.commit()
+}
+
+/// Inserts a request's row, complete if its `end` is known; false if the
+/// row was stored already.
+fn insert_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    b: &Begin,
+    e: Option<&End>,
+) -> rusqlite::Result<bool> {
+    let json = |v: Option<String>| v.unwrap_or_else(|| "[]".into());
+    let attempts = json(e.and_then(|e| serde_json::to_string(&e.attempts).ok()));
+    let excluded = json(e.and_then(|e| serde_json::to_string(&e.excluded).ok()));
+    let metadata = serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into());
+    let n = stmt.execute(params![
+        b.id,
+        b.time_ms,
+        b.instance,
+        if e.is_some() { "complete" } else { "begun" },
+        b.key_id,
+        b.route,
+        b.requested_model,
+        b.dialect,
+        b.stream,
+        log_mode_str(b.log_mode),
+        b.est_input_tokens as i64,
+        metadata,
+        b.request_body,
+        e.and_then(|e| e.provider.as_deref()),
+        e.and_then(|e| e.model.as_deref()),
+        e.map(|e| i64::from(e.status)),
+        e.and_then(|e| e.error_class.as_deref()),
+        e.map(|e| e.latency_ms),
+        e.and_then(|e| e.ttft_ms),
+        e.and_then(|e| e.input_tokens).map(|v| v as i64),
+        e.and_then(|e| e.output_tokens).map(|v| v as i64),
+        e.and_then(|e| e.cached_tokens).map(|v| v as i64),
+        e.and_then(|e| e.reasoning_tokens).map(|v| v as i64),
+        e.and_then(|e| e.usage_source.as_deref()),
+        e.and_then(|e| e.cost_usd),
+        e.and_then(|e| e.saved_usd),
+        e.and_then(|e| e.price_version.as_deref()),
+        e.map(|e| e.cache.as_str()),
+        attempts,
+        excluded,
+        e.and_then(|e| e.response_body.as_deref()),
+        b.hold_usd,
+        b.trace_id,
+    ])?;
+    Ok(n > 0)
+}
+
+/// Finishes a request whose row is stored: the usual step out of `begun`
+/// adds it to the sums; a replayed end finds it complete and adds nothing;
+/// a request settled as interrupted (its process presumed dead) has the
+/// estimate taken back out of the sums and the real outcome put in.
+fn finish_stored(tx: &Transaction<'_>, e: &End, batch: &mut Batch) -> rusqlite::Result<()> {
+    if let Some(s) = update_end(tx, finish_sql!("begun"), e)? {
+        batch.add(&s);
+        return Ok(());
+    }
+    let old = tx
+        .prepare_cached(INTERRUPTED)?
+        .query_row([&e.id], |r| {
+            let metadata: String = r.get(3)?;
+            Ok(Sums::finished(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                &metadata,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                true,
+            )
+            .with_usage(r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?))
+        })
+        .optional()?;
+    if let Some(old) = old {
+        batch.add(&old.negated());
+        if let Some(s) = update_end(tx, finish_sql!("interrupted"), e)? {
+            batch.add(&s);
+        }
+    }
+    Ok(())
+}
+
+/// Runs a [`super::finish_sql`] UPDATE for `e`; the sums of the row it
+/// finished, if any.
+fn update_end(tx: &Transaction<'_>, sql: &str, e: &End) -> rusqlite::Result<Option<Sums>> {
+    let attempts = serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into());
+    let excluded = serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(sql)?
+        .query_row(
+            params![
+                e.provider,
+                e.model,
+                i64::from(e.status),
+                e.error_class,
+                e.latency_ms,
+                e.ttft_ms,
+                e.input_tokens.map(|v| v as i64),
+                e.output_tokens.map(|v| v as i64),
+                e.cached_tokens.map(|v| v as i64),
+                e.reasoning_tokens.map(|v| v as i64),
+                e.usage_source,
+                e.cost_usd,
+                e.saved_usd,
+                e.price_version,
+                e.cache,
+                attempts,
+                excluded,
+                e.response_body,
+                e.id,
+            ],
+            |r| {
+                let metadata: String = r.get(3)?;
+                Ok(Sums::finished(
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    &metadata,
+                    e.provider.clone(),
+                    e.model.clone(),
+                    Some(i64::from(e.status)),
+                    false,
+                )
+                .with_usage(
+                    e.input_tokens.map(|v| v as i64),
+                    e.output_tokens.map(|v| v as i64),
+                    e.cached_tokens.map(|v| v as i64),
+                    e.cost_usd,
+                    e.saved_usd,
+                ))
+            },
+        )
+        .optional()
+}
+
+/// The batch's sums, one upsert per group (as `rollup::flush_sums!`).
+fn flush(tx: &Transaction<'_>, b: &Batch) -> rusqlite::Result<()> {
+    if !b.sums.is_empty() {
+        let mut sums = tx.prepare_cached(UPSERT)?;
+        for ((span, start, provider, model, key, route, status), t) in &b.sums {
+            sums.execute(params![
+                span,
+                start,
+                provider,
+                model,
+                key,
+                route,
+                status,
+                t.requests,
+                t.errors,
+                t.input_tokens,
+                t.output_tokens,
+                t.cached_tokens,
+                t.cost_usd,
+                t.saved_usd
+            ])?;
+        }
+    }
+    if !b.tags.is_empty() {
+        let mut tags = tx.prepare_cached(UPSERT_TAG)?;
+        for ((tag, value, (span, start, provider, model, key, route, status)), t) in &b.tags {
+            tags.execute(params![
+                tag,
+                value,
+                span,
+                start,
+                provider,
+                model,
+                key,
+                route,
+                status,
+                t.requests,
+                t.errors,
+                t.input_tokens,
+                t.output_tokens,
+                t.cached_tokens,
+                t.cost_usd,
+                t.saved_usd
+            ])?;
+        }
+    }
+    if !b.sets.is_empty() {
+        let mut sets = tx.prepare_cached(UPSERT_SET)?;
+        for ((set, (span, start, provider, model, key, route, status)), t) in &b.sets {
+            sets.execute(params![
+                set,
+                span,
+                start,
+                provider,
+                model,
+                key,
+                route,
+                status,
+                t.requests,
+                t.errors,
+                t.input_tokens,
+                t.output_tokens,
+                t.cached_tokens,
+                t.cost_usd,
+                t.saved_usd
+            ])?;
+        }
+    }
+    if !b.spend.is_empty() {
+        let mut spend = tx.prepare_cached(UPSERT_SPEND)?;
+        for ((key, day), cost) in &b.spend {
+            spend.execute(params![key, day, cost])?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+
+    fn call(id: &str) -> [Entry; 2] {
+        let begin = Begin {
+            id: id.into(),
+            time_ms: 1_796_637_600_000,
+            instance: "i".into(),
+            key_id: Some("key_1".into()),
+            route: None,
+            requested_model: "p/m".into(),
+            dialect: "openai".into(),
+            stream: false,
+            log_mode: crate::config::LogMode::Metadata,
+            est_input_tokens: 3,
+            metadata: [("team".to_string(), serde_json::json!("a"))]
+                .into_iter()
+                .collect(),
+            request_body: None,
+            hold_usd: None,
+            trace_id: None,
+        };
+        let end = End {
+            id: id.into(),
+            status: 200,
+            provider: Some("p".into()),
+            input_tokens: Some(5),
+            cost_usd: Some(0.5),
+            cache: "MISS".into(),
+            ..End::default()
+        };
+        [Entry::Begin(begin), Entry::End(end)]
+    }
+
+    async fn count(p: &SqlitePool, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(p).await.unwrap()
+    }
+
+    /// `sqlite::memory:` is one database for the pool and the writer; a
+    /// replayed transaction adds nothing twice.
+    #[tokio::test]
+    async fn writes_what_the_pool_reads_even_in_memory_and_once() {
+        let s = Storage::connect("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        let Storage::Sqlite(p) = &s else {
+            unreachable!("a sqlite: URL opens SQLite")
+        };
+        let lite = Lite::open(p).unwrap();
+        let entries = Arc::new([call("r1"), call("r2")].concat());
+        lite.write(Arc::clone(&entries), 0..3).await.unwrap();
+        lite.write(Arc::clone(&entries), 0..4).await.unwrap();
+        lite.write(entries, 0..4).await.unwrap();
+        assert_eq!(
+            count(p, "SELECT count(*) FROM requests WHERE state = 'complete'").await,
+            2
+        );
+        assert_eq!(
+            count(p, "SELECT count(*) FROM request_tags WHERE tag = 'team'").await,
+            2
+        );
+        let hour = "SELECT sum(requests) FROM usage_sums WHERE span_ms = 3600000";
+        assert_eq!(count(p, hour).await, 2);
+        let tagged =
+            "SELECT sum(requests) FROM usage_sums_tags WHERE span_ms = 3600000 AND value = 'a'";
+        assert_eq!(count(p, tagged).await, 2);
+    }
+
+    /// A transaction that fails is an error for the caller, rolled back
+    /// whole, and the thread goes on with the next.
+    #[tokio::test]
+    async fn a_failed_transaction_is_an_error_and_the_writer_goes_on() {
+        let (_dir, s, p) = crate::storage::scratch_sqlite().await;
+        let lite = Lite::open(&p).unwrap();
+        sqlx::query("ALTER TABLE request_tags RENAME TO request_tags_away")
+            .execute(&p)
+            .await
+            .unwrap();
+        let entries = Arc::new(call("r1").to_vec());
+        let e = lite.write(Arc::clone(&entries), 0..2).await.unwrap_err();
+        assert!(e.to_string().contains("request_tags"), "{e}");
+        assert_eq!(count(&p, "SELECT count(*) FROM requests").await, 0);
+        sqlx::query("ALTER TABLE request_tags_away RENAME TO request_tags")
+            .execute(&p)
+            .await
+            .unwrap();
+        lite.write(entries, 0..2).await.unwrap();
+        assert_eq!(count(&p, "SELECT count(*) FROM requests").await, 1);
+        drop(s);
+    }
+}
