@@ -339,6 +339,13 @@ mod tests {
         // The records' own connection's thread too.
         let _lite = crate::log_store::writer::Lite::open(p).unwrap();
         let records = crate::log_store::writer::SQLITE_THREAD;
+        // A thread takes its name once it runs.
+        for _ in 0..100 {
+            if !nices(records).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let before = [nices("sqlx-sqlite"), nices(records)];
         for threads in &before {
             assert!(threads.iter().any(|(_, n)| *n < 5), "{threads:?}");

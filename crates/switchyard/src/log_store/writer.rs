@@ -276,8 +276,8 @@ macro_rules! stored_sums {
     }};
 }
 
-/// Rows per multi-row INSERT (32 columns each: well inside both backends'
-/// limits on bound parameters).
+/// Rows per multi-row INSERT on Postgres (33 columns each: well inside its
+/// limit on bound parameters).
 const ROWS_PER_INSERT: usize = 100;
 
 /// Splits `items` into runs of the sizes in `sizes` (largest first, the
@@ -344,17 +344,15 @@ impl NewRow<'_> {
 }
 
 /// Inserts `$rows` (a slice of [`NewRow`]) with multi-row INSERTs that skip
-/// ids already stored; evaluates to the ids inserted. `$db` is the sqlx
-/// database type.
+/// ids already stored; evaluates to the ids inserted (Postgres).
 macro_rules! insert_rows {
-    ($tx:expr, $db:ty, $rows:expr) => {{
+    ($tx:expr, $rows:expr) => {{
         let tx = $tx;
         let mut inserted: FastSet<String> = FastSet::default();
-        let style = statements::Placeholders::of::<$db>();
         for chunk in fixed_chunks($rows, ROW_RUNS) {
             tokio::task::yield_now().await;
-            let sql = statements::insert_requests(style, chunk.len());
-            let mut q = sqlx::query_scalar::<$db, String>(&sql);
+            let sql = statements::insert_requests(chunk.len());
+            let mut q = sqlx::query_scalar::<sqlx::Postgres, String>(&sql);
             for r in chunk {
                 let b = r.begin;
                 let e = r.end;
@@ -418,8 +416,8 @@ macro_rules! insert_rows {
             })
             .collect();
         for chunk in fixed_chunks(&tags, TAG_RUNS) {
-            let sql = statements::insert_tags(style, chunk.len());
-            let mut q = sqlx::query::<$db>(&sql);
+            let sql = statements::insert_tags(chunk.len());
+            let mut q = sqlx::query::<sqlx::Postgres>(&sql);
             for (id, tag, value, time) in chunk {
                 q = q
                     .bind(*id)
@@ -469,12 +467,13 @@ macro_rules! finish_stored {
     }};
 }
 
-/// One batch in one transaction: new rows by multi-row inserts (a request
+/// One batch in one transaction on Postgres (SQLite's is [`lite`]'s):
+/// new rows by multi-row inserts (a request
 /// whose begin and end are both in the batch is inserted complete), the
 /// ends of rows already stored one by one, then the sums of everything the
 /// batch finished, one upsert per group.
 macro_rules! upsert_all {
-    ($tx:expr, $q:expr, $db:ty, $unique:expr, $entries:expr) => {{
+    ($tx:expr, $q:expr, $unique:expr, $entries:expr) => {{
         let tx = $tx;
         let entries: &[Entry] = $entries;
         let ends: FastMap<&str, &End> = entries
@@ -494,7 +493,7 @@ macro_rules! upsert_all {
                 _ => None,
             })
             .collect();
-        let inserted = insert_rows!(&mut *tx, $db, &rows);
+        let inserted = insert_rows!(&mut *tx, &rows);
         let mut batch = Batch::default();
         let mut merged: FastSet<&str> = FastSet::default();
         for r in &rows {
@@ -563,13 +562,7 @@ async fn write_range(
         (Storage::Postgres(p), _) => {
             let mut tx = p.begin().await?;
             // Partitioned by time_ms: the key includes it (see migration 13).
-            upsert_all!(
-                &mut *tx,
-                pg,
-                sqlx::Postgres,
-                "(id, time_ms)",
-                &entries[range]
-            );
+            upsert_all!(&mut *tx, pg, "(id, time_ms)", &entries[range]);
             tx.commit().await?;
             Ok(())
         }
