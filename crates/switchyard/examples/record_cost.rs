@@ -161,7 +161,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let entries = Arc::new(entries(a.calls, a.tags));
     rt.block_on(async {
-        let s = Storage::connect(&format!("sqlite:{}", path.display())).await?;
+        let url = format!("sqlite:{}", path.display());
+        let s = Storage::connect(&url).await?;
         s.migrate().await?;
         let Storage::Sqlite(pool) = &s else {
             unreachable!("a sqlite: URL opens SQLite")
@@ -174,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         if a.driver == "writer" {
-            let lite = Lite::open(pool)?;
+            let lite = Lite::open(pool, &url)?;
             for start in (0..entries.len()).step_by(TX_ENTRIES) {
                 let range = start..entries.len().min(start + TX_ENTRIES);
                 lite.write(Arc::clone(&entries), range).await?;

@@ -85,7 +85,10 @@ impl Gateway {
             config.logs.on_spool_full,
             config.logs.backlog_bytes,
             match &storage {
-                Storage::Sqlite(p) => Some(crate::log_store::writer::Lite::open(p)?),
+                Storage::Sqlite(p) => Some(crate::log_store::writer::Lite::open(
+                    p,
+                    &config.storage.url,
+                )?),
                 Storage::Postgres(_) => None,
             },
         );

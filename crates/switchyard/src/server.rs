@@ -90,6 +90,9 @@ impl Running {
         if tokio::time::timeout(grace, self.writer).await.is_err() {
             tracing::warn!("The log writer did not finish in time; the spool keeps the rest");
         }
+        if let Some(lite) = &self.gateway.recorder.sqlite {
+            lite.close().await;
+        }
         self.gateway.storage.close().await;
     }
 

@@ -329,15 +329,14 @@ mod tests {
     #[tokio::test]
     async fn sqlite_workers_yield_to_requests() {
         let dir = tempfile::tempdir().unwrap();
-        let s = super::Storage::connect(&format!("sqlite://{}/n.db", dir.path().display()))
-            .await
-            .unwrap();
+        let url = format!("sqlite://{}/n.db", dir.path().display());
+        let s = super::Storage::connect(&url).await.unwrap();
         assert!(s.ping().await);
         let super::Storage::Sqlite(p) = &s else {
             unreachable!("a sqlite: URL opens SQLite")
         };
         // The records' own connection's thread too.
-        let _lite = crate::log_store::writer::Lite::open(p).unwrap();
+        let _lite = crate::log_store::writer::Lite::open(p, &url).unwrap();
         let records = crate::log_store::writer::SQLITE_THREAD;
         // A thread takes its name once it runs.
         for _ in 0..100 {

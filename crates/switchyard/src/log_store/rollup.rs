@@ -167,7 +167,7 @@ pub const UPSERT_SPEND: &str = "INSERT INTO key_spend (key_id, day_ms, spent_usd
 
 /// One group of `usage_sums`: span, start, provider, model, key, route,
 /// status.
-type Group = (i64, i64, String, String, String, String, i64);
+pub type Group = (i64, i64, String, String, String, String, i64);
 
 /// The additive part of a group's row.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

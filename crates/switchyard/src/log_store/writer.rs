@@ -231,24 +231,42 @@ macro_rules! end_sums {
     ($r:expr, $e:expr) => {{
         let r = $r;
         let metadata: String = r.try_get("metadata")?;
-        Sums::finished(
+        finished_by(
+            $e,
             r.try_get("time_ms")?,
             r.try_get("key_id")?,
             r.try_get("route")?,
             &metadata,
-            $e.provider.clone(),
-            $e.model.clone(),
-            Some(i64::from($e.status)),
-            false,
-        )
-        .with_usage(
-            $e.input_tokens.map(|v| v as i64),
-            $e.output_tokens.map(|v| v as i64),
-            $e.cached_tokens.map(|v| v as i64),
-            $e.cost_usd,
-            $e.saved_usd,
         )
     }};
+}
+
+/// The sums of a request that `e` finished: its row's admission time, key,
+/// route and metadata (the JSON object of its tags), `e`'s outcome.
+fn finished_by(
+    e: &End,
+    time_ms: i64,
+    key_id: Option<String>,
+    route: Option<String>,
+    metadata: &str,
+) -> Sums {
+    Sums::finished(
+        time_ms,
+        key_id,
+        route,
+        metadata,
+        e.provider.clone(),
+        e.model.clone(),
+        Some(i64::from(e.status)),
+        false,
+    )
+    .with_usage(
+        e.input_tokens.map(|v| v as i64),
+        e.output_tokens.map(|v| v as i64),
+        e.cached_tokens.map(|v| v as i64),
+        e.cost_usd,
+        e.saved_usd,
+    )
 }
 
 /// The sums a stored, finished row added.
@@ -316,24 +334,7 @@ impl NewRow<'_> {
     /// The sums a complete row adds.
     fn sums(&self) -> Option<Sums> {
         let (b, e) = (self.begin, self.end?);
-        let s = Sums::finished(
-            b.time_ms,
-            b.key_id.clone(),
-            b.route.clone(),
-            "{}",
-            e.provider.clone(),
-            e.model.clone(),
-            Some(i64::from(e.status)),
-            false,
-        )
-        .with_usage(
-            e.input_tokens.map(|v| v as i64),
-            e.output_tokens.map(|v| v as i64),
-            e.cached_tokens.map(|v| v as i64),
-            e.cost_usd,
-            e.saved_usd,
-        )
-        .with_tags(
+        let s = finished_by(e, b.time_ms, b.key_id.clone(), b.route.clone(), "{}").with_tags(
             b.metadata
                 .iter()
                 .map(|(k, v)| (k.clone(), tag_value(v)))

@@ -12,18 +12,21 @@
 //! connection through `Gateway::db_writes` and the busy timeout.
 
 use std::ops::Range;
-use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use rusqlite::types::ToSql;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+    params_from_iter,
 };
 use sqlx::SqlitePool;
 
-use super::super::rollup::{Batch, Sums, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG};
+use super::super::rollup::{
+    Batch, Group, Sums, Totals, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG,
+};
 use super::super::{Begin, End, Entry};
-use super::{NewRow, log_mode_str, tag_value};
+use super::{NewRow, finished_by, log_mode_str, tag_value};
 use crate::conversations::store::{DELETE_ITEMS, DELETE_RESPONSE, INSERT_ITEM, INSERT_RESPONSE};
 use crate::{FastMap, FastSet};
 
@@ -32,33 +35,24 @@ pub(crate) const THREAD: &str = "sqlite-records";
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// The writer's connection, owned by its thread; dropped, the thread ends.
+/// The writer's connection, owned by its thread; closed (or dropped), the
+/// thread ends.
 #[derive(Debug)]
 pub struct Lite {
-    jobs: mpsc::Sender<Job>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Lite {
-    /// A connection to the database `pool` opens, with its settings.
-    pub fn open(pool: &SqlitePool) -> anyhow::Result<Lite> {
+    /// A connection to the database that `pool` opened from `url`, opened
+    /// as sqlx opens it.
+    pub fn open(pool: &SqlitePool, url: &str) -> anyhow::Result<Lite> {
         let options = pool.connect_options();
         let name = options.get_filename();
-        let shown = name.display().to_string();
-        // `sqlite::memory:` is a shared in-memory database of this process,
-        // named `file:sqlx-in-memory-N`: the same name opens the same one.
-        let conn = match name.to_str() {
-            Some(n) if n.starts_with("file:sqlx-in-memory-") => Connection::open_with_flags(
-                format!("{n}?mode=memory&cache=shared"),
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_URI
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            ),
-            _ => Connection::open_with_flags(
-                PathBuf::from(name),
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            ),
-        }
-        .map_err(|e| anyhow::anyhow!("cannot open SQLite database {shown} for records: {e}"))?;
+        let conn = connect(name, &Sharing::of(url)).map_err(|e| {
+            let name = name.display();
+            anyhow::anyhow!("cannot open SQLite database {name} for records: {e}")
+        })?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // As the pool's connections (see `Storage::connect`).
         conn.execute_batch(
@@ -67,10 +61,24 @@ impl Lite {
         )?;
         conn.set_prepared_statement_cache_capacity(24);
         let (jobs, take) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(THREAD.into())
             .spawn(move || serve(conn, take))?;
-        Ok(Lite { jobs })
+        Ok(Lite {
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Ends the thread once its jobs are done, and closes the connection:
+    /// before the pool closes, so that the pool's last connection is the
+    /// database's last and checkpoints the WAL into the file.
+    pub async fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     /// Writes `entries[range]` in one transaction on the writer's thread.
@@ -80,13 +88,79 @@ impl Lite {
             let run = std::panic::AssertUnwindSafe(|| write(conn, &entries[range]));
             let outcome = match std::panic::catch_unwind(run) {
                 Ok(written) => written.map_err(anyhow::Error::from),
-                Err(_) => Err(anyhow::anyhow!("the records' transaction panicked")),
+                Err(panic) => {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(anyhow::anyhow!("the records' transaction panicked: {why}"))
+                }
             };
             let _ = done.send(outcome);
         });
         let gone = || anyhow::anyhow!("the SQLite records writer's thread has stopped");
-        self.jobs.send(job).map_err(|_| gone())?;
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        jobs.ok_or_else(gone)?.send(job).map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
+    }
+}
+
+/// How a SQLite URL shares its database, read as sqlx-sqlite reads it
+/// (`SqliteConnectOptions::from_str`, whose options do not say): in
+/// memory for `:memory:` and `mode=memory`, which also share a cache
+/// unless `cache=private`; the VFS named.
+#[derive(Debug, Default, PartialEq)]
+struct Sharing {
+    memory: bool,
+    shared: bool,
+    vfs: Option<String>,
+}
+
+impl Sharing {
+    fn of(url: &str) -> Sharing {
+        let rest = url.strip_prefix("sqlite:").unwrap_or(url);
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let memory = database == ":memory:";
+        let mut s = Sharing {
+            memory,
+            shared: memory,
+            vfs: None,
+        };
+        for pair in params.split('&') {
+            match pair.split_once('=') {
+                Some(("mode", "memory")) => (s.memory, s.shared) = (true, true),
+                Some(("cache", cache)) => s.shared = cache == "shared",
+                Some(("vfs", vfs)) => s.vfs = Some(vfs.to_owned()),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Opens the database `name` as sqlx opened it for the pool (see
+/// sqlx-sqlite's `EstablishParams`): always as a URI, in memory and with
+/// a shared cache where the pool's is (`sqlite::memory:` is a shared
+/// in-memory database of this process, `file:sqlx-in-memory-N`: the same
+/// name opens the same one), with the same VFS. Read-write: the pool
+/// created the file.
+fn connect(name: &std::path::Path, how: &Sharing) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if how.memory {
+        flags |= OpenFlags::SQLITE_OPEN_MEMORY;
+    }
+    flags |= if how.shared {
+        OpenFlags::SQLITE_OPEN_SHARED_CACHE
+    } else {
+        OpenFlags::SQLITE_OPEN_PRIVATE_CACHE
+    };
+    match &how.vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(name, flags, vfs.as_str()),
+        None => Connection::open_with_flags(name, flags),
     }
 }
 
@@ -95,6 +169,11 @@ impl Lite {
 #[inline(never)]
 fn serve(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     for job in jobs {
+        // A transaction that could not even roll back must not keep the
+        // database's write lock for good.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         job(&mut conn);
     }
 }
@@ -308,23 +387,7 @@ fn update_end(tx: &Transaction<'_>, sql: &str, e: &End) -> rusqlite::Result<Opti
             ],
             |r| {
                 let metadata: String = r.get(3)?;
-                Ok(Sums::finished(
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    &metadata,
-                    e.provider.clone(),
-                    e.model.clone(),
-                    Some(i64::from(e.status)),
-                    false,
-                )
-                .with_usage(
-                    e.input_tokens.map(|v| v as i64),
-                    e.output_tokens.map(|v| v as i64),
-                    e.cached_tokens.map(|v| v as i64),
-                    e.cost_usd,
-                    e.saved_usd,
-                ))
+                Ok(finished_by(e, r.get(0)?, r.get(1)?, r.get(2)?, &metadata))
             },
         )
         .optional()
@@ -332,71 +395,14 @@ fn update_end(tx: &Transaction<'_>, sql: &str, e: &End) -> rusqlite::Result<Opti
 
 /// The batch's sums, one upsert per group (as `rollup::flush_sums!`).
 fn flush(tx: &Transaction<'_>, b: &Batch) -> rusqlite::Result<()> {
-    if !b.sums.is_empty() {
-        let mut sums = tx.prepare_cached(UPSERT)?;
-        for ((span, start, provider, model, key, route, status), t) in &b.sums {
-            sums.execute(params![
-                span,
-                start,
-                provider,
-                model,
-                key,
-                route,
-                status,
-                t.requests,
-                t.errors,
-                t.input_tokens,
-                t.output_tokens,
-                t.cached_tokens,
-                t.cost_usd,
-                t.saved_usd
-            ])?;
-        }
+    for (group, t) in &b.sums {
+        upsert(tx, UPSERT, &[], group, t)?;
     }
-    if !b.tags.is_empty() {
-        let mut tags = tx.prepare_cached(UPSERT_TAG)?;
-        for ((tag, value, (span, start, provider, model, key, route, status)), t) in &b.tags {
-            tags.execute(params![
-                tag,
-                value,
-                span,
-                start,
-                provider,
-                model,
-                key,
-                route,
-                status,
-                t.requests,
-                t.errors,
-                t.input_tokens,
-                t.output_tokens,
-                t.cached_tokens,
-                t.cost_usd,
-                t.saved_usd
-            ])?;
-        }
+    for ((tag, value, group), t) in &b.tags {
+        upsert(tx, UPSERT_TAG, &[tag, value], group, t)?;
     }
-    if !b.sets.is_empty() {
-        let mut sets = tx.prepare_cached(UPSERT_SET)?;
-        for ((set, (span, start, provider, model, key, route, status)), t) in &b.sets {
-            sets.execute(params![
-                set,
-                span,
-                start,
-                provider,
-                model,
-                key,
-                route,
-                status,
-                t.requests,
-                t.errors,
-                t.input_tokens,
-                t.output_tokens,
-                t.cached_tokens,
-                t.cost_usd,
-                t.saved_usd
-            ])?;
-        }
+    for ((set, group), t) in &b.sets {
+        upsert(tx, UPSERT_SET, &[set], group, t)?;
     }
     if !b.spend.is_empty() {
         let mut spend = tx.prepare_cached(UPSERT_SPEND)?;
@@ -405,6 +411,36 @@ fn flush(tx: &Transaction<'_>, b: &Batch) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One upsert of a sums table: the values that pick its row (`first`: a
+/// tag and value, a tag set, or none), the group, the totals.
+fn upsert(
+    tx: &Transaction<'_>,
+    sql: &str,
+    first: &[&dyn ToSql],
+    group: &Group,
+    t: &Totals,
+) -> rusqlite::Result<usize> {
+    let (span, start, provider, model, key, route, status) = group;
+    let rest: [&dyn ToSql; 14] = [
+        span,
+        start,
+        provider,
+        model,
+        key,
+        route,
+        status,
+        &t.requests,
+        &t.errors,
+        &t.input_tokens,
+        &t.output_tokens,
+        &t.cached_tokens,
+        &t.cost_usd,
+        &t.saved_usd,
+    ];
+    tx.prepare_cached(sql)?
+        .execute(params_from_iter(first.iter().chain(&rest)))
 }
 
 #[cfg(test)]
@@ -456,7 +492,7 @@ mod tests {
         let Storage::Sqlite(p) = &s else {
             unreachable!("a sqlite: URL opens SQLite")
         };
-        let lite = Lite::open(p).unwrap();
+        let lite = Lite::open(p, "sqlite::memory:").unwrap();
         let entries = Arc::new([call("r1"), call("r2")].concat());
         lite.write(Arc::clone(&entries), 0..3).await.unwrap();
         lite.write(Arc::clone(&entries), 0..4).await.unwrap();
@@ -476,12 +512,72 @@ mod tests {
         assert_eq!(count(p, tagged).await, 2);
     }
 
+    /// On a shared-cache (in-memory) database a reader's table lock makes
+    /// the writer wait, as sqlx's connections do, not fail; closed, the
+    /// writer ends and says so.
+    #[tokio::test]
+    async fn waits_for_a_shared_cache_reader_and_closes() {
+        let s = Storage::connect("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        let Storage::Sqlite(p) = &s else {
+            unreachable!("a sqlite: URL opens SQLite")
+        };
+        let lite = Arc::new(Lite::open(p, "sqlite::memory:").unwrap());
+        let mut reader = p.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM requests")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        let writing = tokio::spawn({
+            let lite = Arc::clone(&lite);
+            async move { lite.write(Arc::new(call("r1").to_vec()), 0..2).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!writing.is_finished(), "the writer waits for the reader");
+        sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+        writing.await.unwrap().unwrap();
+        drop(reader);
+        assert_eq!(count(p, "SELECT count(*) FROM requests").await, 1);
+        lite.close().await;
+        let e = lite
+            .write(Arc::new(call("r2").to_vec()), 0..2)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("stopped"), "{e}");
+    }
+
+    #[test]
+    fn reads_how_a_url_shares_its_database_as_sqlx_does() {
+        let memory = |shared| Sharing {
+            memory: true,
+            shared,
+            vfs: None,
+        };
+        assert_eq!(Sharing::of("sqlite::memory:"), memory(true));
+        assert_eq!(Sharing::of("sqlite://:memory:"), memory(true));
+        assert_eq!(Sharing::of("sqlite://x.db?mode=memory"), memory(true));
+        assert_eq!(
+            Sharing::of("sqlite://?mode=memory&cache=private"),
+            memory(false)
+        );
+        assert_eq!(
+            Sharing::of("sqlite://data/switchyard.db"),
+            Sharing::default()
+        );
+        assert!(Sharing::of("sqlite:x.db?mode=rwc&cache=shared").shared);
+        assert_eq!(
+            Sharing::of("sqlite:x.db?vfs=unix-dotfile").vfs.as_deref(),
+            Some("unix-dotfile")
+        );
+    }
+
     /// A transaction that fails is an error for the caller, rolled back
     /// whole, and the thread goes on with the next.
     #[tokio::test]
     async fn a_failed_transaction_is_an_error_and_the_writer_goes_on() {
         let (_dir, s, p) = crate::storage::scratch_sqlite().await;
-        let lite = Lite::open(&p).unwrap();
+        let lite = Lite::open(&p, "sqlite://scratch.db").unwrap();
         sqlx::query("ALTER TABLE request_tags RENAME TO request_tags_away")
             .execute(&p)
             .await
