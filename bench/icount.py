@@ -419,8 +419,13 @@ def measure(bin_dir, calls, work):
 
 # Margins over the budgets: the request's own stages repeat to within a
 # few percent; the writer's batches (and so SQLite's work per record) depend
-# on how calls fell into them, so those stages and the totals get more.
-MARGINS = {"per_call": 0.15, "stage": 0.05, "writer": 0.10, "sqlite": 0.35}
+# on how calls fell into them, so those stages and the totals get more. The
+# writer's own stage is small since SQLite's records have their own
+# connection (about 6-16k per call), and its housekeeping every 5 s (the
+# heartbeat, the threads' priorities) lands in a case's window or not:
+# +2.5k per call, so it gets the SQLite stage's margin. Going back to
+# writing through sqlx (+20k) still fails.
+MARGINS = {"per_call": 0.15, "stage": 0.05, "writer": 0.35, "sqlite": 0.35}
 # Growth below this many instructions per call is noise, whatever its share.
 MIN_GROWTH = 1500
 
