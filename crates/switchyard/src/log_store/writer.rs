@@ -468,6 +468,17 @@ macro_rules! finish_stored {
     }};
 }
 
+/// The ends among `entries`, by request id.
+fn ends_by_id(entries: &[Entry]) -> FastMap<&str, &End> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::End(e) => Some((e.id.as_str(), e)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One batch in one transaction on Postgres (SQLite's is [`lite`]'s):
 /// new rows by multi-row inserts (a request
 /// whose begin and end are both in the batch is inserted complete), the
@@ -477,13 +488,7 @@ macro_rules! upsert_all {
     ($tx:expr, $q:expr, $unique:expr, $entries:expr) => {{
         let tx = $tx;
         let entries: &[Entry] = $entries;
-        let ends: FastMap<&str, &End> = entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::End(e) => Some((e.id.as_str(), e)),
-                _ => None,
-            })
-            .collect();
+        let ends = ends_by_id(entries);
         let rows: Vec<NewRow<'_>> = entries
             .iter()
             .filter_map(|e| match e {

@@ -26,9 +26,9 @@ use super::super::rollup::{
     Batch, Group, Sums, Totals, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG,
 };
 use super::super::{Begin, End, Entry};
-use super::{NewRow, finished_by, log_mode_str, tag_value};
+use super::{NewRow, ends_by_id, finished_by, log_mode_str, tag_value};
+use crate::FastSet;
 use crate::conversations::store::{DELETE_ITEMS, DELETE_RESPONSE, INSERT_ITEM, INSERT_RESPONSE};
-use crate::{FastMap, FastSet};
 
 /// The thread's name: `storage::deprioritize_workers` finds it by this.
 pub(crate) const THREAD: &str = "sqlite-records";
@@ -196,13 +196,7 @@ const INTERRUPTED: &str = "SELECT time_ms, key_id, route, metadata, provider, mo
 /// finished, and stored responses in the order they were spooled.
 fn write(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let ends: FastMap<&str, &End> = entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::End(e) => Some((e.id.as_str(), e)),
-            _ => None,
-        })
-        .collect();
+    let ends = ends_by_id(entries);
     let mut batch = Batch::default();
     let mut merged: FastSet<&str> = FastSet::default();
     {
