@@ -2,8 +2,8 @@
 //! its own, writing each transaction with prepared statements a row at a
 //! time (rusqlite).
 //!
-//! The same rows through sqlx cost about a third more (84.8k against 57.0k
-//! instructions per call's record, `bench/record-cost.sh`): its multi-row
+//! The same rows through sqlx cost over half as much again (84.8k against
+//! 54.0k instructions per call's record, `bench/record-cost.sh`): its multi-row
 //! statements bind every value through boxed arguments and reach SQLite's
 //! worker thread over a channel a statement at a time. Here a whole
 //! transaction is one job for the thread. Postgres keeps sqlx (see
@@ -12,7 +12,7 @@
 //! connection through `Gateway::db_writes` and the busy timeout.
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::Duration;
 
 use rusqlite::types::ToSql;
@@ -26,7 +26,8 @@ use super::super::rollup::{
     Batch, Group, Sums, Totals, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG,
 };
 use super::super::{Begin, End, Entry};
-use super::{NewRow, ends_by_id, finished_by, log_mode_str, tag_value};
+use super::statements::REQUEST_COLUMN_COUNT;
+use super::{NewRow, REQUEST_COLUMNS, ends_by_id, finished_by, log_mode_str, tag_value};
 use crate::FastSet;
 use crate::conversations::store::{DELETE_ITEMS, DELETE_RESPONSE, INSERT_ITEM, INSERT_RESPONSE};
 
@@ -164,7 +165,7 @@ fn connect(name: &std::path::Path, how: &Sharing) -> rusqlite::Result<Connection
     }
 }
 
-/// The thread: jobs in turn until the [`Lite`] is dropped. A function of
+/// The thread: jobs in turn until the [`Lite`] is closed or dropped. A function of
 /// its own, not inlined, so that `bench/icount.py` can count it.
 #[inline(never)]
 fn serve(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
@@ -178,12 +179,12 @@ fn serve(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// The columns of [`super::REQUEST_COLUMNS`], one row.
-const INSERT_ROW: &str = "INSERT INTO requests (id, time_ms, instance, state, key_id, route, requested_model, dialect, stream, \
-    log_mode, est_input_tokens, metadata, request_body, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, \
-    output_tokens, cached_tokens, reasoning_tokens, usage_source, cost_usd, saved_usd, price_version, cache, attempts, excluded, \
-    response_body, hold_usd, trace_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-    ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33) ON CONFLICT (id) DO NOTHING";
+/// A `requests` row whole ([`REQUEST_COLUMNS`]), skipping an id already
+/// stored.
+static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
+    let values = vec!["?"; REQUEST_COLUMN_COUNT].join(", ");
+    format!("{REQUEST_COLUMNS}VALUES ({values}) ON CONFLICT (id) DO NOTHING")
+});
 const INSERT_TAG: &str = "INSERT INTO request_tags (request_id, tag, value, time_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (request_id, tag) DO NOTHING";
 const INSERT_GAP: &str = "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
     VALUES (?1, ?2, '-', 'gap', '-', '-', 0, 'none', ?3) ON CONFLICT (id) DO NOTHING";
@@ -200,7 +201,7 @@ fn write(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()> {
     let mut batch = Batch::default();
     let mut merged: FastSet<&str> = FastSet::default();
     {
-        let mut row = tx.prepare_cached(INSERT_ROW)?;
+        let mut row = tx.prepare_cached(&INSERT_ROW)?;
         let mut tag = tx.prepare_cached(INSERT_TAG)?;
         for b in entries.iter().filter_map(|e| match e {
             Entry::Begin(b) => Some(b),
