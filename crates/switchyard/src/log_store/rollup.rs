@@ -17,8 +17,6 @@ mod read;
 
 use std::collections::BTreeMap;
 
-use crate::FastMap;
-
 use super::query::Dimension;
 pub use read::{Figures, Groups, Key, usage};
 
@@ -121,6 +119,9 @@ impl Sums {
 }
 
 fn tags_of(metadata: &str) -> Vec<(String, String)> {
+    if metadata == "{}" {
+        return Vec::new();
+    }
     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(metadata) {
         Ok(m) => m
             .iter()
@@ -133,6 +134,9 @@ fn tags_of(metadata: &str) -> Vec<(String, String)> {
 /// The canonical text of a set of tags: a JSON object of string values,
 /// keys in byte order (the order the upgrade migration writes too).
 fn tag_set(tags: &[(String, String)]) -> String {
+    if tags.is_empty() {
+        return "{}".into();
+    }
     let sorted: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     serde_json::to_string(&sorted).unwrap_or_else(|_| "{}".into())
 }
@@ -193,50 +197,114 @@ impl Totals {
     }
 }
 
+/// The maps of a [`Batch`]: looked up by borrowed keys (see [`GroupOf`]),
+/// so that adding a request to a group it shares with an earlier one
+/// clones none of its strings.
+pub type BatchMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The sums of every request one transaction finishes, by group, so that
 /// the transaction writes one row per group and span rather than one per
 /// request: a batch of a thousand requests to a few models is a handful of
 /// upserts.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub sums: FastMap<Group, Totals>,
+    pub sums: BatchMap<Group, Totals>,
     /// (tag, value, group).
-    pub tags: FastMap<(String, String, Group), Totals>,
+    pub tags: BatchMap<(String, String, Group), Totals>,
     /// (tag set, group).
-    pub sets: FastMap<(String, Group), Totals>,
+    pub sets: BatchMap<(String, Group), Totals>,
     /// (key id, UTC day) → cost.
-    pub spend: FastMap<(String, i64), f64>,
+    pub spend: BatchMap<(String, i64), f64>,
+}
+
+/// A [`Group`] borrowed from a [`Sums`]. Its fields hash as the tuple's
+/// (in order, strings as strings), so it finds the owned key.
+#[derive(Clone, Copy, Hash)]
+struct GroupOf<'a>(i64, i64, &'a str, &'a str, &'a str, &'a str, i64);
+
+impl GroupOf<'_> {
+    fn owned(&self) -> Group {
+        let GroupOf(span, start, provider, model, key, route, status) = *self;
+        let s = str::to_owned;
+        (span, start, s(provider), s(model), s(key), s(route), status)
+    }
+}
+
+impl hashbrown::Equivalent<Group> for GroupOf<'_> {
+    fn equivalent(&self, g: &Group) -> bool {
+        let GroupOf(span, start, provider, model, key, route, status) = *self;
+        (span, start, status) == (g.0, g.1, g.6)
+            && (provider, model, key, route) == (&*g.2, &*g.3, &*g.4, &*g.5)
+    }
+}
+
+/// A `tags` key borrowed: (tag, value, group).
+#[derive(Hash)]
+struct TagOf<'a>(&'a str, &'a str, GroupOf<'a>);
+
+impl hashbrown::Equivalent<(String, String, Group)> for TagOf<'_> {
+    fn equivalent(&self, k: &(String, String, Group)) -> bool {
+        self.0 == k.0 && self.1 == k.1 && self.2.equivalent(&k.2)
+    }
+}
+
+/// A `sets` key borrowed: (tag set, group).
+#[derive(Hash)]
+struct SetOf<'a>(&'a str, GroupOf<'a>);
+
+impl hashbrown::Equivalent<(String, Group)> for SetOf<'_> {
+    fn equivalent(&self, k: &(String, Group)) -> bool {
+        self.0 == k.0 && self.1.equivalent(&k.1)
+    }
+}
+
+/// A `spend` key borrowed: (key id, day).
+#[derive(Hash)]
+struct SpendOf<'a>(&'a str, i64);
+
+impl hashbrown::Equivalent<(String, i64)> for SpendOf<'_> {
+    fn equivalent(&self, k: &(String, i64)) -> bool {
+        self.0 == k.0 && self.1 == k.1
+    }
+}
+
+/// The value of `key` in `map`, inserted (from `owned`) if missing.
+fn slot<'m, K, V: Default, Q>(
+    map: &'m mut BatchMap<K, V>,
+    key: &Q,
+    owned: impl FnOnce() -> K,
+) -> &'m mut V
+where
+    K: std::hash::Hash + Eq,
+    Q: std::hash::Hash + hashbrown::Equivalent<K>,
+{
+    match map.entry_ref(key) {
+        hashbrown::hash_map::EntryRef::Occupied(o) => o.into_mut(),
+        hashbrown::hash_map::EntryRef::Vacant(v) => v.insert_with_key(owned(), V::default()),
+    }
 }
 
 impl Batch {
     pub fn add(&mut self, c: &Sums) {
         for span in SPANS {
-            let group = (
-                span,
-                c.time_ms.div_euclid(span) * span,
-                c.provider.clone(),
-                c.model.clone(),
-                c.key_id.clone(),
-                c.route.clone(),
-                c.status,
-            );
+            let start = c.time_ms.div_euclid(span) * span;
+            let (p, m, k, r) = (&*c.provider, &*c.model, &*c.key_id, &*c.route);
+            let group = GroupOf(span, start, p, m, k, r, c.status);
             for (tag, value) in &c.tags {
-                self.tags
-                    .entry((tag.clone(), value.clone(), group.clone()))
-                    .or_default()
-                    .add(c);
-            }
-            self.sets
-                .entry((c.tag_set.clone(), group.clone()))
-                .or_default()
+                let key = TagOf(tag, value, group);
+                slot(&mut self.tags, &key, || {
+                    (tag.clone(), value.clone(), group.owned())
+                })
                 .add(c);
-            self.sums.entry(group).or_default().add(c);
+            }
+            let key = SetOf(&c.tag_set, group);
+            slot(&mut self.sets, &key, || (c.tag_set.clone(), group.owned())).add(c);
+            slot(&mut self.sums, &group, || group.owned()).add(c);
         }
         if !c.key_id.is_empty() && c.cost_usd != 0.0 {
-            *self
-                .spend
-                .entry((c.key_id.clone(), c.time_ms.div_euclid(DAY_MS) * DAY_MS))
-                .or_default() += c.cost_usd;
+            let day = c.time_ms.div_euclid(DAY_MS) * DAY_MS;
+            let key = SpendOf(&c.key_id, day);
+            *slot(&mut self.spend, &key, || (c.key_id.clone(), day)) += c.cost_usd;
         }
     }
 
@@ -441,7 +509,9 @@ mod tests {
         b.add(&one(Some("k1"), "b", 1.0, "{}"));
         b.add(&one(None, "b", 2.0, "{}"));
         b.add(&one(Some("k1"), "a", 0.5, r#"{"team":"x"}"#).negated());
-        // Two models × (key k1, no key for b) × two spans.
+        // Two models × (key k1, no key for b) × two spans. Found below by
+        // owned keys, where they were added by borrowed ones: the two
+        // hash alike.
         assert_eq!(b.sums.len(), 6);
         let day_a = &b.sums[&(
             DAY_MS,
