@@ -11,7 +11,7 @@ use crate::chat::{Event, FinishReason, Usage};
 use crate::wire::{StreamError, sse};
 
 mod walk;
-use walk::{FastPeek, plain_content_chunk};
+use walk::{FastPeek, plain_content_chunk, reads_nothing};
 
 /// Reads an OpenAI-dialect upstream stream into canonical events.
 #[derive(Debug, Default)]
@@ -395,6 +395,12 @@ impl Relay {
         if ev.data == b"[DONE]" {
             self.done = true;
             w.event(None, b"[DONE]");
+            return Ok(());
+        }
+        // Most chunks of an answer: text, with no finish reason or usage
+        // yet, after the first (which gives the id).
+        if self.first_id.is_some() && reads_nothing(&ev.data) {
+            w.event(None, &ev.data);
             return Ok(());
         }
         if let Some(p) = FastPeek::of(&ev.data, self.first_id.is_none()) {
@@ -814,6 +820,70 @@ mod tests {
         );
         assert!(r.relay(&sse(r#"{"id":"c1","choices":[}"#), &mut w).is_err());
         assert!(FastPeek::of(br#"{"id":"c\u0031","choices":[]}"#, true).is_none());
+    }
+
+    /// A chunk relayed unread has nothing serde would read in it; every
+    /// way of writing a member the relay reads sends the chunk to be read.
+    #[test]
+    fn a_chunk_relayed_unread_has_nothing_to_read() {
+        let unread = [
+            r#"{"id":"c1","object":"chat.completion.chunk","created":5,"model":"gpt-x","choices":[{"index":0,"delta":{"content":" quick"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#"{"choices":[{"delta":{"content":"say \"usage\": {1}"},"finish_reason" : null}], "usage" :null, "error":null}"#,
+            r#"{"choices":[{"delta":{"content":"error"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a \"usage"}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"usage\":1}"}}]}}]}"#,
+        ];
+        let read = [
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason" :	"length"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            r#"{"choices":[],"usage":null,"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}],"x_groq":{"usage":{"prompt_tokens":9}}}"#,
+            r#"{"error":{"message":"boom"}}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}],"\u0075sage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"delta":{"content":"caf\u00e9"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"},"logprobs":{"usage":1}}]}"#,
+        ];
+        for c in unread {
+            assert!(walk::reads_nothing(c.as_bytes()), "{c}");
+            let peek: Peek = serde_json::from_str(c).unwrap();
+            assert!(
+                peek.usage.is_none() && peek.x_groq.is_none() && peek.error.is_none(),
+                "{c}"
+            );
+            assert!(
+                peek.choices.iter().all(|c| c.finish_reason.is_none()),
+                "{c}"
+            );
+        }
+        for c in read {
+            assert!(!walk::reads_nothing(c.as_bytes()), "{c}");
+        }
+        // Wherever the eight-byte words fall.
+        for pad in 0..17 {
+            let pad = " ".repeat(pad);
+            let chunk = |usage: &str| format!(r#"{pad}{{"a":1,"usage":{usage}}}"#);
+            assert!(walk::reads_nothing(chunk("null").as_bytes()), "{pad:?}");
+            assert!(
+                !walk::reads_nothing(chunk(r#"{"x":1}"#).as_bytes()),
+                "{pad:?}"
+            );
+            let escaped = format!(r#"{pad}{{"a":"\u00e9"}}"#);
+            assert!(!walk::reads_nothing(escaped.as_bytes()), "{pad:?}");
+        }
+        // Once the stream has its id, a chunk with nothing to read goes
+        // out as the upstream wrote it, unchecked, as through any proxy;
+        // before, it is read (and refused if it is not JSON).
+        let mut r = Relay::new(false);
+        let mut w = sse::Writer::new(0);
+        assert!(r.relay(&sse(r#"{"id":"c1","choices":[}"#), &mut w).is_err());
+        r.relay(&sse(unread[0]), &mut w).unwrap();
+        r.relay(&sse(r#"{"id":"c1","choices":[}"#), &mut w).unwrap();
+        let text = String::from_utf8(w.take().to_vec()).unwrap();
+        assert!(
+            text.ends_with("data: {\"id\":\"c1\",\"choices\":[}\n\n"),
+            "{text}"
+        );
     }
 
     #[test]

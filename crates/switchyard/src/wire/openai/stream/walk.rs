@@ -169,3 +169,76 @@ impl<'a> FastPeek<'a> {
         w.at_end().then_some(p)
     }
 }
+
+/// Whether a chunk can be relayed without being read: none of the members
+/// [`FastPeek`] reads in every chunk (`finish_reason`, `usage`, `x_groq`,
+/// `error`) has a value other than null in it. Found from the colons
+/// alone (every key is followed by one) rather than by walking the chunk.
+///
+/// Sound for any bytes. Before each colon, past whitespace, a key ends
+/// with a quote and begins with the quote before its name, unless the key
+/// has an escape in it: a chunk with a `\u` escape anywhere is read, and
+/// a name after an escaped quote is taken for a key. A colon inside a
+/// string only adds a candidate. A candidate with one of the names and a
+/// value other than `null` (even a key of that name in a nested object)
+/// sends the chunk to be read.
+///
+/// The chunk's JSON is not checked here: the caller of a same-dialect
+/// stream gets the upstream's bytes as they are, as from any proxy.
+pub(super) fn reads_nothing(data: &[u8]) -> bool {
+    // Each colon and backslash, eight bytes at a time (the zero-byte test
+    // on the word XORed with each; a flagged byte is checked, since the
+    // test may also flag the byte after a true one).
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    const COLONS: u64 = u64::from_le_bytes([b':'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    let words = data.chunks_exact(8);
+    let tail = words.remainder();
+    for (w, word) in words.enumerate() {
+        let v = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let (c, b) = (v ^ COLONS, v ^ BACKSLASHES);
+        let mut hits = (c.wrapping_sub(ONES) & !c | b.wrapping_sub(ONES) & !b) & HIGH;
+        while hits != 0 {
+            let i = w * 8 + (hits.trailing_zeros() / 8) as usize;
+            hits &= hits - 1;
+            if !nothing_read_near(data, i) {
+                return false;
+            }
+        }
+    }
+    let start = data.len() - tail.len();
+    (start..data.len()).all(|i| nothing_read_near(data, i))
+}
+
+/// Whether the byte at `i` is neither a `\u` escape nor a colon after a
+/// key read with a value other than null.
+fn nothing_read_near(data: &[u8], i: usize) -> bool {
+    match data[i] {
+        b':' => nothing_read_at(data, i),
+        b'\\' => data.get(i + 1) != Some(&b'u'),
+        _ => true,
+    }
+}
+
+/// Whether the colon at `colon` ends a key other than the members read,
+/// or one whose value is null.
+fn nothing_read_at(data: &[u8], colon: usize) -> bool {
+    let before = data[..colon].trim_ascii_end();
+    let Some(key) = before.strip_suffix(b"\"") else {
+        return true;
+    };
+    // The name read that the key ends with, by its last letter, if a quote
+    // comes before it (so `"xusage"` is not `usage`, and `"a\"usage"`,
+    // whose quote is escaped, is taken for it: a candidate too many).
+    let name: &[u8] = match key.last() {
+        Some(b'n') => b"finish_reason",
+        Some(b'e') => b"usage",
+        Some(b'q') => b"x_groq",
+        Some(b'r') => b"error",
+        _ => return true,
+    };
+    let named =
+        key.ends_with(name) && key.len() > name.len() && key[key.len() - name.len() - 1] == b'"';
+    !named || data[colon + 1..].trim_ascii_start().starts_with(b"null")
+}
