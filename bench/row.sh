@@ -2,7 +2,7 @@
 # One row of bench/run.sh, quickly, for an A/B of a setting: oha ($C
 # connections, 32 unless set, 10 s after a 0.5 s warm-up) -> switchyard (release, CPU 1,
 # SQLite, a key with limits and a budget, prices) -> bench-mock (CPU 0).
-# Prints req/s, p50/p99/p99.9, the proxy's CPU per request, and the spool
+# Prints req/s, p50/p99/p99.9, the proxy's CPU per request (user and system apart), and the spool
 # bytes and paced requests it reports at the end.
 #
 # usage: bench/row.sh ["<lines for [logs]>"] [MODEL] [PATH]
@@ -72,14 +72,17 @@ else
   BODY='{"model":"'$MODEL'","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"max_tokens":256,"temperature":0.2,"stream":'$S'}'
 fi
 taskset -c 0 $OHA --no-tui --output-format json --worker-threads 1 -m POST -T application/json -d "$BODY" -H "authorization: Bearer $KEY" -H "anthropic-version: 2023-06-01" -c $C -z 500ms -w http://127.0.0.1:19601$PATH_ > /dev/null
-t0=$(awk '{print $14+$15}' /proc/$SP/stat)
+t0=$(awk '{print $14, $15}' /proc/$SP/stat)
 taskset -c 0 $OHA --no-tui --output-format json --worker-threads 1 -m POST -T application/json -d "$BODY" -H "authorization: Bearer $KEY" -H "anthropic-version: 2023-06-01" -c $C -z 10s -w http://127.0.0.1:19601$PATH_ > $W/oha.json
-t1=$(awk '{print $14+$15}' /proc/$SP/stat)
+t1=$(awk '{print $14, $15}' /proc/$SP/stat)
 python3 - $W/oha.json $t0 $t1 <<'P'
 import json,sys
 d=json.load(open(sys.argv[1])); s=d['summary']; p=d['latencyPercentiles']
 n=sum(v for k,v in d['statusCodeDistribution'].items())
-print(f"req/s {s['requestsPerSec']:.0f} p50 {p['p50']*1000:.2f} ms p99 {p['p99']*1000:.2f} ms p99.9 {p['p99.9']*1000:.2f} ms cpu {(int(sys.argv[3])-int(sys.argv[2]))*10000/n:.0f} us/req codes {d['statusCodeDistribution']}")
+# utime and stime in clock ticks (100 a second) before and after.
+u0, s0, u1, s1 = map(int, sys.argv[2:6])
+user, system = (u1 - u0) * 10000 / n, (s1 - s0) * 10000 / n
+print(f"req/s {s['requestsPerSec']:.0f} p50 {p['p50']*1000:.2f} ms p99 {p['p99']*1000:.2f} ms p99.9 {p['p99.9']*1000:.2f} ms cpu {user + system:.0f} us/req (user {user:.1f} sys {system:.1f}) codes {d['statusCodeDistribution']}")
 P
 curl -s http://127.0.0.1:19601/metrics | grep -E "^switchyard_requests_paced_total|^switchyard_spool_bytes" || true
 kill $SP $MP 2>/dev/null; wait 2>/dev/null || true
