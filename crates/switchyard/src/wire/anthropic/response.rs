@@ -96,8 +96,16 @@ pub fn encode_stop(reason: &FinishReason) -> &'static str {
     }
 }
 
-/// Reads only the usage of a Messages response body (same-dialect path).
+/// Reads only the usage of a Messages response body (same-dialect path):
+/// one walk finds `usage` and serde reads only that (the whole body where
+/// the walk declines).
 pub fn peek_usage(body: &[u8]) -> Option<Usage> {
+    if let Some(raw) = crate::wire::scan::member(body, "usage") {
+        return serde_json::from_slice::<Option<UsageIn>>(raw)
+            .ok()?
+            .as_ref()
+            .map(decode_usage);
+    }
     #[derive(serde::Deserialize)]
     struct Peek {
         #[serde(default)]
@@ -243,6 +251,41 @@ pub fn encode_response(r: &chat::Response) -> Result<Vec<u8>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The walk finds the same usage serde would, and leaves to serde what
+    /// it cannot vouch for (a doubled or escaped key, a broken body).
+    #[test]
+    fn usage_is_peeked_as_serde_reads_it() {
+        fn by_serde(body: &[u8]) -> Option<Usage> {
+            #[derive(serde::Deserialize)]
+            struct Peek {
+                #[serde(default)]
+                usage: Option<UsageIn>,
+            }
+            serde_json::from_slice::<Peek>(body)
+                .ok()?
+                .usage
+                .as_ref()
+                .map(decode_usage)
+        }
+        let bodies = [
+            r#"{"id":"m","type":"message","content":[{"type":"text","text":"\"usage\":{}"}],"usage":{"input_tokens":9,"output_tokens":3,"cache_read_input_tokens":4}}"#,
+            r#"{"usage":null,"content":[]}"#,
+            r#"{"content":[{"type":"tool_use","input":{"usage":{"input_tokens":1}}}]}"#,
+            r#"{"usage":{"input_tokens":1},"usage":{"input_tokens":2}}"#,
+            r#"{"\u0075sage":{"input_tokens":5,"output_tokens":1}}"#,
+            r#"{"usage":{"input_tokens":"many"}}"#,
+            r#"{"usage":{"input_tokens":1}"#,
+        ];
+        for body in bodies {
+            assert_eq!(
+                peek_usage(body.as_bytes()),
+                by_serde(body.as_bytes()),
+                "{body}"
+            );
+        }
+        assert!(peek_usage(bodies[0].as_bytes()).is_some());
+    }
 
     /// The answer of Anthropic's web search tool documentation
     /// (docs.anthropic.com/en/docs/agents-and-tools/tool-use/web-search-tool):
