@@ -279,6 +279,18 @@ pub fn member<'a>(object: &'a [u8], name: &str) -> Option<&'a [u8]> {
     (w.at_end() && !twice).then_some(found).flatten()
 }
 
+/// The member `name` of `object` decoded alone by serde, where one walk
+/// finds it ([`member`]): `Some(None)` when it is null or not a `T`.
+/// `None` where the walk does not find it, for the caller to decode the
+/// whole object.
+pub fn decoded_member<'a, T: serde::Deserialize<'a>>(
+    object: &'a [u8],
+    name: &str,
+) -> Option<Option<T>> {
+    let raw = member(object, name)?;
+    Some(serde_json::from_slice::<Option<T>>(raw).ok().flatten())
+}
+
 /// `object` with each of `members` set to its raw value: replaced where
 /// the object has it, appended (in the order given) where it does not,
 /// every other byte kept. `None` when the walk refuses the object or names
@@ -474,6 +486,28 @@ mod tests {
                 assert_eq!(&a, &v[key]);
             }
         }
+    }
+
+    /// A member is decoded alone where the walk finds it once; a doubled
+    /// or escaped key or a broken object is left to the caller's serde.
+    #[test]
+    fn a_member_is_decoded_alone_or_left_to_serde() {
+        let usage = |b: &str| decoded_member::<serde_json::Value>(b.as_bytes(), "usage");
+        assert_eq!(
+            usage(r#"{"a":[1],"usage":{"n":1}}"#),
+            Some(Some(serde_json::json!({"n":1})))
+        );
+        assert_eq!(usage(r#"{"usage":null}"#), Some(None));
+        assert_eq!(usage(r#"{"a":{"usage":1}}"#), None);
+        assert_eq!(usage(r#"{"usage":1,"usage":2}"#), None);
+        assert_eq!(usage(r#"{"\u0075sage":1}"#), None);
+        assert_eq!(usage(r#"{"usage":1"#), None);
+        let typed = decoded_member::<u32>(br#"{"usage":"many"}"#, "usage");
+        assert_eq!(
+            typed,
+            Some(None),
+            "not a T: no usage, and no second reading"
+        );
     }
 
     #[test]

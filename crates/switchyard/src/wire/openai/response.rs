@@ -73,12 +73,14 @@ pub fn encode_finish(reason: &FinishReason) -> &'static str {
 /// One walk finds `usage` and serde reads only that (the whole body where
 /// the walk declines).
 pub fn peek_usage(body: &[u8]) -> Option<Usage> {
-    if let Some(raw) = crate::wire::scan::member(body, "usage") {
-        return serde_json::from_slice::<Option<UsageIn>>(raw)
-            .ok()?
-            .as_ref()
-            .map(decode_usage);
+    match crate::wire::scan::decoded_member::<UsageIn>(body, "usage") {
+        Some(usage) => usage.as_ref().map(decode_usage),
+        None => peek_usage_whole(body),
     }
+}
+
+/// [`peek_usage`] by serde over the whole body.
+fn peek_usage_whole(body: &[u8]) -> Option<Usage> {
     #[derive(serde::Deserialize)]
     struct Peek {
         #[serde(default)]
@@ -219,39 +221,20 @@ pub fn encode_response(r: &chat::Response) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// The walk finds the same usage serde would, and leaves to serde what
-    /// it cannot vouch for (a doubled or escaped key, a broken body).
+    /// The walk finds the same usage serde would (what it leaves to serde,
+    /// doubled or escaped keys and broken bodies: `scan`'s tests).
     #[test]
     fn usage_is_peeked_as_serde_reads_it() {
-        fn by_serde(body: &[u8]) -> Option<Usage> {
-            #[derive(serde::Deserialize)]
-            struct Peek {
-                #[serde(default)]
-                usage: Option<UsageIn>,
-            }
-            serde_json::from_slice::<Peek>(body)
-                .ok()?
-                .usage
-                .as_ref()
-                .map(decode_usage)
-        }
         let bodies = [
             r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"usage: {\"x\":1}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":4}}}"#,
             r#"{"usage":null,"choices":[]}"#,
             r#"{"choices":[{"message":{"usage":{"prompt_tokens":1}}}]}"#,
-            r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
-            r#"{"\u0075sage":{"prompt_tokens":5,"completion_tokens":1}}"#,
-            r#"{"usage":{"prompt_tokens":"many"}}"#,
-            r#"{"usage":{"prompt_tokens":1}"#,
         ];
+        let walked = |b: &str| peek_usage(b.as_bytes());
         for body in bodies {
-            assert_eq!(
-                peek_usage(body.as_bytes()),
-                by_serde(body.as_bytes()),
-                "{body}"
-            );
+            assert_eq!(walked(body), peek_usage_whole(body.as_bytes()), "{body}");
         }
-        assert!(peek_usage(bodies[0].as_bytes()).is_some());
+        assert!(walked(bodies[0]).is_some());
     }
 
     /// A provider's search is its own step: a Chat Completions caller

@@ -386,10 +386,8 @@ impl UsageIn {
 /// `usage` and serde reads only that (the whole object where the walk
 /// declines).
 pub fn peek_usage(body: &[u8]) -> Option<Usage> {
-    if let Some(raw) = crate::wire::scan::member(body, "usage") {
-        return serde_json::from_slice::<Option<UsageIn>>(raw)
-            .ok()?
-            .map(UsageIn::canonical);
+    if let Some(usage) = crate::wire::scan::decoded_member::<UsageIn>(body, "usage") {
+        return usage.map(UsageIn::canonical);
     }
     #[derive(Deserialize)]
     struct Peek {
