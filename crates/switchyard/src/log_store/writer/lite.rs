@@ -474,6 +474,18 @@ mod tests {
         [Entry::Begin(begin), Entry::End(end)]
     }
 
+    /// `sqlite::memory:`, migrated, and its pool (the storage keeps the
+    /// database alive).
+    async fn in_memory() -> (Storage, SqlitePool) {
+        let s = Storage::connect("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        let Storage::Sqlite(p) = &s else {
+            unreachable!("a sqlite: URL opens SQLite")
+        };
+        let p = p.clone();
+        (s, p)
+    }
+
     async fn count(p: &SqlitePool, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(p).await.unwrap()
     }
@@ -482,11 +494,8 @@ mod tests {
     /// replayed transaction adds nothing twice.
     #[tokio::test]
     async fn writes_what_the_pool_reads_even_in_memory_and_once() {
-        let s = Storage::connect("sqlite::memory:").await.unwrap();
-        s.migrate().await.unwrap();
-        let Storage::Sqlite(p) = &s else {
-            unreachable!("a sqlite: URL opens SQLite")
-        };
+        let (_s, p) = in_memory().await;
+        let p = &p;
         let lite = Lite::open(p, "sqlite::memory:").unwrap();
         let entries = Arc::new([call("r1"), call("r2")].concat());
         lite.write(Arc::clone(&entries), 0..3).await.unwrap();
@@ -512,11 +521,8 @@ mod tests {
     /// writer ends and says so.
     #[tokio::test]
     async fn waits_for_a_shared_cache_reader_and_closes() {
-        let s = Storage::connect("sqlite::memory:").await.unwrap();
-        s.migrate().await.unwrap();
-        let Storage::Sqlite(p) = &s else {
-            unreachable!("a sqlite: URL opens SQLite")
-        };
+        let (_s, p) = in_memory().await;
+        let p = &p;
         let lite = Arc::new(Lite::open(p, "sqlite::memory:").unwrap());
         let mut reader = p.acquire().await.unwrap();
         sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
