@@ -12,6 +12,7 @@ pub mod openai;
 pub mod responses;
 pub mod scan;
 pub mod sse;
+pub mod template;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -229,27 +229,41 @@ pub fn plain_str(raw: &[u8]) -> Option<&str> {
 
 /// Whether `raw` is a JSON string without escapes or control characters,
 /// as [`plain_str`] but without checking that it is UTF-8 (for a value
-/// that is only checked, in bytes already known to be UTF-8). Eight bytes
-/// at a time: a byte below 0x20 or a backslash in a word is found by the
-/// zero-byte test (on the word less 0x20 in each byte, and on the word
-/// XORed with backslashes), which flags no byte when there is none.
+/// that is only checked, in bytes already known to be UTF-8).
 pub fn is_plain_str(raw: &[u8]) -> bool {
+    raw.strip_prefix(b"\"")
+        .and_then(|r| r.strip_suffix(b"\""))
+        .is_some_and(|inner| string_end(inner).is_none())
+}
+
+/// Where a string without escapes whose contents start at `bytes[0]`
+/// ends: the index of the first quote, backslash or control character in
+/// `bytes` (a quote ends the string; the others are not plain); `None`
+/// if there is none. Eight bytes at a time: each kind is found by the
+/// zero-byte test (on the word less 0x20 in each byte, and on the word
+/// XORed with quotes and with backslashes), whose lowest flagged byte is
+/// always a true one (a false flag only follows a true one, by a borrow).
+pub fn string_end(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
     const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    let Some(inner) = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) else {
-        return false;
-    };
-    let mut words = inner.chunks_exact(8);
-    for word in &mut words {
+    let mut words = bytes.chunks_exact(8);
+    for (w, word) in (&mut words).enumerate() {
         let v = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        let s = v ^ BACKSLASHES;
-        if (v.wrapping_sub(SPACES) & !v | s.wrapping_sub(ONES) & !s) & HIGH != 0 {
-            return false;
+        let (q, s) = (v ^ QUOTES, v ^ BACKSLASHES);
+        let hits =
+            (v.wrapping_sub(SPACES) & !v | q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s)
+                & HIGH;
+        if hits != 0 {
+            return Some(w * 8 + (hits.trailing_zeros() / 8) as usize);
         }
     }
-    !words.remainder().iter().any(|&b| b == b'\\' || b < 0x20)
+    let start = bytes.len() - words.remainder().len();
+    (words.remainder().iter())
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| start + i)
 }
 
 /// Whether `raw` is a JSON number of digits alone that fits in `digits`
@@ -357,7 +371,8 @@ mod tests {
     /// in a word the byte it must find is and whatever surrounds it.
     #[test]
     fn a_plain_string_is_checked_as_byte_by_byte() {
-        let slow = |inner: &[u8]| !inner.iter().any(|&b| b == b'\\' || b < 0x20);
+        // An unescaped quote inside is not a JSON string either.
+        let slow = |inner: &[u8]| !inner.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
         let fills: [u8; 5] = [b'a', b' ', 0x7f, 0x80, 0xff];
         for len in 0..=20 {
             for fill in fills {
@@ -548,6 +563,22 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The word-at-a-time search finds what a byte-by-byte one does.
+        #[test]
+        fn string_end_is_the_first_quote_backslash_or_control(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"a\"\\\x00\x1f \x7f\x80\xe9\xffz".to_vec()),
+                0..40,
+            ),
+            plain in 0usize..40,
+        ) {
+            // Mostly plain bytes, then anything.
+            let mut b = vec![b'x'; plain];
+            b.extend_from_slice(&bytes);
+            let naive = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            proptest::prop_assert_eq!(string_end(&b), naive);
+        }
+
         /// Setting members by splice reads back as serde's insert would
         /// leave the object (same keys, same order, same values).
         #[test]

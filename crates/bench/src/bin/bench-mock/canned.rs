@@ -16,6 +16,21 @@ const ANTHROPIC_MODEL: &str = "claude-sonnet-4-5-20250929";
 const CREATED: u64 = 1_741_569_952;
 const PROMPT_TOKENS: usize = 25;
 
+/// The `obfuscation` padding of chunk `i`: as from OpenAI, a different
+/// string on each chunk (random there, of a length that hides the text's;
+/// here a fixed pseudo-random one, so every run sends the same bytes).
+fn padding(i: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let len = 1 + (x >> 60) as usize % 12;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            char::from(ALPHABET[(x >> 58) as usize % ALPHABET.len()])
+        })
+        .collect()
+}
+
 fn answer_text(chunks: usize) -> String {
     (0..chunks.max(1)).map(|i| WORDS[i % WORDS.len()]).collect()
 }
@@ -42,12 +57,12 @@ pub(crate) fn openai_json(chunks: usize) -> Bytes {
     ))
 }
 
-fn openai_chunk(delta: &str, finish: &str) -> String {
+fn openai_chunk(delta: &str, finish: &str, padding: &str) -> String {
     format!(
         concat!(
             r#"data: {{"id":"{id}","object":"chat.completion.chunk","created":{created},"model":"{model}","#,
             r#""service_tier":"default","system_fingerprint":"fp_f9f4fb6dbf","#,
-            r#""choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}],"usage":null,"obfuscation":"x3Tq"}}"#,
+            r#""choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}],"usage":null,"obfuscation":"{padding}"}}"#,
             "\n\n"
         ),
         id = OPENAI_ID,
@@ -55,6 +70,7 @@ fn openai_chunk(delta: &str, finish: &str) -> String {
         model = OPENAI_MODEL,
         delta = delta,
         finish = finish,
+        padding = padding,
     )
 }
 
@@ -67,9 +83,13 @@ pub(crate) fn openai_stream(chunks: usize) -> Arc<[Bytes]> {
         } else {
             format!(r#"{{"content":"{word}"}}"#)
         };
-        out.push(Bytes::from(openai_chunk(&delta, "null")));
+        out.push(Bytes::from(openai_chunk(&delta, "null", &padding(i))));
     }
-    out.push(Bytes::from(openai_chunk("{}", r#""stop""#)));
+    out.push(Bytes::from(openai_chunk(
+        "{}",
+        r#""stop""#,
+        &padding(chunks),
+    )));
     out.push(Bytes::from(format!(
         concat!(
             r#"data: {{"id":"{id}","object":"chat.completion.chunk","created":{created},"model":"{model}","#,
@@ -289,7 +309,10 @@ pub(crate) fn responses_stream(chunks: usize) -> Box<[Stamped]> {
         let word = WORDS[i % WORDS.len()];
         event(
             "response.output_text.delta",
-            format!(r#"{at},"delta":"{word}","logprobs":[],"obfuscation":"x3Tq""#),
+            format!(
+                r#"{at},"delta":"{word}","logprobs":[],"obfuscation":"{}""#,
+                padding(i)
+            ),
         );
     }
     event(

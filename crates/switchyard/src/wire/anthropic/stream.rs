@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 use super::response::{decode_stop, decode_usage, search_query, search_results};
 use super::types::*;
 use crate::chat::{Event, FinishReason, Usage, WebSearch};
+use crate::wire::template::{Holes, Template};
 use crate::wire::{StreamError, sse};
 
 mod encode;
@@ -152,6 +153,8 @@ pub struct StreamDecoder {
     /// them.
     searches: Vec<PendingSearch>,
     usage: UsageIn,
+    /// The last text delta, for the next (see [`Template`]).
+    template: Template,
     pub done: bool,
 }
 
@@ -186,8 +189,18 @@ impl StreamDecoder {
         {
             return Ok(());
         }
-        // Most of a stream: text deltas, read by a walk of their bytes.
-        if let Some(text) = plain_text_delta(&ev.data) {
+        // Most of a stream: text deltas, each like the one before but for
+        // its text, or else read by a walk of its bytes (which makes it
+        // the next template).
+        let data = ev.data.as_slice();
+        let text = match self.template.fill(data).map(std::str::from_utf8) {
+            Some(Ok(text)) => Some(text),
+            _ => plain_text_delta(data).inspect(|text| {
+                let mark = (text.as_ptr() as usize).checked_sub(data.as_ptr() as usize);
+                self.template.set(data, mark, Holes::Marked);
+            }),
+        };
+        if let Some(text) = text {
             out.push(Event::TextDelta(text.to_owned()));
             return Ok(());
         }
@@ -720,5 +733,66 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, StreamError::Upstream { status: 529, .. }));
+    }
+
+    proptest::proptest! {
+        /// A delta that fills the template of a text delta the walk
+        /// vouched for is one it vouches for too, with the same text.
+        #[test]
+        fn a_template_fill_is_what_the_walk_finds(
+            text in "[a-z :{}\",\\\\\né]{0,6}",
+            at in 0usize..100,
+            byte in proptest::sample::select(b"\"\\:t1 {}[],\x01e".to_vec()),
+            mutate in proptest::bool::ANY,
+        ) {
+            let delta = |text: &str| {
+                format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#)
+            };
+            let base = delta("Hello");
+            let t = Template::of(base.as_bytes(), base.find("Hello"), Holes::Marked).unwrap();
+            let mut c = delta(&text).into_bytes();
+            if mutate && at < c.len() {
+                c[at] = byte;
+            }
+            if let Some(Ok(text)) = t.fill(&c).map(std::str::from_utf8) {
+                proptest::prop_assert_eq!(plain_text_delta(&c), Some(text));
+            }
+        }
+    }
+
+    /// Text deltas after the first are known by their bytes; the events
+    /// are those serde would give, and other events still are read.
+    #[test]
+    fn text_deltas_like_the_last_decode_alike() {
+        let delta = |text: &str| {
+            format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#
+            )
+        };
+        let thinking = r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#;
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for data in [
+            delta("Hello"),
+            delta(" wor"),
+            delta(r#"ld \"x\""#),
+            delta(""),
+            thinking.to_owned(),
+            delta("!"),
+        ] {
+            d.decode(&ev("content_block_delta", &data), &mut out)
+                .unwrap();
+        }
+        assert_eq!(
+            out,
+            [
+                Event::TextDelta("Hello".into()),
+                Event::TextDelta(" wor".into()),
+                Event::TextDelta("ld \"x\"".into()),
+                Event::TextDelta("".into()),
+                Event::ThinkingDelta("hm".into()),
+                Event::TextDelta("!".into()),
+            ]
+        );
     }
 }

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use super::response::{decode_finish, decode_usage, encode_finish, encode_usage};
 use super::types::*;
 use crate::chat::{Event, FinishReason, Usage};
+use crate::wire::template::{Holes, Template};
 use crate::wire::{StreamError, sse};
 
 mod walk;
@@ -24,6 +25,8 @@ pub struct StreamDecoder {
     /// Calls from a server that sends no `index`: a chunk with an `id`
     /// opens the next one, a chunk without continues the last.
     unindexed: u32,
+    /// The last plain text chunk, for the next (see [`Template`]).
+    template: Template,
     pub done: bool,
 }
 
@@ -37,15 +40,25 @@ impl StreamDecoder {
             self.done = true;
             return Ok(());
         }
-        // Most of an answer: chunks of plain text, read by a walk of their
-        // bytes once the answer has started.
-        if self.started
-            && let Some(content) = plain_content_chunk(data)
-        {
-            if let Some(t) = content.filter(|t| !t.is_empty()) {
-                out.push(Event::TextDelta(t.to_owned()));
+        // Most of an answer: chunks of plain text once the answer has
+        // started, each like the one before but for its strings, or else
+        // read by a walk of its bytes (which makes it the next template).
+        if self.started {
+            let text = match self.template.fill(data).map(std::str::from_utf8) {
+                Some(Ok(text)) => Some(text),
+                _ => plain_content_chunk(data).map(|content| {
+                    let mark = content
+                        .and_then(|t| (t.as_ptr() as usize).checked_sub(data.as_ptr() as usize));
+                    self.template.set(data, mark, Holes::Values);
+                    content.unwrap_or_default()
+                }),
+            };
+            if let Some(t) = text {
+                if !t.is_empty() {
+                    out.push(Event::TextDelta(t.to_owned()));
+                }
+                return Ok(());
             }
-            return Ok(());
         }
         let chunk: ChunkIn =
             serde_json::from_slice(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
@@ -359,6 +372,8 @@ pub struct Relay {
     pub finish: Option<FinishReason>,
     pub done: bool,
     pub first_id: Option<(String, String)>,
+    /// The last chunk relayed unread, for the next (see [`Template`]).
+    template: Template,
 }
 
 #[derive(Deserialize)]
@@ -399,7 +414,7 @@ impl Relay {
         }
         // Most chunks of an answer: text, with no finish reason or usage
         // yet, after the first (which gives the id).
-        if self.first_id.is_some() && reads_nothing(&ev.data) {
+        if self.first_id.is_some() && self.reads_nothing(&ev.data) {
             w.event(None, &ev.data);
             return Ok(());
         }
@@ -434,6 +449,20 @@ impl Relay {
             return Ok(());
         }
         self.relay_decoded(ev, w)
+    }
+
+    /// Whether `data` has nothing to read: it is the last chunk relayed
+    /// unread but for its strings, or [`reads_nothing`] finds so (and it
+    /// becomes the template for the next).
+    fn reads_nothing(&mut self, data: &[u8]) -> bool {
+        if self.template.fill(data).is_some() {
+            return true;
+        }
+        if !reads_nothing(data) {
+            return false;
+        }
+        self.template.set(data, None, Holes::Values);
+        true
     }
 
     /// [`Relay::relay`] for chunks the walk left to serde.
@@ -984,5 +1013,102 @@ mod tests {
         assert!(!text.contains("prompt_tokens"), "{text}");
         assert!(text.contains("data: [DONE]"));
         assert_eq!(r.usage.unwrap().output_tokens, 2);
+    }
+
+    /// The bench's chunk shape, as OpenAI writes it: every chunk of an
+    /// answer the same but for its text and its random padding.
+    fn plain(content: &str, padding: &str) -> String {
+        format!(
+            r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o","service_tier":"default","system_fingerprint":"fp_1","choices":[{{"index":0,"delta":{{"content":"{content}"}},"logprobs":null,"finish_reason":null}}],"usage":null,"obfuscation":"{padding}"}}"#
+        )
+    }
+
+    /// A chunk like the last but for its strings is relayed and decoded
+    /// without a walk; one that differs anywhere else is read as before.
+    #[test]
+    fn a_chunk_like_the_last_is_known_by_its_bytes() {
+        let first = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#;
+        let last = plain("", "x").replace(r#""finish_reason":null"#, r#""finish_reason":"length""#);
+        let usage = plain("", "x").replace(
+            r#""usage":null"#,
+            r#""usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}"#,
+        );
+        let chunks = [
+            first.to_owned(),
+            plain("Hello", "x3Tq"),
+            plain(" there, café", "Q"),
+            plain(r#"say \"hi\""#, "abcdef"),
+            plain("", ""),
+            plain(" again", "zz"),
+            last,
+            usage,
+        ];
+        let mut r = Relay::new(true);
+        let mut w = sse::Writer::new(0);
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        for c in &chunks {
+            r.relay(&sse(c), &mut w).unwrap();
+            d.decode(&sse(c), &mut out).unwrap();
+        }
+        // Every chunk relayed as it came, and the finish and usage read
+        // from chunks shaped like the template.
+        let relayed: Vec<String> = (chunks.iter().enumerate())
+            .map(|(i, c)| format!("id: {i}\ndata: {c}\n\n"))
+            .collect();
+        assert_eq!(
+            String::from_utf8(w.take().to_vec()).unwrap(),
+            relayed.concat()
+        );
+        assert_eq!(r.finish, Some(FinishReason::Length));
+        assert_eq!(r.usage.map(|u| u.output_tokens), Some(4));
+        let texts: Vec<&str> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::TextDelta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["Hello", " there, café", "say \"hi\"", " again"]);
+        assert!(
+            out.iter().any(|e| matches!(
+                e,
+                Event::Finish {
+                    reason: FinishReason::Length,
+                    ..
+                }
+            )),
+            "{out:?}"
+        );
+    }
+
+    proptest::proptest! {
+        /// A chunk that fills the template of one the walks vouched for
+        /// is one they vouch for too, with the same text: whatever bytes
+        /// its strings hold or wherever it differs by a byte.
+        #[test]
+        fn a_template_fill_is_what_the_walks_find(
+            content in "[a-z :{}\",\\\\\né]{0,6}",
+            padding in "[a-zA-Z0-9\":]{0,5}",
+            at in 0usize..400,
+            byte in proptest::sample::select(b"\"\\:n1 {}[],\x01e".to_vec()),
+            mutate in proptest::bool::ANY,
+        ) {
+            let base = plain("Hello", "x3Tq");
+            let mark = base.find("Hello").unwrap();
+            let decoding = Template::of(base.as_bytes(), Some(mark), Holes::Values).unwrap();
+            let relaying = Template::of(base.as_bytes(), None, Holes::Values).unwrap();
+            proptest::prop_assert!(reads_nothing(base.as_bytes()));
+            let mut c = plain(&content, &padding).into_bytes();
+            if mutate && at < c.len() {
+                c[at] = byte;
+            }
+            if relaying.fill(&c).is_some() {
+                proptest::prop_assert!(reads_nothing(&c));
+            }
+            if let Some(Ok(text)) = decoding.fill(&c).map(std::str::from_utf8) {
+                proptest::prop_assert_eq!(plain_content_chunk(&c), Some(Some(text)));
+            }
+        }
     }
 }
