@@ -16,14 +16,22 @@ use super::scan::string_end;
 #[derive(Debug, Default)]
 pub struct Template {
     bytes: Vec<u8>,
-    /// Each hole's contents within `bytes`: from after its opening quote
-    /// to its closing quote, in order.
-    holes: Vec<(usize, usize)>,
+    holes: Vec<Hole>,
     /// The hole whose contents [`Template::fill`] returns.
     marked: Option<usize>,
 }
 
-/// Which strings of a template's chunk are its holes.
+/// A hole's contents within the template's bytes: a string's, from after
+/// its opening quote to its closing quote, or a number's digits, to the
+/// byte after them.
+#[derive(Debug, Clone, Copy)]
+struct Hole {
+    open: usize,
+    close: usize,
+    number: bool,
+}
+
+/// Which strings (and numbers) of a template's chunk are its holes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Holes {
     /// Every string that is a value (not followed by a colon): for chunks
@@ -32,6 +40,15 @@ pub enum Holes {
     /// Only the marked string: for chunks with a value that says what
     /// the chunk is (Anthropic's `type`).
     Marked,
+    /// Every value string but the values of the key `fixed` (the one
+    /// that says what the chunk is), and the number that is the value of
+    /// the key `counter`, which is the marked hole (the mark given is not
+    /// used): for the Responses API's events, each with its
+    /// `sequence_number`.
+    Counted {
+        fixed: &'static [u8],
+        counter: &'static [u8],
+    },
 }
 
 impl Template {
@@ -52,6 +69,13 @@ impl Template {
         self.bytes.clear();
         self.holes.clear();
         self.marked = None;
+        let (fixed, counter) = match holes {
+            Holes::Counted { fixed, counter } => (Some(fixed), Some(counter)),
+            _ => (None, None),
+        };
+        // Where the value of the last key read starts, if that key is
+        // `fixed`.
+        let mut fixed_value = None;
         let mut at = 0;
         while let Some(q) = memchr::memchr(b'"', &chunk[at..]) {
             let open = at + q + 1;
@@ -62,16 +86,45 @@ impl Template {
                     return false;
                 }
             };
-            let value = !chunk[close + 1..].trim_ascii_start().starts_with(b":");
-            if value && mark == Some(open) {
-                self.marked = Some(self.holes.len());
-                self.holes.push((open, close));
-            } else if value && holes == Holes::Values {
-                self.holes.push((open, close));
-            }
             at = close + 1;
+            let after = chunk[at..].trim_ascii_start();
+            if after.starts_with(b":") {
+                // A key: its value starts past the colon and any spaces.
+                let value = chunk.len() - after[1..].trim_ascii_start().len();
+                let key = &chunk[open..close];
+                fixed_value = (Some(key) == fixed).then_some(value);
+                let digits = chunk[value..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if Some(key) == counter && digits > 0 {
+                    if value + digits == chunk.len() {
+                        self.holes.clear();
+                        return false;
+                    }
+                    self.marked = Some(self.holes.len());
+                    self.holes.push(Hole {
+                        open: value,
+                        close: value + digits,
+                        number: true,
+                    });
+                }
+                continue;
+            }
+            let hole = Hole {
+                open,
+                close,
+                number: false,
+            };
+            if mark == Some(open) && counter.is_none() {
+                self.marked = Some(self.holes.len());
+                self.holes.push(hole);
+            } else if holes == Holes::Values || (counter.is_some() && fixed_value != Some(open - 1))
+            {
+                self.holes.push(hole);
+            }
         }
-        if mark.is_some() && self.marked.is_none() {
+        if mark.is_some() && counter.is_none() && self.marked.is_none() {
             self.holes.clear();
             return false;
         }
@@ -81,41 +134,48 @@ impl Template {
 
     /// The marked hole's contents in `data` (empty if no hole is marked),
     /// if `data` fills this template: its bytes outside the holes are the
-    /// template's, and each hole holds a string with no quote, backslash
-    /// or control character. `None` otherwise, and always for an empty
-    /// template. The contents are bytes of `data`, not checked for UTF-8.
+    /// template's, each string hole holds a string with no quote,
+    /// backslash or control character, and each number hole 1 to 19
+    /// digits. `None` otherwise, and always for an empty template. The
+    /// contents are bytes of `data`, not checked for UTF-8.
     pub fn fill<'a>(&self, data: &'a [u8]) -> Option<&'a [u8]> {
         if self.bytes.is_empty() {
             return None;
         }
         // `t` in the template and `d` in `data`: where the bytes still to
-        // compare start (after a hole, its closing quote).
+        // compare start (after a hole, the byte that ends it).
         let (mut t, mut d) = (0, 0);
         let mut marked: &[u8] = &[];
-        for (i, &(open, close)) in self.holes.iter().enumerate() {
+        for (i, h) in self.holes.iter().enumerate() {
             // Most holes hold what the template's did (an id, a model):
-            // the bytes before and the string, up to its quote, at once.
-            let same = &self.bytes[t..=close];
+            // the bytes before, the hole and the byte that ends it at once.
+            let same = &self.bytes[t..=h.close];
             let start = if data.get(d..d + same.len()) == Some(same) {
                 d += same.len() - 1;
-                d - (close - open)
+                d - (h.close - h.open)
             } else {
-                let fixed = &self.bytes[t..open];
+                let fixed = &self.bytes[t..h.open];
                 if data.get(d..d + fixed.len())? != fixed {
                     return None;
                 }
                 let start = d + fixed.len();
-                let len = string_end(&data[start..])?;
-                d = start + len;
-                if data[d] != b'"' {
-                    return None;
-                }
+                d = start
+                    + if h.number {
+                        let n = data[start..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_digit())
+                            .count();
+                        (1..=19).contains(&n).then_some(n)?
+                    } else {
+                        let n = string_end(&data[start..])?;
+                        (data[start + n] == b'"').then_some(n)?
+                    };
                 start
             };
             if self.marked == Some(i) {
                 marked = &data[start..d];
             }
-            t = close;
+            t = h.close;
         }
         (data[d..] == self.bytes[t..]).then_some(marked)
     }
@@ -209,5 +269,42 @@ mod tests {
         // Marked, the mark must be there.
         assert!(Template::of(delta.as_bytes(), None, Holes::Marked).is_some());
         assert!(Template::of(delta.as_bytes(), Some(at + 1), Holes::Marked).is_none());
+    }
+
+    #[test]
+    fn a_counted_template_reads_its_number_and_keeps_its_kind() {
+        let holes = Holes::Counted {
+            fixed: b"type",
+            counter: b"sequence_number",
+        };
+        let ev = r#"{"type":"response.output_text.delta","sequence_number":7,"item_id":"msg_1","output_index":0,"delta":"Hi","obfuscation":"ab"}"#;
+        let t = Template::of(ev.as_bytes(), None, holes).unwrap();
+        let next = (ev.replace(":7,", ":12,"))
+            .replace(r#""Hi""#, r#"" there""#)
+            .replace(r#""ab""#, r#""xyz""#);
+        assert_eq!(t.fill(next.as_bytes()), Some(&b"12"[..]));
+        assert_eq!(t.fill(ev.as_bytes()), Some(&b"7"[..]));
+        // The kind is not a hole; the count is 1 to 19 digits.
+        for other in [
+            ev.replace("output_text.delta", "completed"),
+            ev.replace(":7,", ":-7,"),
+            ev.replace(":7,", ":7.5,"),
+            ev.replace(":7,", r#":"7","#),
+            ev.replace(":7,", ":,"),
+            ev.replace(":7,", ":12345678901234567890,"),
+            ev.replace(r#""output_index":0"#, r#""output_index":1"#),
+        ] {
+            assert_eq!(t.fill(other.as_bytes()), None, "{other}");
+        }
+        // Without a count nothing is read; a nested kind is kept too.
+        let part =
+            r#"{"type":"response.content_part.added","part":{"type":"output_text","text":""}}"#;
+        let t = Template::of(part.as_bytes(), None, holes).unwrap();
+        let text = part.replace(r#""text":"""#, r#""text":"x""#);
+        assert_eq!(t.fill(text.as_bytes()), Some(&b""[..]));
+        let kind = part.replace("output_text", "refusal");
+        assert_eq!(t.fill(kind.as_bytes()), None);
+        // A count that ends the chunk is not a template.
+        assert!(Template::of(br#"{"sequence_number":7"#, None, holes).is_none());
     }
 }

@@ -18,6 +18,7 @@ use super::echo::Echo;
 use super::response;
 use super::stream::error_of;
 use crate::chat::{FinishReason, Usage};
+use crate::wire::template::{Holes, Template};
 use crate::wire::{StreamError, scan, sse};
 
 /// A native Responses upstream's stream relayed to a Responses caller.
@@ -40,7 +41,16 @@ pub struct Relay {
     /// begins: an error straight after them can still fail over.
     held: Vec<(Option<String>, Vec<u8>)>,
     begun: bool,
+    /// The last event relayed as it came, for the next (see [`Template`]).
+    template: Template,
 }
+
+/// What a relayed event's template leaves as it is (its `type`, and any
+/// nested one) and what it reads from a chunk that fills it.
+const EVENT_HOLES: Holes = Holes::Counted {
+    fixed: b"type",
+    counter: b"sequence_number",
+};
 
 /// What the relay reads of one event.
 #[derive(Default)]
@@ -273,6 +283,18 @@ impl Relay {
         if ev.data == b"[DONE]" {
             return Ok(());
         }
+        // Most events of an answer (its text deltas) are the one before
+        // with other strings and the next sequence number: of the same
+        // kind, relayed as they came.
+        if self.begun
+            && let Some(seq) = self.template.fill(&ev.data)
+        {
+            if let Some(n) = std::str::from_utf8(seq).ok().and_then(|s| s.parse().ok()) {
+                self.last_seq = Some(n);
+            }
+            w.event(ev.event.as_deref(), &ev.data);
+            return Ok(());
+        }
         let p = Peek::read(&ev.data)?;
         let kind = &*p.kind;
         let lifecycle = match kind {
@@ -342,6 +364,11 @@ impl Relay {
             for (name, data) in self.held.drain(..) {
                 w.event(name.as_deref(), &data);
             }
+        }
+        // Deltas come many in a row, the other events once each: only a
+        // delta is worth a template.
+        if !lifecycle && kind.ends_with(".delta") {
+            self.template.set(&ev.data, None, EVENT_HOLES);
         }
         w.event(ev.event.as_deref(), &data);
         Ok(())
@@ -489,5 +516,72 @@ mod tests {
                 .unwrap()
                 .contains("late")
         );
+    }
+
+    /// Text deltas like the one before are relayed as they came, their
+    /// sequence numbers counted; the events around them are read as
+    /// before.
+    #[test]
+    fn deltas_like_the_last_are_relayed_as_they_came_and_counted() {
+        let delta = |seq: u32, text: &str, pad: &str| {
+            format!(
+                r#"{{"type":"response.output_text.delta","sequence_number":{seq},"item_id":"msg_1","output_index":0,"content_index":0,"delta":"{text}","logprobs":[],"obfuscation":"{pad}"}}"#
+            )
+        };
+        let mut r = relay();
+        let mut w = sse::Writer::new(0);
+        let created = r#"{"type":"response.created","response":{"id":"resp_up","status":"in_progress"},"sequence_number":0}"#;
+        r.relay(&event(created), &mut w).unwrap();
+        let deltas = [
+            delta(1, "Hel", "a"),
+            delta(2, "lo", "bcd"),
+            delta(3, r#"\"q\""#, ""),
+            delta(4, " there", "Zz9"),
+            delta(5, "!", "Q"),
+        ];
+        for d in &deltas {
+            r.relay(&event(d), &mut w).unwrap();
+        }
+        assert_eq!(r.last_seq, Some(5));
+        let completed = r#"{"type":"response.completed","response":{"id":"resp_up","status":"completed","usage":{"input_tokens":5,"output_tokens":4,"total_tokens":9}},"sequence_number":6}"#;
+        r.relay(&event(completed), &mut w).unwrap();
+        assert_eq!(r.last_seq, Some(6));
+        assert!(r.done);
+        assert_eq!(r.usage.map(|u| u.output_tokens), Some(4));
+        let out = String::from_utf8(w.take().to_vec()).unwrap();
+        for d in &deltas {
+            assert!(out.contains(&format!("data: {d}\n")), "{d} in {out}");
+        }
+    }
+
+    proptest::proptest! {
+        /// An event that fills the template of a delta is read as one of
+        /// its kind with the number in its hole, whatever its strings hold
+        /// or wherever it differs by a byte.
+        #[test]
+        fn a_template_fill_is_what_the_peek_reads(
+            text in "[a-z :{}\",\\\\\né]{0,6}",
+            seq in "[0-9a-]{0,4}",
+            at in 0usize..200,
+            byte in proptest::sample::select(b"\"\\:t1 {}[],\x01e5".to_vec()),
+            mutate in proptest::bool::ANY,
+        ) {
+            let delta = |seq: &str, text: &str| {
+                format!(r#"{{"type":"response.output_text.delta","sequence_number":{seq},"item_id":"msg_1","delta":"{text}","obfuscation":"x"}}"#)
+            };
+            let base = delta("7", "Hi");
+            let t = Template::of(base.as_bytes(), None, EVENT_HOLES).unwrap();
+            let mut c = delta(&seq, &text).into_bytes();
+            if mutate && at < c.len() {
+                c[at] = byte;
+            }
+            if let Some(n) = t.fill(&c) {
+                let p = Peek::read(&c).unwrap();
+                proptest::prop_assert_eq!(&*p.kind, "response.output_text.delta");
+                let n: u64 = std::str::from_utf8(n).unwrap().parse().unwrap();
+                proptest::prop_assert_eq!(p.sequence_number, Some(n));
+                proptest::prop_assert!(p.response.is_none() && p.error.is_none());
+            }
+        }
     }
 }
