@@ -181,6 +181,27 @@ impl Template {
     }
 }
 
+/// A chunk with one byte set to another where `mutation` says (if it is
+/// within the chunk): for the dialects' proptests of their templates.
+#[cfg(test)]
+pub(crate) fn mutated(chunk: String, mutation: Option<(usize, u8)>) -> Vec<u8> {
+    let mut c = chunk.into_bytes();
+    if let Some((at, byte)) = mutation
+        && at < c.len()
+    {
+        c[at] = byte;
+    }
+    c
+}
+
+/// The mutations those proptests try: none, or a byte that could change
+/// what the JSON says wherever it lands.
+#[cfg(test)]
+pub(crate) fn mutation() -> impl proptest::strategy::Strategy<Value = Option<(usize, u8)>> {
+    let bytes = b"\"\\:ent15 {}[],\x01".to_vec();
+    proptest::option::of((0usize..400, proptest::sample::select(bytes)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

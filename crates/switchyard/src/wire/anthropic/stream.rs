@@ -741,19 +741,14 @@ mod tests {
         #[test]
         fn a_template_fill_is_what_the_walk_finds(
             text in "[a-z :{}\",\\\\\né]{0,6}",
-            at in 0usize..100,
-            byte in proptest::sample::select(b"\"\\:t1 {}[],\x01e".to_vec()),
-            mutate in proptest::bool::ANY,
+            mutation in crate::wire::template::mutation(),
         ) {
             let delta = |text: &str| {
                 format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#)
             };
             let base = delta("Hello");
             let t = Template::of(base.as_bytes(), base.find("Hello"), Holes::Marked).unwrap();
-            let mut c = delta(&text).into_bytes();
-            if mutate && at < c.len() {
-                c[at] = byte;
-            }
+            let c = crate::wire::template::mutated(delta(&text), mutation);
             if let Some(Ok(text)) = t.fill(&c).map(std::str::from_utf8) {
                 proptest::prop_assert_eq!(plain_text_delta(&c), Some(text));
             }

@@ -1090,19 +1090,14 @@ mod tests {
         fn a_template_fill_is_what_the_walks_find(
             content in "[a-z :{}\",\\\\\né]{0,6}",
             padding in "[a-zA-Z0-9\":]{0,5}",
-            at in 0usize..400,
-            byte in proptest::sample::select(b"\"\\:n1 {}[],\x01e".to_vec()),
-            mutate in proptest::bool::ANY,
+            mutation in crate::wire::template::mutation(),
         ) {
             let base = plain("Hello", "x3Tq");
             let mark = base.find("Hello").unwrap();
             let decoding = Template::of(base.as_bytes(), Some(mark), Holes::Values).unwrap();
             let relaying = Template::of(base.as_bytes(), None, Holes::Values).unwrap();
             proptest::prop_assert!(reads_nothing(base.as_bytes()));
-            let mut c = plain(&content, &padding).into_bytes();
-            if mutate && at < c.len() {
-                c[at] = byte;
-            }
+            let c = crate::wire::template::mutated(plain(&content, &padding), mutation);
             if relaying.fill(&c).is_some() {
                 proptest::prop_assert!(reads_nothing(&c));
             }

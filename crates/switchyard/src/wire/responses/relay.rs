@@ -562,19 +562,14 @@ mod tests {
         fn a_template_fill_is_what_the_peek_reads(
             text in "[a-z :{}\",\\\\\né]{0,6}",
             seq in "[0-9a-]{0,4}",
-            at in 0usize..200,
-            byte in proptest::sample::select(b"\"\\:t1 {}[],\x01e5".to_vec()),
-            mutate in proptest::bool::ANY,
+            mutation in crate::wire::template::mutation(),
         ) {
             let delta = |seq: &str, text: &str| {
                 format!(r#"{{"type":"response.output_text.delta","sequence_number":{seq},"item_id":"msg_1","delta":"{text}","obfuscation":"x"}}"#)
             };
             let base = delta("7", "Hi");
             let t = Template::of(base.as_bytes(), None, EVENT_HOLES).unwrap();
-            let mut c = delta(&seq, &text).into_bytes();
-            if mutate && at < c.len() {
-                c[at] = byte;
-            }
+            let c = crate::wire::template::mutated(delta(&seq, &text), mutation);
             if let Some(n) = t.fill(&c) {
                 let p = Peek::read(&c).unwrap();
                 proptest::prop_assert_eq!(&*p.kind, "response.output_text.delta");
