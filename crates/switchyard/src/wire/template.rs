@@ -69,45 +69,41 @@ impl Template {
         self.bytes.clear();
         self.holes.clear();
         self.marked = None;
-        let (fixed, counter) = match holes {
-            Holes::Counted { fixed, counter } => (Some(fixed), Some(counter)),
-            _ => (None, None),
-        };
+        // A mark given must be where a value string starts (a counter is
+        // its own mark).
+        let counted = matches!(holes, Holes::Counted { .. });
+        let found = self.find_holes(chunk, mark, holes).is_some()
+            && (counted || mark.is_none() || self.marked.is_some());
+        if !found {
+            self.holes.clear();
+            self.marked = None;
+            return false;
+        }
+        self.bytes.extend_from_slice(chunk);
+        true
+    }
+
+    /// The holes of `chunk` by `holes`, in order; `None` where a string
+    /// is not plain or not terminated, or a counter ends the chunk.
+    fn find_holes(&mut self, chunk: &[u8], mark: Option<usize>, holes: Holes) -> Option<()> {
         // Where the value of the last key read starts, if that key is
-        // `fixed`.
+        // `fixed` (Holes::Counted).
         let mut fixed_value = None;
         let mut at = 0;
         while let Some(q) = memchr::memchr(b'"', &chunk[at..]) {
             let open = at + q + 1;
-            let close = match string_end(&chunk[open..]) {
-                Some(len) if chunk[open + len] == b'"' => open + len,
-                _ => {
-                    self.holes.clear();
-                    return false;
-                }
-            };
+            let close = open + string_end(&chunk[open..])?;
+            (chunk[close] == b'"').then_some(())?;
             at = close + 1;
-            let after = chunk[at..].trim_ascii_start();
-            if after.starts_with(b":") {
-                // A key: its value starts past the colon and any spaces.
-                let value = chunk.len() - after[1..].trim_ascii_start().len();
-                let key = &chunk[open..close];
-                fixed_value = (Some(key) == fixed).then_some(value);
-                let digits = chunk[value..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count();
-                if Some(key) == counter && digits > 0 {
-                    if value + digits == chunk.len() {
-                        self.holes.clear();
-                        return false;
+            if let Some(rest) = chunk[at..].trim_ascii_start().strip_prefix(b":") {
+                if let Holes::Counted { fixed, counter } = holes {
+                    // A key: its value starts past the colon and any spaces.
+                    let value = chunk.len() - rest.trim_ascii_start().len();
+                    let key = &chunk[open..close];
+                    fixed_value = (key == fixed).then_some(value);
+                    if key == counter {
+                        self.counter_at(chunk, value)?;
                     }
-                    self.marked = Some(self.holes.len());
-                    self.holes.push(Hole {
-                        open: value,
-                        close: value + digits,
-                        number: true,
-                    });
                 }
                 continue;
             }
@@ -116,20 +112,60 @@ impl Template {
                 close,
                 number: false,
             };
-            if mark == Some(open) && counter.is_none() {
+            let (take, marked) = match holes {
+                Holes::Values => (true, mark == Some(open)),
+                Holes::Marked => (mark == Some(open), mark == Some(open)),
+                Holes::Counted { .. } => (fixed_value != Some(open - 1), false),
+            };
+            if marked {
                 self.marked = Some(self.holes.len());
-                self.holes.push(hole);
-            } else if holes == Holes::Values || (counter.is_some() && fixed_value != Some(open - 1))
-            {
+            }
+            if take {
                 self.holes.push(hole);
             }
         }
-        if mark.is_some() && counter.is_none() && self.marked.is_none() {
-            self.holes.clear();
-            return false;
+        Some(())
+    }
+
+    /// The counter's digits at `value`, if it is a number, as the marked
+    /// hole; `None` if they end the chunk (no byte after them to end the
+    /// hole).
+    fn counter_at(&mut self, chunk: &[u8], value: usize) -> Option<()> {
+        let digits = chunk[value..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits > 0 {
+            (value + digits < chunk.len()).then_some(())?;
+            self.marked = Some(self.holes.len());
+            self.holes.push(Hole {
+                open: value,
+                close: value + digits,
+                number: true,
+            });
         }
-        self.bytes.extend_from_slice(chunk);
-        true
+        Some(())
+    }
+
+    /// The text of `data`: read from this template's marked hole if
+    /// `data` fills it (and it is UTF-8), else by `walk` (the dialect's
+    /// walk of a chunk, `None` for a chunk it does not vouch for, else the
+    /// text, or no text), whose chunk then becomes the template with
+    /// `holes` and the text marked. A chunk that fills a template without
+    /// a mark has the text `""`.
+    pub fn text_of<'a>(
+        &mut self,
+        data: &'a [u8],
+        holes: Holes,
+        walk: impl FnOnce(&'a [u8]) -> Option<Option<&'a str>>,
+    ) -> Option<Option<&'a str>> {
+        if let Some(Ok(text)) = self.fill(data).map(std::str::from_utf8) {
+            return Some(Some(text));
+        }
+        let text = walk(data)?;
+        let mark = text.and_then(|t| (t.as_ptr() as usize).checked_sub(data.as_ptr() as usize));
+        self.set(data, mark, holes);
+        Some(text)
     }
 
     /// The marked hole's contents in `data` (empty if no hole is marked),
@@ -327,5 +363,37 @@ mod tests {
         assert_eq!(t.fill(kind.as_bytes()), None);
         // A count that ends the chunk is not a template.
         assert!(Template::of(br#"{"sequence_number":7"#, None, holes).is_none());
+    }
+
+    /// The text comes from the template where the chunk fills it and is
+    /// UTF-8, else from the walk, whose chunk becomes the template; a
+    /// chunk the walk refuses leaves the template as it was.
+    #[test]
+    fn text_is_read_by_the_template_or_else_by_the_walk() {
+        fn walk(data: &[u8]) -> Option<Option<&str>> {
+            let s = std::str::from_utf8(data).ok()?;
+            let start = s.find(r#""content":""#)? + r#""content":""#.len();
+            Some(Some(&s[start..start + s[start..].find('"')?]))
+        }
+        let mut walked = 0;
+        let mut t = Template::default();
+        let next = CHUNK.replace("Hello", "there");
+        // A hole that is not UTF-8 goes to the walk (which refuses it).
+        let mut broken = CHUNK.as_bytes().to_vec();
+        broken[content_at(CHUNK)] = 0xff;
+        let chunks: [(&[u8], _); 4] = [
+            (CHUNK.as_bytes(), Some(Some("Hello"))),
+            (next.as_bytes(), Some(Some("there"))),
+            (&broken, None),
+            (CHUNK.as_bytes(), Some(Some("Hello"))),
+        ];
+        for (c, text) in chunks {
+            let read = t.text_of(c, Holes::Values, |d| {
+                walked += 1;
+                walk(d)
+            });
+            assert_eq!(read, text);
+        }
+        assert_eq!(walked, 2);
     }
 }

@@ -192,15 +192,8 @@ impl StreamDecoder {
         // Most of a stream: text deltas, each like the one before but for
         // its text, or else read by a walk of its bytes (which makes it
         // the next template).
-        let data = ev.data.as_slice();
-        let text = match self.template.fill(data).map(std::str::from_utf8) {
-            Some(Ok(text)) => Some(text),
-            _ => plain_text_delta(data).inspect(|text| {
-                let mark = (text.as_ptr() as usize).checked_sub(data.as_ptr() as usize);
-                self.template.set(data, mark, Holes::Marked);
-            }),
-        };
-        if let Some(text) = text {
+        let walk = |data| plain_text_delta(data).map(Some);
+        if let Some(Some(text)) = self.template.text_of(&ev.data, Holes::Marked, walk) {
             out.push(Event::TextDelta(text.to_owned()));
             return Ok(());
         }
@@ -789,5 +782,7 @@ mod tests {
                 Event::TextDelta("!".into()),
             ]
         );
+        // The last text delta is the template the next fills.
+        assert_eq!(d.template.fill(delta("?").as_bytes()), Some(&b"?"[..]));
     }
 }

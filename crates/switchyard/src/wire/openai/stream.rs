@@ -43,22 +43,15 @@ impl StreamDecoder {
         // Most of an answer: chunks of plain text once the answer has
         // started, each like the one before but for its strings, or else
         // read by a walk of its bytes (which makes it the next template).
-        if self.started {
-            let text = match self.template.fill(data).map(std::str::from_utf8) {
-                Some(Ok(text)) => Some(text),
-                _ => plain_content_chunk(data).map(|content| {
-                    let mark = content
-                        .and_then(|t| (t.as_ptr() as usize).checked_sub(data.as_ptr() as usize));
-                    self.template.set(data, mark, Holes::Values);
-                    content.unwrap_or_default()
-                }),
-            };
-            if let Some(t) = text {
-                if !t.is_empty() {
-                    out.push(Event::TextDelta(t.to_owned()));
-                }
-                return Ok(());
+        if self.started
+            && let Some(content) = self
+                .template
+                .text_of(data, Holes::Values, plain_content_chunk)
+        {
+            if let Some(t) = content.filter(|t| !t.is_empty()) {
+                out.push(Event::TextDelta(t.to_owned()));
             }
+            return Ok(());
         }
         let chunk: ChunkIn =
             serde_json::from_slice(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
@@ -1070,6 +1063,11 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, ["Hello", " there, café", "say \"hi\"", " again"]);
+        // The text chunks after the first were known by the template of
+        // the one before, which both still hold.
+        let next = plain(" more", "pad");
+        assert!(r.template.fill(next.as_bytes()).is_some());
+        assert_eq!(d.template.fill(next.as_bytes()), Some(&b" more"[..]));
         assert!(
             out.iter().any(|e| matches!(
                 e,

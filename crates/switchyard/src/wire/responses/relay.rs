@@ -543,6 +543,11 @@ mod tests {
             r.relay(&event(d), &mut w).unwrap();
         }
         assert_eq!(r.last_seq, Some(5));
+        // The last delta is the template the next fills, its number read.
+        assert_eq!(
+            r.template.fill(delta(6, "x", "y").as_bytes()),
+            Some(&b"6"[..])
+        );
         let completed = r#"{"type":"response.completed","response":{"id":"resp_up","status":"completed","usage":{"input_tokens":5,"output_tokens":4,"total_tokens":9}},"sequence_number":6}"#;
         r.relay(&event(completed), &mut w).unwrap();
         assert_eq!(r.last_seq, Some(6));
