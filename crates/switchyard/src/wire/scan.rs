@@ -236,26 +236,36 @@ pub fn is_plain_str(raw: &[u8]) -> bool {
         .is_some_and(|inner| string_end(inner).is_none())
 }
 
+/// `b` in each of a word's eight bytes.
+const fn splat(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+/// The bytes of `word` equal to `b`, flagged by their high bit: the
+/// zero-byte test on the word XORed with `b` in every byte. The lowest
+/// flagged byte is always a true one; a borrow may also flag a byte above
+/// a true one.
+pub(crate) const fn bytes_equal(word: u64, b: u8) -> u64 {
+    let x = word ^ splat(b);
+    x.wrapping_sub(splat(1)) & !x & splat(0x80)
+}
+
+/// The bytes of `word` below `b` (at most 0x80), flagged as by
+/// [`bytes_equal`].
+const fn bytes_below(word: u64, b: u8) -> u64 {
+    word.wrapping_sub(splat(b)) & !word & splat(0x80)
+}
+
 /// Where a string without escapes whose contents start at `bytes[0]`
 /// ends: the index of the first quote, backslash or control character in
 /// `bytes` (a quote ends the string; the others are not plain); `None`
-/// if there is none. Eight bytes at a time: each kind is found by the
-/// zero-byte test (on the word less 0x20 in each byte, and on the word
-/// XORed with quotes and with backslashes), whose lowest flagged byte is
-/// always a true one (a false flag only follows a true one, by a borrow).
+/// if there is none. Eight bytes at a time, by the lowest byte
+/// [`bytes_below`] 0x20 or [`bytes_equal`] to a quote or a backslash.
 pub fn string_end(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
-    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
-    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
     let mut words = bytes.chunks_exact(8);
     for (w, word) in (&mut words).enumerate() {
         let v = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        let (q, s) = (v ^ QUOTES, v ^ BACKSLASHES);
-        let hits =
-            (v.wrapping_sub(SPACES) & !v | q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s)
-                & HIGH;
+        let hits = bytes_below(v, 0x20) | bytes_equal(v, b'"') | bytes_equal(v, b'\\');
         if hits != 0 {
             return Some(w * 8 + (hits.trailing_zeros() / 8) as usize);
         }

@@ -186,19 +186,14 @@ impl<'a> FastPeek<'a> {
 /// The chunk's JSON is not checked here: the caller of a same-dialect
 /// stream gets the upstream's bytes as they are, as from any proxy.
 pub(super) fn reads_nothing(data: &[u8]) -> bool {
-    // Each colon and backslash, eight bytes at a time (the zero-byte test
-    // on the word XORed with each; a flagged byte is checked, since the
-    // test may also flag the byte after a true one).
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    const COLONS: u64 = u64::from_le_bytes([b':'; 8]);
-    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    // Each colon and backslash, eight bytes at a time (a flagged byte is
+    // checked, since the test may also flag one above a true one).
+    use crate::wire::scan::bytes_equal;
     let words = data.chunks_exact(8);
     let tail = words.remainder();
     for (w, word) in words.enumerate() {
         let v = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        let (c, b) = (v ^ COLONS, v ^ BACKSLASHES);
-        let mut hits = (c.wrapping_sub(ONES) & !c | b.wrapping_sub(ONES) & !b) & HIGH;
+        let mut hits = bytes_equal(v, b':') | bytes_equal(v, b'\\');
         while hits != 0 {
             let i = w * 8 + (hits.trailing_zeros() / 8) as usize;
             hits &= hits - 1;
