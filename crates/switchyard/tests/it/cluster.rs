@@ -7,6 +7,7 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,8 +15,9 @@ use serde_json::{Value, json};
 use crate::binary::{Binary, env_with, required_env};
 use crate::harness::{
     Mocks, assert_no_canary, postgres_url, providers_toml, redis_conn, redis_url, start_mocks,
+    within_one_minute,
 };
-use crate::mock::Reply;
+use crate::mock::Gate;
 
 const TOKEN: &str = "test-admin-token-0123456789abcdef";
 const REPLICAS: usize = 3;
@@ -161,17 +163,27 @@ async fn call(http: &reqwest::Client, url: &str, key: &str, body: &Value) -> Res
     Ok(status)
 }
 
-/// `n` calls at once through the load balancer: (admitted, refused).
-async fn burst(lb: &str, key: &str, n: usize) -> (usize, usize) {
+/// `n` calls at once through the load balancer, within one minute's
+/// window: (admitted, refused). With a `gate`, the admitted calls wait at
+/// the mock until all `n` are decided.
+async fn burst(lb: &str, key: &str, n: usize, gate: Option<&Gate>) -> (usize, usize) {
+    within_one_minute().await;
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let (lb, key, barrier) = (lb.to_owned(), key.to_owned(), barrier.clone());
+        let (lb, key) = (lb.to_owned(), key.to_owned());
+        let (barrier, answered) = (barrier.clone(), answered.clone());
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::builder().no_proxy().build().unwrap();
             barrier.wait().await;
-            call(&http, &lb, &key, &chat("openai/gpt-test", false)).await
+            let r = call(&http, &lb, &key, &chat("openai/gpt-test", false)).await;
+            answered.fetch_add(1, Ordering::SeqCst);
+            r
         }));
+    }
+    if let Some(gate) = gate {
+        gate.open_when_decided(n, &answered).await;
     }
     let (mut ok, mut refused) = (0, 0);
     for t in tasks {
@@ -251,17 +263,8 @@ async fn a_rolling_restart_of_three_replicas_behind_haproxy_fails_no_call() {
     // Every replica sees new keys within a second.
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
-    // A rate limit holds across the three. Its windows are whole minutes:
-    // a burst that straddled one would rightly be let through twice.
-    let second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60;
-    if second >= 45 {
-        tokio::time::sleep(Duration::from_secs(61 - second)).await;
-    }
-    let (ok, refused) = burst(&lb.base, &rpm_key, 30).await;
+    // A rate limit holds across the three.
+    let (ok, refused) = burst(&lb.base, &rpm_key, 30, None).await;
     assert_eq!((ok, refused), (5, 25), "rpm=5 over three replicas");
 
     // Steady load through the load balancer.
@@ -363,11 +366,8 @@ async fn a_rolling_restart_of_three_replicas_behind_haproxy_fails_no_call() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    mocks.openai.script(
-        (0..50).map(|_| Reply::Delay(Duration::from_millis(400), Box::new(Reply::Default))),
-    );
-    let (ok, refused) = burst(&lb.base, &budget_key, 50).await;
-    mocks.openai.clear_script();
+    let gate = Gate::hold([&mocks.openai], 50);
+    let (ok, refused) = burst(&lb.base, &budget_key, 50, Some(&gate)).await;
     assert_eq!(
         (ok, refused),
         (10, 40),

@@ -465,6 +465,20 @@ pub fn redis_url() -> Option<String> {
     crate::binary::required_env("SWITCHYARD_TEST_REDIS_URL")
 }
 
+/// Waits, when fewer than ten seconds of this minute are left, for the next
+/// one: rate limits count in whole minutes, and a burst that straddled two
+/// would rightly be let through twice.
+pub async fn within_one_minute() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let into_minute = now.as_millis() % 60_000;
+    if into_minute >= 50_000 {
+        let left = 60_000 - into_minute as u64 + 100;
+        tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+    }
+}
+
 /// A connection to the test Redis at `url` (with the test's own database).
 pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)

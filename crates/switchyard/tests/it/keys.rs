@@ -4,12 +4,14 @@
 
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::binary::BIN;
 use crate::harness::*;
+use crate::mock::Gate;
 
 pub const KEYED: &str = r#"
 [auth]
@@ -238,14 +240,38 @@ async fn auth_is_one_generic_401_and_deny_by_default() {
     gw.shutdown().await;
 }
 
-/// 50 requests released together against rpm=5: exactly 5 get through.
+/// `n` requests released together (within one minute's window), spread over
+/// `gws`: (admitted, refused, each answer's headers).
 pub async fn burst(gws: &[&Gw], secret: &str, n: usize) -> (usize, usize, Vec<http::HeaderMap>) {
+    burst_through(gws, secret, n, None).await
+}
+
+/// A burst whose admitted calls wait at the OpenAI mocks until every one of
+/// the `n` is decided: for limits that a settled call would make room in
+/// (tokens, budgets).
+pub async fn held_burst(
+    gws: &[&Gw],
+    secret: &str,
+    n: usize,
+) -> (usize, usize, Vec<http::HeaderMap>) {
+    let gate = Gate::hold(gws.iter().map(|g| &g.mocks.openai), n);
+    burst_through(gws, secret, n, Some(&gate)).await
+}
+
+async fn burst_through(
+    gws: &[&Gw],
+    secret: &str,
+    n: usize,
+    gate: Option<&Gate>,
+) -> (usize, usize, Vec<http::HeaderMap>) {
+    crate::harness::within_one_minute().await;
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for i in 0..n {
         let gw_url = gws[i % gws.len()].url("/v1/chat/completions");
         let http = gws[0].http.clone();
-        let barrier = barrier.clone();
+        let (barrier, answered) = (barrier.clone(), answered.clone());
         let auth = format!("Bearer {secret}");
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
@@ -257,9 +283,13 @@ pub async fn burst(gws: &[&Gw], secret: &str, n: usize) -> (usize, usize, Vec<ht
                 .send()
                 .await
                 .unwrap();
+            answered.fetch_add(1, Ordering::SeqCst);
             let h = r.headers().clone();
             (r.status().as_u16(), h)
         }));
+    }
+    if let Some(gate) = gate {
+        gate.open_when_decided(n, &answered).await;
     }
     let mut ok = 0;
     let mut limited = 0;
@@ -303,19 +333,12 @@ async fn rate_limits_are_exact_under_concurrency() {
     );
 
     // Tokens: each call holds body/3 + 10 output tokens until it settles;
-    // with slow answers nothing settles during the burst.
+    // with answers held nothing settles during the burst.
     let hold = (chat("openai/gpt-test").to_string().len() as u64).div_ceil(3) + 10;
     let (_, secret) = gw
         .create_key(json!({"name": "t", "tpm": hold * 2 + hold / 2}))
         .await;
-    gw.mocks.openai.script((0..20).map(|_| {
-        crate::mock::Reply::Delay(
-            Duration::from_millis(300),
-            Box::new(crate::mock::Reply::Default),
-        )
-    }));
-    let (ok, _, _) = burst(&[&gw], &secret, 20).await;
-    gw.mocks.openai.clear_script();
+    let (ok, _, _) = held_burst(&[&gw], &secret, 20).await;
     println!("tpm={}, 20 concurrent: {ok} admitted", hold * 2 + hold / 2);
     assert_eq!(ok, 2, "two holds fit");
     gw.shutdown().await;
@@ -334,19 +357,8 @@ pub async fn budget_case(gws: &[&Gw]) -> (usize, f64, f64) {
         .await;
     // Let every replica see the new key.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    // Slow answers, so every hold is taken before any settles.
-    for g in gws {
-        g.mocks.openai.script((0..50).map(|_| {
-            crate::mock::Reply::Delay(
-                Duration::from_millis(400),
-                Box::new(crate::mock::Reply::Default),
-            )
-        }));
-    }
-    let (ok, _, _) = burst(gws, &secret, 50).await;
-    for g in gws {
-        g.mocks.openai.clear_script();
-    }
+    // Answers held, so every hold is taken before any settles.
+    let (ok, _, _) = held_burst(gws, &secret, 50).await;
     // Settlement runs after the responses.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, shown) = gw
@@ -561,18 +573,7 @@ async fn limits_and_budgets_hold_across_two_replicas() {
         .create_key(json!({"name": "t2", "tpm": hold * 2 + hold / 2}))
         .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    for gw in [&a, &b] {
-        gw.mocks.openai.script((0..20).map(|_| {
-            crate::mock::Reply::Delay(
-                Duration::from_millis(300),
-                Box::new(crate::mock::Reply::Default),
-            )
-        }));
-    }
-    let (ok, limited, _) = burst(&[&a, &b], &secret, 20).await;
-    for gw in [&a, &b] {
-        gw.mocks.openai.clear_script();
-    }
+    let (ok, limited, _) = held_burst(&[&a, &b], &secret, 20).await;
     println!(
         "tpm={}, 20 concurrent over two replicas (Redis): {ok} admitted, {limited} refused",
         hold * 2 + hold / 2

@@ -59,8 +59,78 @@ pub enum Reply {
     },
     /// Waits before answering.
     Delay(Duration, Box<Reply>),
+    /// Waits until the gate (a [`Gate`]'s token) opens, then answers.
+    Held(tokio_util::sync::CancellationToken, Box<Reply>),
     /// Never answers.
     Hang,
+}
+
+/// Answers held back while a burst of calls is admitted: a call let
+/// through reaches a mock and waits there, a refused one has its answer;
+/// when the two add up to the whole burst, the gate opens. So a burst
+/// against a budget or a token limit (where a settled call frees room for
+/// another) is measured the same however slowly the machine admits it.
+pub struct Gate {
+    token: tokio_util::sync::CancellationToken,
+    mocks: Vec<Mock>,
+    seen: usize,
+}
+
+impl Gate {
+    /// Holds the next `n` answers of each of `mocks` (one mock named twice
+    /// counts once).
+    pub fn hold<'a>(mocks: impl IntoIterator<Item = &'a Mock>, n: usize) -> Gate {
+        let mut unique: Vec<Mock> = Vec::new();
+        for m in mocks {
+            if !unique.iter().any(|u| u.addr == m.addr) {
+                unique.push(m.clone());
+            }
+        }
+        let token = tokio_util::sync::CancellationToken::new();
+        for m in &unique {
+            m.script((0..n).map(|_| Reply::Held(token.clone(), Box::new(Reply::Default))));
+        }
+        let seen = unique.iter().map(Mock::count).sum();
+        Gate {
+            token,
+            mocks: unique,
+            seen,
+        }
+    }
+
+    /// Calls that have reached one of the mocks since [`Gate::hold`].
+    fn arrived(&self) -> usize {
+        self.mocks.iter().map(Mock::count).sum::<usize>() - self.seen
+    }
+
+    /// Opens once every one of `n` calls is decided: `answered` (calls that
+    /// have their answer) and the calls held at the mocks add up to `n`.
+    /// The answers not used are dropped from the mocks' scripts.
+    pub async fn open_when_decided(&self, n: usize, answered: &std::sync::atomic::AtomicUsize) {
+        let started = std::time::Instant::now();
+        loop {
+            let done = answered.load(std::sync::atomic::Ordering::SeqCst);
+            let held = self.arrived();
+            if done + held >= n {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "a held burst of {n}: after 60 s only {done} answered and {held} held"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.token.cancel();
+        for m in &self.mocks {
+            m.clear_script();
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +250,10 @@ fn respond(
             }
             Reply::Delay(d, inner) => {
                 tokio::time::sleep(d).await;
+                respond(kind, &uri, &body, *inner).await
+            }
+            Reply::Held(gate, inner) => {
+                gate.cancelled().await;
                 respond(kind, &uri, &body, *inner).await
             }
             Reply::Json(status, v, headers) => {

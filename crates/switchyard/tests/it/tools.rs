@@ -274,6 +274,7 @@ async fn reads_pass_with_the_credential_and_without_the_agents_key() {
     let (_, limited) = gw
         .create_key(json!({"name": "slow", "tools": ["gh"], "rpm": 1}))
         .await;
+    crate::harness::within_one_minute().await;
     let (s, _, _) = send(&gw, "GET", "/tools/gh/repos", &limited, "", &[]).await;
     assert_eq!(s, 200);
     let (s, h, e) = send(&gw, "GET", "/tools/gh/repos", &limited, "", &[]).await;
