@@ -94,7 +94,8 @@ impl Auth {
     pub fn secrets(&self) -> Vec<Secret> {
         match self {
             Auth::Bearer(s) => vec![s.clone()],
-            // Temporary keys change as they are fetched: not listed.
+            // Temporary keys change as they are fetched: the signer names
+            // them when asked (`Signer::live_secrets`).
             Auth::Sign(Signer {
                 creds: Keys::Fixed(c),
                 ..
@@ -108,6 +109,15 @@ impl Auth {
 }
 
 impl Signer {
+    /// The temporary credentials held now (see `temporary::Cache::secrets`);
+    /// fixed keys are in the provider's list already.
+    pub fn live_secrets(&self) -> Vec<String> {
+        match &self.creds {
+            Keys::Fixed(_) => Vec::new(),
+            Keys::Temporary(cache) => cache.secrets(),
+        }
+    }
+
     /// Signs a call whose headers are final (`x-amz-*` and `authorization`
     /// the caller may have sent are dropped first: the gateway's own
     /// credential is the one that counts).

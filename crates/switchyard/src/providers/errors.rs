@@ -353,6 +353,19 @@ pub fn scrub(text: &str, provider: &Provider) -> String {
             out = out.replace(s, "[redacted]");
         }
     }
+    // Credentials fetched while running (AWS temporary keys, OAuth tokens).
+    let live = provider
+        .signer
+        .as_ref()
+        .map(super::aws::Signer::live_secrets)
+        .unwrap_or_default()
+        .into_iter()
+        .chain(provider.tokens.as_ref().and_then(|t| t.live_token()));
+    for s in live {
+        if s.len() >= 4 {
+            out = out.replace(&s, "[redacted]");
+        }
+    }
     const PREFIXES: [&str; 6] = ["sk-", "sk_", "AIza", "gsk_", "xai-", "sk-ant-"];
     let mut cleaned = String::with_capacity(out.len());
     for (i, word) in out.split(' ').enumerate() {

@@ -307,6 +307,15 @@ impl TokenCache {
         self.grant.secrets()
     }
 
+    /// The token held now (without its `Bearer `), to scrub from upstream
+    /// text: it changes as tokens are fetched, so it is read when needed.
+    pub fn live_token(&self) -> Option<String> {
+        let current = self.lock();
+        let value = current.as_ref()?.header.to_str().ok()?;
+        let token = value.strip_prefix("Bearer ").unwrap_or(value);
+        Some(token.to_owned())
+    }
+
     /// Whether the grant has what a fetch needs (for client credentials:
     /// whether the variables holding the id and secret are set).
     pub fn has_credential(&self) -> bool {
@@ -476,6 +485,18 @@ mod tests {
         assert_eq!(t.fresh().map(|i| i.generation), Some(2));
         t.refused(2);
         assert!(t.fresh().is_none());
+    }
+
+    #[test]
+    fn the_token_held_now_is_named_for_scrubbing() {
+        let t = TokenCache::new("az", "http://127.0.0.1:9/token", None, None, "s").unwrap();
+        assert_eq!(t.live_token(), None);
+        *t.lock() = Some(Cached {
+            header: HeaderValue::from_static("Bearer eyJ0eXAi.fetched"),
+            refresh_at: Instant::now(),
+            generation: 1,
+        });
+        assert_eq!(t.live_token().as_deref(), Some("eyJ0eXAi.fetched"));
     }
 
     const SERVICE_ACCOUNT: &str = include_str!("../../testdata/google/service_account.json");

@@ -46,6 +46,9 @@ enum Reply {
     Frames(Vec<u8>),
     /// A 200 Converse answer.
     Answer(Value),
+    /// A 400 that quotes the session token the call carried (an upstream
+    /// that echoes a credential; the gateway must not pass it on).
+    EchoToken,
 }
 
 #[derive(Clone, Debug)]
@@ -225,6 +228,15 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let stream = parts.uri.path().ends_with("/converse-stream");
     match reply {
         Reply::Error(status, kind, message) => error(status, kind, message),
+        Reply::EchoToken => {
+            let token = parts
+                .headers
+                .get("x-amz-security-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            let message = format!("Malformed input request: x-amz-security-token {token}");
+            error(400, "ValidationException", &message)
+        }
         Reply::Frames(bytes) => frames(bytes),
         Reply::Answer(v) => {
             let mut r = Response::new(Body::from(v.to_string()));
@@ -995,7 +1007,16 @@ async fn temporary_credentials_are_fetched_and_refreshed() {
         2,
         "fetched again at half life"
     );
+    // An upstream that quotes the session token it was sent: the caller
+    // sees the error, not the token.
+    mock.script([Reply::EchoToken]);
+    let (s, _, v) = gw.post("/v1/chat/completions", &chat).await;
+    assert_eq!(s, 400, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(!text.contains(SESSION), "{text}");
     assert!(!logs().contains("web-identity-canary"));
+    assert!(!logs().contains(SESSION));
     gw.shutdown().await;
 
     // The container endpoint, with its authorization token.

@@ -144,6 +144,28 @@ impl Cache {
         Ok(creds)
     }
 
+    /// What of these credentials an upstream must never echo to a caller:
+    /// the last fetched secret key and session token, and what fetches
+    /// them (an assumed role's source keys, the container's token). Read
+    /// when an upstream error is scrubbed, so keys fetched since start-up
+    /// are covered.
+    pub(super) fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((c, _)) = self.lock().as_ref() {
+            out.push(c.secret_access_key.clone());
+            out.extend(c.session_token.clone());
+        }
+        match &self.source {
+            Source::AssumeRole { source, .. } => {
+                out.push(source.secret_access_key.clone());
+                out.extend(source.session_token.clone());
+            }
+            Source::Container { token, .. } => out.extend(token.clone()),
+            Source::WebIdentity { .. } | Source::Process { .. } => {}
+        }
+        out
+    }
+
     fn fresh(&self) -> Option<Arc<Credentials>> {
         let current = self.lock();
         let (c, refresh_at) = current.as_ref()?;
@@ -405,6 +427,39 @@ fn unix_of(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn creds(secret: &str, token: Option<&str>) -> Credentials {
+        Credentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: secret.into(),
+            session_token: token.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_secrets_to_scrub_are_the_ones_held_now_and_the_sources() {
+        let cache = Cache::with_source(Source::AssumeRole {
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            session_name: "s".into(),
+            sts: Uri::from_static("http://127.0.0.1/"),
+            region: "us-east-1".into(),
+            source: creds("source-secret", Some("source-token")),
+        });
+        assert_eq!(cache.secrets(), ["source-secret", "source-token"]);
+        *cache.lock() = Some((Arc::new(creds("s1", Some("t1"))), Instant::now()));
+        *cache.lock() = Some((Arc::new(creds("s2", Some("t2"))), Instant::now()));
+        assert_eq!(
+            cache.secrets(),
+            ["s2", "t2", "source-secret", "source-token"],
+            "the keys fetched last, even once stale"
+        );
+        let container = Cache::with_source(Source::Container {
+            url: Uri::from_static("http://127.0.0.1/creds"),
+            token: Some("container-token".into()),
+            token_file: None,
+        });
+        assert_eq!(container.secrets(), ["container-token"]);
+    }
 
     #[test]
     fn sts_answers_are_read() {
