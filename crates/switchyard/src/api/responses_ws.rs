@@ -108,15 +108,16 @@ async fn session(gw: Arc<Gateway>, caller: Caller, headers: HeaderMap, socket: W
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        let gw = gw.clone();
-        let caller = caller.clone();
+        // Each create is a call of its own, on the newest configuration
+        // (a reload reaches open sockets too).
+        let gw = gw.current();
         let headers = headers.clone();
         let tx = tx.clone();
         let kept = kept.clone();
         // Each create in a task of its own, tracked: lanes run at once, and
         // a create in flight finishes (and is recorded) if the socket goes.
         gw.clone()
-            .spawn(async move { create(gw, caller, headers, text, tx, kept).await });
+            .spawn(async move { create(gw, headers, text, tx, kept).await });
     }
     drop(tx);
     let _ = writer.await;
@@ -135,9 +136,23 @@ fn error_event(status: u16, code: &str, message: &str, stream_id: Option<&Value>
     e.to_string()
 }
 
+/// The caller of one create: the socket's key as it stands now (revoked,
+/// the create is refused; changed, its new limits apply), holding a place
+/// within the key's bound on calls in flight.
+async fn admitted(
+    gw: &Gateway,
+    headers: &HeaderMap,
+) -> Result<(Caller, Option<tokio::sync::OwnedSemaphorePermit>), crate::error::GatewayError> {
+    let caller = crate::auth::authenticate(gw, headers).await?;
+    let place = match &caller.key {
+        Some(k) => gw.inflight.admit_key(k).await?,
+        None => None,
+    };
+    Ok((caller, place))
+}
+
 async fn create(
     gw: Arc<Gateway>,
-    caller: Caller,
     headers: HeaderMap,
     text: String,
     tx: mpsc::Sender<String>,
@@ -219,9 +234,15 @@ async fn create(
         .expect("a fixed request builds");
     *req.headers_mut() = headers;
     let (mut parts, ()) = req.into_parts();
-    parts.extensions.insert(caller);
-    let body = Bytes::from(crate::wire::to_vec(&event));
-    let resp = pipeline::chat(gw, Dialect::Responses, parts, body).await;
+    let resp = match admitted(&gw, &parts.headers).await {
+        Ok((caller, place)) => {
+            parts.extensions.insert(caller);
+            let body = Bytes::from(crate::wire::to_vec(&event));
+            let resp = pipeline::chat(gw, Dialect::Responses, parts, body).await;
+            crate::inflight::hold(resp, place)
+        }
+        Err(e) => pipeline::Ctx::new(&gw, Dialect::Responses).error(e),
+    };
     let status = resp.status().as_u16();
     if status != 200 {
         let body = axum::body::to_bytes(resp.into_body(), MAX_MESSAGE)

@@ -347,3 +347,120 @@ async fn twenty_reloads_under_steady_traffic_fail_no_call() {
     let log = bin.stop();
     assert_no_canary(&log);
 }
+
+/// One `response.create` on an open Responses socket, read to its terminal
+/// event: that event's type and the provider whose mock saw the call.
+async fn create_on<S>(ws: &mut S, mocks: &Mocks) -> (String, &'static str)
+where
+    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message>
+        + futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let before = (mocks.openai.count(), mocks.anthropic.count());
+    let create =
+        json!({"type": "response.create", "model": "smart", "input": "hello", "store": false});
+    ws.send(Message::Text(create.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a terminal event within 10 s")
+            .expect("the socket stays open")
+            .unwrap();
+        let Message::Text(text) = msg else { continue };
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let kind = v["type"].as_str().unwrap_or_default().to_owned();
+        if matches!(
+            kind.as_str(),
+            "response.completed" | "response.failed" | "response.incomplete" | "error"
+        ) {
+            let by = match (
+                mocks.openai.count() - before.0,
+                mocks.anthropic.count() - before.1,
+            ) {
+                (1, 0) => "openai",
+                (0, 1) => "anthropic",
+                (0, 0) => "none",
+                _ => "both",
+            };
+            return (kind, by);
+        }
+    }
+}
+
+/// A Responses WebSocket opened before a reload: its next create runs on
+/// the new configuration, and under its key as the key is now (revoked, the
+/// create is refused on the open socket).
+#[tokio::test]
+async fn an_open_responses_socket_takes_a_reload_and_a_revocation() {
+    let mocks = start_mocks().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("switchyard.toml");
+    let keyed = |target: &str| {
+        config(dir.path(), &mocks, target, false)
+            .replace("require_keys = false", "require_keys = true")
+    };
+    std::fs::write(&file, keyed("openai/gpt-test")).unwrap();
+    let bin = Binary::start(&file, &env_with(&[("SWITCHYARD_ADMIN_TOKEN", TOKEN)]));
+    let c = Client::new(&bin);
+    let r = c
+        .http
+        .post(format!("{}/admin/v1/keys", c.admin))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "socket"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let key: Value = r.json().await.unwrap();
+    let secret = key["key"].as_str().unwrap();
+
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}/v1/responses", bin.base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        create_on(&mut ws, &mocks).await,
+        ("response.completed".to_owned(), "openai")
+    );
+
+    std::fs::write(&file, keyed("anthropic/claude-test")).unwrap();
+    let (s, v) = c.reload().await;
+    assert_eq!((s, &v["generation"]), (200, &json!(2)), "{v}");
+    assert_eq!(
+        create_on(&mut ws, &mocks).await,
+        ("response.completed".to_owned(), "anthropic"),
+        "the socket's next create takes the new route"
+    );
+
+    let r = c
+        .http
+        .delete(format!(
+            "{}/admin/v1/keys/{}",
+            c.admin,
+            key["id"].as_str().unwrap()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        create_on(&mut ws, &mocks).await,
+        ("error".to_owned(), "none"),
+        "a revoked key's socket makes no more calls"
+    );
+    drop(ws);
+    assert_no_canary(&bin.stop());
+}
