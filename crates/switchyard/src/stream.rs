@@ -231,7 +231,7 @@ impl Live {
 
     /// Frames `bytes` into events and translates them; a framing error
     /// (Bedrock's exception frames included) after the events before it.
-    fn ingest(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+    fn ingest(&mut self, bytes: &bytes::Bytes) -> Result<(), StreamError> {
         let framed = self.framing.feed(bytes, &mut self.events);
         let translated = self.translate();
         framed.and(translated)

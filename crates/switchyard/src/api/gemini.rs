@@ -86,7 +86,7 @@ fn as_json_array(resp: Response) -> Response {
         let bytes = chunk.map_err(std::io::Error::other)?;
         let mut events = Vec::new();
         parser
-            .feed(&bytes, &mut events)
+            .feed_bytes(&bytes, &mut events)
             .map_err(|_| std::io::Error::other("an event too large"))?;
         let mut out = Vec::new();
         for ev in events {

@@ -264,7 +264,7 @@ async fn create(
     let mut terminal: Option<Value> = None;
     while let Some(Ok(chunk)) = body.next().await {
         let mut events = Vec::new();
-        if parser.feed(&chunk, &mut events).is_err() {
+        if parser.feed_bytes(&chunk, &mut events).is_err() {
             break;
         }
         for ev in events {

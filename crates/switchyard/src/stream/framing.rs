@@ -4,6 +4,8 @@
 //! its JSON payload as the data; an exception frame (which Bedrock sends
 //! inside a 200) becomes the stream's error.
 
+use bytes::Bytes;
+
 use crate::dialect::Dialect;
 use crate::wire::bedrock::eventstream::{self, MessageKind};
 use crate::wire::{StreamError, sse};
@@ -30,10 +32,10 @@ impl Framing {
 
     /// Adds the events `bytes` complete to `out`; an error after the ones
     /// before it.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<sse::Event>) -> Result<(), StreamError> {
+    pub fn feed(&mut self, bytes: &Bytes, out: &mut Vec<sse::Event>) -> Result<(), StreamError> {
         match self {
             Framing::Sse(p) => p
-                .feed(bytes, out)
+                .feed_bytes(bytes, out)
                 .map_err(|e| StreamError::Malformed(e.to_string())),
             Framing::EventStream(d) => {
                 d.push(bytes);
@@ -70,8 +72,8 @@ impl Framing {
 fn event_of(m: eventstream::Message) -> Result<Option<sse::Event>, StreamError> {
     match m.kind() {
         MessageKind::Event { event_type } => Ok(Some(sse::Event {
-            event: Some(event_type.to_owned()),
-            data: m.payload.to_vec(),
+            event: Some(Bytes::copy_from_slice(event_type.as_bytes())),
+            data: m.payload.clone(),
             id: None,
         })),
         MessageKind::Exception { exception_type } => Err(StreamError::Upstream {
@@ -128,11 +130,14 @@ mod tests {
         ));
         let mut out = Vec::new();
         // Split mid-frame: nothing until the first frame is whole.
-        f.feed(&bytes[..10], &mut out).unwrap();
+        f.feed(&Bytes::copy_from_slice(&bytes[..10]), &mut out)
+            .unwrap();
         assert!(out.is_empty());
-        let err = f.feed(&bytes[10..], &mut out).unwrap_err();
+        let err = f
+            .feed(&Bytes::copy_from_slice(&bytes[10..]), &mut out)
+            .unwrap_err();
         assert_eq!(out.len(), 1, "the event before the exception is kept");
-        assert_eq!(out[0].event.as_deref(), Some("contentBlockDelta"));
+        assert_eq!(out[0].name(), Some("contentBlockDelta"));
         assert!(matches!(
             err,
             StreamError::Upstream { status: 429, ref kind, ref message }
@@ -148,12 +153,13 @@ mod tests {
         let mut out = Vec::new();
         let mut f = Framing::of(Dialect::Bedrock);
         assert!(matches!(
-            f.feed(&bytes, &mut out),
+            f.feed(&Bytes::from(bytes), &mut out),
             Err(StreamError::Malformed(_))
         ));
         let whole = eventstream::encode_event("messageStop", br#"{"stopReason":"end_turn"}"#);
         let mut f = Framing::of(Dialect::Bedrock);
-        f.feed(&whole[..whole.len() - 3], &mut out).unwrap();
+        f.feed(&Bytes::copy_from_slice(&whole[..whole.len() - 3]), &mut out)
+            .unwrap();
         assert!(matches!(f.finish(&mut out), Err(StreamError::Malformed(_))));
     }
 }

@@ -6,19 +6,30 @@
 //! comment; `data` lines join with LF; a blank line dispatches. It yields the
 //! same events however the bytes are split into reads.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Event {
-    /// The `event:` name, when the stream names its events (Anthropic).
-    pub event: Option<String>,
-    /// The joined `data:` lines.
-    pub data: Vec<u8>,
+    /// The `event:` name, when the stream names its events (Anthropic), as
+    /// the read holds it (see [`Event::name`]).
+    pub event: Option<Bytes>,
+    /// The joined `data:` lines: a slice of the read itself when the event
+    /// has one data line that one read holds whole (the usual case), so
+    /// most events are neither copied nor allocated.
+    pub data: Bytes,
     pub id: Option<String>,
 }
 
 impl Event {
+    /// The `event:` name; `None` for none, or for one that is not UTF-8
+    /// (which no dialect's names are).
+    pub fn name(&self) -> Option<&str> {
+        self.event
+            .as_deref()
+            .and_then(|n| std::str::from_utf8(n).ok())
+    }
+
     pub fn data_str(&self) -> &str {
         std::str::from_utf8(&self.data).unwrap_or("")
     }
@@ -27,6 +38,28 @@ impl Event {
 /// The longest `id:` value kept.
 const MAX_ID_BYTES: usize = 256;
 
+/// The data of the event being read.
+#[derive(Debug, Default)]
+enum Data {
+    /// No `data:` line yet.
+    #[default]
+    None,
+    /// One line, a slice of the read it came in.
+    Shared(Bytes),
+    /// Lines joined, or a line that came in pieces.
+    Owned(Vec<u8>),
+}
+
+impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::None => 0,
+            Data::Shared(b) => b.len(),
+            Data::Owned(v) => v.len(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Parser {
     /// Bytes of a line not yet terminated.
@@ -34,9 +67,8 @@ pub struct Parser {
     /// The previous read ended in CR: a LF at the start of the next read
     /// belongs to that line ending.
     after_cr: bool,
-    event: Option<String>,
-    data: Vec<u8>,
-    has_data: bool,
+    event: Option<Bytes>,
+    data: Data,
     id: Option<String>,
     /// Total bytes buffered in `line` and `data`, checked against `limit`.
     limit: usize,
@@ -56,8 +88,26 @@ impl Parser {
         }
     }
 
-    /// Feeds one read; complete events are appended to `out`.
-    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
+    /// Feeds one read; complete events are appended to `out`. Their data is
+    /// copied: [`Parser::feed_bytes`] takes a read it can slice instead.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
+        self.feed_in(chunk, None, out)
+    }
+
+    /// [`Parser::feed`] for a read held in [`Bytes`]: an event's data that
+    /// this read holds whole is a slice of it, not a copy.
+    pub fn feed_bytes(&mut self, chunk: &Bytes, out: &mut Vec<Event>) -> Result<(), TooLarge> {
+        self.feed_in(chunk, Some(chunk), out)
+    }
+
+    /// `whole`, when given, is the `Bytes` that `chunk` is: lines read from
+    /// it whole are sliced from it.
+    fn feed_in(
+        &mut self,
+        mut chunk: &[u8],
+        whole: Option<&Bytes>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), TooLarge> {
         if self.after_cr {
             self.after_cr = false;
             if let [b'\n', rest @ ..] = chunk {
@@ -69,11 +119,11 @@ impl Parser {
                 Some(i) => {
                     let ending = chunk[i];
                     if self.line.is_empty() {
-                        self.line_done(&chunk[..i], out);
+                        self.line_done(&chunk[..i], whole, out);
                     } else {
                         self.line.extend_from_slice(&chunk[..i]);
                         let line = std::mem::take(&mut self.line);
-                        self.line_done(&line, out);
+                        self.line_done(&line, None, out);
                         self.line = line;
                         self.line.clear();
                     }
@@ -104,12 +154,14 @@ impl Parser {
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.line_done(&line, out);
+            self.line_done(&line, None, out);
         }
         self.dispatch(out);
     }
 
-    fn line_done(&mut self, line: &[u8], out: &mut Vec<Event>) {
+    /// One line, without its ending; `whole` is the read it is a slice of,
+    /// if it is one.
+    fn line_done(&mut self, line: &[u8], whole: Option<&Bytes>, out: &mut Vec<Event>) {
         if line.is_empty() {
             self.dispatch(out);
             return;
@@ -126,13 +178,31 @@ impl Parser {
         };
         match name {
             b"data" => {
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.data.extend_from_slice(value);
-                self.has_data = true;
+                self.data = match std::mem::take(&mut self.data) {
+                    Data::None => match whole {
+                        Some(b) => Data::Shared(b.slice_ref(value)),
+                        None => Data::Owned(value.to_vec()),
+                    },
+                    Data::Shared(first) => {
+                        let mut joined = Vec::with_capacity(first.len() + 1 + value.len());
+                        joined.extend_from_slice(&first);
+                        joined.push(b'\n');
+                        joined.extend_from_slice(value);
+                        Data::Owned(joined)
+                    }
+                    Data::Owned(mut joined) => {
+                        joined.push(b'\n');
+                        joined.extend_from_slice(value);
+                        Data::Owned(joined)
+                    }
+                };
             }
-            b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+            b"event" => {
+                self.event = Some(match whole {
+                    Some(b) => b.slice_ref(value),
+                    None => Bytes::copy_from_slice(value),
+                });
+            }
             // The last id is repeated on every event after it, so a long
             // one is not kept (nothing here resumes an upstream by it).
             b"id" if !value.contains(&0) && value.len() <= MAX_ID_BYTES => {
@@ -143,18 +213,21 @@ impl Parser {
     }
 
     fn dispatch(&mut self, out: &mut Vec<Event>) {
-        if !self.has_data {
+        let data = match std::mem::take(&mut self.data) {
             // An event with no data is not dispatched, but its name is
             // forgotten with it.
-            self.event = None;
-            return;
-        }
+            Data::None => {
+                self.event = None;
+                return;
+            }
+            Data::Shared(b) => b,
+            Data::Owned(v) => Bytes::from(v),
+        };
         out.push(Event {
             event: self.event.take(),
-            data: std::mem::take(&mut self.data),
+            data,
             id: self.id.clone(),
         });
-        self.has_data = false;
     }
 }
 
@@ -270,7 +343,7 @@ mod tests {
         let out = parse_all(&[SAMPLE]);
         let got: Vec<_> = out
             .iter()
-            .map(|e| (e.event.as_deref(), e.data_str(), e.id.as_deref()))
+            .map(|e| (e.name(), e.data_str(), e.id.as_deref()))
             .collect();
         assert_eq!(
             got,
@@ -319,7 +392,48 @@ mod tests {
         assert_eq!(p.feed(&[b'x'; 64], &mut out), Err(TooLarge(16)));
     }
 
+    /// The same events through `feed_bytes`, each read a `Bytes`.
+    fn parse_all_bytes(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut p = Parser::new(1 << 20);
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed_bytes(&Bytes::copy_from_slice(c), &mut out).unwrap();
+        }
+        p.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn an_event_read_whole_is_a_slice_of_its_read() {
+        let read = Bytes::from_static(b"event: a\ndata: {\"x\":1}\n\ndata: p\ndata: q\n\n");
+        let mut p = Parser::new(0);
+        let mut out = Vec::new();
+        p.feed_bytes(&read, &mut out).unwrap();
+        assert_eq!(out[0].data, &b"{\"x\":1}"[..]);
+        let inside = read.as_ptr_range();
+        assert!(inside.contains(&out[0].data.as_ptr()), "not copied");
+        assert_eq!(out[1].data, &b"p\nq"[..], "two lines joined");
+        assert!(!inside.contains(&out[1].data.as_ptr()));
+    }
+
     proptest! {
+        #[test]
+        fn slices_and_copies_read_the_same_events(cuts in proptest::collection::vec(0usize..SAMPLE.len(), 0..12), bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for c in cuts {
+                chunks.push(&SAMPLE[last..c]);
+                last = c;
+            }
+            chunks.push(&SAMPLE[last..]);
+            prop_assert_eq!(parse_all_bytes(&chunks), parse_all(&[SAMPLE]));
+            let half = bytes.len() / 2;
+            prop_assert_eq!(parse_all_bytes(&[&bytes[..half], &bytes[half..]]), parse_all(&[&bytes]));
+        }
+
         #[test]
         fn same_events_however_the_bytes_are_split(cuts in proptest::collection::vec(0usize..SAMPLE.len(), 0..12)) {
             let mut cuts = cuts;

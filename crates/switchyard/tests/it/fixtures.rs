@@ -365,7 +365,7 @@ fn list(bytes: &[u8]) -> Value {
                 if data["response"]["completed_at"].is_number() {
                     data["response"]["completed_at"] = json!("<now>");
                 }
-                json!([e.event, data])
+                json!([e.name(), data])
             })
             .collect(),
     )

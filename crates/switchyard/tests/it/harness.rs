@@ -325,7 +325,7 @@ pub fn sse(text: &str) -> Vec<(Option<String>, String)> {
     p.feed(text.as_bytes(), &mut out).unwrap();
     p.finish(&mut out);
     out.into_iter()
-        .map(|e| (e.event.clone(), e.data_str().to_owned()))
+        .map(|e| (e.name().map(str::to_owned), e.data_str().to_owned()))
         .collect()
 }
 

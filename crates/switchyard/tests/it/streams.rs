@@ -83,7 +83,7 @@ async fn read_named(resp: reqwest::Response, stop: usize) -> (String, Vec<Named>
         for e in events.drain(..) {
             out.push((
                 e.id.as_deref().unwrap().parse().unwrap(),
-                e.event.clone(),
+                e.name().map(str::to_owned),
                 e.data_str().to_owned(),
             ));
         }

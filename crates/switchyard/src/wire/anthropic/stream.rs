@@ -182,11 +182,7 @@ impl StreamDecoder {
     pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
         // Events of names Anthropic does not send (Vertex's `vertex_event`)
         // carry nothing of the answer; their data need not even be its JSON.
-        if ev
-            .event
-            .as_deref()
-            .is_some_and(|n| !KNOWN_EVENTS.contains(&n))
-        {
+        if ev.event.is_some() && !ev.name().is_some_and(|n| KNOWN_EVENTS.contains(&n)) {
             return Ok(());
         }
         // Most of a stream: text deltas, each like the one before but for
@@ -394,7 +390,7 @@ pub struct Relay {
     /// begins: an error right after them (Anthropic's overloaded 529 often
     /// comes so) then reaches the caller as nothing at all, and the route
     /// can fail over.
-    held: Vec<(Option<String>, Vec<u8>)>,
+    held: Vec<(Option<String>, bytes::Bytes)>,
     begun: bool,
 }
 
@@ -405,7 +401,7 @@ impl Relay {
 
     pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
         // Only a few event types carry what we record; deltas pass unparsed.
-        let name = ev.event.as_deref().unwrap_or("");
+        let name = ev.name().unwrap_or("");
         match name {
             "message_start" | "message_delta" | "error" | "message_stop" | "" => {
                 let mut d = StreamDecoder {
@@ -429,7 +425,8 @@ impl Relay {
         }
         if !self.begun {
             if matches!(name, "message_start" | "ping") {
-                self.held.push((ev.event.clone(), ev.data.clone()));
+                self.held
+                    .push((ev.name().map(str::to_owned), ev.data.clone()));
                 return Ok(());
             }
             self.begun = true;
@@ -437,7 +434,7 @@ impl Relay {
                 w.event(name.as_deref(), &data);
             }
         }
-        w.event(ev.event.as_deref(), &ev.data);
+        w.event(ev.name(), &ev.data);
         Ok(())
     }
 }

@@ -123,7 +123,7 @@ impl StreamDecoder {
     /// not know are skipped, as are members of known ones it does not read
     /// (citations, images, guardrail traces).
     pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
-        let Some(kind) = ev.event.as_deref() else {
+        let Some(kind) = ev.name() else {
             return Ok(());
         };
         match kind {
@@ -251,8 +251,8 @@ mod tests {
 
     fn frame(kind: &str, data: &str) -> sse::Event {
         sse::Event {
-            event: Some(kind.into()),
-            data: data.as_bytes().to_vec(),
+            event: Some(bytes::Bytes::copy_from_slice(kind.as_bytes())),
+            data: data.as_bytes().to_vec().into(),
             id: None,
         }
     }
@@ -471,7 +471,7 @@ mod tests {
         let mut out = Vec::new();
         let unnamed = sse::Event {
             event: None,
-            data: b"{}".to_vec(),
+            data: b"{}".to_vec().into(),
             id: None,
         };
         d.decode(&unnamed, &mut out).unwrap();

@@ -817,7 +817,7 @@ mod tests {
         let mut back = Vec::new();
         for c in &out {
             let ev = sse::Event {
-                data: c.clone().into_bytes(),
+                data: c.clone().into_bytes().into(),
                 ..sse::Event::default()
             };
             d.decode(&ev, &mut back).unwrap();

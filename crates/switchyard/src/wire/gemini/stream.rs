@@ -207,7 +207,7 @@ mod tests {
     fn data(d: &str) -> sse::Event {
         sse::Event {
             event: None,
-            data: d.as_bytes().to_vec(),
+            data: d.as_bytes().to_vec().into(),
             id: None,
         }
     }
@@ -316,7 +316,7 @@ mod tests {
         let mut out = Vec::new();
         let ev = sse::Event {
             event: None,
-            data: br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":7,"totalTokenCount":7},"modelVersion":"gemini-x","responseId":"r1"}"#.to_vec(),
+            data: br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":7,"totalTokenCount":7},"modelVersion":"gemini-x","responseId":"r1"}"#.to_vec().into(),
             id: None,
         };
         d.decode(&ev, &mut out).unwrap();

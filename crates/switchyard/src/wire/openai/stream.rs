@@ -35,7 +35,7 @@ const UNINDEXED: u32 = 1 << 30;
 
 impl StreamDecoder {
     pub fn decode(&mut self, ev: &sse::Event, out: &mut Vec<Event>) -> Result<(), StreamError> {
-        let data = ev.data.as_slice();
+        let data = &ev.data[..];
         if data == b"[DONE]" {
             self.done = true;
             return Ok(());
@@ -400,7 +400,7 @@ impl Relay {
     }
 
     pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
-        if ev.data == b"[DONE]" {
+        if ev.data[..] == *b"[DONE]" {
             self.done = true;
             w.event(None, b"[DONE]");
             return Ok(());

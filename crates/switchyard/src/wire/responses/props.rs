@@ -1077,8 +1077,8 @@ fn parse_sse(bytes: &[u8]) -> Vec<Ev> {
     p.finish(&mut out);
     out.into_iter()
         .map(|e| Ev {
+            name: e.name().map(str::to_owned),
             id: e.id,
-            name: e.event,
             data: serde_json::from_slice(&e.data).expect("every event is JSON"),
         })
         .collect()

@@ -280,7 +280,7 @@ impl Relay {
     }
 
     pub fn relay(&mut self, ev: &sse::Event, w: &mut sse::Writer) -> Result<(), StreamError> {
-        if ev.data == b"[DONE]" {
+        if ev.data[..] == *b"[DONE]" {
             return Ok(());
         }
         // Most events of an answer (its text deltas) are the one before
@@ -292,7 +292,7 @@ impl Relay {
             if let Some(n) = std::str::from_utf8(seq).ok().and_then(|s| s.parse().ok()) {
                 self.last_seq = Some(n);
             }
-            w.event(ev.event.as_deref(), &ev.data);
+            w.event(ev.name(), &ev.data);
             return Ok(());
         }
         let p = Peek::read(&ev.data)?;
@@ -350,14 +350,15 @@ impl Relay {
                 }
                 Cow::Owned(d)
             }
-            None => Cow::Borrowed(&ev.data),
+            None => Cow::Borrowed(&ev.data[..]),
         };
         if !self.begun {
             if matches!(
                 kind,
                 "response.created" | "response.in_progress" | "response.queued"
             ) {
-                self.held.push((ev.event.clone(), data.into_owned()));
+                self.held
+                    .push((ev.name().map(str::to_owned), data.into_owned()));
                 return Ok(());
             }
             self.begun = true;
@@ -370,7 +371,7 @@ impl Relay {
         if !lifecycle && kind.ends_with(".delta") {
             self.template.set(&ev.data, None, EVENT_HOLES);
         }
-        w.event(ev.event.as_deref(), &data);
+        w.event(ev.name(), &data);
         Ok(())
     }
 

@@ -542,7 +542,7 @@ mod tests {
         out.iter()
             .map(|e| {
                 (
-                    e.event.clone().unwrap_or_default(),
+                    e.name().unwrap_or_default().to_owned(),
                     serde_json::from_slice(&e.data).unwrap(),
                 )
             })

@@ -404,7 +404,7 @@ mod tests {
         let mut p = sse::Parser::new(0);
         let mut evs = Vec::new();
         p.feed(&bytes, &mut evs).unwrap();
-        let names: Vec<_> = evs.iter().map(|e| e.event.clone().unwrap()).collect();
+        let names: Vec<_> = evs.iter().map(|e| e.name().unwrap().to_owned()).collect();
         assert_eq!(
             names,
             [

@@ -42,7 +42,7 @@ fn text_deltas_are_walked_and_everything_else_left_to_serde() {
     ] {
         let ev = sse::Event {
             event: Some("content_block_delta".into()),
-            data: data.as_bytes().to_vec(),
+            data: data.as_bytes().to_vec().into(),
             id: None,
         };
         d.decode(&ev, &mut out).unwrap();
@@ -53,8 +53,8 @@ fn text_deltas_are_walked_and_everything_else_left_to_serde() {
 
 fn ev(name: &str, data: &str) -> sse::Event {
     sse::Event {
-        event: Some(name.into()),
-        data: data.as_bytes().to_vec(),
+        event: Some(bytes::Bytes::copy_from_slice(name.as_bytes())),
+        data: data.as_bytes().to_vec().into(),
         id: None,
     }
 }

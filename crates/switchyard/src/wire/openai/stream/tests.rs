@@ -176,7 +176,7 @@ fn a_chunk_from_its_head_is_what_serde_writes() {
 fn sse(data: &str) -> sse::Event {
     sse::Event {
         event: None,
-        data: data.as_bytes().to_vec(),
+        data: data.as_bytes().to_vec().into(),
         id: None,
     }
 }
