@@ -392,6 +392,20 @@ mod tests {
         assert_eq!(p.feed(&[b'x'; 64], &mut out), Err(TooLarge(16)));
     }
 
+    /// `bytes` cut at `cuts` (any order, repeats allowed) into reads.
+    fn split(bytes: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for c in cuts {
+            chunks.push(&bytes[last..c]);
+            last = c;
+        }
+        chunks.push(&bytes[last..]);
+        chunks
+    }
+
     /// The same events through `feed_bytes`, each read a `Bytes`.
     fn parse_all_bytes(chunks: &[&[u8]]) -> Vec<Event> {
         let mut p = Parser::new(1 << 20);
@@ -419,34 +433,14 @@ mod tests {
     proptest! {
         #[test]
         fn slices_and_copies_read_the_same_events(cuts in proptest::collection::vec(0usize..SAMPLE.len(), 0..12), bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
-            let mut cuts = cuts;
-            cuts.sort_unstable();
-            cuts.dedup();
-            let mut chunks = Vec::new();
-            let mut last = 0;
-            for c in cuts {
-                chunks.push(&SAMPLE[last..c]);
-                last = c;
-            }
-            chunks.push(&SAMPLE[last..]);
-            prop_assert_eq!(parse_all_bytes(&chunks), parse_all(&[SAMPLE]));
+            prop_assert_eq!(parse_all_bytes(&split(SAMPLE, cuts)), parse_all(&[SAMPLE]));
             let half = bytes.len() / 2;
             prop_assert_eq!(parse_all_bytes(&[&bytes[..half], &bytes[half..]]), parse_all(&[&bytes]));
         }
 
         #[test]
         fn same_events_however_the_bytes_are_split(cuts in proptest::collection::vec(0usize..SAMPLE.len(), 0..12)) {
-            let mut cuts = cuts;
-            cuts.sort_unstable();
-            cuts.dedup();
-            let mut chunks = Vec::new();
-            let mut last = 0;
-            for c in cuts {
-                chunks.push(&SAMPLE[last..c]);
-                last = c;
-            }
-            chunks.push(&SAMPLE[last..]);
-            prop_assert_eq!(parse_all(&chunks), parse_all(&[SAMPLE]));
+            prop_assert_eq!(parse_all(&split(SAMPLE, cuts)), parse_all(&[SAMPLE]));
         }
 
         #[test]

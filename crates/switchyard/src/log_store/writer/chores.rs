@@ -136,32 +136,28 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
                  WHERE r.state = 'begun' AND i.beat_ms < ?"
         }
     };
-    let rows: Vec<(String, String, i64, Option<f64>)> = match s {
-        Storage::Sqlite(p) => {
-            let q = sqlx::query(select);
-            let q = match instance {
-                Some(i) => q.bind(i.to_owned()),
-                None => q.bind(dead_before),
-            };
-            q.fetch_all(p)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-                .collect::<Result<_, sqlx::Error>>()?
-        }
-        Storage::Postgres(p) => {
-            let sql = pg(select);
+    let sql = match s {
+        Storage::Sqlite(_) => select.to_owned(),
+        Storage::Postgres(_) => pg(select),
+    };
+    // The same query on either pool (their row types differ).
+    macro_rules! begun_rows {
+        ($pool:expr) => {{
             let q = sqlx::query(&sql);
             let q = match instance {
                 Some(i) => q.bind(i.to_owned()),
                 None => q.bind(dead_before),
             };
-            q.fetch_all(p)
+            q.fetch_all($pool)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
                 .collect::<Result<_, sqlx::Error>>()?
-        }
+        }};
+    }
+    let rows: Vec<(String, String, i64, Option<f64>)> = match s {
+        Storage::Sqlite(p) => begun_rows!(p),
+        Storage::Postgres(p) => begun_rows!(p),
     };
     let mut n = 0;
     for (id, model, est, hold) in rows {

@@ -1,5 +1,16 @@
 use super::*;
 
+/// The last usage the decoder emitted.
+fn last_usage(out: &[Event]) -> crate::chat::Usage {
+    out.iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Usage(u) => Some(*u),
+            _ => None,
+        })
+        .expect("a usage event")
+}
+
 #[test]
 fn text_deltas_are_walked_and_everything_else_left_to_serde() {
     fn walked(s: &str) -> Option<&str> {
@@ -128,14 +139,7 @@ fn a_streamed_search_becomes_one_event_with_its_results() {
             .any(|e| matches!(e, Event::ToolCallStart { .. } | Event::ToolCallDelta { .. })),
         "a server tool is no tool call of the caller's: {out:?}"
     );
-    let last = out
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Event::Usage(u) => Some(*u),
-            _ => None,
-        })
-        .unwrap();
+    let last = last_usage(&out);
     assert_eq!((last.output_tokens, last.web_search_requests), (20, 1));
 
     // A search the turn left unanswered still comes out, without results.
@@ -206,14 +210,7 @@ fn decodes_the_documented_tool_use_sequence() {
         d.decode(&ev(n, data), &mut out).unwrap();
     }
     assert!(d.done);
-    let last_usage = out
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Event::Usage(u) => Some(*u),
-            _ => None,
-        })
-        .unwrap();
+    let last_usage = last_usage(&out);
     assert_eq!(last_usage.input_tokens, 15);
     assert_eq!(last_usage.cached_input_tokens, 5);
     assert_eq!(last_usage.output_tokens, 20);
