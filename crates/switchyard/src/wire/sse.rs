@@ -428,6 +428,11 @@ mod tests {
         assert!(inside.contains(&out[0].data.as_ptr()), "not copied");
         assert_eq!(out[1].data, &b"p\nq"[..], "two lines joined");
         assert!(!inside.contains(&out[1].data.as_ptr()));
+        // Empty values slice to nothing.
+        let mut out = Vec::new();
+        p.feed_bytes(&Bytes::from_static(b"event:\ndata:\n\n"), &mut out)
+            .unwrap();
+        assert_eq!((out[0].name(), &out[0].data[..]), (Some(""), &b""[..]));
     }
 
     proptest! {
