@@ -118,6 +118,7 @@ pub(super) async fn pump(
     let dialect = ctx.dialect;
     let render = move |e: &UpstreamError| GatewayError::Upstream(e.clone()).body(dialect);
     let cfg = &gw.config.streams;
+    let idempotent = idem.is_some();
     // With Redis (and a log mode that keeps anything), the buffer is
     // mirrored there for resumes through other replicas.
     let mut mirror = match (&gw.redis, journal.begin().map(|b| b.log_mode)) {
@@ -210,7 +211,15 @@ pub(super) async fn pump(
         m.end(cfg.retain).await;
     }
     buffer.close();
-    buffer.compact();
+    // Kept past its end (detached, under an Idempotency-Key, or retained
+    // after delivery), a stream's chunks are gathered into one allocation.
+    // One whose caller is reading it to the end is forgotten as the caller
+    // gets there: gathering it would be a copy of it for nothing.
+    let forgotten_on_delivery =
+        buffer.followers() > 0 && !idempotent && cfg.delivered_retain.is_zero();
+    if !forgotten_on_delivery {
+        buffer.compact();
+    }
     gw.streams.ended(&id);
     gw.metrics.stream_closed();
     let (status, error_class) = match (&live.outcome, stopped) {
