@@ -117,6 +117,27 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
 ];
 
+/// Runs `$body` on whichever pool `$storage` is, with `$pool` bound to it
+/// and `$sql` to the query `$q` (written with `?` placeholders) as that
+/// database numbers them: one query written once for both backends. The
+/// pools' types differ, so `$body` is compiled once for each.
+macro_rules! on_pool {
+    ($storage:expr, $q:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $storage {
+            $crate::storage::Storage::Sqlite($pool) => {
+                let $sql: &str = $q;
+                $body
+            }
+            $crate::storage::Storage::Postgres($pool) => {
+                let numbered = $crate::storage::pg($q);
+                let $sql: &str = &numbered;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
 #[derive(Debug, Clone)]
 pub enum Storage {
     Sqlite(SqlitePool),

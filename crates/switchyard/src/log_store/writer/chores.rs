@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::super::rollup::{Batch, DAY_MS, HOUR_MS, Sums, flush_sums};
 use super::off_runtime;
 use crate::gateway::Gateway;
-use crate::storage::{Storage, pg};
+use crate::storage::{Storage, on_pool, pg};
 
 /// A process whose heartbeat is older than this is presumed dead.
 const DEAD_AFTER_MS: i64 = 30_000;
@@ -18,26 +18,16 @@ pub(super) async fn heartbeat(s: &Storage, instance: &str, spool: &str) -> Resul
     let now = crate::clock::unix_ms();
     const Q: &str = "INSERT INTO instances (id, spool, started_ms, beat_ms) VALUES (?, ?, ?, ?) \
                      ON CONFLICT (id) DO UPDATE SET beat_ms = excluded.beat_ms";
-    match s {
-        Storage::Sqlite(p) => {
-            sqlx::query(Q)
-                .bind(instance)
-                .bind(spool)
-                .bind(now)
-                .bind(now)
-                .execute(p)
-                .await?;
-        }
-        Storage::Postgres(p) => {
-            sqlx::query(&pg(Q))
-                .bind(instance)
-                .bind(spool)
-                .bind(now)
-                .bind(now)
-                .execute(p)
-                .await?;
-        }
-    }
+    on_pool!(s, Q, |p, sql| {
+        sqlx::query(sql)
+            .bind(instance)
+            .bind(spool)
+            .bind(now)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(drop)
+    })?;
     Ok(())
 }
 
@@ -51,24 +41,14 @@ pub(super) async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow:
     const Q: &str = "SELECT id FROM instances WHERE spool = ? AND id <> ? AND beat_ms < ?";
     let me = &gw.recorder.instance;
     let dead_before = crate::clock::unix_ms() - DEAD_AFTER_MS;
-    let stale: Vec<String> = match &gw.storage {
-        Storage::Sqlite(p) => {
-            sqlx::query_scalar(Q)
-                .bind(spool)
-                .bind(me)
-                .bind(dead_before)
-                .fetch_all(p)
-                .await?
-        }
-        Storage::Postgres(p) => {
-            sqlx::query_scalar(&pg(Q))
-                .bind(spool)
-                .bind(me)
-                .bind(dead_before)
-                .fetch_all(p)
-                .await?
-        }
-    };
+    let stale: Vec<String> = on_pool!(&gw.storage, Q, |p, sql| {
+        sqlx::query_scalar(sql)
+            .bind(spool)
+            .bind(me)
+            .bind(dead_before)
+            .fetch_all(p)
+            .await?
+    });
     // The spool's own earlier owners (one may have died before its first
     // heartbeat, so have no row), then those whose heartbeat stopped.
     let mut owners = gw.recorder.spool.previous_owners.clone();
@@ -81,14 +61,11 @@ pub(super) async fn settle_previous_owners(gw: &Gateway, spool: &str) -> anyhow:
     for owner in owners {
         n += settle_interrupted(gw, Some(&owner)).await?;
         const D: &str = "DELETE FROM instances WHERE id = ?";
-        match &gw.storage {
-            Storage::Sqlite(p) => {
-                sqlx::query(D).bind(&owner).execute(p).await?;
-            }
-            Storage::Postgres(p) => {
-                sqlx::query(&pg(D)).bind(&owner).execute(p).await?;
-            }
-        }
+        on_pool!(&gw.storage, D, |p, sql| sqlx::query(sql)
+            .bind(&owner)
+            .execute(p)
+            .await
+            .map(drop))?;
     }
     if !gw.recorder.spool.previous_owners.is_empty() {
         let me = me.to_owned();
@@ -136,29 +113,18 @@ pub async fn settle_interrupted(gw: &Gateway, instance: Option<&str>) -> anyhow:
                  WHERE r.state = 'begun' AND i.beat_ms < ?"
         }
     };
-    let sql = match s {
-        Storage::Sqlite(_) => select.to_owned(),
-        Storage::Postgres(_) => pg(select),
-    };
-    // The same query on either pool (their row types differ).
-    macro_rules! begun_rows {
-        ($pool:expr) => {{
-            let q = sqlx::query(&sql);
-            let q = match instance {
-                Some(i) => q.bind(i.to_owned()),
-                None => q.bind(dead_before),
-            };
-            q.fetch_all($pool)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-                .collect::<Result<_, sqlx::Error>>()?
-        }};
-    }
-    let rows: Vec<(String, String, i64, Option<f64>)> = match s {
-        Storage::Sqlite(p) => begun_rows!(p),
-        Storage::Postgres(p) => begun_rows!(p),
-    };
+    let rows: Vec<(String, String, i64, Option<f64>)> = on_pool!(s, select, |p, sql| {
+        let q = sqlx::query(sql);
+        let q = match instance {
+            Some(i) => q.bind(i.to_owned()),
+            None => q.bind(dead_before),
+        };
+        q.fetch_all(p)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<_, sqlx::Error>>()?
+    });
     let mut n = 0;
     for (id, model, est, hold) in rows {
         let usage = crate::chat::Usage {
