@@ -397,8 +397,9 @@ where
 }
 
 /// A Responses WebSocket opened before a reload: its next create runs on
-/// the new configuration, and under its key as the key is now (revoked, the
-/// create is refused on the open socket).
+/// the new configuration, and under its key as the key is now (a bound on
+/// calls in flight set later holds; revoked, the create is refused on the
+/// open socket).
 #[tokio::test]
 async fn an_open_responses_socket_takes_a_reload_and_a_revocation() {
     let mocks = start_mocks().await;
@@ -443,6 +444,54 @@ async fn an_open_responses_socket_takes_a_reload_and_a_revocation() {
         ("response.completed".to_owned(), "anthropic"),
         "the socket's next create takes the new route"
     );
+
+    // A bound set on the key now holds for the open socket: with one call
+    // in flight allowed, of two creates at once one runs and one gets 503.
+    let r = c
+        .http
+        .patch(format!(
+            "{}/admin/v1/keys/{}",
+            c.admin,
+            key["id"].as_str().unwrap()
+        ))
+        .bearer_auth(TOKEN)
+        .json(&json!({"max_concurrent": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    mocks.anthropic.script([Reply::Delay(
+        Duration::from_millis(1500),
+        Box::new(Reply::Default),
+    )]);
+    {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        for lane in ["a", "b"] {
+            let create = json!({"type": "response.create", "model": "smart", "input": "hello",
+                "store": false, "stream_id": lane});
+            ws.send(Message::Text(create.to_string().into()))
+                .await
+                .unwrap();
+        }
+        let mut ends = Vec::new();
+        while ends.len() < 2 {
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("both lanes end within 10 s")
+                .unwrap()
+                .unwrap();
+            let Message::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            match v["type"].as_str() {
+                Some("response.completed") => ends.push(200),
+                Some("error") => ends.push(v["status"].as_u64().unwrap()),
+                _ => {}
+            }
+        }
+        ends.sort_unstable();
+        assert_eq!(ends, [200, 503], "one create in flight at a time");
+    }
 
     let r = c
         .http
