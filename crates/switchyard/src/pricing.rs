@@ -96,7 +96,7 @@ impl PriceTable {
         // JSON, not TOML: serde_json reads it into the table with little
         // else allocated, where the TOML parser's tokens and events for a
         // table this size took 3.6 MB (freed, but kept by the allocator:
-        // a fifth of the idle process).
+        // about 3 MB of the idle process).
         let file: File = serde_json::from_str(include_str!("../data/prices.json"))
             .expect("data/prices.json is valid (checked by a unit test)");
         let mut prices = file.models;
