@@ -36,19 +36,27 @@ const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-toke
 
 /// Writes `x-ratelimit-*` headers (OpenAI's names) for the limits a key has.
 pub fn write_headers(h: &mut http::HeaderMap, r: &RateHeaders) {
+    let kinds = usize::from(r.limit_requests.is_some()) + usize::from(r.limit_tokens.is_some());
+    if kinds == 0 {
+        return;
+    }
+    // Room for all of them at once: the map grows (and rehashes) once at
+    // most, where six inserts one by one could make it grow twice.
+    h.reserve(3 * kinds);
+    // One value for both resets; a clone shares its bytes.
     // A String becomes a header value without a copy.
-    let reset = || HeaderValue::try_from(format!("{}s", r.reset_s)).ok();
+    let reset = HeaderValue::try_from(format!("{}s", r.reset_s)).ok();
     if let Some(l) = r.limit_requests {
         h.insert(LIMIT_REQUESTS, l.into());
         h.insert(REMAINING_REQUESTS, r.remaining_requests.into());
-        if let Some(v) = reset() {
-            h.insert(RESET_REQUESTS, v);
+        if let Some(v) = &reset {
+            h.insert(RESET_REQUESTS, v.clone());
         }
     }
     if let Some(l) = r.limit_tokens {
         h.insert(LIMIT_TOKENS, l.into());
         h.insert(REMAINING_TOKENS, r.remaining_tokens.into());
-        if let Some(v) = reset() {
+        if let Some(v) = reset {
             h.insert(RESET_TOKENS, v);
         }
     }
@@ -365,5 +373,44 @@ mod tests {
         l.settle(&a, 100).await;
         let b = l.admit(&k, 300, 2).await.unwrap();
         assert_eq!(b.headers.remaining_tokens, 600);
+    }
+
+    #[test]
+    fn rate_headers_are_written_for_the_limits_a_key_has() {
+        let both = RateHeaders {
+            limit_requests: Some(60),
+            remaining_requests: 59,
+            limit_tokens: Some(10_000),
+            remaining_tokens: 9_000,
+            reset_s: 42,
+        };
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        write_headers(&mut h, &both);
+        let got = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(got("x-ratelimit-limit-requests").as_deref(), Some("60"));
+        assert_eq!(got("x-ratelimit-remaining-requests").as_deref(), Some("59"));
+        assert_eq!(got("x-ratelimit-reset-requests").as_deref(), Some("42s"));
+        assert_eq!(got("x-ratelimit-limit-tokens").as_deref(), Some("10000"));
+        assert_eq!(got("x-ratelimit-remaining-tokens").as_deref(), Some("9000"));
+        assert_eq!(got("x-ratelimit-reset-tokens").as_deref(), Some("42s"));
+        assert_eq!(h.len(), 7);
+
+        let requests_only = RateHeaders {
+            limit_tokens: None,
+            ..both
+        };
+        let mut h = http::HeaderMap::new();
+        write_headers(&mut h, &requests_only);
+        assert_eq!(h.len(), 3);
+        assert!(h.get("x-ratelimit-reset-tokens").is_none());
+
+        let none = RateHeaders {
+            limit_requests: None,
+            ..requests_only
+        };
+        let mut h = http::HeaderMap::new();
+        write_headers(&mut h, &none);
+        assert!(h.is_empty());
     }
 }
