@@ -115,6 +115,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0014_tag_sets.sql"),
         include_str!("../migrations/postgres/0014_tag_sets.sql"),
     ),
+    (
+        15,
+        "unfinished_unindexed",
+        include_str!("../migrations/sqlite/0015_unfinished_unindexed.sql"),
+        include_str!("../migrations/postgres/0015_unfinished_unindexed.sql"),
+    ),
 ];
 
 /// Runs `$body` on whichever pool `$storage` is, with `$pool` bound to it

@@ -419,6 +419,15 @@ async fn sqlite_plans_use_indexes() {
         ),
         (
             LogFilter {
+                tags: vec![("team".into(), "a".into())],
+                ..Default::default()
+            },
+            "request_tags",
+        ),
+        // Partial indexes (present values only: a begun row has no
+        // provider, model or status yet) serve these filters too.
+        (
+            LogFilter {
                 provider: Some("p".into()),
                 ..Default::default()
             },
@@ -426,12 +435,18 @@ async fn sqlite_plans_use_indexes() {
         ),
         (
             LogFilter {
-                tags: vec![("team".into(), "a".into())],
+                model: Some("m".into()),
                 ..Default::default()
             },
-            "request_tags",
+            "requests_model_time",
         ),
-        // Partial indexes (present values only) serve these filters too.
+        (
+            LogFilter {
+                status: Some(429),
+                ..Default::default()
+            },
+            "requests_status_time",
+        ),
         (
             LogFilter {
                 error_class: Some("timeout".into()),
