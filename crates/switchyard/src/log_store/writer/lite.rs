@@ -321,8 +321,15 @@ fn insert_row(
 /// adds it to the sums; a replayed end finds it complete and adds nothing;
 /// a request settled as interrupted (its process presumed dead) has the
 /// estimate taken back out of the sums and the real outcome put in.
+///
+/// `UPDATE OR FAIL`: the statement changes one row, found by its key, so
+/// failing leaves what aborting would (nothing of that row written, and the
+/// transaction then rolled back). Aborting, SQLite's default, makes it keep
+/// a statement journal of every page the update touches, because a NOT NULL
+/// check may abort it and RETURNING makes it a multi-write: 20k
+/// instructions a record (`bench/record-cost.sh`, `--split`).
 fn finish_stored(tx: &Transaction<'_>, e: &End, batch: &mut Batch) -> rusqlite::Result<()> {
-    if let Some(s) = update_end(tx, finish_sql!("begun"), e)? {
+    if let Some(s) = update_end(tx, finish_sql!("UPDATE OR FAIL", "begun"), e)? {
         batch.add(&s);
         return Ok(());
     }
@@ -345,7 +352,7 @@ fn finish_stored(tx: &Transaction<'_>, e: &End, batch: &mut Batch) -> rusqlite::
         .optional()?;
     if let Some(old) = old {
         batch.add(&old.negated());
-        if let Some(s) = update_end(tx, finish_sql!("interrupted"), e)? {
+        if let Some(s) = update_end(tx, finish_sql!("UPDATE OR FAIL", "interrupted"), e)? {
             batch.add(&s);
         }
     }

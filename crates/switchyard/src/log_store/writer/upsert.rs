@@ -9,11 +9,16 @@ use super::super::rollup::Sums;
 use super::super::{Begin, End, Entry};
 use super::tag_value;
 
-/// The UPDATE that finishes a request in state `$from`.
+/// The UPDATE that finishes a request in state `$from`, begun with `$verb`:
+/// `UPDATE`, or SQLite's `UPDATE OR FAIL` (see `lite::finish_stored`).
 macro_rules! finish_sql {
     ($from:literal) => {
+        finish_sql!("UPDATE", $from)
+    };
+    ($verb:literal, $from:literal) => {
         concat!(
-            "UPDATE requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
+            $verb,
+            " requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
              input_tokens = ?, output_tokens = ?, cached_tokens = ?, reasoning_tokens = ?, usage_source = ?, cost_usd = ?, saved_usd = ?, \
              price_version = ?, cache = ?, attempts = ?, excluded = ?, response_body = ? WHERE id = ? AND state = '",
             $from,
