@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per call record written into SQLite by the log writer's own
 # connection, with and without tags and the requests table's secondary
-# indexes, and (driver none) for building the entries alone: examples/record_cost.rs
+# indexes, with each call's begin and end in different transactions
+# (--split: a call longer than the writer's round), and (driver none) for
+# building the entries alone: examples/record_cost.rs
 # under callgrind, each case run with N calls and with 0, the difference
 # divided by N (every thread counted; the same on every run).
 #   bench/record-cost.sh [N]        (default 3000)
@@ -17,7 +19,7 @@ ir() {
 }
 printf '| driver | options | instructions per record |\n|---|---|---:|\n'
 for driver in none writer; do
-  for opts in "" "--tags 2" "--bare"; do
+  for opts in "" "--tags 2" "--bare" "--split"; do
     [ "$driver" = none ] && [ -n "$opts" ] && continue
     # shellcheck disable=SC2086
     full=$(ir "$driver" "$n" $opts)

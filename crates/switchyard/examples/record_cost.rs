@@ -20,7 +20,10 @@
 //!
 //! Options after the count: `--tags N` (tags per call, default 0, as in
 //! the benchmark), `--bare` (the `requests` table's eight secondary
-//! indexes dropped first, to see what they cost).
+//! indexes dropped first, to see what they cost), `--split` (each call's
+//! begin and end in different transactions, as for a call longer than
+//! the writer's round: the row is inserted begun, then updated; without
+//! it, a begin and its end are side by side and make one insert).
 
 use std::sync::Arc;
 
@@ -55,11 +58,12 @@ struct Args {
     calls: usize,
     tags: usize,
     bare: bool,
+    split: bool,
 }
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let usage = "usage: record_cost <writer|none> <calls> [--tags N] [--bare]";
+    let usage = "usage: record_cost <writer|none> <calls> [--tags N] [--bare] [--split]";
     let driver = it.next().ok_or(usage)?;
     if !["writer", "none"].contains(&driver.as_str()) {
         return Err(usage.into());
@@ -70,11 +74,13 @@ fn args() -> Result<Args, String> {
         calls,
         tags: 0,
         bare: false,
+        split: false,
     };
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--tags" => a.tags = it.next().and_then(|n| n.parse().ok()).ok_or(usage)?,
             "--bare" => a.bare = true,
+            "--split" => a.split = true,
             _ => return Err(usage.into()),
         }
     }
@@ -152,6 +158,33 @@ fn entries(calls: usize, tags: usize) -> Vec<Entry> {
     out
 }
 
+/// The same entries with each call's end a transaction after its begin:
+/// each run of `TX_ENTRIES` holds the begins of the next calls and the
+/// ends of the calls before them.
+fn split(side_by_side: Vec<Entry>) -> Vec<Entry> {
+    let half = TX_ENTRIES / 2;
+    let (mut begins, mut ends) = (Vec::new(), Vec::new());
+    for e in side_by_side {
+        match e {
+            Entry::Begin(_) => begins.push(e),
+            _ => ends.push(e),
+        }
+    }
+    let mut out = Vec::with_capacity(begins.len() * 2);
+    let mut ends = ends.into_iter();
+    let mut begins = begins.into_iter().peekable();
+    let mut first = true;
+    while begins.peek().is_some() {
+        out.extend(begins.by_ref().take(half));
+        if !first {
+            out.extend(ends.by_ref().take(half));
+        }
+        first = false;
+    }
+    out.extend(ends);
+    out
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = args()?;
     let dir = tempfile::tempdir()?;
@@ -159,7 +192,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let entries = Arc::new(entries(a.calls, a.tags));
+    let entries = entries(a.calls, a.tags);
+    let entries = Arc::new(if a.split { split(entries) } else { entries });
     rt.block_on(async {
         let url = format!("sqlite:{}", path.display());
         let s = Storage::connect(&url).await?;
