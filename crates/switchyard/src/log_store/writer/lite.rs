@@ -321,15 +321,8 @@ fn insert_row(
 /// adds it to the sums; a replayed end finds it complete and adds nothing;
 /// a request settled as interrupted (its process presumed dead) has the
 /// estimate taken back out of the sums and the real outcome put in.
-///
-/// `UPDATE OR FAIL`: the statement changes one row, found by its key, so
-/// failing leaves what aborting would (nothing of that row written, and the
-/// transaction then rolled back). Aborting, SQLite's default, makes it keep
-/// a statement journal of every page the update touches, because a NOT NULL
-/// check may abort it and RETURNING makes it a multi-write: 20k
-/// instructions a record (`bench/record-cost.sh`, `--split`).
 fn finish_stored(tx: &Transaction<'_>, e: &End, batch: &mut Batch) -> rusqlite::Result<()> {
-    if let Some(s) = update_end(tx, finish_sql!("UPDATE OR FAIL", "begun"), e)? {
+    if let Some(s) = update_end(tx, Stored::Begun, e)? {
         batch.add(&s);
         return Ok(());
     }
@@ -352,47 +345,76 @@ fn finish_stored(tx: &Transaction<'_>, e: &End, batch: &mut Batch) -> rusqlite::
         .optional()?;
     if let Some(old) = old {
         batch.add(&old.negated());
-        if let Some(s) = update_end(tx, finish_sql!("UPDATE OR FAIL", "interrupted"), e)? {
+        if let Some(s) = update_end(tx, Stored::Interrupted, e)? {
             batch.add(&s);
         }
     }
     Ok(())
 }
 
-/// Runs a [`super::finish_sql`] UPDATE for `e`; the sums of the row it
-/// finished, if any.
-fn update_end(tx: &Transaction<'_>, sql: &str, e: &End) -> rusqlite::Result<Option<Sums>> {
+/// The states an end finishes a stored row from.
+#[derive(Clone, Copy)]
+enum Stored {
+    Begun,
+    Interrupted,
+}
+
+/// What a finished row's sums need, read before it is finished.
+const ROW_FOR_SUMS: &str =
+    "SELECT time_ms, key_id, route, metadata FROM requests WHERE id = ? AND state = ?";
+
+/// Finishes `e`'s row if it is in state `from` (a [`super::finish_sql`]
+/// UPDATE); the sums of the row it finished, if any.
+///
+/// What the sums need is read first rather than returned by the UPDATE:
+/// RETURNING makes SQLite treat the update as a multi-write, which, with
+/// NOT NULL checks that may abort it, keeps a statement journal of every
+/// page the update touches. The read costs less: 109.7k -> 98.1k a record
+/// (`bench/record-cost.sh`, `--split`). The transaction holds SQLite's
+/// write lock (`IMMEDIATE`), so the row read is the row updated.
+fn update_end(tx: &Transaction<'_>, from: Stored, e: &End) -> rusqlite::Result<Option<Sums>> {
+    let (state, sql) = match from {
+        Stored::Begun => ("begun", finish_sql!("begun", "")),
+        Stored::Interrupted => ("interrupted", finish_sql!("interrupted", "")),
+    };
+    let Some((time_ms, key_id, route, metadata)) = tx
+        .prepare_cached(ROW_FOR_SUMS)?
+        .query_row(params![e.id, state], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
     let attempts = serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into());
     let excluded = serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into());
-    tx.prepare_cached(sql)?
-        .query_row(
-            params![
-                e.provider,
-                e.model,
-                i64::from(e.status),
-                e.error_class,
-                e.latency_ms,
-                e.ttft_ms,
-                e.input_tokens.map(|v| v as i64),
-                e.output_tokens.map(|v| v as i64),
-                e.cached_tokens.map(|v| v as i64),
-                e.reasoning_tokens.map(|v| v as i64),
-                e.usage_source,
-                e.cost_usd,
-                e.saved_usd,
-                e.price_version,
-                e.cache,
-                attempts,
-                excluded,
-                e.response_body,
-                e.id,
-            ],
-            |r| {
-                let metadata: String = r.get(3)?;
-                Ok(finished_by(e, r.get(0)?, r.get(1)?, r.get(2)?, &metadata))
-            },
-        )
-        .optional()
+    tx.prepare_cached(sql)?.execute(params![
+        e.provider,
+        e.model,
+        i64::from(e.status),
+        e.error_class,
+        e.latency_ms,
+        e.ttft_ms,
+        e.input_tokens.map(|v| v as i64),
+        e.output_tokens.map(|v| v as i64),
+        e.cached_tokens.map(|v| v as i64),
+        e.reasoning_tokens.map(|v| v as i64),
+        e.usage_source,
+        e.cost_usd,
+        e.saved_usd,
+        e.price_version,
+        e.cache,
+        attempts,
+        excluded,
+        e.response_body,
+        e.id,
+    ])?;
+    Ok(Some(finished_by(e, time_ms, key_id, route, &metadata)))
 }
 
 /// The batch's sums, one upsert per group (as `rollup::flush_sums!`).

@@ -9,20 +9,21 @@ use super::super::rollup::Sums;
 use super::super::{Begin, End, Entry};
 use super::tag_value;
 
-/// The UPDATE that finishes a request in state `$from`, begun with `$verb`:
-/// `UPDATE`, or SQLite's `UPDATE OR FAIL` (see `lite::finish_stored`).
+/// The UPDATE that finishes a request in state `$from`, returning what its
+/// sums need; with `$tail` in place of that RETURNING clause for SQLite
+/// (see `lite::update_end`).
 macro_rules! finish_sql {
     ($from:literal) => {
-        finish_sql!("UPDATE", $from)
+        finish_sql!($from, " RETURNING time_ms, key_id, route, metadata")
     };
-    ($verb:literal, $from:literal) => {
+    ($from:literal, $tail:literal) => {
         concat!(
-            $verb,
-            " requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
+            "UPDATE requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
              input_tokens = ?, output_tokens = ?, cached_tokens = ?, reasoning_tokens = ?, usage_source = ?, cost_usd = ?, saved_usd = ?, \
              price_version = ?, cache = ?, attempts = ?, excluded = ?, response_body = ? WHERE id = ? AND state = '",
             $from,
-            "' RETURNING time_ms, key_id, route, metadata"
+            "'",
+            $tail
         )
     };
 }
