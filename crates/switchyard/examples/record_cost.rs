@@ -158,9 +158,9 @@ fn entries(calls: usize, tags: usize) -> Vec<Entry> {
     out
 }
 
-/// The same entries with each call's end a transaction after its begin:
-/// each run of `TX_ENTRIES` holds the begins of the next calls and the
-/// ends of the calls before them.
+/// The same entries with each call's end in a later transaction than its
+/// begin: the first transaction holds begins only, each after it the ends
+/// of earlier calls and the begins of later ones (`TX_ENTRIES / 2` each).
 fn split(side_by_side: Vec<Entry>) -> Vec<Entry> {
     let half = TX_ENTRIES / 2;
     let (mut begins, mut ends) = (Vec::new(), Vec::new());
