@@ -188,6 +188,8 @@ static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
 const INSERT_TAG: &str = "INSERT INTO request_tags (request_id, tag, value, time_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (request_id, tag) DO NOTHING";
 const INSERT_GAP: &str = "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
     VALUES (?1, ?2, '-', 'gap', '-', '-', 0, 'none', ?3) ON CONFLICT (id) DO NOTHING";
+const BEGUN: &str =
+    "SELECT time_ms, key_id, route, metadata FROM requests WHERE id = ? AND state = 'begun'";
 const INTERRUPTED: &str = "SELECT time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, \
     cached_tokens, cost_usd, saved_usd FROM requests WHERE id = ? AND state = 'interrupted'";
 
@@ -321,76 +323,77 @@ fn insert_row(
 /// adds it to the sums; a replayed end finds it complete and adds nothing;
 /// a request settled as interrupted (its process presumed dead) has the
 /// estimate taken back out of the sums and the real outcome put in.
+///
+/// What the sums need of the row is read before the UPDATE rather than
+/// returned by it: RETURNING makes SQLite treat the update as a
+/// multi-write, which, with NOT NULL checks that may abort it, keeps a
+/// statement journal of every page the update touches. The read costs
+/// less: 109.7k -> 97.4k a record (`bench/record-cost.sh`, `--split`). The
+/// transaction holds SQLite's write lock (`IMMEDIATE`), so the row read is
+/// the row updated.
 fn finish_stored(tx: &Transaction<'_>, e: &End, batch: &mut Batch) -> rusqlite::Result<()> {
-    if let Some(s) = update_end(tx, Stored::Begun, e)? {
-        batch.add(&s);
+    let begun = tx
+        .prepare_cached(BEGUN)?
+        .query_row([&e.id], Admitted::read)
+        .optional()?;
+    if let Some(a) = begun {
+        finish(tx, finish_sql!("begun", ""), e)?;
+        batch.add(&a.finished_by(e));
         return Ok(());
     }
-    let old = tx
+    let interrupted = tx
         .prepare_cached(INTERRUPTED)?
         .query_row([&e.id], |r| {
-            let metadata: String = r.get(3)?;
-            Ok(Sums::finished(
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                &metadata,
+            let a = Admitted::read(r)?;
+            let old = Sums::finished(
+                a.time_ms,
+                a.key_id.clone(),
+                a.route.clone(),
+                &a.metadata,
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
                 true,
             )
-            .with_usage(r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?))
+            .with_usage(r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?);
+            Ok((a, old))
         })
         .optional()?;
-    if let Some(old) = old {
+    if let Some((a, old)) = interrupted {
         batch.add(&old.negated());
-        if let Some(s) = update_end(tx, Stored::Interrupted, e)? {
-            batch.add(&s);
-        }
+        finish(tx, finish_sql!("interrupted", ""), e)?;
+        batch.add(&a.finished_by(e));
     }
     Ok(())
 }
 
-/// The states an end finishes a stored row from.
-#[derive(Clone, Copy)]
-enum Stored {
-    Begun,
-    Interrupted,
+/// A stored row's admission time, key, route and tags (its metadata):
+/// what the sums of its finishing need. The first four columns of
+/// [`BEGUN`] and [`INTERRUPTED`].
+struct Admitted {
+    time_ms: i64,
+    key_id: Option<String>,
+    route: Option<String>,
+    metadata: String,
 }
 
-/// What a finished row's sums need, read before it is finished.
-const ROW_FOR_SUMS: &str =
-    "SELECT time_ms, key_id, route, metadata FROM requests WHERE id = ? AND state = ?";
-
-/// Finishes `e`'s row if it is in state `from` (a [`super::finish_sql`]
-/// UPDATE); the sums of the row it finished, if any.
-///
-/// What the sums need is read first rather than returned by the UPDATE:
-/// RETURNING makes SQLite treat the update as a multi-write, which, with
-/// NOT NULL checks that may abort it, keeps a statement journal of every
-/// page the update touches. The read costs less: 109.7k -> 98.1k a record
-/// (`bench/record-cost.sh`, `--split`). The transaction holds SQLite's
-/// write lock (`IMMEDIATE`), so the row read is the row updated.
-fn update_end(tx: &Transaction<'_>, from: Stored, e: &End) -> rusqlite::Result<Option<Sums>> {
-    let (state, sql) = match from {
-        Stored::Begun => ("begun", finish_sql!("begun", "")),
-        Stored::Interrupted => ("interrupted", finish_sql!("interrupted", "")),
-    };
-    let Some((time_ms, key_id, route, metadata)) = tx
-        .prepare_cached(ROW_FOR_SUMS)?
-        .query_row(params![e.id, state], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-            ))
+impl Admitted {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Admitted> {
+        Ok(Admitted {
+            time_ms: r.get(0)?,
+            key_id: r.get(1)?,
+            route: r.get(2)?,
+            metadata: r.get(3)?,
         })
-        .optional()?
-    else {
-        return Ok(None);
-    };
+    }
+
+    fn finished_by(self, e: &End) -> Sums {
+        finished_by(e, self.time_ms, self.key_id, self.route, &self.metadata)
+    }
+}
+
+/// Runs a [`super::finish_sql`] UPDATE (without RETURNING) for `e`.
+fn finish(tx: &Transaction<'_>, sql: &str, e: &End) -> rusqlite::Result<()> {
     let attempts = serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into());
     let excluded = serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(sql)?.execute(params![
@@ -414,7 +417,7 @@ fn update_end(tx: &Transaction<'_>, from: Stored, e: &End) -> rusqlite::Result<O
         e.response_body,
         e.id,
     ])?;
-    Ok(Some(finished_by(e, time_ms, key_id, route, &metadata)))
+    Ok(())
 }
 
 /// The batch's sums, one upsert per group (as `rollup::flush_sums!`).
