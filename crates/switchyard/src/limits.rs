@@ -43,8 +43,8 @@ pub fn write_headers(h: &mut http::HeaderMap, r: &RateHeaders) {
     // Room for all of them at once: the map grows (and rehashes) once at
     // most, where six inserts one by one could make it grow twice.
     h.reserve(3 * kinds);
-    // One value for both resets; a clone shares its bytes.
-    // A String becomes a header value without a copy.
+    // One value for both resets (a clone shares its bytes), made from a
+    // String without a copy.
     let reset = HeaderValue::try_from(format!("{}s", r.reset_s)).ok();
     if let Some(l) = r.limit_requests {
         h.insert(LIMIT_REQUESTS, l.into());

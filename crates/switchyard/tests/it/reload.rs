@@ -447,13 +447,10 @@ async fn an_open_responses_socket_takes_a_reload_and_a_revocation() {
 
     // A bound set on the key now holds for the open socket: with one call
     // in flight allowed, of two creates at once one runs and one gets 503.
+    let key_url = format!("{}/admin/v1/keys/{}", c.admin, key["id"].as_str().unwrap());
     let r = c
         .http
-        .patch(format!(
-            "{}/admin/v1/keys/{}",
-            c.admin,
-            key["id"].as_str().unwrap()
-        ))
+        .patch(&key_url)
         .bearer_auth(TOKEN)
         .json(&json!({"max_concurrent": 1}))
         .send()
@@ -495,11 +492,7 @@ async fn an_open_responses_socket_takes_a_reload_and_a_revocation() {
 
     let r = c
         .http
-        .delete(format!(
-            "{}/admin/v1/keys/{}",
-            c.admin,
-            key["id"].as_str().unwrap()
-        ))
+        .delete(&key_url)
         .bearer_auth(TOKEN)
         .send()
         .await
