@@ -16,18 +16,13 @@ use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::Duration;
 
 use rusqlite::types::ToSql;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-    params_from_iter,
-};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params, params_from_iter};
 use sqlx::SqlitePool;
 
-use super::super::rollup::{
-    Batch, Group, Sums, Totals, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG,
-};
+use super::super::rollup::{Batch, Group, Totals, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG};
 use super::super::{Begin, End, Entry};
 use super::statements::REQUEST_COLUMN_COUNT;
-use super::{NewRow, REQUEST_COLUMNS, ends_by_id, finished_by, log_mode_str, tag_value};
+use super::{NewRow, REQUEST_COLUMNS, ends_by_id, log_mode_str, tag_value};
 use crate::FastSet;
 use crate::conversations::store::{DELETE_ITEMS, DELETE_RESPONSE, INSERT_ITEM, INSERT_RESPONSE};
 
@@ -188,11 +183,6 @@ static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
 const INSERT_TAG: &str = "INSERT INTO request_tags (request_id, tag, value, time_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (request_id, tag) DO NOTHING";
 const INSERT_GAP: &str = "INSERT INTO requests (id, time_ms, instance, state, requested_model, dialect, stream, log_mode, metadata) \
     VALUES (?1, ?2, '-', 'gap', '-', '-', 0, 'none', ?3) ON CONFLICT (id) DO NOTHING";
-const BEGUN: &str =
-    "SELECT time_ms, key_id, route, metadata FROM requests WHERE id = ? AND state = 'begun'";
-const INTERRUPTED: &str = "SELECT time_ms, key_id, route, metadata, provider, model, status, input_tokens, output_tokens, \
-    cached_tokens, cost_usd, saved_usd FROM requests WHERE id = ? AND state = 'interrupted'";
-
 /// One transaction, as `upsert_all!` writes it on Postgres: new rows (a
 /// request whose begin and end are both here inserted complete) and their
 /// tags, then the ends of rows already stored, gaps, the sums of everything
@@ -226,7 +216,7 @@ fn write(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()> {
         Entry::End(e) if !merged.contains(e.id.as_str()) => Some(e),
         _ => None,
     }) {
-        finish_stored(&tx, e, &mut batch)?;
+        finish::finish_stored(&tx, e, &mut batch)?;
     }
     for e in entries {
         if let Entry::Gap { time_ms, dropped } = e {
@@ -319,107 +309,6 @@ fn insert_row(
     Ok(n > 0)
 }
 
-/// Finishes a request whose row is stored: the usual step out of `begun`
-/// adds it to the sums; a replayed end finds it complete and adds nothing;
-/// a request settled as interrupted (its process presumed dead) has the
-/// estimate taken back out of the sums and the real outcome put in.
-///
-/// What the sums need of the row is read before the UPDATE rather than
-/// returned by it: RETURNING makes SQLite treat the update as a
-/// multi-write, which, with NOT NULL checks that may abort it, keeps a
-/// statement journal of every page the update touches. The read costs
-/// less: 109.7k -> 97.4k a record (`bench/record-cost.sh`, `--split`). The
-/// transaction holds SQLite's write lock (`IMMEDIATE`), so the row read is
-/// the row updated.
-fn finish_stored(tx: &Transaction<'_>, e: &End, batch: &mut Batch) -> rusqlite::Result<()> {
-    let begun = tx
-        .prepare_cached(BEGUN)?
-        .query_row([&e.id], Admitted::read)
-        .optional()?;
-    if let Some(a) = begun {
-        finish(tx, finish_sql!("begun", ""), e)?;
-        batch.add(&a.finished_by(e));
-        return Ok(());
-    }
-    let interrupted = tx
-        .prepare_cached(INTERRUPTED)?
-        .query_row([&e.id], |r| {
-            let a = Admitted::read(r)?;
-            let old = Sums::finished(
-                a.time_ms,
-                a.key_id.clone(),
-                a.route.clone(),
-                &a.metadata,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                true,
-            )
-            .with_usage(r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?);
-            Ok((a, old))
-        })
-        .optional()?;
-    if let Some((a, old)) = interrupted {
-        batch.add(&old.negated());
-        finish(tx, finish_sql!("interrupted", ""), e)?;
-        batch.add(&a.finished_by(e));
-    }
-    Ok(())
-}
-
-/// A stored row's admission time, key, route and tags (its metadata):
-/// what the sums of its finishing need. The first four columns of
-/// [`BEGUN`] and [`INTERRUPTED`].
-struct Admitted {
-    time_ms: i64,
-    key_id: Option<String>,
-    route: Option<String>,
-    metadata: String,
-}
-
-impl Admitted {
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Admitted> {
-        Ok(Admitted {
-            time_ms: r.get(0)?,
-            key_id: r.get(1)?,
-            route: r.get(2)?,
-            metadata: r.get(3)?,
-        })
-    }
-
-    fn finished_by(self, e: &End) -> Sums {
-        finished_by(e, self.time_ms, self.key_id, self.route, &self.metadata)
-    }
-}
-
-/// Runs a [`super::finish_sql`] UPDATE (without RETURNING) for `e`.
-fn finish(tx: &Transaction<'_>, sql: &str, e: &End) -> rusqlite::Result<()> {
-    let attempts = serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into());
-    let excluded = serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into());
-    tx.prepare_cached(sql)?.execute(params![
-        e.provider,
-        e.model,
-        i64::from(e.status),
-        e.error_class,
-        e.latency_ms,
-        e.ttft_ms,
-        e.input_tokens.map(|v| v as i64),
-        e.output_tokens.map(|v| v as i64),
-        e.cached_tokens.map(|v| v as i64),
-        e.reasoning_tokens.map(|v| v as i64),
-        e.usage_source,
-        e.cost_usd,
-        e.saved_usd,
-        e.price_version,
-        e.cache,
-        attempts,
-        excluded,
-        e.response_body,
-        e.id,
-    ])?;
-    Ok(())
-}
-
 /// The batch's sums, one upsert per group (as `rollup::flush_sums!`).
 fn flush(tx: &Transaction<'_>, b: &Batch) -> rusqlite::Result<()> {
     for (group, t) in &b.sums {
@@ -469,6 +358,8 @@ fn upsert(
     tx.prepare_cached(sql)?
         .execute(params_from_iter(first.iter().chain(&rest)))
 }
+
+mod finish;
 
 #[cfg(test)]
 mod tests;
