@@ -121,6 +121,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0015_unfinished_unindexed.sql"),
         include_str!("../migrations/postgres/0015_unfinished_unindexed.sql"),
     ),
+    (
+        16,
+        "tags_and_bodies",
+        include_str!("../migrations/sqlite/0016_tags_and_bodies.sql"),
+        include_str!("../migrations/postgres/0016_tags_and_bodies.sql"),
+    ),
 ];
 
 /// Runs `$body` on whichever pool `$storage` is, with `$pool` bound to it

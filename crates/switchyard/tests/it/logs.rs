@@ -674,6 +674,7 @@ async fn bodies_stay_out_of_everything_but_full_mode() {
 
 #[tokio::test]
 async fn retention_deletes_old_records_and_older_bodies() {
+    use sqlx::Row;
     let gw = Gw::start("[logs]\nretain_days = 10\nbody_retain_days = 2\n").await;
     let day = 86_400_000i64;
     let now = switchyard::clock::unix_ms();
@@ -702,14 +703,33 @@ async fn retention_deletes_old_records_and_older_bodies() {
     switchyard::log_store::writer::write_batch(g, &entries)
         .await
         .unwrap();
+    let pool = match &g.storage {
+        switchyard::storage::Storage::Sqlite(p) => p,
+        _ => unreachable!(),
+    };
     sqlx::query("UPDATE requests SET state = 'complete'")
-        .execute(match &g.storage {
-            switchyard::storage::Storage::Sqlite(p) => p,
-            _ => unreachable!(),
-        })
+        .execute(pool)
         .await
         .unwrap();
     switchyard::log_store::writer::retention(g).await.unwrap();
+    // The deleted record's tags went with it; the others' stay.
+    let tagged: Vec<String> =
+        sqlx::query_scalar("SELECT request_id FROM request_tags ORDER BY request_id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(tagged, ["bodiless", "recent"]);
+    // Clearing bodies reads the records that have one, not every old one.
+    let plan: String = sqlx::query(
+        "EXPLAIN QUERY PLAN SELECT id FROM requests WHERE time_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?",
+    )
+    .bind(now)
+    .bind(10)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+    .get(3);
+    assert!(plan.contains("requests_bodies"), "{plan}");
     let (_, v) = gw.admin_call("GET", "/admin/v1/logs", None).await;
     let rows: Vec<(&str, bool)> = v["data"]
         .as_array()

@@ -204,8 +204,9 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
         );
     }
     let stmts = [
+        // SQLite: a request's tags go with its row (a trigger, migration 16).
         (
-            "DELETE FROM request_tags WHERE rowid IN (SELECT rowid FROM request_tags WHERE time_ms < ? LIMIT ?)",
+            "",
             "DELETE FROM request_tags WHERE ctid IN (SELECT ctid FROM request_tags WHERE time_ms < ? LIMIT ?)",
             rows_before,
         ),
@@ -255,6 +256,7 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
         // A few batches per round keeps each round short.
         for _ in 0..4 {
             let n = match s {
+                Storage::Sqlite(_) if lite.is_empty() => break,
                 Storage::Sqlite(p) => sqlx::query(lite)
                     .bind(before)
                     .bind(RETENTION_BATCH)
