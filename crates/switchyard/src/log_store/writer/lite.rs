@@ -22,7 +22,7 @@ use sqlx::SqlitePool;
 use super::super::rollup::{Batch, Group, Totals, UPSERT, UPSERT_SET, UPSERT_SPEND, UPSERT_TAG};
 use super::super::{Begin, End, Entry};
 use super::statements::REQUEST_COLUMN_COUNT;
-use super::{NewRow, REQUEST_COLUMNS, ends_by_id, log_mode_str, tag_value};
+use super::{NewRow, REQUEST_COLUMNS, attempts_json, ends_by_id, log_mode_str, tag_value};
 use crate::FastSet;
 use crate::conversations::store::{DELETE_ITEMS, DELETE_RESPONSE, INSERT_ITEM, INSERT_RESPONSE};
 
@@ -268,7 +268,7 @@ fn insert_row(
     e: Option<&End>,
 ) -> rusqlite::Result<bool> {
     let json = |v: Option<String>| v.unwrap_or_else(|| "[]".into());
-    let attempts = json(e.and_then(|e| serde_json::to_string(&e.attempts).ok()));
+    let attempts = json(e.map(|e| attempts_json(&e.attempts)));
     let excluded = json(e.and_then(|e| serde_json::to_string(&e.excluded).ok()));
     let metadata = serde_json::to_string(&b.metadata).unwrap_or_else(|_| "{}".into());
     let n = stmt.execute(params![

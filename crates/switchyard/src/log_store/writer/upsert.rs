@@ -47,7 +47,7 @@ macro_rules! end_update {
             .bind($e.saved_usd)
             .bind(&$e.price_version)
             .bind(&$e.cache)
-            .bind(serde_json::to_string(&$e.attempts).unwrap_or_else(|_| "[]".into()))
+            .bind($crate::log_store::writer::attempts_json(&$e.attempts))
             .bind(serde_json::to_string(&$e.excluded).unwrap_or_else(|_| "[]".into()))
             .bind(&$e.response_body)
             .bind(&$e.id)
@@ -216,10 +216,8 @@ macro_rules! insert_rows {
                     .bind(e.and_then(|e| e.price_version.as_deref()))
                     .bind(e.map(|e| e.cache.as_str()))
                     .bind(
-                        e.map(|e| {
-                            serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into())
-                        })
-                        .unwrap_or_else(|| "[]".into()),
+                        e.map(|e| $crate::log_store::writer::attempts_json(&e.attempts))
+                            .unwrap_or_else(|| "[]".into()),
                     )
                     .bind(
                         e.map(|e| {

@@ -92,7 +92,7 @@ impl Admitted {
 
 /// Runs a [`super::finish_sql`] UPDATE (without RETURNING) for `e`.
 fn finish(tx: &Transaction<'_>, sql: &str, e: &End) -> rusqlite::Result<()> {
-    let attempts = serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".into());
+    let attempts = super::super::attempts_json(&e.attempts);
     let excluded = serde_json::to_string(&e.excluded).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(sql)?.execute(params![
         e.provider,
