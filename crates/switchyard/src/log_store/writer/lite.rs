@@ -212,11 +212,18 @@ fn write(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()> {
             }
         }
     }
-    for e in entries.iter().filter_map(|e| match e {
-        Entry::End(e) if !merged.contains(e.id.as_str()) => Some(e),
-        _ => None,
-    }) {
-        finish::finish_stored(&tx, e, &mut batch)?;
+    let mut stored = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::End(e) if !merged.contains(e.id.as_str()) => Some(e),
+            _ => None,
+        })
+        .peekable();
+    if stored.peek().is_some() {
+        let mut finishing = finish::Finishing::prepare(&tx)?;
+        for e in stored {
+            finishing.finish_stored(&tx, e, &mut batch)?;
+        }
     }
     for e in entries {
         if let Entry::Gap { time_ms, dropped } = e {

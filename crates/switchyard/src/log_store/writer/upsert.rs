@@ -9,18 +9,20 @@ use super::super::rollup::Sums;
 use super::super::{Begin, End, Entry};
 use super::tag_value;
 
-/// The UPDATE that finishes a request in state `$from`, returning what its
-/// sums need; with `$tail` in place of that RETURNING clause for SQLite
-/// (see `lite::update_end`).
+/// The UPDATE that finishes a request in state `$from`, found by its id,
+/// returning what its sums need; for SQLite found by `$key` (its rowid)
+/// with `$tail` in place of that RETURNING clause (see `lite::finish`).
 macro_rules! finish_sql {
     ($from:literal) => {
-        finish_sql!($from, " RETURNING time_ms, key_id, route, metadata")
+        finish_sql!("id", $from, " RETURNING time_ms, key_id, route, metadata")
     };
-    ($from:literal, $tail:literal) => {
+    ($key:literal, $from:literal, $tail:literal) => {
         concat!(
             "UPDATE requests SET state = 'complete', provider = ?, model = ?, status = ?, error_class = ?, latency_ms = ?, ttft_ms = ?, \
              input_tokens = ?, output_tokens = ?, cached_tokens = ?, reasoning_tokens = ?, usage_source = ?, cost_usd = ?, saved_usd = ?, \
-             price_version = ?, cache = ?, attempts = ?, excluded = ?, response_body = ? WHERE id = ? AND state = '",
+             price_version = ?, cache = ?, attempts = ?, excluded = ?, response_body = ? WHERE ",
+            $key,
+            " = ? AND state = '",
             $from,
             "'",
             $tail
