@@ -12,8 +12,12 @@ CREATE TABLE request_tags_keyed (
     time_ms    INTEGER NOT NULL,
     PRIMARY KEY (request_id, tag)
 ) WITHOUT ROWID;
+-- Only tags whose record is still there: retention deleted tags and
+-- records in batches of its own, so a backlog could leave tags behind
+-- whose records were gone, and nothing would delete them now.
 INSERT INTO request_tags_keyed (request_id, tag, value, time_ms)
-SELECT request_id, tag, value, time_ms FROM request_tags;
+SELECT request_id, tag, value, time_ms FROM request_tags
+WHERE request_id IN (SELECT id FROM requests);
 DROP TABLE request_tags;
 ALTER TABLE request_tags_keyed RENAME TO request_tags;
 CREATE INDEX request_tags_lookup ON request_tags (tag, value, time_ms, request_id);
