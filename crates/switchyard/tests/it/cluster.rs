@@ -65,7 +65,11 @@ impl Drop for Haproxy {
 
 /// HAProxy in front of `ports`: round robin, `/readyz` checked every 200 ms,
 /// a connection refused or an empty answer retried on another replica, and
-/// the replica that answered named in `x-served-by`.
+/// the replica that answered named in `x-served-by`. A check may take up to
+/// 2 s (`timeout check`): without it the whole check had to finish within
+/// the 200 ms interval, and on a loaded machine all three replicas could
+/// miss it at once, leaving HAProxy answering 503 (no server) to every call
+/// for a moment (the suite failed so once, 1270 calls of 4597).
 fn haproxy(bin: &str, dir: &std::path::Path, ports: &[u16]) -> Haproxy {
     let front = free_port();
     let servers: String = ports
@@ -82,6 +86,7 @@ fn haproxy(bin: &str, dir: &std::path::Path, ports: &[u16]) -> Haproxy {
              \x20   retries 3\n    option redispatch\n    retry-on conn-failure empty-response\n\
              frontend fe\n    bind 127.0.0.1:{front}\n    default_backend be\n\
              backend be\n    balance roundrobin\n    option httpchk GET /readyz\n    http-check expect status 200\n\
+             \x20   timeout check 2s\n\
              \x20   default-server inter 200ms fall 1 rise 2\n\
              \x20   http-response set-header x-served-by %s\n{servers}"
         ),
