@@ -204,50 +204,66 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
         );
     }
     let stmts = [
-        // SQLite: a request's tags go with its row (a trigger, migration 16).
+        // Tags: on SQLite a request's go with its row (a trigger, migration 16).
         (
-            "",
+            None,
             "DELETE FROM request_tags WHERE ctid IN (SELECT ctid FROM request_tags WHERE time_ms < ? LIMIT ?)",
             rows_before,
         ),
         (
-            "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND state <> 'begun' LIMIT ?)",
+            Some(
+                "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND state <> 'begun' LIMIT ?)",
+            ),
             "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND state <> 'begun' LIMIT ?)",
             rows_before,
         ),
         // Sums go with the last of their span's records.
         (
-            "DELETE FROM usage_sums WHERE rowid IN (SELECT rowid FROM usage_sums WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            Some(
+                "DELETE FROM usage_sums WHERE rowid IN (SELECT rowid FROM usage_sums WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            ),
             "DELETE FROM usage_sums WHERE ctid IN (SELECT ctid FROM usage_sums WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
             rows_before - HOUR_MS,
         ),
         (
-            "DELETE FROM usage_sums WHERE rowid IN (SELECT rowid FROM usage_sums WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            Some(
+                "DELETE FROM usage_sums WHERE rowid IN (SELECT rowid FROM usage_sums WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            ),
             "DELETE FROM usage_sums WHERE ctid IN (SELECT ctid FROM usage_sums WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
             rows_before - DAY_MS,
         ),
         (
-            "DELETE FROM usage_sums_tags WHERE rowid IN (SELECT rowid FROM usage_sums_tags WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            Some(
+                "DELETE FROM usage_sums_tags WHERE rowid IN (SELECT rowid FROM usage_sums_tags WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            ),
             "DELETE FROM usage_sums_tags WHERE ctid IN (SELECT ctid FROM usage_sums_tags WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
             rows_before - HOUR_MS,
         ),
         (
-            "DELETE FROM usage_sums_tags WHERE rowid IN (SELECT rowid FROM usage_sums_tags WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            Some(
+                "DELETE FROM usage_sums_tags WHERE rowid IN (SELECT rowid FROM usage_sums_tags WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            ),
             "DELETE FROM usage_sums_tags WHERE ctid IN (SELECT ctid FROM usage_sums_tags WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
             rows_before - DAY_MS,
         ),
         (
-            "DELETE FROM usage_sums_sets WHERE rowid IN (SELECT rowid FROM usage_sums_sets WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            Some(
+                "DELETE FROM usage_sums_sets WHERE rowid IN (SELECT rowid FROM usage_sums_sets WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
+            ),
             "DELETE FROM usage_sums_sets WHERE ctid IN (SELECT ctid FROM usage_sums_sets WHERE span_ms = 3600000 AND start_ms < ? LIMIT ?)",
             rows_before - HOUR_MS,
         ),
         (
-            "DELETE FROM usage_sums_sets WHERE rowid IN (SELECT rowid FROM usage_sums_sets WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            Some(
+                "DELETE FROM usage_sums_sets WHERE rowid IN (SELECT rowid FROM usage_sums_sets WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
+            ),
             "DELETE FROM usage_sums_sets WHERE ctid IN (SELECT ctid FROM usage_sums_sets WHERE span_ms = 86400000 AND start_ms < ? LIMIT ?)",
             rows_before - DAY_MS,
         ),
         (
-            "UPDATE requests SET request_body = NULL, response_body = NULL WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?)",
+            Some(
+                "UPDATE requests SET request_body = NULL, response_body = NULL WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?)",
+            ),
             "UPDATE requests SET request_body = NULL, response_body = NULL WHERE id IN (SELECT id FROM requests WHERE time_ms < ? AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?)",
             bodies_before,
         ),
@@ -256,13 +272,15 @@ pub async fn retention(gw: &Gateway) -> Result<(), sqlx::Error> {
         // A few batches per round keeps each round short.
         for _ in 0..4 {
             let n = match s {
-                Storage::Sqlite(_) if lite.is_empty() => break,
-                Storage::Sqlite(p) => sqlx::query(lite)
-                    .bind(before)
-                    .bind(RETENTION_BATCH)
-                    .execute(p)
-                    .await?
-                    .rows_affected(),
+                Storage::Sqlite(p) => match lite {
+                    Some(lite) => sqlx::query(lite)
+                        .bind(before)
+                        .bind(RETENTION_BATCH)
+                        .execute(p)
+                        .await?
+                        .rows_affected(),
+                    None => break,
+                },
                 Storage::Postgres(p) => sqlx::query(&pg(post))
                     .bind(before)
                     .bind(RETENTION_BATCH)
