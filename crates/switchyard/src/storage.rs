@@ -338,6 +338,9 @@ pub(crate) async fn scratch_sqlite() -> (tempfile::TempDir, Storage, SqlitePool)
     (dir, s, p)
 }
 
+#[cfg(test)]
+mod migration_tests;
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     /// (thread id, nice) of this process's threads named `prefix*`.
