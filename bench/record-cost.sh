@@ -2,7 +2,9 @@
 # Instructions per call record written into SQLite by the log writer's own
 # connection, with and without tags and the requests table's secondary
 # indexes, with each call's begin and end in different transactions
-# (--split: a call longer than the writer's round), and (driver none) for
+# (--split: a call longer than the writer's round, written as it was before
+# the writer held begins back; --held: the same calls as the writer writes
+# them now), and (driver none) for
 # building the entries alone: examples/record_cost.rs
 # under callgrind, each case run with N calls and with 0, the difference
 # divided by N (every thread counted; the same on every run).
@@ -19,7 +21,7 @@ ir() {
 }
 printf '| driver | options | instructions per record |\n|---|---|---:|\n'
 for driver in none writer; do
-  for opts in "" "--tags 2" "--bare" "--split"; do
+  for opts in "" "--tags 2" "--bare" "--split" "--held"; do
     [ "$driver" = none ] && [ -n "$opts" ] && continue
     # shellcheck disable=SC2086
     full=$(ir "$driver" "$n" $opts)

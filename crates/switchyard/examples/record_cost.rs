@@ -23,12 +23,17 @@
 //! indexes dropped first, to see what they cost), `--split` (each call's
 //! begin and end in different transactions, as for a call longer than
 //! the writer's round: the row is inserted begun, then updated; without
-//! it, a begin and its end are side by side and make one insert).
+//! it, a begin and its end are side by side and make one insert),
+//! `--held` (the `--split` order of entries, read by the writer in rounds
+//! of 250 that hold each begin back until its end, `writer::hold`, as the
+//! gateway does: what a call longer than the writer's round costs now).
 
 use std::sync::Arc;
 
 use switchyard::config::LogMode;
+use switchyard::log_store::spool::Checkpoint;
 use switchyard::log_store::writer::Lite;
+use switchyard::log_store::writer::hold::{Holding, transactions};
 use switchyard::log_store::{Begin, End, Entry};
 use switchyard::routing::Attempt;
 use switchyard::storage::Storage;
@@ -41,6 +46,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const TX_ENTRIES: usize = 250;
 /// 2026-12-07 10:00 UTC: every run writes the same rows.
 const T0: i64 = 1_796_637_600_000;
+const INSTANCE: &str = "0193a6b2-bench-instance";
 
 const INDEXES: [&str; 8] = [
     "requests_time",
@@ -59,11 +65,12 @@ struct Args {
     tags: usize,
     bare: bool,
     split: bool,
+    held: bool,
 }
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let usage = "usage: record_cost <writer|none> <calls> [--tags N] [--bare] [--split]";
+    let usage = "usage: record_cost <writer|none> <calls> [--tags N] [--bare] [--split] [--held]";
     let driver = it.next().ok_or(usage)?;
     if !["writer", "none"].contains(&driver.as_str()) {
         return Err(usage.into());
@@ -75,12 +82,14 @@ fn args() -> Result<Args, String> {
         tags: 0,
         bare: false,
         split: false,
+        held: false,
     };
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--tags" => a.tags = it.next().and_then(|n| n.parse().ok()).ok_or(usage)?,
             "--bare" => a.bare = true,
             "--split" => a.split = true,
+            "--held" => a.held = true,
             _ => return Err(usage.into()),
         }
     }
@@ -110,7 +119,7 @@ fn entries(calls: usize, tags: usize) -> Vec<Entry> {
         out.push(Entry::Begin(Begin {
             id: id.clone(),
             time_ms,
-            instance: "0193a6b2-bench-instance".into(),
+            instance: INSTANCE.into(),
             key_id: Some("key_3f9c2a".into()),
             route: None,
             requested_model: "mock/gpt-4o-mini".into(),
@@ -185,6 +194,32 @@ fn split(side_by_side: Vec<Entry>) -> Vec<Entry> {
     out
 }
 
+/// The writer's rounds: `TX_ENTRIES` entries read at a time, sorted by
+/// [`Holding`] (begins held until their end), written a transaction each.
+async fn write_held(lite: &Lite, entries: Vec<Entry>) -> anyhow::Result<()> {
+    let at = |n: usize| Checkpoint {
+        seq: 1,
+        offset: n as u64,
+    };
+    let total = entries.len();
+    let mut entries = entries.into_iter().enumerate().peekable();
+    let mut hold = Holding::new(INSTANCE, at(0));
+    while entries.peek().is_some() {
+        let read: Vec<(Checkpoint, Entry)> = entries
+            .by_ref()
+            .take(TX_ENTRIES)
+            .map(|(n, e)| (at(n), e))
+            .collect();
+        let end = read.last().map_or(total, |(c, _)| c.offset as usize + 1);
+        let round = hold.round(read, at(end), T0, end == total);
+        let out = Arc::new(round.entries);
+        for range in transactions(&out, TX_ENTRIES) {
+            lite.write(Arc::clone(&out), range).await?;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = args()?;
     let dir = tempfile::tempdir()?;
@@ -193,7 +228,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let entries = entries(a.calls, a.tags);
-    let entries = Arc::new(if a.split { split(entries) } else { entries });
+    let entries = if a.split || a.held {
+        split(entries)
+    } else {
+        entries
+    };
+    let calls = entries.len() / 2;
+    // Held: handed to the writer's rounds whole, as it decodes them.
+    let (entries, held) = if a.held {
+        (Arc::new(Vec::new()), Some(entries))
+    } else {
+        (Arc::new(entries), None)
+    };
     rt.block_on(async {
         let url = format!("sqlite:{}", path.display());
         let s = Storage::connect(&url).await?;
@@ -210,16 +256,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if a.driver == "writer" {
             let lite = Lite::open(pool, &url)?;
-            for start in (0..entries.len()).step_by(TX_ENTRIES) {
-                let range = start..entries.len().min(start + TX_ENTRIES);
-                lite.write(Arc::clone(&entries), range).await?;
+            if let Some(held) = held {
+                write_held(&lite, held).await?;
+            } else {
+                for start in (0..entries.len()).step_by(TX_ENTRIES) {
+                    let range = start..entries.len().min(start + TX_ENTRIES);
+                    lite.write(Arc::clone(&entries), range).await?;
+                }
             }
         }
         s.close().await;
         anyhow::Ok(())
     })?;
     if a.driver == "none" {
-        println!("{} calls' entries built", entries.len() / 2);
+        println!("{calls} calls' entries built");
         return Ok(());
     }
     let check = rusqlite::Connection::open(&path)?;

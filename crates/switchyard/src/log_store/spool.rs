@@ -44,8 +44,11 @@ struct Segment {
     size: u64,
 }
 
-/// Where the writer has got to: segment and byte offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// An entry read, with where it starts.
+pub type Placed = (Checkpoint, Vec<u8>);
+
+/// A place in the spool: segment and byte offset (ordered as the spool is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Checkpoint {
     pub seq: u64,
     pub offset: u64,
@@ -200,6 +203,17 @@ impl Spool {
         from: Checkpoint,
         max: usize,
     ) -> std::io::Result<(Vec<Vec<u8>>, Checkpoint)> {
+        let (entries, to) = self.read_placed(from, max)?;
+        Ok((entries.into_iter().map(|(_, e)| e).collect(), to))
+    }
+
+    /// [`Spool::read`], with where each entry starts: the writer keeps the
+    /// checkpoint from passing an entry it holds back.
+    pub fn read_placed(
+        &self,
+        from: Checkpoint,
+        max: usize,
+    ) -> std::io::Result<(Vec<Placed>, Checkpoint)> {
         let current_seq = self.current.lock().unwrap_or_else(|p| p.into_inner()).seq;
         let mut lines = Vec::new();
         let mut at = from;
@@ -232,10 +246,11 @@ impl Spool {
                     at.offset += n as u64;
                     break;
                 }
+                let start = at;
                 at.offset += n as u64;
                 line.pop();
                 if !line.is_empty() {
-                    lines.push(line);
+                    lines.push((start, line));
                 }
             }
             if seq == current_seq {
@@ -248,10 +263,27 @@ impl Spool {
     /// Records that everything before `cp` is in the database: moves the
     /// checkpoint (atomically) and deletes segments wholly behind it.
     pub fn commit(&self, from: Checkpoint, cp: Checkpoint) -> std::io::Result<()> {
-        write_atomic(
-            &self.dir.join("CHECKPOINT"),
-            format!("{} {}", cp.seq, cp.offset).as_bytes(),
-        )?;
+        self.advance(from, cp, Some(cp))
+    }
+
+    /// Records that what was read from `from` to `to` is taken care of
+    /// (no longer pending), and, when `durable` is given, that everything
+    /// before it is in the database: the checkpoint moves there
+    /// (atomically) and segments wholly behind it are deleted. The two
+    /// differ while the writer holds entries back (see `writer::hold`).
+    pub fn advance(
+        &self,
+        from: Checkpoint,
+        to: Checkpoint,
+        durable: Option<Checkpoint>,
+    ) -> std::io::Result<()> {
+        if let Some(cp) = durable {
+            write_atomic(
+                &self.dir.join("CHECKPOINT"),
+                format!("{} {}", cp.seq, cp.offset).as_bytes(),
+            )?;
+        }
+        let cp = to;
         let mut consumed = 0u64;
         for seq in segments(&self.dir)? {
             if seq < from.seq {
@@ -269,9 +301,12 @@ impl Spool {
         }
         self.pending
             .fetch_sub(consumed.min(self.pending()), Ordering::AcqRel);
+        let Some(durable) = durable else {
+            return Ok(());
+        };
         let current_seq = self.current.lock().unwrap_or_else(|p| p.into_inner()).seq;
         for seq in segments(&self.dir)? {
-            if seq < cp.seq && seq < current_seq {
+            if seq < durable.seq && seq < current_seq {
                 let _ = std::fs::remove_file(segment_path(&self.dir, seq));
             }
         }

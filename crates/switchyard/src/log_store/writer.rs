@@ -18,10 +18,12 @@ use crate::FastSet;
 use super::rollup::{Batch, Sums, flush_sums};
 use super::spool::Spool;
 
+pub mod hold;
 mod statements;
 use super::Entry;
 use crate::gateway::Gateway;
 use crate::storage::{Storage, pg};
+use hold::Holding;
 
 /// Entries read from the spool at a time.
 const BATCH: usize = 2000;
@@ -50,8 +52,9 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     let mut last_chores = tokio::time::Instant::now() - Duration::from_secs(3600);
     let mut settled_previous = false;
+    let mut hold = Holding::new(&rec.instance, rec.spool.checkpoint());
     loop {
-        let drained = match drain_once(&gw).await {
+        let drained = match drain_once(&gw, &mut hold, false).await {
             Ok(n) => {
                 backoff = Duration::from_millis(100);
                 rec.pace.writing(true);
@@ -109,8 +112,10 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
     // Shutdown: one last drain, bounded in time by the caller.
     rec.pace.writing(false);
     for _ in 0..50 {
-        match drain_once(&gw).await {
-            Ok(0) => break,
+        // Whatever is still held is written: the next owner of the spool
+        // settles it.
+        match drain_once(&gw, &mut hold, true).await {
+            Ok(0) if hold.held() == 0 => break,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "Request logs left in the spool at shutdown; the next start writes them");
@@ -121,37 +126,51 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
     let _ = off_runtime(&rec.spool, Spool::sync).await;
 }
 
-/// One batch from the spool into the database. Returns entries written.
-pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
+/// One batch from the spool into the database, past the begins `hold`
+/// keeps back (all of them written, when `release`). Returns the entries
+/// read. A round that fails leaves `hold` to read again from the spool's
+/// checkpoint.
+async fn drain_once(gw: &Gateway, hold: &mut Holding, release: bool) -> anyhow::Result<usize> {
+    let outcome = write_round(gw, hold, release).await;
+    if outcome.is_err() {
+        hold.reset();
+    }
+    outcome
+}
+
+async fn write_round(gw: &Gateway, hold: &mut Holding, release: bool) -> anyhow::Result<usize> {
     let spool = &gw.recorder.spool;
-    let (from, lines, to) = off_runtime(spool, |s| {
-        let from = s.checkpoint();
-        let (lines, to) = s.read(from, BATCH)?;
-        Ok((from, lines, to))
-    })
-    .await?;
-    if lines.is_empty() {
+    let from = hold.cursor();
+    let (lines, to) = off_runtime(spool, move |s| s.read_placed(from, BATCH)).await?;
+    let read = lines.len();
+    if read == 0 && hold.held() == 0 {
         if to != from {
             off_runtime(spool, move |s| s.commit(from, to)).await?;
+            hold.written(&hold::Round {
+                entries: Vec::new(),
+                to,
+                durable: to,
+            });
         }
         return Ok(0);
     }
-    let mut entries = Vec::with_capacity(lines.len());
-    for (n, line) in lines.iter().enumerate() {
+    let mut placed = Vec::with_capacity(lines.len());
+    for (n, (at, line)) in lines.iter().enumerate() {
         // The writer shares the runtime with requests: a few dozen entries
         // at a time, then their turn.
         if n % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
         }
         match Entry::decode(line) {
-            Ok(e) => entries.push(e),
+            Ok(e) => placed.push((*at, e)),
             // Not ours to fix; skipping it must not block everything after.
             Err(e) => tracing::error!(error = %e, "Unreadable spool entry skipped"),
         }
     }
-    let entries = Arc::new(entries);
-    for start in (0..entries.len()).step_by(TX_ENTRIES) {
-        let range = start..entries.len().min(start + TX_ENTRIES);
+    drop(lines);
+    let mut round = hold.round(placed, to, crate::clock::unix_ms(), release);
+    let entries = Arc::new(std::mem::take(&mut round.entries));
+    for range in hold::transactions(&entries, TX_ENTRIES) {
         let _turn = gw.db_writes.lock().await;
         write_range(gw, &entries, range).await?;
         // Requests waiting for the writer (see `pace`) go on after each
@@ -165,8 +184,12 @@ pub async fn drain_once(gw: &Gateway) -> anyhow::Result<usize> {
             Entry::ResponseDeleted { id } => Some((id.as_str(), true)),
             _ => None,
         }));
-    off_runtime(spool, move |s| s.commit(from, to)).await?;
-    Ok(entries.len())
+    if to != from || round.durable != hold.durable() {
+        let durable = (round.durable != hold.durable()).then_some(round.durable);
+        off_runtime(spool, move |s| s.advance(from, to, durable)).await?;
+    }
+    hold.written(&round);
+    Ok(read)
 }
 
 /// Runs `f` on the spool on a blocking thread: the spool's reads and its

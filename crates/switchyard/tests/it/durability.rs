@@ -180,6 +180,102 @@ async fn sigkill_under_load_loses_no_record() {
     bin.stop();
 }
 
+/// One chat call through `base`; the request id the gateway gave it, once
+/// its answer is read (None if the connection broke).
+async fn one_call(base: String) -> Option<String> {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&json!({"model": "openai/gpt-test", "max_tokens": 8,
+                      "messages": [{"role": "user", "content": "held"}]}))
+        .send()
+        .await
+        .ok()?;
+    let id = r
+        .headers()
+        .get("x-switchyard-request-id")?
+        .to_str()
+        .ok()?
+        .to_owned();
+    assert_eq!(r.status(), 200);
+    r.text().await.ok()?;
+    Some(id)
+}
+
+/// The states of the stored records, by id.
+async fn states(db: &sqlx::SqlitePool) -> HashMap<String, String> {
+    sqlx::query("SELECT id, state FROM requests")
+        .fetch_all(db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+        .collect()
+}
+
+/// Polls until the record `id` is in `state` (20 s at most).
+async fn wait_for_state(db: &sqlx::SqlitePool, id: &str, state: &str) {
+    let started = Instant::now();
+    loop {
+        let now = states(db).await;
+        if now.get(id).map(String::as_str) == Some(state) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "record {id} not {state}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A call in flight across the writer's rounds has no row yet: its begin
+/// waits, in the spool, for its end, and the two are written as one row.
+/// A process killed while a begin waits leaves it in the spool (the
+/// checkpoint stays before it): the next start writes it and settles it as
+/// interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_flight_waits_in_the_spool_and_survives_a_kill() {
+    let mocks = start_mocks().await;
+    mocks.openai.script([
+        Reply::Delay(Duration::from_millis(1500), Box::new(Reply::Default)),
+        Reply::Delay(Duration::from_secs(60), Box::new(Reply::Default)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::binary::config_file(dir.path(), &mocks, "");
+    let env = crate::binary::env_with(&[("RUST_LOG", "warn")]);
+    let bin = Binary::start(&config, &env);
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}/sy.db", dir.path().display()))
+        .await
+        .unwrap();
+    let first = tokio::spawn(one_call(bin.base.clone()));
+    // The writer has read the begin by now (its rounds are at most 600 ms
+    // apart), and holds it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(states(&db).await, HashMap::new(), "no begun row while held");
+    let first = first.await.unwrap().expect("the first call is answered");
+    wait_for_state(&db, &first, "complete").await;
+
+    let second = tokio::spawn(one_call(bin.base.clone()));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(states(&db).await.len(), 1, "the second call is held");
+    let pid = bin.child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status();
+    assert_eq!(second.await.unwrap(), None);
+    drop(bin);
+    let upstream = upstream_ids(&mocks);
+    let held: Vec<&String> = upstream.iter().filter(|id| **id != first).collect();
+    assert_eq!(held.len(), 1, "{upstream:?}");
+
+    let bin = Binary::start(&config, &env);
+    wait_for_state(&db, held[0], "interrupted").await;
+    assert_eq!(states(&db).await.len(), 2);
+    db.close().await;
+    bin.stop();
+}
+
 /// A TCP proxy that can be cut: what the gateway's database connection
 /// goes through, so the test can take "the database" away without touching
 /// the machine's Postgres.
