@@ -203,7 +203,7 @@ async fn write_held(lite: &Lite, entries: Vec<Entry>) -> anyhow::Result<()> {
     };
     let total = entries.len();
     let mut entries = entries.into_iter().enumerate().peekable();
-    let mut hold = Holding::new(INSTANCE, at(0));
+    let mut hold = Holding::new(INSTANCE, at(0), true);
     while entries.peek().is_some() {
         let read: Vec<(Checkpoint, Entry)> = entries
             .by_ref()

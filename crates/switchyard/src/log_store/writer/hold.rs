@@ -11,14 +11,20 @@
 //! memory until their end comes, for up to [`HOLD_MS`], and writes the two
 //! together.
 //!
-//! The spool, not the row, is what makes a begin durable: the spool's
-//! checkpoint does not move past a begin held back. A process killed while
+//! Only on SQLite. There the spool sits beside the database, on the same
+//! machine's disk, and the spool, not the row, is what makes a begin
+//! durable: the spool's checkpoint does not move past a begin held back. A process killed while
 //! it holds one reads it again at its next start, where it is a begin of a
 //! process that is gone: written at once, then settled as `interrupted`,
 //! as before. A failed round forgets what it held and reads again from the
 //! checkpoint (the writes are idempotent). A begin held for [`HOLD_MS`] is
 //! written as before, so a long call shows in the logs as `begun` after at
 //! most that long (and the spool keeps at most that much more on disk).
+//!
+//! On Postgres the database outlives a replica whose spool is gone with
+//! its pod (an `emptyDir`), and a `begun` row is how the other replicas
+//! settle the calls of one that died: there begins are written as they
+//! come.
 
 use super::super::spool::Checkpoint;
 use super::super::{Begin, Entry};
@@ -34,10 +40,15 @@ pub const HOLD_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Holding {
     instance: String,
+    /// Whether begins are held at all (see the module's text).
+    enabled: bool,
     /// Where the writer has read to.
     cursor: Checkpoint,
     /// Where the spool's checkpoint is: everything before it is written.
     durable: Checkpoint,
+    /// The furthest the writer has read: what lies before it is no longer
+    /// counted as pending, even when read again after a failed round.
+    seen: Checkpoint,
     held: FastMap<String, Held>,
 }
 
@@ -58,14 +69,24 @@ pub struct Round {
 }
 
 impl Holding {
-    /// The writer of `instance`, starting at the spool's checkpoint.
-    pub fn new(instance: &str, checkpoint: Checkpoint) -> Holding {
+    /// The writer of `instance`, starting at the spool's checkpoint,
+    /// holding begins if `enabled`.
+    pub fn new(instance: &str, checkpoint: Checkpoint, enabled: bool) -> Holding {
         Holding {
             instance: instance.to_owned(),
+            enabled,
             cursor: checkpoint,
             durable: checkpoint,
+            seen: checkpoint,
             held: FastMap::default(),
         }
+    }
+
+    /// The part of a round's read, from the cursor to `to`, not read
+    /// before: what leaves the spool's pending count.
+    pub fn unseen(&self, to: Checkpoint) -> (Checkpoint, Checkpoint) {
+        let from = self.cursor.max(self.seen);
+        (from, to.max(from))
     }
 
     /// Where the next read starts.
@@ -138,7 +159,8 @@ impl Holding {
     /// This process's begins are held, unless their body is large; another
     /// process's are written at once (it is gone: they are settled next).
     fn holds(&self, b: &Begin) -> bool {
-        b.instance == self.instance
+        self.enabled
+            && b.instance == self.instance
             && b.request_body
                 .as_ref()
                 .is_none_or(|body| body.len() <= HOLD_BODY_BYTES)
@@ -147,6 +169,7 @@ impl Holding {
     /// The round's entries are in the database and the spool knows it.
     pub fn written(&mut self, round: &Round) {
         self.cursor = round.to;
+        self.seen = self.seen.max(round.to);
         self.durable = round.durable;
     }
 
@@ -227,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_begin_waits_for_its_end_and_the_checkpoint_waits_for_it() {
-        let mut h = Holding::new("me", at(0));
+        let mut h = Holding::new("me", at(0), true);
         let r = h.round(
             vec![
                 (at(0), begin("a", "me", 1000)),
@@ -260,7 +283,7 @@ mod tests {
 
     #[test]
     fn another_process_s_begins_and_large_ones_are_written_at_once_and_shutdown_releases_all() {
-        let mut h = Holding::new("me", at(0));
+        let mut h = Holding::new("me", at(0), true);
         let r = h.round(
             vec![
                 (at(0), begin("dead", "gone", 1000)),
@@ -275,8 +298,12 @@ mod tests {
             unreachable!()
         };
         big.request_body = Some("x".repeat(HOLD_BODY_BYTES + 1));
-        let r2 =
-            Holding::new("me", at(0)).round(vec![(at(0), Entry::Begin(big))], at(1), 1000, false);
+        let r2 = Holding::new("me", at(0), true).round(
+            vec![(at(0), Entry::Begin(big))],
+            at(1),
+            1000,
+            false,
+        );
         assert_eq!(names(&r2.entries), ["b:big"], "a large body is not held");
         assert_eq!(r.durable, at(5));
         h.written(&r);
@@ -287,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_failed_round_reads_again_from_the_checkpoint() {
-        let mut h = Holding::new("me", at(0));
+        let mut h = Holding::new("me", at(0), true);
         let r = h.round(vec![(at(0), begin("a", "me", 0))], at(10), 0, false);
         h.written(&r);
         let r = h.round(vec![(at(10), end("a"))], at(20), 0, false);
@@ -295,6 +322,9 @@ mod tests {
         // The write failed: a's begin is no longer held, so read it again.
         h.reset();
         assert_eq!((h.cursor(), h.held()), (at(0), 0));
+        // What was read before is not counted again; what is new is.
+        assert_eq!(h.unseen(at(10)), (at(10), at(10)));
+        assert_eq!(h.unseen(at(20)), (at(10), at(20)));
         let r = h.round(
             vec![(at(0), begin("a", "me", 0)), (at(10), end("a"))],
             at(20),
@@ -303,6 +333,14 @@ mod tests {
         );
         assert_eq!(names(&r.entries), ["b:a", "e:a"]);
         assert_eq!(r.durable, at(20));
+    }
+
+    #[test]
+    fn nothing_is_held_when_holding_is_off() {
+        let mut h = Holding::new("me", at(0), false);
+        let r = h.round(vec![(at(0), begin("a", "me", 0))], at(10), 0, false);
+        assert_eq!(names(&r.entries), ["b:a"]);
+        assert_eq!(r.durable, at(10));
     }
 
     #[test]
