@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::binary::{HEADER, MARKER};
 
 /// A segment is closed and a new one started past this size.
-const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct Spool {

@@ -8,30 +8,37 @@
 //! and put it into the provider, model and status ones: 90k instructions a
 //! record on SQLite, against 54k for the same row inserted whole
 //! (`bench/record-cost.sh`). So the writer keeps this process's begins in
-//! memory until their end comes, for up to [`HOLD_MS`], and writes the two
-//! together.
+//! memory until their end comes, for up to [`HOLD_MS`] (a minute: most
+//! model calls end well within it) and while the spool has moved on by no
+//! more than [`HOLD_SPOOL_BYTES`] past them, and writes the two together.
 //!
 //! Only on SQLite. There the spool sits beside the database, on the same
 //! machine's disk, and the spool, not the row, is what makes a begin
-//! durable: the spool's checkpoint does not move past a begin held back. A process killed while
-//! it holds one reads it again at its next start, where it is a begin of a
-//! process that is gone: written at once, then settled as `interrupted`,
-//! as before. A failed round forgets what it held and reads again from the
-//! checkpoint (the writes are idempotent). A begin held for [`HOLD_MS`] is
-//! written as before, so a long call shows in the logs as `begun` after at
-//! most that long (and the spool keeps at most that much more on disk).
+//! durable: the spool's checkpoint does not move past a begin held back.
+//! A process killed while it holds one reads it again at its next start,
+//! where it is a begin of a process that is gone: written at once, then
+//! settled as `interrupted`, as before. A failed round forgets what it
+//! held and reads again from the checkpoint (the writes are idempotent).
+//! A begin past either bound is written as before, so a call in flight
+//! shows in the logs as `begun` after at most a minute; the spool keeps at
+//! most [`HOLD_SPOOL_BYTES`] more on disk, and that bounds what is held in
+//! memory too (every held begin lies in that stretch of the spool).
 //!
 //! On Postgres the database outlives a replica whose spool is gone with
 //! its pod (an `emptyDir`), and a `begun` row is how the other replicas
 //! settle the calls of one that died: there begins are written as they
 //! come.
 
-use super::super::spool::Checkpoint;
+use super::super::spool::{Checkpoint, SEGMENT_BYTES};
 use super::super::{Begin, Entry};
 use crate::FastMap;
 
 /// The longest a begin waits for its end before it is written alone.
-pub const HOLD_MS: i64 = 10_000;
+pub const HOLD_MS: i64 = 60_000;
+/// How far the writer reads past a held begin before it writes it alone:
+/// the most the spool keeps on disk for held begins, and a bound on them
+/// in memory.
+pub const HOLD_SPOOL_BYTES: u64 = 16 * 1024 * 1024;
 /// A begin carrying a larger request body (log mode `full`) is written at
 /// once: what the writer holds stays small whatever the calls send.
 pub const HOLD_BODY_BYTES: usize = 64 * 1024;
@@ -106,8 +113,8 @@ impl Holding {
     /// Sorts the entries read up to `to` (each with where it starts) into
     /// what to write now. This process's begins are held; an end brings
     /// its held begin with it, just before it; begins held since before
-    /// `now_ms - HOLD_MS` (or all, when `release` says so, at shutdown)
-    /// are written alone.
+    /// `now_ms - HOLD_MS` or more than [`HOLD_SPOOL_BYTES`] before `to`
+    /// (or all, when `release` says so, at shutdown) are written alone.
     pub fn round(
         &mut self,
         read: Vec<(Checkpoint, Entry)>,
@@ -130,16 +137,16 @@ impl Holding {
                 other => entries.push(other),
             }
         }
-        if release
-            || self
-                .held
-                .values()
-                .any(|h| now_ms - h.begin.time_ms >= HOLD_MS)
-        {
+        let due = |h: &Held| {
+            release
+                || now_ms - h.begin.time_ms >= HOLD_MS
+                || spool_bytes(h.at, to) > HOLD_SPOOL_BYTES
+        };
+        if self.held.values().any(due) {
             let due: Vec<String> = self
                 .held
                 .iter()
-                .filter(|(_, h)| release || now_ms - h.begin.time_ms >= HOLD_MS)
+                .filter(|(_, h)| due(h))
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in due {
@@ -179,6 +186,12 @@ impl Holding {
         self.held.clear();
         self.cursor = self.durable;
     }
+}
+
+/// About how many bytes of the spool lie from `from` to `to` (segments
+/// are about [`SEGMENT_BYTES`] each).
+fn spool_bytes(from: Checkpoint, to: Checkpoint) -> u64 {
+    (to.seq.saturating_sub(from.seq) * SEGMENT_BYTES + to.offset).saturating_sub(from.offset)
 }
 
 /// The ranges of `entries` to write, one transaction each, of about `max`
@@ -333,6 +346,29 @@ mod tests {
         );
         assert_eq!(names(&r.entries), ["b:a", "e:a"]);
         assert_eq!(r.durable, at(20));
+    }
+
+    /// However young, a begin that the spool has moved far past is written.
+    #[test]
+    fn a_begin_far_behind_in_the_spool_is_written() {
+        let mut h = Holding::new("me", at(0), true);
+        let r = h.round(vec![(at(100), begin("a", "me", 0))], at(200), 0, false);
+        assert!(r.entries.is_empty());
+        h.written(&r);
+        let near = Checkpoint {
+            seq: 1 + HOLD_SPOOL_BYTES / SEGMENT_BYTES,
+            offset: 100,
+        };
+        let r = h.round(vec![], near, 0, false);
+        assert!(r.entries.is_empty(), "exactly the bound: still held");
+        h.written(&r);
+        let far = Checkpoint {
+            offset: 101,
+            ..near
+        };
+        let r = h.round(vec![], far, 0, false);
+        assert_eq!(names(&r.entries), ["b:a"]);
+        assert_eq!(r.durable, far);
     }
 
     #[test]
