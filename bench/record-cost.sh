@@ -4,8 +4,8 @@
 # indexes, with each call's begin and end in different transactions
 # (--split: a call longer than the writer's round, written as it was before
 # the writer held begins back; --held: the same calls as the writer writes
-# them now), and (driver none) for
-# building the entries alone: examples/record_cost.rs
+# them now), (driver none) for building the entries alone, and (driver
+# segments) for a sketch of a segment store: examples/record_cost.rs
 # under callgrind, each case run with N calls and with 0, the difference
 # divided by N (every thread counted; the same on every run).
 #   bench/record-cost.sh [N]        (default 3000)
@@ -20,9 +20,9 @@ ir() {
     sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '| driver | options | instructions per record |\n|---|---|---:|\n'
-for driver in none writer; do
+for driver in none writer segments; do
   for opts in "" "--tags 2" "--bare" "--split" "--held"; do
-    [ "$driver" = none ] && [ -n "$opts" ] && continue
+    [ "$driver" != writer ] && [ -n "$opts" ] && continue
     # shellcheck disable=SC2086
     full=$(ir "$driver" "$n" $opts)
     # shellcheck disable=SC2086

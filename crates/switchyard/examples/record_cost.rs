@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Driver `none` only builds the calls' entries: subtract it to see the
-//! database's part alone. (Before the writer had its own connection, the
+//! database's part alone. Driver `segments` is a sketch of a segment
+//! store (see `write_segments`), for what one would cost. (Before the writer had its own connection, the
 //! same rows through sqlx cost 84.8k instructions per record past building
 //! them, and 57.0k through rusqlite: BENCHMARKS.md.)
 //!
@@ -70,9 +71,10 @@ struct Args {
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let usage = "usage: record_cost <writer|none> <calls> [--tags N] [--bare] [--split] [--held]";
+    let usage =
+        "usage: record_cost <writer|none|segments> <calls> [--tags N] [--bare] [--split] [--held]";
     let driver = it.next().ok_or(usage)?;
-    if !["writer", "none"].contains(&driver.as_str()) {
+    if !["writer", "none", "segments"].contains(&driver.as_str()) {
         return Err(usage.into());
     }
     let calls = it.next().and_then(|c| c.parse().ok()).ok_or(usage)?;
@@ -220,6 +222,42 @@ async fn write_held(lite: &Lite, entries: Vec<Entry>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A sketch of a segment store, for its cost alone: each transaction's
+/// entries, as the spool encodes them, in one row with the time range they
+/// cover (no sums, no summaries for filters). The writer would store the
+/// spool's bytes as read; encoding them again here makes this an upper
+/// bound. Returns the segments stored.
+fn write_segments(
+    path: &std::path::Path,
+    entries: &[Entry],
+) -> Result<i64, Box<dyn std::error::Error>> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         CREATE TABLE record_segments (seq INTEGER PRIMARY KEY, min_time_ms INTEGER NOT NULL, \
+         max_time_ms INTEGER NOT NULL, records INTEGER NOT NULL, entries BLOB NOT NULL); \
+         CREATE INDEX record_segments_time ON record_segments (max_time_ms);",
+    )?;
+    for chunk in entries.chunks(TX_ENTRIES) {
+        let mut blob = Vec::with_capacity(chunk.len() * 400);
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for e in chunk {
+            blob.extend_from_slice(&e.encode()?);
+            if let Entry::Begin(b) = e {
+                min = min.min(b.time_ms);
+                max = max.max(b.time_ms);
+            }
+        }
+        let tx = conn.transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO record_segments (min_time_ms, max_time_ms, records, entries) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(rusqlite::params![min, max, chunk.len() as i64 / 2, blob])?;
+        tx.commit()?;
+    }
+    Ok(conn.query_row("SELECT count(*) FROM record_segments", [], |r| r.get(0))?)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = args()?;
     let dir = tempfile::tempdir()?;
@@ -268,6 +306,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.close().await;
         anyhow::Ok(())
     })?;
+    if a.driver == "segments" {
+        let stored = write_segments(&path, &entries)?;
+        println!("{calls} calls in {stored} segments");
+        return Ok(());
+    }
     if a.driver == "none" {
         println!("{calls} calls' entries built");
         return Ok(());
