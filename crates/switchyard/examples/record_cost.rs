@@ -20,7 +20,8 @@
 //! them, and 57.0k through rusqlite: BENCHMARKS.md.)
 //!
 //! Options after the count: `--tags N` (tags per call, default 0, as in
-//! the benchmark), `--bare` (the `requests` table's eight secondary
+//! the benchmark), `--tag-values N` (the distinct values each tag takes,
+//! default 7; one per call, as a session id, is the sums' worst case), `--bare` (the `requests` table's eight secondary
 //! indexes dropped first, to see what they cost), `--split` (each call's
 //! begin and end in different transactions, as for a call longer than
 //! the writer's round: the row is inserted begun, then updated; without
@@ -64,6 +65,7 @@ struct Args {
     driver: String,
     calls: usize,
     tags: usize,
+    tag_values: usize,
     bare: bool,
     split: bool,
     held: bool,
@@ -71,8 +73,7 @@ struct Args {
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let usage =
-        "usage: record_cost <writer|none|segments> <calls> [--tags N] [--bare] [--split] [--held]";
+    let usage = "usage: record_cost <writer|none|segments> <calls> [--tags N] [--tag-values N] [--bare] [--split] [--held]";
     let driver = it.next().ok_or(usage)?;
     if !["writer", "none", "segments"].contains(&driver.as_str()) {
         return Err(usage.into());
@@ -82,6 +83,7 @@ fn args() -> Result<Args, String> {
         driver,
         calls,
         tags: 0,
+        tag_values: 7,
         bare: false,
         split: false,
         held: false,
@@ -89,6 +91,13 @@ fn args() -> Result<Args, String> {
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--tags" => a.tags = it.next().and_then(|n| n.parse().ok()).ok_or(usage)?,
+            "--tag-values" => {
+                a.tag_values = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or(usage)?
+            }
             "--bare" => a.bare = true,
             "--split" => a.split = true,
             "--held" => a.held = true,
@@ -100,7 +109,7 @@ fn args() -> Result<Args, String> {
 
 /// A call as the benchmark's same-dialect JSON case records it: a key, a
 /// price, one attempt, usage reported; a begin and its end side by side.
-fn entries(calls: usize, tags: usize) -> Vec<Entry> {
+fn entries(calls: usize, tags: usize, tag_values: usize) -> Vec<Entry> {
     let mut out = Vec::with_capacity(calls * 2);
     for n in 0..calls {
         let time_ms = T0 + n as i64;
@@ -114,7 +123,7 @@ fn entries(calls: usize, tags: usize) -> Vec<Entry> {
             .map(|t| {
                 (
                     format!("tag{t}"),
-                    serde_json::Value::from(format!("value{}", n % 7)),
+                    serde_json::Value::from(format!("value{}", n % tag_values)),
                 )
             })
             .collect();
@@ -265,7 +274,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let entries = entries(a.calls, a.tags);
+    let entries = entries(a.calls, a.tags, a.tag_values);
     let entries = if a.split || a.held {
         split(entries)
     } else {
