@@ -238,9 +238,25 @@ async fn wait_for_state(db: &sqlx::SqlitePool, id: &str, state: &str) {
 async fn a_call_in_flight_waits_in_the_spool_and_survives_a_kill() {
     let mocks = start_mocks().await;
     mocks.openai.script([
-        Reply::Delay(Duration::from_millis(1500), Box::new(Reply::Default)),
+        Reply::Delay(Duration::from_secs(3), Box::new(Reply::Default)),
         Reply::Delay(Duration::from_secs(60), Box::new(Reply::Default)),
     ]);
+    // Once the upstream has `n` calls, the writer has had time to read
+    // their begins (its rounds are at most 600 ms apart).
+    let upstream_has = |n: usize| {
+        let mocks = &mocks;
+        async move {
+            let started = Instant::now();
+            while upstream_ids(mocks).len() < n {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "call {n} never went up"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
     let config = crate::binary::config_file(dir.path(), &mocks, "");
     let env = crate::binary::env_with(&[("RUST_LOG", "warn")]);
@@ -249,15 +265,13 @@ async fn a_call_in_flight_waits_in_the_spool_and_survives_a_kill() {
         .await
         .unwrap();
     let first = tokio::spawn(one_call(bin.base.clone()));
-    // The writer has read the begin by now (its rounds are at most 600 ms
-    // apart), and holds it.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    upstream_has(1).await;
     assert_eq!(states(&db).await, HashMap::new(), "no begun row while held");
     let first = first.await.unwrap().expect("the first call is answered");
     wait_for_state(&db, &first, "complete").await;
 
     let second = tokio::spawn(one_call(bin.base.clone()));
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    upstream_has(2).await;
     assert_eq!(states(&db).await.len(), 1, "the second call is held");
     let pid = bin.child.id().to_string();
     let _ = std::process::Command::new("kill")
