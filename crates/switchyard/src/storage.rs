@@ -127,6 +127,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0016_tags_and_bodies.sql"),
         include_str!("../migrations/postgres/0016_tags_and_bodies.sql"),
     ),
+    (
+        17,
+        "status_errors_only",
+        include_str!("../migrations/sqlite/0017_status_errors_only.sql"),
+        include_str!("../migrations/postgres/0017_status_errors_only.sql"),
+    ),
 ];
 
 /// Runs `$body` on whichever pool `$storage` is, with `$pool` bound to it

@@ -447,6 +447,14 @@ async fn sqlite_plans_use_indexes() {
             },
             "requests_status_time",
         ),
+        // 200s are not in the status index (migration 17): read by time.
+        (
+            LogFilter {
+                status: Some(200),
+                ..Default::default()
+            },
+            "requests_time",
+        ),
         (
             LogFilter {
                 error_class: Some("timeout".into()),
