@@ -223,10 +223,12 @@ async fn write_held(lite: &Lite, entries: Vec<Entry>) -> anyhow::Result<()> {
             .collect();
         let end = read.last().map_or(total, |(c, _)| c.offset as usize + 1);
         let round = hold.round(read, at(end), T0, end == total);
+        let durable = round.durable;
         let out = Arc::new(round.entries);
         for range in transactions(&out, TX_ENTRIES) {
             lite.write(Arc::clone(&out), range).await?;
         }
+        hold.written(at(end), durable);
     }
     Ok(())
 }

@@ -195,9 +195,8 @@ impl Spool {
         }
     }
 
-    /// Reads up to `max` complete entries (lines, or binary frames) after
-    /// `from`. Returns them, without their newlines, with the checkpoint
-    /// just past the last one.
+    /// [`Spool::read_placed`] without the places, for tests.
+    #[cfg(test)]
     pub fn read(
         &self,
         from: Checkpoint,
@@ -207,8 +206,10 @@ impl Spool {
         Ok((entries.into_iter().map(|(_, e)| e).collect(), to))
     }
 
-    /// [`Spool::read`], with where each entry starts: the writer keeps the
-    /// checkpoint from passing an entry it holds back.
+    /// Reads up to `max` complete entries (lines, or binary frames) after
+    /// `from`, each with where it starts (the writer keeps the checkpoint
+    /// from passing an entry it holds back). Returns them, without their
+    /// newlines, with the place just past the last one.
     pub fn read_placed(
         &self,
         from: Checkpoint,
@@ -260,8 +261,9 @@ impl Spool {
         Ok((lines, at))
     }
 
-    /// Records that everything before `cp` is in the database: moves the
-    /// checkpoint (atomically) and deletes segments wholly behind it.
+    /// Records that everything before `cp` is in the database (the writer
+    /// holding nothing back), for tests.
+    #[cfg(test)]
     pub fn commit(&self, from: Checkpoint, cp: Checkpoint) -> std::io::Result<()> {
         self.advance(from, cp, Some(cp))
     }
@@ -283,24 +285,25 @@ impl Spool {
                 format!("{} {}", cp.seq, cp.offset).as_bytes(),
             )?;
         }
-        let cp = to;
-        let mut consumed = 0u64;
-        for seq in segments(&self.dir)? {
-            if seq < from.seq {
-                continue;
+        if to > from {
+            let mut consumed = 0u64;
+            for seq in segments(&self.dir)? {
+                if seq < from.seq {
+                    continue;
+                }
+                let len = std::fs::metadata(segment_path(&self.dir, seq))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let start = if seq == from.seq { from.offset } else { 0 };
+                if seq < to.seq {
+                    consumed += len.saturating_sub(start);
+                } else if seq == to.seq {
+                    consumed += to.offset.saturating_sub(start);
+                }
             }
-            let len = std::fs::metadata(segment_path(&self.dir, seq))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            let start = if seq == from.seq { from.offset } else { 0 };
-            if seq < cp.seq {
-                consumed += len.saturating_sub(start);
-            } else if seq == cp.seq {
-                consumed += cp.offset.saturating_sub(start);
-            }
+            self.pending
+                .fetch_sub(consumed.min(self.pending()), Ordering::AcqRel);
         }
-        self.pending
-            .fetch_sub(consumed.min(self.pending()), Ordering::AcqRel);
         let Some(durable) = durable else {
             return Ok(());
         };

@@ -145,18 +145,6 @@ async fn write_round(gw: &Gateway, hold: &mut Holding, release: bool) -> anyhow:
     let from = hold.cursor();
     let (lines, to) = off_runtime(spool, move |s| s.read_placed(from, BATCH)).await?;
     let read = lines.len();
-    let (counted, counted_to) = hold.unseen(to);
-    if read == 0 && hold.held() == 0 {
-        if to != from {
-            off_runtime(spool, move |s| s.advance(counted, counted_to, Some(to))).await?;
-            hold.written(&hold::Round {
-                entries: Vec::new(),
-                to,
-                durable: to,
-            });
-        }
-        return Ok(0);
-    }
     let mut placed = Vec::with_capacity(lines.len());
     for (n, (at, line)) in lines.iter().enumerate() {
         // The writer shares the runtime with requests: a few dozen entries
@@ -171,8 +159,10 @@ async fn write_round(gw: &Gateway, hold: &mut Holding, release: bool) -> anyhow:
         }
     }
     drop(lines);
-    let mut round = hold.round(placed, to, crate::clock::unix_ms(), release);
-    let entries = Arc::new(std::mem::take(&mut round.entries));
+    let (counted, counted_to) = hold.unseen(to);
+    let round = hold.round(placed, to, crate::clock::unix_ms(), release);
+    let durable = round.durable;
+    let entries = Arc::new(round.entries);
     for range in hold::transactions(&entries, TX_ENTRIES) {
         let _turn = gw.db_writes.lock().await;
         write_range(gw, &entries, range).await?;
@@ -187,14 +177,14 @@ async fn write_round(gw: &Gateway, hold: &mut Holding, release: bool) -> anyhow:
             Entry::ResponseDeleted { id } => Some((id.as_str(), true)),
             _ => None,
         }));
-    if to != from || round.durable != hold.durable() {
-        let durable = (round.durable != hold.durable()).then_some(round.durable);
-        off_runtime(spool, move |s| s.advance(counted, counted_to, durable)).await?;
+    if to != from || durable != hold.durable() {
+        let moved = (durable != hold.durable()).then_some(durable);
+        off_runtime(spool, move |s| s.advance(counted, counted_to, moved)).await?;
         // A round of held begins alone wrote nothing, but the backlog
         // shrank: whoever waits on it goes on.
         gw.recorder.pace.wrote();
     }
-    hold.written(&round);
+    hold.written(to, durable);
     Ok(read)
 }
 

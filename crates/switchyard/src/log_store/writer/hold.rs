@@ -71,7 +71,6 @@ struct Held {
 #[derive(Debug)]
 pub struct Round {
     pub entries: Vec<Entry>,
-    pub to: Checkpoint,
     pub durable: Checkpoint,
 }
 
@@ -142,25 +141,13 @@ impl Holding {
                 || now_ms - h.begin.time_ms >= HOLD_MS
                 || spool_bytes(h.at, to) > HOLD_SPOOL_BYTES
         };
-        if self.held.values().any(due) {
-            let due: Vec<String> = self
-                .held
-                .iter()
-                .filter(|(_, h)| due(h))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in due {
-                if let Some(h) = self.held.remove(&id) {
-                    entries.push(Entry::Begin(h.begin));
-                }
-            }
-        }
+        entries.extend(
+            self.held
+                .extract_if(|_, h| due(h))
+                .map(|(_, h)| Entry::Begin(h.begin)),
+        );
         let durable = self.held.values().map(|h| h.at).min().unwrap_or(to).min(to);
-        Round {
-            entries,
-            to,
-            durable,
-        }
+        Round { entries, durable }
     }
 
     /// This process's begins are held, unless their body is large; another
@@ -173,11 +160,12 @@ impl Holding {
                 .is_none_or(|body| body.len() <= HOLD_BODY_BYTES)
     }
 
-    /// The round's entries are in the database and the spool knows it.
-    pub fn written(&mut self, round: &Round) {
-        self.cursor = round.to;
-        self.seen = self.seen.max(round.to);
-        self.durable = round.durable;
+    /// A round's entries, read up to `to`, are in the database, and the
+    /// spool's checkpoint is at `durable`.
+    pub fn written(&mut self, to: Checkpoint, durable: Checkpoint) {
+        self.cursor = to;
+        self.seen = self.seen.max(to);
+        self.durable = durable;
     }
 
     /// A round failed: what it held may not be written, so forget it all
@@ -275,19 +263,19 @@ mod tests {
         );
         assert!(r.entries.is_empty());
         assert_eq!(r.durable, at(0), "the spool keeps what is held");
-        h.written(&r);
+        h.written(at(20), r.durable);
         assert_eq!((h.cursor(), h.held()), (at(20), 2));
         // a ends: written whole, with its begin just before its end; b is
         // still held, so the checkpoint stops at b.
         let r = h.round(vec![(at(20), end("a"))], at(30), 2000, false);
         assert_eq!(names(&r.entries), ["b:a", "e:a"]);
         assert_eq!(r.durable, at(10));
-        h.written(&r);
+        h.written(at(30), r.durable);
         // Nothing new, but b has waited long enough: written alone.
         let r = h.round(vec![], at(30), 1000 + HOLD_MS, false);
         assert_eq!(names(&r.entries), ["b:b"]);
         assert_eq!(r.durable, at(30));
-        h.written(&r);
+        h.written(at(30), r.durable);
         assert_eq!((h.durable(), h.held()), (at(30), 0));
         // Its end, later, finishes the stored row as before.
         let r = h.round(vec![(at(30), end("b"))], at(40), 1000 + HOLD_MS, false);
@@ -319,7 +307,7 @@ mod tests {
         );
         assert_eq!(names(&r2.entries), ["b:big"], "a large body is not held");
         assert_eq!(r.durable, at(5));
-        h.written(&r);
+        h.written(at(9), r.durable);
         let r = h.round(vec![(at(9), begin("late", "me", 1000))], at(12), 1000, true);
         assert_eq!(names(&r.entries).len(), 2);
         assert_eq!(r.durable, at(12));
@@ -329,7 +317,7 @@ mod tests {
     fn a_failed_round_reads_again_from_the_checkpoint() {
         let mut h = Holding::new("me", at(0), true);
         let r = h.round(vec![(at(0), begin("a", "me", 0))], at(10), 0, false);
-        h.written(&r);
+        h.written(at(10), r.durable);
         let r = h.round(vec![(at(10), end("a"))], at(20), 0, false);
         assert_eq!(names(&r.entries), ["b:a", "e:a"]);
         // The write failed: a's begin is no longer held, so read it again.
@@ -354,14 +342,14 @@ mod tests {
         let mut h = Holding::new("me", at(0), true);
         let r = h.round(vec![(at(100), begin("a", "me", 0))], at(200), 0, false);
         assert!(r.entries.is_empty());
-        h.written(&r);
+        h.written(at(200), r.durable);
         let near = Checkpoint {
             seq: 1 + HOLD_SPOOL_BYTES / SEGMENT_BYTES,
             offset: 100,
         };
         let r = h.round(vec![], near, 0, false);
         assert!(r.entries.is_empty(), "exactly the bound: still held");
-        h.written(&r);
+        h.written(near, r.durable);
         let far = Checkpoint {
             offset: 101,
             ..near
